@@ -1,0 +1,1 @@
+"""The `mxflow` command line. Never deployed."""
