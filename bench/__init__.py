@@ -1,0 +1,1 @@
+"""`make bench`: every benchmark section, merged into one JSON document on stdout."""

@@ -1,0 +1,35 @@
+"""Run every benchmark section and print one JSON document (keys: ../shared/DESIGN.md section 5).
+
+Each section is a module in this package with `run() -> dict`; its dict is merged at the top level
+under the section's own keys (for example {"validation": {...}}). Progress goes to stderr.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+
+SECTIONS = ["bench.validation", "bench.local_runtime", "bench.payments", "bench.cost"]
+
+
+def main() -> int:
+    document: dict = {"generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    for name in SECTIONS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        print(f"bench: {name} ...", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        document.update(module.run())
+        print(f"bench: {name} done in {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
+    json.dump(document, sys.stdout, indent=2, sort_keys=True)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
