@@ -15,7 +15,7 @@ SUBCOMMAND_MODULES = {
     "validate": "mxflow_cli.validate_cmd",
     "local": "mxflow_cli.local_cmd",
     "token": "mxflow_cli.local_cmd",
-    "invoke": "mxflow_cli.local_cmd",
+    "invoke": "mxflow_cli.invoke_cmd",
     "demo": "mxflow_cli.demo_cmd",
 }
 
