@@ -209,7 +209,14 @@ _BYTES_IN_MESSAGE = re.compile(r"Bytes:(\s*0x[0-9A-Fa-f]{2})+")
 _LOCATION_SUFFIX = re.compile(r",\s*line \d+, column \d+(\s*\(<string>, line \d+\))?\s*$")
 
 
-def _syntax_error(exc: etree.XMLSyntaxError, limits: ParseLimits) -> MessageError:
+def _at_end(data: bytes, exc: etree.XMLSyntaxError) -> bool:
+    """Whether libxml2 stopped at the very end of the input (the input is cut short)."""
+    line, column = getattr(exc, "position", (0, 0)) or (0, 0)
+    lines = data.rstrip().split(b"\n")
+    return line == len(lines) and column >= len(lines[-1])
+
+
+def _syntax_error(exc: etree.XMLSyntaxError, data: bytes, limits: ParseLimits) -> MessageError:
     raw = str(exc.msg if getattr(exc, "msg", None) else exc)
     text = _LOCATION_SUFFIX.sub("", raw)
     text = _BYTES_IN_MESSAGE.sub("", text).strip()
@@ -220,7 +227,7 @@ def _syntax_error(exc: etree.XMLSyntaxError, limits: ParseLimits) -> MessageErro
         message = "the input is not XML (no root element found)"
     elif "encoding" in text.lower() or "utf-8" in text.lower():
         message = f"the bytes do not match the declared encoding (wrongly declared encoding): {text}{where}"
-    elif "Premature end" in text or "EndTag" in text or "end of data" in text.lower():
+    elif "Premature end" in text or "end of data" in text.lower() or _at_end(data, exc):
         message = f"not well-formed XML, the input is truncated: {text}{where}"
     elif "Entity" in text or "entity" in text:
         message = f"entity references are not allowed (no DTD, no entities): {text}{where}"
@@ -305,7 +312,7 @@ def parse_message(data: bytes, limits: ParseLimits | None = None) -> ParsedMessa
     try:
         root = etree.fromstring(data, _parser())
     except etree.XMLSyntaxError as exc:
-        raise _syntax_error(exc, limits) from None
+        raise _syntax_error(exc, data, limits) from None
     except ValueError as exc:  # e.g. lxml refusing a str with an encoding declaration
         _fail(f"not well-formed XML: {exc}")
 
