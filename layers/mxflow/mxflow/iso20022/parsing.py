@@ -34,6 +34,7 @@ from .message import ISO_NAMESPACE_PREFIX, Issue, MessageError, ParsedMessage
 
 __all__ = [
     "ParseLimits",
+    "DEFAULT_LIMITS",
     "parse_message",
     "MessageTooLargeError",
     "UnsupportedMessageError",

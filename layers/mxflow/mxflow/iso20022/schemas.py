@@ -33,7 +33,7 @@ from lxml import etree
 
 from .message import ISO_NAMESPACE_PREFIX, Issue, MessageError
 
-__all__ = ["SchemaRegistry", "SchemaError", "default_registry", "SCHEMA_DIR_ENV"]
+__all__ = ["SchemaRegistry", "SchemaError", "default_registry", "schema_dirs_from_environment", "SCHEMA_DIR_ENV"]
 
 SCHEMA_DIR_ENV = "MXFLOW_SCHEMA_DIR"
 _XSD_NAMESPACE = "http://www.w3.org/2001/XMLSchema"
