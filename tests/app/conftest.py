@@ -290,7 +290,8 @@ def api_event(method: str, path: str, *, body: str | None = None, content_type: 
     }
 
 
-def call_api(functions, context, event) -> tuple[int, dict | str, dict]:
+def invoke_api(functions, context, event) -> tuple[int, dict | str, dict]:
+    """(status, body parsed when JSON, lower-cased headers) of the ApiFunction's answer."""
     response = functions["api"].lambda_handler(event, context)
     headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
     for key, values in (response.get("multiValueHeaders") or {}).items():
@@ -299,3 +300,18 @@ def call_api(functions, context, event) -> tuple[int, dict | str, dict]:
     if headers.get("content-type", "").endswith("json") and body:
         body = json.loads(body)
     return response["statusCode"], body, headers
+
+
+@pytest.fixture
+def call_api(functions, context):
+    return lambda event: invoke_api(functions, context, event)
+
+
+@pytest.fixture
+def client_id():
+    return CLIENT_ID
+
+
+@pytest.fixture
+def shared():
+    return SHARED

@@ -1,0 +1,184 @@
+"""ApiFunction: every HTTP route of the payment API (DESIGN.md section 5).
+
+Thin: the client id and scopes come from the Cognito authorizer's claims, the work is
+mxflow.payments.PaymentLifecycle's, errors are application/problem+json. Logs carry payment ids and
+statuses only.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from http import HTTPStatus
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+
+from mxflow.payments import (
+    InvalidRequest,
+    PaymentError,
+    PendingAgeSampler,
+    UnsupportedMessage,
+    default_lifecycle,
+)
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayRestResolver()
+pending_age = PendingAgeSampler()
+
+XML_MEDIA_TYPES = ("application/xml", "text/xml")
+PROBLEM = "application/problem+json"
+
+
+class Unauthorized(PaymentError):
+    status = 401
+    title = "Unauthorized"
+
+
+class Forbidden(PaymentError):
+    status = 403
+    title = "Forbidden"
+
+
+class UnsupportedMediaType(PaymentError):
+    status = 415
+    title = "Unsupported media type"
+
+
+def problem(status: int, title: str, detail: str, code: str | None = None) -> Response:
+    body = {"type": f"urn:mxflow:problem:{title.lower().replace(' ', '-')}", "title": title,
+            "status": status, "detail": detail}
+    if code:
+        body["code"] = code
+    return Response(status_code=status, content_type=PROBLEM, body=json.dumps(body))
+
+
+def json_response(status: int, body: dict) -> Response:
+    return Response(status_code=status, content_type="application/json", body=json.dumps(body))
+
+
+def client_with(scope: str) -> str:
+    """The calling client's id, once its token carries `scope` (API Gateway checks this first)."""
+    claims = app.current_event.request_context.authorizer.claims or {}
+    client_id = claims.get("client_id")
+    if not client_id:
+        raise Unauthorized("no authenticated client")
+    if scope not in str(claims.get("scope") or "").split():
+        raise Forbidden(f"the token lacks the scope {scope}")
+    return client_id
+
+
+def json_body() -> dict | None:
+    raw = app.current_event.body
+    if not raw:
+        return None
+    if app.current_event.is_base64_encoded:
+        raw = base64.b64decode(raw).decode("utf-8", errors="replace")
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError:
+        raise InvalidRequest("the body is not JSON") from None
+
+
+@app.post("/payments")
+@tracer.capture_method
+def submit():
+    client_id = client_with("payments/submit")
+    media_type = (app.current_event.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if media_type not in XML_MEDIA_TYPES:
+        raise UnsupportedMediaType(f"send the message as {' or '.join(XML_MEDIA_TYPES)}")
+    body = app.current_event.body or ""
+    data = base64.b64decode(body) if app.current_event.is_base64_encoded else body.encode("utf-8")
+    if not data:
+        raise UnsupportedMessage("the body is empty", code="FF01")
+    created, receipt = default_lifecycle().receive(client_id, data)
+    logger.info("payment received", extra={"paymentId": receipt["paymentId"], "created": created})
+    metrics.add_metric(name="PaymentsReceived" if created else "PaymentsResubmitted",
+                       unit=MetricUnit.Count, value=1)
+    return json_response(HTTPStatus.ACCEPTED if created else HTTPStatus.OK, receipt)
+
+
+@app.get("/payments/<payment_id>")
+@tracer.capture_method
+def get_payment(payment_id: str):
+    return json_response(200, default_lifecycle().get_payment(client_with("payments/read"), payment_id))
+
+
+@app.get("/payments/<payment_id>/messages/<name>")
+@tracer.capture_method
+def get_message(payment_id: str, name: str):
+    data = default_lifecycle().get_message(client_with("payments/read"), payment_id, name)
+    return Response(status_code=200, content_type="application/xml", body=data.decode("utf-8"))
+
+
+def decide(payment_id: str, action: str) -> Response:
+    client_id = client_with("payments/decide")
+    result = default_lifecycle().decide(client_id, payment_id, action, json_body())
+    logger.info("decision claimed", extra={"paymentId": payment_id, "action": action,
+                                           "status": result["status"]})
+    metrics.add_metric(name="Decisions", unit=MetricUnit.Count, value=1)
+    return json_response(200, result)
+
+
+@app.post("/payments/<payment_id>/approve")
+@tracer.capture_method
+def approve(payment_id: str):
+    return decide(payment_id, "approve")
+
+
+@app.post("/payments/<payment_id>/reject")
+@tracer.capture_method
+def reject(payment_id: str):
+    return decide(payment_id, "reject")
+
+
+@app.post("/payments/<payment_id>/cancel")
+@tracer.capture_method
+def cancel(payment_id: str):
+    return decide(payment_id, "cancel")
+
+
+@app.post("/payments/<payment_id>/redrive")
+@tracer.capture_method
+def redrive(payment_id: str):
+    result = default_lifecycle().redrive(client_with("payments/operate"), payment_id)
+    logger.info("execution redriven", extra={"paymentId": payment_id})
+    return json_response(202, result)
+
+
+@app.get("/health")
+@tracer.capture_method
+def health():
+    lifecycle = default_lifecycle()
+    result = lifecycle.health()
+    if result["status"] == "ok":
+        age = pending_age.sample(lifecycle)
+        if age is not None:
+            metrics.add_metric(name="OldestPendingAgeSeconds", unit=MetricUnit.Seconds, value=age)
+    return json_response(200 if result["status"] == "ok" else 503, result)
+
+
+@app.exception_handler(PaymentError)
+def payment_error(error: PaymentError):
+    return problem(error.status, error.title, error.detail, error.code)
+
+
+@app.not_found
+def not_found(_error):
+    return problem(404, "Not found", "no such resource")
+
+
+@app.exception_handler(Exception)
+def unexpected(error: Exception):
+    logger.exception("unexpected error", extra={"errorType": type(error).__name__})
+    return problem(500, "Internal error", "the request could not be completed; retry later")
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
+def lambda_handler(event, context):
+    return app.resolve(event, context)

@@ -1,0 +1,29 @@
+"""DecisionTimeoutFunction (DecisionTimedOut): claims the timeout (PDNG->RJCT AB06)
+unless a consumer claimed a decision first; returns the winning decision.
+
+Thin: checks the task's event, calls mxflow.payments.PaymentLifecycle.decision_timeout, returns its answer
+to the state machine. Logs carry the payment id and status only.
+"""
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+from mxflow.payments import default_lifecycle, task_event
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event, context):
+    event = task_event("decision_timeout", event)
+    decision = default_lifecycle().decision_timeout(event["paymentId"])
+    logger.info("decision timeout handled", extra={"paymentId": event["paymentId"],
+                                                   "action": decision["action"]})
+    if decision["action"] == "timeout":
+        metrics.add_metric(name="DecisionTimeouts", unit=MetricUnit.Count, value=1)
+    return decision

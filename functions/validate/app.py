@@ -1,0 +1,29 @@
+"""ValidateFunction (ValidateAndPersist): XSD + business rules + facts; RCVD->ACTC, or
+RCVD->RJCT with a pacs.002 RJCT; the auto-decision policy.
+
+Thin: checks the task's event, calls mxflow.payments.PaymentLifecycle.validate_and_persist, returns its answer
+to the state machine. Logs carry the payment id and status only.
+"""
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+from mxflow.payments import default_lifecycle, task_event
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event, context):
+    event = task_event("validate", event)
+    result = default_lifecycle().validate_and_persist(event["paymentId"])
+    logger.info("validated", extra={"paymentId": event["paymentId"], "status": result["status"],
+                                    "outcome": result["outcome"]})
+    metrics.add_metric(name="PaymentsRejectedInvalid" if result["outcome"] == "invalid" else "PaymentsAccepted",
+                       unit=MetricUnit.Count, value=1)
+    return result
