@@ -1,0 +1,381 @@
+"""Facts: the small JSON record the workflow keeps about a message, and the payment id.
+
+Pure code: a parsed message in, a `Facts` out; no AWS.
+
+`scan_message(parsed)` reads the parts of a pacs.008, pacs.009 or camt.056 that both the business
+rules and the facts need, once per message (cached on `parsed.extra`), with positional child
+access only: lxml's `find()` costs microseconds per call, which `make bench` would show.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field, fields as dataclass_fields
+
+from lxml import etree
+
+from .message import ParsedMessage
+
+PAYMENT_BODIES = {"FIToFICstmrCdtTrf": "pacs.008", "FICdtTrf": "pacs.009"}
+CANCELLATION_BODY = "FIToFIPmtCxlReq"
+PAYMENT_ID_VERSION = "mxflow-payment-id/1"
+_SCAN_KEY = "mxflow.iso20022.scan"
+
+
+def text_of(element) -> str | None:
+    """The stripped text of an element, None for a missing element or an empty one."""
+    if element is None:
+        return None
+    text = element.text
+    if text is None:
+        return None
+    text = text.strip()
+    return text or None
+
+
+def children_by_name(element, n: int) -> dict:
+    """The first child of each local name (n = length of the '{namespace}' prefix), in one pass."""
+    found: dict = {}
+    if element is None:
+        return found
+    for child in element:
+        tag = child.tag
+        if isinstance(tag, str) and tag[n:] not in found:
+            found[tag[n:]] = child
+    return found
+
+
+def child(element, tag: str):
+    """The first child with this qualified tag, or None (faster than find() for a known tag)."""
+    if element is not None:
+        for candidate in element:
+            if candidate.tag == tag:
+                return candidate
+    return None
+
+
+def agent_bic(agent, ns: str) -> str | None:
+    """The BIC of a BranchAndFinancialInstitutionIdentification: FinInstnId/BICFI (BIC up to .02)."""
+    institution = child(agent, ns + "FinInstnId")
+    if institution is None:
+        return None
+    for candidate in institution:
+        if candidate.tag == ns + "BICFI" or candidate.tag == ns + "BIC":
+            return text_of(candidate)
+    return None
+
+
+def institution_bic(value: str | None) -> str | None:
+    """The institution a BIC names: BIC11 with branch code XXX and its BIC8 are the same party."""
+    if not value:
+        return None
+    value = value.strip()
+    return value[:8] if len(value) == 11 and value.endswith("XXX") else value
+
+
+def party_name(party, ns: str) -> str | None:
+    """Nm of a party (pacs.008), or FinInstnId/Nm of an institution (pacs.009)."""
+    if party is None:
+        return None
+    name = child(party, ns + "Nm")
+    if name is None:
+        name = child(child(party, ns + "FinInstnId"), ns + "Nm")
+    return text_of(name)
+
+
+@dataclass
+class HeaderFields:
+    """The AppHdr elements the rules and facts use (None when absent)."""
+
+    from_bic: object = None  # the Fr/FIId/FinInstnId/BICFI element
+    to_bic: object = None
+    business_message_id: object = None
+    business_service: object = None
+    creation: object = None
+    copy_duplicate: object = None
+
+
+@dataclass
+class MessageScan:
+    """What one pass over a message found.
+
+    family: "pacs.008", "pacs.009", "camt.056", or None for any other message.
+    body: the Document's message element (FIToFICstmrCdtTrf, FICdtTrf, FIToFIPmtCxlReq).
+    group: pacs: GrpHdr children by local name; camt.056: Assgnmt children.
+    transactions: pacs: CdtTrfTxInf elements; camt.056: Undrlyg/TxInf elements.
+    """
+
+    ns: str
+    family: str | None = None
+    body: object = None
+    group: dict = field(default_factory=dict)
+    transactions: list = field(default_factory=list)
+    header: HeaderFields | None = None
+    hns: str = ""
+
+    def tx_children(self, index: int = 0) -> dict:
+        if index >= len(self.transactions):
+            return {}
+        cache = self.__dict__.setdefault("_tx_children", {})
+        if index not in cache:
+            cache[index] = children_by_name(self.transactions[index], len(self.ns))
+        return cache[index]
+
+
+def _scan_header(header) -> tuple[HeaderFields, str]:
+    hns = "{" + etree.QName(header).namespace + "}"
+    found = HeaderFields()
+    for part in header:
+        tag = part.tag
+        if tag == hns + "Fr" or tag == hns + "To":
+            fiid = child(part, hns + "FIId")
+            institution = child(fiid, hns + "FinInstnId")
+            bic = child(institution, hns + "BICFI")
+            if tag == hns + "Fr":
+                found.from_bic = bic
+            else:
+                found.to_bic = bic
+        elif tag == hns + "BizMsgIdr":
+            found.business_message_id = part
+        elif tag == hns + "BizSvc":
+            found.business_service = part
+        elif tag == hns + "CreDt":
+            found.creation = part
+        elif tag == hns + "CpyDplct":
+            found.copy_duplicate = part
+    return found, hns
+
+
+def scan_message(parsed: ParsedMessage) -> MessageScan:
+    """The shared scan of a message (computed once, cached on parsed.extra)."""
+    cached = parsed.extra.get(_SCAN_KEY)
+    if cached is not None:
+        return cached
+    ns = "{" + parsed.namespace + "}"
+    n = len(ns)
+    scan = MessageScan(ns=ns)
+    if parsed.app_header is not None:
+        scan.header, scan.hns = _scan_header(parsed.app_header)
+    body = None
+    for candidate in parsed.document:
+        if isinstance(candidate.tag, str):
+            body = candidate
+            break
+    if body is not None and body.tag.startswith(ns):
+        name = body.tag[n:]
+        scan.body = body
+        if name in PAYMENT_BODIES:
+            scan.family = PAYMENT_BODIES[name]
+            for part in body:
+                tag = part.tag
+                if tag == ns + "CdtTrfTxInf":
+                    scan.transactions.append(part)
+                elif tag == ns + "GrpHdr":
+                    scan.group = children_by_name(part, n)
+        elif name == CANCELLATION_BODY:
+            scan.family = "camt.056"
+            for part in body:
+                tag = part.tag
+                if tag == ns + "Undrlyg":
+                    scan.transactions.extend(tx for tx in part if tx.tag == ns + "TxInf")
+                elif tag == ns + "Assgnmt":
+                    scan.group = children_by_name(part, n)
+    parsed.extra[_SCAN_KEY] = scan
+    return scan
+
+
+def payment_id(*, message_family: str, sender: str | None, msg_id: str | None,
+               end_to_end_id: str | None, uetr: str | None) -> str:
+    """The payment id: the idempotency key of the whole system and the Step Functions execution name.
+
+    Deterministic from the message's identity only: the message type family (e.g. "pacs.008", so a
+    resubmission in another version of the same message is the same payment), the sender (AppHdr
+    From BIC, else the instructing agent's BIC; camt.056: the assigner's), the MsgId (camt.056:
+    Assgnmt/Id), the EndToEndId and the UETR (camt.056: the original ones). BICs are compared as
+    institutions (BIC11 "...XXX" and its BIC8 are the same sender).
+
+    Form: "p-" + 32 lowercase hex digits of SHA-256 over a canonical JSON encoding (a version tag
+    and the five parts, null for a missing part). That is a valid execution name (34 characters,
+    no whitespace or special characters) and reveals no payment data.
+    """
+    sender = institution_bic(sender)
+    canonical = json.dumps([PAYMENT_ID_VERSION, message_family, sender, msg_id, end_to_end_id, uetr],
+                           separators=(",", ":"), ensure_ascii=True)
+    return "p-" + hashlib.sha256(canonical.encode("ascii")).hexdigest()[:32]
+
+
+def content_hash(data: bytes) -> str:
+    """SHA-256 (hex) of the raw bytes: same payment id and another content hash is "same identity,
+    different bytes" (HTTP 409, AM05), the same hash an identical resubmission."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _snake_to_camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+@dataclass
+class Facts:
+    """What the workflow keeps about a message (no XML). `to_dict()` is JSON with camelCase keys.
+
+    amount/originalAmount are exact decimal strings as written in the message (never floats).
+    For pacs.008/pacs.009 the transaction fields are those of the first transaction (CBPR+ carries
+    one); numberOfTransactions tells how many there are. For camt.056, msgId/creationDateTime are
+    Assgnmt/Id and Assgnmt/CreDtTm, instructingAgentBic/instructedAgentBic the assigner and
+    assignee agents, and the original* fields those of the first TxInf (group values as fallback).
+    """
+
+    message_type: str
+    payment_id: str = ""
+    msg_id: str | None = None
+    creation_date_time: str | None = None
+    instr_id: str | None = None
+    end_to_end_id: str | None = None
+    tx_id: str | None = None
+    uetr: str | None = None
+    amount: str | None = None
+    currency: str | None = None
+    settlement_date: str | None = None
+    debtor_name: str | None = None
+    creditor_name: str | None = None
+    debtor_agent_bic: str | None = None
+    creditor_agent_bic: str | None = None
+    instructing_agent_bic: str | None = None
+    instructed_agent_bic: str | None = None
+    charge_bearer: str | None = None
+    number_of_transactions: int | None = None
+    header_from: str | None = None
+    header_to: str | None = None
+    business_message_id: str | None = None
+    business_service: str | None = None
+    original_msg_id: str | None = None
+    original_msg_nm_id: str | None = None
+    original_creation_date_time: str | None = None
+    original_instr_id: str | None = None
+    original_end_to_end_id: str | None = None
+    original_tx_id: str | None = None
+    original_uetr: str | None = None
+    original_amount: str | None = None
+    original_currency: str | None = None
+    original_settlement_date: str | None = None
+    case_id: str | None = None
+    cancellation_reason: str | None = None
+    original_payment_id: str | None = None
+
+    @property
+    def message_family(self) -> str:
+        return ".".join(self.message_type.split(".")[:2])
+
+    @property
+    def sender_bic(self) -> str | None:
+        """Who sent the message: AppHdr From, else the instructing agent (camt.056: the assigner)."""
+        return self.header_from or self.instructing_agent_bic
+
+    def to_dict(self) -> dict:
+        return {_snake_to_camel(f.name): getattr(self, f.name) for f in dataclass_fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Facts":
+        """The inverse of to_dict (unknown keys are ignored, missing ones take their defaults)."""
+        names = {_snake_to_camel(f.name): f.name for f in dataclass_fields(cls)}
+        return cls(**{names[key]: value for key, value in data.items() if key in names})
+
+
+def _amount(element) -> tuple[str | None, str | None]:
+    if element is None:
+        return None, None
+    return text_of(element), element.get("Ccy")
+
+
+def extract_facts(parsed: ParsedMessage) -> Facts:
+    """The facts of a parsed message (any ISO message: fields a message type lacks stay None)."""
+    scan = scan_message(parsed)
+    ns = scan.ns
+    facts = Facts(message_type=parsed.message_id)
+    header = scan.header
+    if header is not None:
+        facts.header_from = text_of(header.from_bic)
+        facts.header_to = text_of(header.to_bic)
+        facts.business_message_id = text_of(header.business_message_id)
+        facts.business_service = text_of(header.business_service)
+    group = scan.group
+    facts.msg_id = text_of(group.get("MsgId") if scan.family != "camt.056" else group.get("Id"))
+    facts.creation_date_time = text_of(group.get("CreDtTm"))
+    if scan.family in ("pacs.008", "pacs.009"):
+        _payment_facts(facts, scan, ns)
+        identity = (facts.msg_id, facts.end_to_end_id, facts.uetr)
+    elif scan.family == "camt.056":
+        _cancellation_facts(facts, scan, ns)
+        identity = (facts.msg_id, facts.original_end_to_end_id, facts.original_uetr)
+    else:
+        identity = (facts.msg_id, None, None)
+    facts.payment_id = payment_id(message_family=facts.message_family, sender=facts.sender_bic,
+                                  msg_id=identity[0], end_to_end_id=identity[1], uetr=identity[2])
+    return facts
+
+
+def _payment_facts(facts: Facts, scan: MessageScan, ns: str) -> None:
+    group = scan.group
+    number = text_of(group.get("NbOfTxs"))
+    facts.number_of_transactions = int(number) if number and number.isdigit() else len(scan.transactions)
+    t = scan.tx_children(0)
+    n = len(ns)
+    ids = children_by_name(t.get("PmtId"), n)
+    facts.instr_id = text_of(ids.get("InstrId"))
+    facts.end_to_end_id = text_of(ids.get("EndToEndId"))
+    facts.tx_id = text_of(ids.get("TxId"))
+    facts.uetr = text_of(ids.get("UETR"))
+    facts.amount, facts.currency = _amount(t.get("IntrBkSttlmAmt"))
+    if facts.amount is None:
+        facts.amount, facts.currency = _amount(group.get("TtlIntrBkSttlmAmt"))
+    facts.settlement_date = text_of(t.get("IntrBkSttlmDt") if "IntrBkSttlmDt" in t else group.get("IntrBkSttlmDt"))
+    facts.charge_bearer = text_of(t.get("ChrgBr"))
+    facts.debtor_name = party_name(t.get("Dbtr"), ns)
+    facts.creditor_name = party_name(t.get("Cdtr"), ns)
+    facts.debtor_agent_bic = agent_bic(t.get("DbtrAgt"), ns)
+    facts.creditor_agent_bic = agent_bic(t.get("CdtrAgt"), ns)
+    facts.instructing_agent_bic = agent_bic(t.get("InstgAgt"), ns) or agent_bic(group.get("InstgAgt"), ns)
+    facts.instructed_agent_bic = agent_bic(t.get("InstdAgt"), ns) or agent_bic(group.get("InstdAgt"), ns)
+
+
+def _assignment_agent(party, ns: str) -> str | None:
+    return agent_bic(child(party, ns + "Agt"), ns)
+
+
+def _cancellation_facts(facts: Facts, scan: MessageScan, ns: str) -> None:
+    n = len(ns)
+    group = scan.group
+    facts.instructing_agent_bic = _assignment_agent(group.get("Assgnr"), ns)
+    facts.instructed_agent_bic = _assignment_agent(group.get("Assgne"), ns)
+    facts.number_of_transactions = len(scan.transactions)
+    body = children_by_name(scan.body, n)
+    case = body.get("Case")
+    underlying = body.get("Undrlyg")
+    group_info = children_by_name(child(underlying, ns + "OrgnlGrpInfAndCxl"), n)
+    t = scan.tx_children(0)
+    if case is None:
+        case = t.get("Case")
+    if case is None:
+        case = group_info.get("Case")
+    facts.case_id = text_of(child(case, ns + "Id"))
+    original_group = children_by_name(t.get("OrgnlGrpInf"), n) or group_info
+    facts.original_msg_id = text_of(original_group.get("OrgnlMsgId"))
+    facts.original_msg_nm_id = text_of(original_group.get("OrgnlMsgNmId"))
+    facts.original_creation_date_time = text_of(original_group.get("OrgnlCreDtTm"))
+    facts.original_instr_id = text_of(t.get("OrgnlInstrId"))
+    facts.original_end_to_end_id = text_of(t.get("OrgnlEndToEndId"))
+    facts.original_tx_id = text_of(t.get("OrgnlTxId"))
+    facts.original_uetr = text_of(t.get("OrgnlUETR"))
+    facts.original_amount, facts.original_currency = _amount(t.get("OrgnlIntrBkSttlmAmt"))
+    facts.original_settlement_date = text_of(t.get("OrgnlIntrBkSttlmDt"))
+    reason_info = t.get("CxlRsnInf")
+    if reason_info is None:
+        reason_info = group_info.get("CxlRsnInf")
+    facts.cancellation_reason = text_of(child(child(reason_info, ns + "Rsn"), ns + "Cd"))
+    if facts.original_msg_nm_id:
+        # Best-effort link to the payment being cancelled, assuming the cancellation comes from the
+        # party that sent the original (CBPR+: the instructing agent). Match on UETR as well.
+        facts.original_payment_id = payment_id(
+            message_family=".".join(facts.original_msg_nm_id.split(".")[:2]), sender=facts.sender_bic,
+            msg_id=facts.original_msg_id, end_to_end_id=facts.original_end_to_end_id, uetr=facts.original_uetr)
