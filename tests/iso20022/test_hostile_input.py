@@ -279,3 +279,16 @@ def test_utf16_and_utf8_with_bom_are_accepted_when_valid(codec, samples_dir, reg
     from mxflow.iso20022.validation import validate_schema
 
     assert validate_schema(parsed, registry) == []
+
+
+def test_xinclude_namespace_spelt_with_character_references(tripwire, registry):
+    body = f'<xi:include xmlns:xi="http://www.w3.org/2001/XInclud&#101;" href="file://{tripwire.path}"/>'
+    refused(_doc(body).encode(), registry, "XInclude is not allowed")
+    assert tripwire.opened == 0
+
+
+def test_depth_limit_below_libxml2s_own(registry):
+    data = b"<a>" * 150 + b"</a>" * 150  # under libxml2's 256, over the default limit of 100
+    refused(data, registry, "nested deeper than the limit of 100")
+    self_closing = b"<a>" * 101 + b"<b/>" + b"</a>" * 101  # depth 102
+    refused(self_closing, registry, "nested deeper than the limit of 100")

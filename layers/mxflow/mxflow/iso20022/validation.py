@@ -130,14 +130,12 @@ def validate_schema(parsed: ParsedMessage, registry: SchemaRegistry | None = Non
 
 def check_header(parsed: ParsedMessage) -> list[Issue]:
     """The AppHdr's MsgDefIdr must name the Document's message id exactly."""
-    if parsed.app_header is None:
-        return []
-    path = element_path(parsed.app_header) + "/MsgDefIdr"
     declared = parsed.header_message_id
-    if declared == parsed.message_id:
+    if parsed.app_header is None or declared == parsed.message_id:
         return []
     if declared is None:
         return []  # a missing MsgDefIdr is the header XSD's finding, not a second one here
+    path = element_path(parsed.app_header) + "/MsgDefIdr"
     shown = repr(declared) if MESSAGE_ID_PATTERN.fullmatch(declared) else "a value that is not a message identifier"
     return [
         Issue(
@@ -149,6 +147,20 @@ def check_header(parsed: ParsedMessage) -> list[Issue]:
 
 
 # --- pipeline -----------------------------------------------------------------------------------------
+
+_stages: tuple | None = None
+
+
+def _later_stages():
+    """rules.check_rules and facts.extract_facts, imported on first use (not at import time, so the
+    parse and XSD steps stand on their own)."""
+    global _stages
+    if _stages is None:
+        from .facts import extract_facts
+        from .rules import check_rules
+
+        _stages = (check_rules, extract_facts)
+    return _stages
 
 
 def validate_message(
@@ -178,13 +190,9 @@ def validate_message(
     errors = check_header(parsed)
     schema_issues = validate_schema(parsed, registry)
     errors += schema_issues
+    check_rules, extract_facts = _later_stages()
     if not schema_issues:
-        from .rules import check_rules  # A2's module, imported when first needed
-
         errors += check_rules(parsed, profile=profile, now=now)
-
-    from .facts import extract_facts  # A2's module
-
     if errors:
         # An invalid message may lack what facts need; facts are then best effort.
         try:

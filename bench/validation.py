@@ -1,0 +1,90 @@
+"""Validation throughput on one core: the whole pipeline against bare lxml and the xmlschema library.
+
+The message is a CBPR+ pacs.008 with its AppHdr in a SWIFT envelope, read from
+../shared/iso20022/samples (or $MXFLOW_SHARED). Three loops over the same bytes, each about 2.5 s:
+- pipeline: mxflow.iso20022.validation.validate_message, profile "cbpr+" (hardened parse, identify,
+  XSD of AppHdr and Document, business rules, facts);
+- lxml: the floor - parse, take the Document, validate it with the same compiled schema;
+- xmlschema: the pure-Python peer - validate the same Document (same bytes) with a schema compiled
+  once, outside the loop.
+Goal (docs/architecture.md): pipeline >= 50% of the lxml rate.
+"""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from lxml import etree
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MXFLOW_SHARED", ROOT.parent / "shared"))
+SAMPLE = SHARED / "iso20022" / "samples" / "phoughton-cbpr-ur" / "2026" / "cbprplus_pacs008_2026.xml"
+XSD_DIR = SHARED / "iso20022" / "xsd"
+SECONDS = 2.5
+
+
+def _rate(function, seconds: float = SECONDS) -> float:
+    """Calls per second over a time-bounded loop (after a short warm-up)."""
+    for _ in range(20):
+        function()
+    count, started = 0, time.perf_counter()
+    deadline = started + seconds
+    while True:
+        for _ in range(50):
+            function()
+        count += 50
+        now = time.perf_counter()
+        if now >= deadline:
+            return count / (now - started)
+
+
+def run() -> dict:
+    from mxflow.iso20022.schemas import SchemaRegistry
+    from mxflow.iso20022.validation import validate_message
+
+    data = SAMPLE.read_bytes()
+    registry = SchemaRegistry([XSD_DIR])
+    check = validate_message(data, profile="cbpr+", registry=registry)
+    if not check.valid:
+        raise RuntimeError(f"bench sample is not valid: {[i.to_dict() for i in check.errors]}")
+    message_id = check.message_type
+    schema = registry.schema_for(message_id)  # the same compiled schema for the floor
+    document_tag = f"{{urn:iso:std:iso:20022:tech:xsd:{message_id}}}Document"
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+
+    def pipeline():
+        validate_message(data, profile="cbpr+", registry=registry)
+
+    def bare_lxml():
+        root = etree.fromstring(data, parser)
+        document = root if root.tag == document_tag else root.find(document_tag)
+        if not schema.validate(document):
+            raise RuntimeError("bare lxml found the sample invalid")
+
+    import xmlschema
+
+    xs_schema = xmlschema.XMLSchema(str(registry.source_for(message_id)))
+
+    def with_xmlschema():
+        root = etree.fromstring(data, parser)
+        document = root if root.tag == document_tag else root.find(document_tag)
+        xs_schema.validate(document)
+
+    pipeline_rate = _rate(pipeline)
+    lxml_rate = _rate(bare_lxml)
+    xmlschema_rate = _rate(with_xmlschema, seconds=2.0)
+    return {
+        "validation": {
+            "sample": str(SAMPLE.relative_to(SHARED)),
+            "message_bytes": len(data),
+            "message_type": message_id,
+            "profile": "cbpr+",
+            "pipeline_msgs_per_s": round(pipeline_rate, 1),
+            "lxml_msgs_per_s": round(lxml_rate, 1),
+            "xmlschema_msgs_per_s": round(xmlschema_rate, 1),
+            "pipeline_vs_lxml": round(pipeline_rate / lxml_rate, 3),
+            "pipeline_vs_xmlschema": round(pipeline_rate / xmlschema_rate, 2),
+            "goal_pipeline_vs_lxml": 0.5,
+        }
+    }
