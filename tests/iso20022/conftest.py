@@ -34,3 +34,27 @@ def samples_dir(shared_dir) -> Path:
 def registry(xsd_dir) -> SchemaRegistry:
     """Official XSDs of ../shared/iso20022/xsd, then the built-in pacs.008 set."""
     return SchemaRegistry([xsd_dir])
+
+
+# --- A2 (rules, facts, builders): samples as bytes and freshly parsed ------------------------------
+
+
+@pytest.fixture(scope="session")
+def sample_bytes(samples_dir):
+    """sample_bytes("phoughton-cbpr-ur/2025/cbprplus_pacs008_2025.xml") -> the file's bytes."""
+
+    def load(name: str) -> bytes:
+        return (samples_dir / name).read_bytes()
+
+    return load
+
+
+@pytest.fixture(scope="session")
+def parsed_sample(sample_bytes):
+    """parsed_sample(name) -> a fresh ParsedMessage of a sample (its tree may be mutated by the test)."""
+    from mxflow.iso20022.parsing import parse_message
+
+    def parse(name: str):
+        return parse_message(sample_bytes(name))
+
+    return parse
