@@ -95,7 +95,7 @@ def submit():
     if not data:
         raise UnsupportedMessage("the body is empty", code="FF01")
     created, receipt = default_lifecycle().receive(client_id, data)
-    logger.info("payment received", extra={"paymentId": receipt["paymentId"], "created": created})
+    logger.info("payment received", extra={"paymentId": receipt["paymentId"], "newPayment": created})
     metrics.add_metric(name="PaymentsReceived" if created else "PaymentsResubmitted",
                        unit=MetricUnit.Count, value=1)
     return json_response(HTTPStatus.ACCEPTED if created else HTTPStatus.OK, receipt)
