@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # module name -> the subcommands it provides (imported lazily, so `mxflow validate` never loads moto)
@@ -62,6 +63,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - the command line shows a message, never a traceback
+        if os.environ.get("MXFLOW_DEBUG"):
+            raise
+        print(f"mxflow: error: {type(exc).__name__}: {exc} (set MXFLOW_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

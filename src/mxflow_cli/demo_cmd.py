@@ -1,0 +1,305 @@
+"""`mxflow demo`: the end-to-end demonstration that `make demo` runs.
+
+It starts the embedded local runtime on the application's own template.yaml with the local HTTP API,
+submits example payments (real pacs.008 messages generated for this run) and follows each one through
+the real state machine and handlers to the end of its path: approved and released, rejected by the
+consumer, invalid (schema and business rule), a duplicate and a conflicting resubmission, a cancel, a
+decision timeout, and a release that fails, leaves the execution FAILED and is redriven. Each path is
+printed with its history; every generated message is fetched through the API, checked against the
+official XSD and written under the output directory. Exit 0 only if every path ended as expected.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mxflow_cli.main import UsageError
+
+DEMO_DECISION_TIMEOUT_SECONDS = 8  # the timeout path's short demo timeout (the template's default is a day)
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("demo", help="run the end-to-end demonstration on the local runtime",
+                                   description=__doc__.split("\n\n")[0])
+    parser.add_argument("--template", default="template.yaml", help="the SAM template (default: template.yaml)")
+    parser.add_argument("--schema-dir", action="append", default=None,
+                        help="directory of official XSDs (default: $MXFLOW_SCHEMA_DIR, else ../shared/iso20022/xsd)")
+    parser.add_argument("--output", default=".mxflow/demo", help="where generated messages are written")
+    parser.set_defaults(func=run)
+
+
+@dataclass
+class Outcome:
+    title: str
+    payment_id: str = "-"
+    path: list[str] = field(default_factory=list)
+    detail: str = ""
+    problems: list[str] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    def expect(self, condition: bool, problem: str) -> None:
+        if not condition:
+            self.problems.append(problem)
+
+
+def _schema_dirs(args) -> list[str]:
+    if args.schema_dir:
+        return args.schema_dir
+    if os.environ.get("MXFLOW_SCHEMA_DIR"):
+        return os.environ["MXFLOW_SCHEMA_DIR"].split(os.pathsep)
+    shared = Path(os.environ.get("MXFLOW_SHARED", Path.cwd().parent / "shared")) / "iso20022" / "xsd"
+    if shared.is_dir():
+        return [str(shared.resolve())]
+    raise UsageError("no schema directory: pass --schema-dir DIR (official ISO 20022 XSDs: head.001, pacs.002, "
+                     "pacs.008, camt.029) or set MXFLOW_SCHEMA_DIR")
+
+
+def run(args) -> int:
+    template = Path(args.template)
+    if not template.is_file():
+        raise UsageError(f"template not found: {template} (run from the repository root)")
+    schema_dirs = _schema_dirs(args)
+    output = Path(args.output)
+
+    from mxflow.iso20022 import SchemaRegistry, parse_message
+    from mxflow_local.client import ALL_SCOPES, PaymentsClient
+    from mxflow_local.http_api import LocalApi
+
+    registry = SchemaRegistry(schema_dirs=schema_dirs)
+    overrides = {"DecisionTimeoutSeconds": str(DEMO_DECISION_TIMEOUT_SECONDS)}
+    env = {"MXFLOW_SCHEMA_DIR": os.pathsep.join(schema_dirs)}
+    started = time.monotonic()
+    print(f"mxflow demo: starting the local runtime on {template} ...", flush=True)
+    with LocalApi.start(template, port=0, parameter_overrides=overrides, env_overrides=env) as api:
+        client = PaymentsClient(api.url, api.issue_token(ALL_SCOPES, client_id="demo"))
+        print(f"  local API {api.url} (Region {api.region}), up in {time.monotonic() - started:.1f}s; "
+              f"schemas from {', '.join(schema_dirs)}")
+        print(f"  decision timeout for this demo: {DEMO_DECISION_TIMEOUT_SECONDS}s\n", flush=True)
+        demo = _Demo(client, api, registry, parse_message, output)
+        outcomes = demo.run_all()
+    return _report(outcomes, output)
+
+
+class _Demo:
+    def __init__(self, client, api, registry, parse_message, output: Path):
+        self.client, self.api, self.registry, self.parse_message, self.output = client, api, registry, parse_message, output
+        from mxflow_local.sample_messages import credit_transfer
+
+        self.credit_transfer = credit_transfer
+
+    # --- the paths ------------------------------------------------------------------------------------------
+    def run_all(self) -> list[Outcome]:
+        scenarios = [self.approved, self.rejected_by_consumer, self.invalid_schema, self.invalid_rule,
+                     self.duplicate, self.cancelled, self.timed_out, self.release_fails_then_redriven]
+        # The timeout path waits longest: submit it first so its clock runs while the others go.
+        timeout_start = self._submit_pending(self.credit_transfer(amount="75.00"), Outcome("decision timeout"))
+        outcomes = []
+        for scenario in scenarios:
+            print(f"- {scenario.__doc__.strip()} ...", flush=True)
+            try:
+                outcome = scenario(timeout_start) if scenario == self.timed_out else scenario()
+            except Exception as error:  # noqa: BLE001 - a demo path that breaks is reported, not a traceback
+                outcome = Outcome(scenario.__doc__.strip(), problems=[f"{type(error).__name__}: {error}"])
+            outcomes.append(outcome)
+            self._print(outcome)
+        return outcomes
+
+    def approved(self) -> Outcome:
+        """approved and released"""
+        outcome = self._submit_pending(self.credit_transfer(amount="1250.00"), Outcome("approved and released"))
+        reply = self.client.approve(outcome.payment_id)
+        outcome.expect(reply.status == 200, f"approve answered {reply.status}")
+        payment = self.client.wait_for_status(outcome.payment_id, "ACSC", "RJCT", "CANC")
+        self._finish(outcome, payment, status="ACSC", report_status="ACSC", messages=("pacs.002", "outbound"))
+        return outcome
+
+    def rejected_by_consumer(self) -> Outcome:
+        """rejected by the consumer"""
+        outcome = self._submit_pending(self.credit_transfer(amount="980.40"), Outcome("rejected by the consumer"))
+        reply = self.client.reject(outcome.payment_id, "AM04", "Insufficient cover on the nostro")
+        outcome.expect(reply.status == 200, f"reject answered {reply.status}")
+        payment = self.client.wait_for(outcome.payment_id, lambda p: "pacs.002" in _names(p))
+        self._finish(outcome, payment, status="RJCT", report_status="RJCT", reason="AM04", messages=("pacs.002",))
+        return outcome
+
+    def invalid_schema(self) -> Outcome:
+        """invalid against the official XSD"""
+        message = self.credit_transfer(amount="10.00").replace(b"<SttlmMtd>INDA</SttlmMtd>", b"<SttlmMtd>XXXX</SttlmMtd>")
+        return self._invalid(message, Outcome("invalid: schema (XSD)"), reason="FF01")
+
+    def invalid_rule(self) -> Outcome:
+        """invalid by a business rule"""
+        message = self.credit_transfer(amount="12.345", currency="EUR")  # EUR has two decimals
+        return self._invalid(message, Outcome("invalid: business rule"), reason="CH20")
+
+    def duplicate(self) -> Outcome:
+        """a duplicate and a conflicting resubmission"""
+        outcome = Outcome("duplicate and conflict")
+        message = self.credit_transfer(amount="300.00")
+        first = self.client.submit(message)
+        outcome.expect(first.status == 202, f"first submission answered {first.status}")
+        outcome.payment_id = first.json.get("paymentId", "-") if first.status < 300 else "-"
+        again = self.client.submit(message)
+        outcome.expect(again.status == 200, f"identical resubmission answered {again.status} (200 expected)")
+        outcome.expect(again.json == first.json, "identical resubmission returned a different body")
+        altered = message.replace(b"Invoice 2026-1147", b"Invoice 2026-1148")
+        conflict = self.client.submit(altered)
+        outcome.expect(conflict.status == 409, f"same identity, other bytes answered {conflict.status} (409 expected)")
+        code = (conflict.json or {}).get("code") if conflict.body else None
+        outcome.detail = (f"resubmitted: {again.status} same payment; altered bytes: {conflict.status} "
+                          f"{conflict.json.get('title', '') if conflict.body else ''} (code {code})")
+        payment = self.client.wait_for_status(outcome.payment_id, "PDNG", "RJCT")
+        outcome.path = _path(payment)
+        self.client.approve(outcome.payment_id)  # leave nothing waiting
+        return outcome
+
+    def cancelled(self) -> Outcome:
+        """a cancellation (camt.029, CANC)"""
+        outcome = self._submit_pending(self.credit_transfer(amount="4400.00"), Outcome("cancelled"))
+        reply = self.client.cancel(outcome.payment_id, "DUPL")
+        outcome.expect(reply.status == 200, f"cancel answered {reply.status}")
+        payment = self.client.wait_for(outcome.payment_id, lambda p: "camt.029" in _names(p))
+        self._finish(outcome, payment, status="CANC", reason="DUPL", messages=("camt.029",))
+        return outcome
+
+    def timed_out(self, outcome: Outcome) -> Outcome:
+        """a decision timeout"""
+        payment = self.client.wait_for(outcome.payment_id, lambda p: "pacs.002" in _names(p),
+                                       timeout=DEMO_DECISION_TIMEOUT_SECONDS + 60)
+        self._finish(outcome, payment, status="RJCT", report_status="RJCT", reason="AB06", messages=("pacs.002",))
+        return outcome
+
+    def release_fails_then_redriven(self) -> Outcome:
+        """a release that fails, then is redriven"""
+        outcome = self._submit_pending(self.credit_transfer(amount="15000.00"), Outcome("release fails, redriven"))
+        # Four consecutive TransientErrors: the first attempt and its three retries (MaxAttempts 3) all fail.
+        self.api.runtime.faults.inject("ReleaseFunction", kind="raise", count=4, error_type="TransientError")
+        self.client.approve(outcome.payment_id)
+        sfn = self.api.runtime.client("stepfunctions")
+        execution_arn = _execution_arn(sfn, outcome.payment_id)
+        status = _wait_execution(sfn, execution_arn, ("FAILED", "SUCCEEDED"), timeout=60)
+        outcome.expect(status == "FAILED", f"execution ended {status}, FAILED expected after the retries")
+        stuck = self.client.get(outcome.payment_id).json
+        reply = self.client.redrive(outcome.payment_id)
+        outcome.expect(reply.status == 202, f"redrive answered {reply.status}")
+        payment = self.client.wait_for_status(outcome.payment_id, "ACSC", timeout=60)
+        description = sfn.describe_execution(executionArn=execution_arn)
+        outcome.expect(description.get("redriveCount") == 1, f"redriveCount {description.get('redriveCount')}")
+        again = self.client.redrive(outcome.payment_id)
+        outcome.expect(again.status == 409, f"redrive of a finished execution answered {again.status} (409 expected)")
+        self._finish(outcome, payment, status="ACSC", report_status="ACSC", messages=("pacs.002", "outbound"))
+        outcome.detail = (f"execution FAILED at Release with status {stuck.get('status')}; redriven "
+                          f"(redriveCount {description.get('redriveCount')}) -> {payment['status']}; a second redrive: "
+                          f"{again.status}. " + outcome.detail)
+        return outcome
+
+    # --- shared steps ---------------------------------------------------------------------------------------
+    def _submit_pending(self, message: bytes, outcome: Outcome) -> Outcome:
+        reply = self.client.submit(message)
+        outcome.expect(reply.status == 202, f"submission answered {reply.status}: {reply.body[:200]!r}")
+        outcome.payment_id = reply.json["paymentId"]
+        payment = self.client.wait_for_status(outcome.payment_id, "PDNG", "RJCT")
+        outcome.expect(payment["status"] == "PDNG", f"reached {payment['status']}, PDNG expected")
+        return outcome
+
+    def _invalid(self, message: bytes, outcome: Outcome, *, reason: str) -> Outcome:
+        reply = self.client.submit(message)
+        outcome.expect(reply.status == 202, f"submission answered {reply.status}")
+        outcome.payment_id = reply.json["paymentId"]
+        payment = self.client.wait_for(outcome.payment_id, lambda p: "pacs.002" in _names(p))
+        self._finish(outcome, payment, status="RJCT", report_status="RJCT", reason=reason, messages=("pacs.002",))
+        return outcome
+
+    def _finish(self, outcome: Outcome, payment: dict, *, status: str, messages: tuple, reason: str | None = None,
+                report_status: str | None = None) -> None:
+        outcome.path = _path(payment)
+        outcome.expect(payment["status"] == status, f"ended {payment['status']}, {status} expected")
+        got_reason = (payment.get("reason") or {}).get("code") if isinstance(payment.get("reason"), dict) else payment.get("reason")
+        if reason:
+            outcome.expect(got_reason == reason, f"reason {got_reason}, {reason} expected")
+        outcome.detail = f"reason {got_reason}" if got_reason else ""
+        for name in messages:
+            outcome.expect(name in _names(payment), f"no {name} message")
+        for name in _names(payment):
+            self._save_message(outcome, payment["paymentId"], name, report_status if name == "pacs.002" else None)
+
+    def _save_message(self, outcome: Outcome, payment_id: str, name: str, expected_status: str | None) -> None:
+        reply = self.client.message(payment_id, name)
+        if reply.status != 200:
+            outcome.problems.append(f"GET message {name} answered {reply.status}")
+            return
+        target = self.output / payment_id / f"{name}.xml"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(reply.body)
+        outcome.files.append(str(target))
+        if name == "received":
+            return
+        from mxflow.iso20022 import validate_schema
+
+        parsed = self.parse_message(reply.body)
+        errors = validate_schema(parsed, self.registry)
+        outcome.expect(not errors, f"{name} fails its XSD: {[e.message for e in errors[:2]]}")
+        if expected_status:
+            statuses = parsed.document.xpath("//*[local-name()='TxSts']/text()")
+            outcome.expect(statuses == [expected_status], f"{name} TxSts {statuses}, {expected_status} expected")
+        label = f"{name} ({parsed.message_id}, XSD valid)" if not errors else f"{name} ({parsed.message_id}, XSD INVALID)"
+        outcome.detail = (outcome.detail + "; " if outcome.detail else "") + label
+
+    @staticmethod
+    def _print(outcome: Outcome) -> None:
+        mark = "ok " if not outcome.problems else "FAILED"
+        print(f"  [{mark}] {outcome.title:<26} {outcome.payment_id}")
+        print(f"         path: {' -> '.join(outcome.path) if outcome.path else '-'}")
+        if outcome.detail:
+            print(f"         {outcome.detail}")
+        for problem in outcome.problems:
+            print(f"         PROBLEM: {problem}")
+        sys.stdout.flush()
+
+
+def _names(payment: dict) -> list[str]:
+    messages = payment.get("messages") or []
+    return list(messages) if isinstance(messages, (list, dict)) else []
+
+
+def _path(payment: dict) -> list[str]:
+    return [entry.get("status", "?") for entry in payment.get("history") or []]
+
+
+def _execution_arn(sfn, payment_id: str) -> str:
+    machines = sfn.list_state_machines()["stateMachines"]
+    for machine in machines:
+        arn = machine["stateMachineArn"].replace(":stateMachine:", ":execution:") + f":{payment_id}"
+        try:
+            sfn.describe_execution(executionArn=arn)
+            return arn
+        except sfn.exceptions.ExecutionDoesNotExist:
+            continue
+    raise RuntimeError("no execution found for the payment")
+
+
+def _wait_execution(sfn, arn: str, statuses, *, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    status = "?"
+    while time.monotonic() < deadline:
+        status = sfn.describe_execution(executionArn=arn)["status"]
+        if status in statuses:
+            return status
+        time.sleep(0.2)
+    return status
+
+
+def _report(outcomes: list[Outcome], output: Path) -> int:
+    failed = [o for o in outcomes if o.problems]
+    print()
+    print(f"Generated and received messages: {output}/<paymentId>/<name>.xml "
+          f"({sum(len(o.files) for o in outcomes)} files); in the running API: GET /payments/<id>/messages/<name>")
+    if failed:
+        print(f"mxflow demo: {len(failed)} of {len(outcomes)} paths did NOT end as expected: "
+              f"{', '.join(o.title for o in failed)}")
+        return 1
+    print(f"mxflow demo: all {len(outcomes)} paths ended as expected.")
+    return 0
