@@ -146,8 +146,14 @@ def _scan_header(header) -> tuple[HeaderFields, str]:
     return found, hns
 
 
+def forget_scan(parsed: ParsedMessage) -> None:
+    """Drop the cached scan: for a caller that edits the tree after rules or facts looked at it."""
+    parsed.extra.pop(_SCAN_KEY, None)
+
+
 def scan_message(parsed: ParsedMessage) -> MessageScan:
-    """The shared scan of a message (computed once, cached on parsed.extra)."""
+    """The shared scan of a message, computed once and cached on parsed.extra: the tree of a parsed
+    message is not expected to change (a caller that edits it calls forget_scan)."""
     cached = parsed.extra.get(_SCAN_KEY)
     if cached is not None:
         return cached
