@@ -50,7 +50,9 @@ FALLBACK_RESOURCES = {
     "ReleaseQueue": {"Type": "AWS::SQS::Queue", "Properties": {
         "FifoQueue": True, "ContentBasedDeduplication": False}},
     "PaymentEventsTopic": {"Type": "AWS::SNS::Topic", "Properties": {}},
-    "ArchiveBucket": {"Type": "AWS::S3::Bucket", "Properties": {}},
+    "ArchiveBucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketEncryption": {
+        "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {
+            "SSEAlgorithm": "aws:kms"}, "BucketKeyEnabled": True}]}}},
 }
 
 
@@ -90,6 +92,7 @@ class Aws:
     state_machine_arn: str
     table_properties: dict
     queue_attributes: dict
+    key_arn: str
 
 
 def _create_resources() -> Aws:
@@ -113,8 +116,21 @@ def _create_resources() -> Aws:
 
     topic_arn = boto3.client("sns").create_topic(Name="mxflow-payment-events")["TopicArn"]
     bucket = "mxflow-archive"
-    boto3.client("s3").create_bucket(Bucket=bucket,
-                                     CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+    # The template's default encryption, with a moto KMS key standing in for !GetAtt PaymentKey.Arn.
+    key_arn = boto3.client("kms").create_key(Description="mxflow payment key")["KeyMetadata"]["Arn"]
+    rules = _resource(resources, "AWS::S3::Bucket", "ArchiveBucket").get("BucketEncryption", {}).get(
+        "ServerSideEncryptionConfiguration", [])
+    api_rules = []  # CloudFormation's ServerSideEncryptionByDefault is the API's Apply... element
+    for rule in rules:
+        default = dict(rule.get("ServerSideEncryptionByDefault", {}))
+        if default.get("SSEAlgorithm") == "aws:kms":
+            default["KMSMasterKeyID"] = key_arn
+        api_rules.append({"ApplyServerSideEncryptionByDefault": default,
+                          **({"BucketKeyEnabled": rule["BucketKeyEnabled"]} if "BucketKeyEnabled" in rule else {})})
+    if api_rules:
+        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": api_rules})
 
     definition = (REPO / "statemachines" / "payment.asl.json").read_text()
     for placeholder in ("LambdaInvoke", "LambdaInvokeWaitForTaskToken"):
@@ -126,7 +142,7 @@ def _create_resources() -> Aws:
     state_machine_arn = boto3.client("stepfunctions").create_state_machine(
         name="mxflow-payment", definition=definition,
         roleArn=f"arn:aws:iam::{ACCOUNT}:role/mxflow-payment-sfn")["stateMachineArn"]
-    return Aws(table_name, bucket, queue_url, topic_arn, state_machine_arn, table, attributes)
+    return Aws(table_name, bucket, queue_url, topic_arn, state_machine_arn, table, attributes, key_arn)
 
 
 @pytest.fixture

@@ -15,10 +15,10 @@ def submit(call_api, data: bytes, **kwargs):
 
 def payment_route(call_api, method, payment_id, suffix="", body=None, **kwargs):
     path = f"/payments/{payment_id}{suffix}"
-    params = {"paymentId": payment_id}
+    params = {"id": payment_id}
     return call_api(api_event(method, path, body=None if body is None else json.dumps(body),
                               content_type="application/json" if body is not None else None,
-                              path_parameters=params, resource="/payments/{paymentId}" + suffix,
+                              path_parameters=params, resource="/payments/{id}" + suffix,
                               **kwargs))
 
 
@@ -79,12 +79,12 @@ def test_read_model_and_messages(call_api, message, client_id):
     assert [h["status"] for h in view["history"]] == ["RCVD"] and view["history"][0]["time"]
     status, xml, headers = call_api(api_event(
         "GET", f"/payments/{payment_id}/messages/received",
-        path_parameters={"paymentId": payment_id, "name": "received"}))
+        path_parameters={"id": payment_id, "name": "received"}))
     assert status == 200 and headers["content-type"] == "application/xml"
     assert xml.encode("utf-8") == data
     status, body, _ = call_api(api_event(
         "GET", f"/payments/{payment_id}/messages/pacs.002",
-        path_parameters={"paymentId": payment_id, "name": "pacs.002"}))
+        path_parameters={"id": payment_id, "name": "pacs.002"}))
     assert status == 404
 
 
@@ -102,7 +102,7 @@ def test_decision_before_pending_is_409_and_bad_bodies_400_or_422(call_api, mess
     assert payment_route(call_api, "POST", payment_id, "/reject", {})[0] == 400
     status, body, _ = call_api(api_event("POST", f"/payments/{payment_id}/cancel", body="{not json",
                                          content_type="application/json",
-                                         path_parameters={"paymentId": payment_id}))
+                                         path_parameters={"id": payment_id}))
     assert status == 400 and "JSON" in body["detail"]
 
 

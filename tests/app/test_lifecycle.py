@@ -396,3 +396,25 @@ def test_park_before_validation_fails_and_changes_nothing(lifecycle, message):
         lifecycle.park(payment_id, "t")
     record = lifecycle.store.get(payment_id)
     assert record["status"] == "RCVD" and "taskToken" not in record
+
+
+def test_throttled_send_is_a_transient_error_and_the_retry_sends_once(aws, lifecycle, message, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from mxflow.payments import TransientError
+
+    payment_id = pending(lifecycle, message)
+    lifecycle.decide(CLIENT_ID, payment_id, "approve", {})
+    real_send = lifecycle.sqs.send_message
+
+    def throttled(**kwargs):
+        raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"},
+                           "ResponseMetadata": {"HTTPStatusCode": 400}}, "SendMessage")
+
+    monkeypatch.setattr(lifecycle.sqs, "send_message", throttled)
+    with pytest.raises(TransientError):  # the state machine retries this error name
+        lifecycle.release(payment_id)
+    assert lifecycle.store.get(payment_id)["status"] == "ACSP"
+    monkeypatch.setattr(lifecycle.sqs, "send_message", real_send)
+    assert lifecycle.release(payment_id)["status"] == "ACSC"
+    assert len(_released_messages(aws)) == 1

@@ -161,11 +161,16 @@ def test_record_message_and_set_attributes(store):
         store.record_message("ghost", "x", "y")
 
 
-def test_archive_round_trip_with_kms_encryption(aws):
+def test_archive_uses_the_buckets_kms_key_unless_one_is_named(aws):
+    s3 = boto3.client("s3")
     archive = MessageArchive()
     archive.put("generated/P-1/pacs.002.xml", b"<Envelope/>")
     assert archive.get("generated/P-1/pacs.002.xml") == b"<Envelope/>"
-    head = boto3.client("s3").head_object(Bucket=aws.bucket, Key="generated/P-1/pacs.002.xml")
-    assert head["ServerSideEncryption"] == "aws:kms"
+    head = s3.head_object(Bucket=aws.bucket, Key="generated/P-1/pacs.002.xml")
+    assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == aws.key_arn
+    named = boto3.client("kms").create_key(Description="operator key")["KeyMetadata"]["Arn"]
+    MessageArchive(kms_key_id=named).put("generated/P-1/camt.029.xml", b"<Envelope/>")
+    head = s3.head_object(Bucket=aws.bucket, Key="generated/P-1/camt.029.xml")
+    assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == named
     with pytest.raises(MessageNotFound):
         archive.get("generated/P-1/none.xml")

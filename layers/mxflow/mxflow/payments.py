@@ -27,7 +27,6 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionError as B
 
 from mxflow import iso20022
 from mxflow.iso20022 import codes as iso_codes
-from mxflow.iso20022.facts import content_hash as message_content_hash
 from mxflow.store import (
     DuplicatePayment,
     MessageArchive,
@@ -278,7 +277,7 @@ class PaymentLifecycle:
             raise UnsupportedMessage(error.issue.message, code=error.issue.code) from None
         summary = _facts_dict(facts)
         payment_id = summary["paymentId"]
-        content_hash = message_content_hash(data)
+        content_hash = iso20022.content_hash(data)
         archive_key = self.archive.received_key(payment_id, content_hash)
         record = {
             "paymentId": payment_id,

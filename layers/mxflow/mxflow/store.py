@@ -192,8 +192,11 @@ class PaymentStore:
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def probe(self) -> None:
-        """A cheap reachability check of the table (raises the client's error when unreachable)."""
-        self.client.describe_table(TableName=self.table_name)
+        """A cheap reachability check: one GetItem of a key no payment uses (the same permission and
+        KMS path as real reads); raises the client's error when the table is unreachable."""
+        self.client.get_item(TableName=self.table_name,
+                             Key=_to_item({"pk": "health-probe", "sk": RECORD_SK}),
+                             ProjectionExpression="pk")
 
     def oldest_in_flight_since(self, status: str) -> str | None:
         """The earliest `statusSince` among payments in `status` (one Limit-1 query per shard)."""
@@ -414,12 +417,14 @@ class MessageArchive:
         return f"generated/{payment_id}/{name}.xml"
 
     def put(self, key: str, data: bytes, *, content_type: str = "application/xml") -> str:
+        """Store `data` under `key`. With a KMS key id (ARCHIVE_KMS_KEY_ID) the request names it
+        (SSE-KMS, S3 Bucket Key); without one no encryption header is sent, so the bucket's default
+        SSE-KMS key applies (a bare `aws:kms` header would select the AWS-managed aws/s3 key)."""
         kwargs = {"Bucket": self.bucket, "Key": key, "Body": data, "ContentType": content_type,
-                  "ServerSideEncryption": "aws:kms",
                   "ChecksumAlgorithm": "SHA256"}
         if self.kms_key_id:
-            kwargs["SSEKMSKeyId"] = self.kms_key_id
-            kwargs["BucketKeyEnabled"] = True
+            kwargs.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.kms_key_id,
+                          BucketKeyEnabled=True)
         self.client.put_object(**kwargs)
         return key
 
