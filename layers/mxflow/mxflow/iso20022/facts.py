@@ -101,7 +101,7 @@ class MessageScan:
 
     family: "pacs.008", "pacs.009", "camt.056", or None for any other message.
     body: the Document's message element (FIToFICstmrCdtTrf, FICdtTrf, FIToFIPmtCxlReq).
-    group: pacs: GrpHdr children by local name; camt.056: Assgnmt children.
+    group: GrpHdr children by local name (camt.056: Assgnmt children).
     transactions: pacs: CdtTrfTxInf elements; camt.056: Undrlyg/TxInf elements.
     """
 
@@ -186,6 +186,8 @@ def scan_message(parsed: ParsedMessage) -> MessageScan:
                     scan.transactions.extend(tx for tx in part if tx.tag == ns + "TxInf")
                 elif tag == ns + "Assgnmt":
                     scan.group = children_by_name(part, n)
+        else:  # any other message: its group header, if it has one
+            scan.group = children_by_name(child(body, ns + "GrpHdr"), n)
     parsed.extra[_SCAN_KEY] = scan
     return scan
 

@@ -88,7 +88,7 @@ RULES: dict[str, Rule] = {
         Rule("CBPR-COMMODITY", "AM03", "XAU, XAG, XPD, XPT are not allowed (commodities)", CBPR),
         Rule("CBPR-ONE-TX", "AM18", "exactly one transaction per message", CBPR),
         Rule("CBPR-UETR", "CH21", "the UETR (camt.056: OrgnlUETR) is present", CBPR),
-        Rule("CBPR-BIZMSGIDR", "CH16", "AppHdr BizMsgIdr equals the message identification (MsgId, camt.056 Assgnmt/Id)", CBPR),
+        Rule("CBPR-BIZMSGIDR", "CH16", "AppHdr BizMsgIdr equals the message identification (GrpHdr/MsgId, camt.056 Assgnmt/Id)", CBPR),
         Rule("CBPR-CHARSET", "RR10", "the SWIFT X character set outside name, address and remittance fields", CBPR),
     )
 }
@@ -456,6 +456,8 @@ def check_rules(parsed: ParsedMessage, *, profile: str = "iso", now: datetime | 
         _check_payment(c)
     elif c.scan.family == "camt.056":
         _check_cancellation(c)
+    else:
+        c.check_business_message_id(c.scan.group.get("MsgId"))
     if c.scan.header is not None:
         c.check_creation(c.scan.header.creation)
     if c.cbpr:
