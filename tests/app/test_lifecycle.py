@@ -418,3 +418,14 @@ def test_throttled_send_is_a_transient_error_and_the_retry_sends_once(aws, lifec
     monkeypatch.setattr(lifecycle.sqs, "send_message", real_send)
     assert lifecycle.release(payment_id)["status"] == "ACSC"
     assert len(_released_messages(aws)) == 1
+
+
+def test_pending_age_sampler_is_throttled_and_never_fails_its_caller(aws, lifecycle, message):
+    from mxflow.payments import PendingAgeSampler
+
+    pending(lifecycle, message)
+    sampler = PendingAgeSampler(interval_seconds=60)
+    assert sampler.sample(lifecycle, clock=lambda: 1000.0) >= 0.0
+    assert sampler.sample(lifecycle, clock=lambda: 1030.0) is None  # within the interval
+    boto3.client("dynamodb").delete_table(TableName=aws.table_name)
+    assert sampler.sample(lifecycle, clock=lambda: 1061.0) is None  # table gone: no metric, no error

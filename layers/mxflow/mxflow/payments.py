@@ -747,4 +747,7 @@ class PendingAgeSampler:
         if self._last is not None and now - self._last < self.interval_seconds:
             return None
         self._last = now
-        return lifecycle.oldest_pending_age_seconds()
+        try:
+            return lifecycle.oldest_pending_age_seconds()
+        except (ClientError, BotoCoreError):
+            return None  # the metric is best effort: it never fails the step that samples it
