@@ -58,3 +58,56 @@ def parsed_sample(sample_bytes):
         return parse_message(sample_bytes(name))
 
     return parse
+
+
+# A camt.056.001.08 written for these tests (no camt.056 sample exists in ../shared); it is checked
+# against the official XSD in test_rules.py (test_real_samples_and_the_camt056_pass).
+_CAMT056 = b"""<?xml version="1.0" encoding="UTF-8"?>
+<Envelope xmlns="urn:swift:xsd:envelope">
+  <AppHdr xmlns="urn:iso:std:iso:20022:tech:xsd:head.001.001.02">
+    <Fr><FIId><FinInstnId><BICFI>BRDEROBU</BICFI></FinInstnId></FIId></Fr>
+    <To><FIId><FinInstnId><BICFI>BTRLRO22</BICFI></FinInstnId></FIId></To>
+    <BizMsgIdr>CXL-20261120-0001</BizMsgIdr>
+    <MsgDefIdr>camt.056.001.08</MsgDefIdr>
+    <BizSvc>swift.cbprplus.02</BizSvc>
+    <CreDt>2026-11-20T10:00:00+00:00</CreDt>
+  </AppHdr>
+  <Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.056.001.08">
+    <FIToFIPmtCxlReq>
+      <Assgnmt>
+        <Id>CXL-20261120-0001</Id>
+        <Assgnr><Agt><FinInstnId><BICFI>BRDEROBU</BICFI></FinInstnId></Agt></Assgnr>
+        <Assgne><Agt><FinInstnId><BICFI>BTRLRO22</BICFI></FinInstnId></Agt></Assgne>
+        <CreDtTm>2026-11-20T10:00:00+00:00</CreDtTm>
+      </Assgnmt>
+      <Case>
+        <Id>CASE-0001</Id>
+        <Cretr><Agt><FinInstnId><BICFI>BRDEROBU</BICFI></FinInstnId></Agt></Cretr>
+      </Case>
+      <CtrlData><NbOfTxs>1</NbOfTxs></CtrlData>
+      <Undrlyg>
+        <TxInf>
+          <CxlId>CXLID-0001</CxlId>
+          <OrgnlGrpInf>
+            <OrgnlMsgId>pcs008bzmsgidr-1</OrgnlMsgId>
+            <OrgnlMsgNmId>pacs.008.001.08</OrgnlMsgNmId>
+            <OrgnlCreDtTm>2026-11-19T09:05:00+01:00</OrgnlCreDtTm>
+          </OrgnlGrpInf>
+          <OrgnlInstrId>pcs008bzmsgidr-1</OrgnlInstrId>
+          <OrgnlEndToEndId>E2E04044506271305</OrgnlEndToEndId>
+          <OrgnlUETR>174c245f-2682-4291-ad67-2a41e530cd27</OrgnlUETR>
+          <OrgnlIntrBkSttlmAmt Ccy="RON">12000000</OrgnlIntrBkSttlmAmt>
+          <OrgnlIntrBkSttlmDt>2026-11-19</OrgnlIntrBkSttlmDt>
+          <CxlRsnInf><Rsn><Cd>DUPL</Cd></Rsn></CxlRsnInf>
+        </TxInf>
+      </Undrlyg>
+    </FIToFIPmtCxlReq>
+  </Document>
+</Envelope>
+"""
+
+
+@pytest.fixture(scope="session")
+def camt056_bytes() -> bytes:
+    """A camt.056.001.08 cancelling the payment of phoughton-cbpr-ur/2025/cbprplus_pacs008_2025.xml."""
+    return _CAMT056

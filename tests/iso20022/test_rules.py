@@ -24,51 +24,6 @@ GRP = P8 + "/GrpHdr"
 P9TX = "/Document/FICdtTrf/CdtTrfTxInf"
 BOTH = ("iso", "cbpr+")
 
-# A camt.056.001.08 written for these tests (no camt.056 sample exists in ../shared); it is checked
-# against the official XSD below before any rule test relies on it.
-CAMT056 = b"""<?xml version="1.0" encoding="UTF-8"?>
-<Envelope xmlns="urn:swift:xsd:envelope">
-  <AppHdr xmlns="urn:iso:std:iso:20022:tech:xsd:head.001.001.02">
-    <Fr><FIId><FinInstnId><BICFI>BRDEROBU</BICFI></FinInstnId></FIId></Fr>
-    <To><FIId><FinInstnId><BICFI>BTRLRO22</BICFI></FinInstnId></FIId></To>
-    <BizMsgIdr>CXL-20261120-0001</BizMsgIdr>
-    <MsgDefIdr>camt.056.001.08</MsgDefIdr>
-    <BizSvc>swift.cbprplus.02</BizSvc>
-    <CreDt>2026-11-20T10:00:00+00:00</CreDt>
-  </AppHdr>
-  <Document xmlns="urn:iso:std:iso:20022:tech:xsd:camt.056.001.08">
-    <FIToFIPmtCxlReq>
-      <Assgnmt>
-        <Id>CXL-20261120-0001</Id>
-        <Assgnr><Agt><FinInstnId><BICFI>BRDEROBU</BICFI></FinInstnId></Agt></Assgnr>
-        <Assgne><Agt><FinInstnId><BICFI>BTRLRO22</BICFI></FinInstnId></Agt></Assgne>
-        <CreDtTm>2026-11-20T10:00:00+00:00</CreDtTm>
-      </Assgnmt>
-      <Case>
-        <Id>CASE-0001</Id>
-        <Cretr><Agt><FinInstnId><BICFI>BRDEROBU</BICFI></FinInstnId></Agt></Cretr>
-      </Case>
-      <CtrlData><NbOfTxs>1</NbOfTxs></CtrlData>
-      <Undrlyg>
-        <TxInf>
-          <CxlId>CXLID-0001</CxlId>
-          <OrgnlGrpInf>
-            <OrgnlMsgId>pcs008bzmsgidr-1</OrgnlMsgId>
-            <OrgnlMsgNmId>pacs.008.001.08</OrgnlMsgNmId>
-            <OrgnlCreDtTm>2026-11-19T09:05:00+01:00</OrgnlCreDtTm>
-          </OrgnlGrpInf>
-          <OrgnlInstrId>pcs008bzmsgidr-1</OrgnlInstrId>
-          <OrgnlEndToEndId>E2E04044506271305</OrgnlEndToEndId>
-          <OrgnlUETR>174c245f-2682-4291-ad67-2a41e530cd27</OrgnlUETR>
-          <OrgnlIntrBkSttlmAmt Ccy="RON">12000000</OrgnlIntrBkSttlmAmt>
-          <OrgnlIntrBkSttlmDt>2026-11-19</OrgnlIntrBkSttlmDt>
-          <CxlRsnInf><Rsn><Cd>DUPL</Cd></Rsn></CxlRsnInf>
-        </TxInf>
-      </Undrlyg>
-    </FIToFIPmtCxlReq>
-  </Document>
-</Envelope>
-"""
 C56 = "/Document/FIToFIPmtCxlReq"
 
 
@@ -113,8 +68,8 @@ def pacs009(parsed_sample):
 
 
 @pytest.fixture
-def camt056():
-    return parse_message(CAMT056)
+def camt056(camt056_bytes):
+    return parse_message(camt056_bytes)
 
 
 def assert_xsd_valid(parsed, registry):
