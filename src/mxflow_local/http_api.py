@@ -730,24 +730,34 @@ class LocalApi:
                                             "POST /_local/region/stop", "POST /_local/region/start"]})
 
     def _inject_fault(self, request: HttpRequest) -> HttpReply:
+        """POST /_local/faults {"function", "kind", "count", "errorType", "message", "afterSeconds"}:
+        the runtime's `faults.inject` (kinds and defaults are the runtime's)."""
         try:
             spec = json.loads(request.body or b"null")
         except ValueError:
             return _json_reply(400, {"message": "the body must be JSON: {function, kind, count, errorType}"})
-        if not isinstance(spec, dict) or not isinstance(spec.get("function"), str) or not isinstance(spec.get("kind"), str):
-            return _json_reply(400, {"message": "'function' and 'kind' are required strings"})
-        count = spec.get("count", 1)
-        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+        if not isinstance(spec, dict) or not isinstance(spec.get("function"), str):
+            return _json_reply(400, {"message": "'function' (a logical id or function name) is required"})
+        unknown = set(spec) - {"function", "kind", "count", "errorType", "message", "afterSeconds"}
+        if unknown:
+            return _json_reply(400, {"message": f"unknown fields {sorted(unknown)}"})
+        options = {}
+        for field_name, option, kinds in (("kind", "kind", str), ("count", "count", int),
+                                          ("errorType", "error_type", str), ("message", "message", str),
+                                          ("afterSeconds", "after_seconds", (int, float))):
+            if field_name in spec:
+                value = spec[field_name]
+                if not isinstance(value, kinds) or isinstance(value, bool):
+                    return _json_reply(400, {"message": f"'{field_name}' has the wrong type"})
+                options[option] = value
+        if options.get("count", 1) < 1:
             return _json_reply(400, {"message": "'count' must be a positive integer"})
-        error_type = spec.get("errorType")
-        if error_type is not None and not isinstance(error_type, str):
-            return _json_reply(400, {"message": "'errorType' must be a string"})
         try:
-            self.runtime.faults.inject(spec["function"], spec["kind"], count, error_type)
+            self.runtime.faults.inject(spec["function"], **options)
         except (KeyError, ValueError, TypeError) as exc:
             return _json_reply(400, {"message": f"cannot inject the fault: {exc}"})
-        return _json_reply(200, {"injected": {"function": spec["function"], "kind": spec["kind"], "count": count,
-                                              "errorType": error_type}})
+        return _json_reply(200, {"injected": {"function": spec["function"], **{
+            name: spec[name] for name in ("kind", "count", "errorType", "message", "afterSeconds") if name in spec}}})
 
 
 def _json_reply(status: int, body) -> HttpReply:
