@@ -1,0 +1,183 @@
+"""Builders: every generated message validates against the official XSDs (AppHdr head.001.001.02
+and the Document) and carries the original message's own references."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+from lxml import etree
+
+from mxflow.iso20022.builders import (
+    BuildError,
+    build_cancellation_answer,
+    build_outbound_message,
+    build_status_report,
+)
+from mxflow.iso20022.facts import extract_facts
+from mxflow.iso20022.parsing import parse_message
+from mxflow.iso20022.validation import validate_message, validate_schema
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+OPERATOR = "MXFLGB2LXXX"
+PACS008 = "phoughton-cbpr-ur/2025/cbprplus_pacs008_2025.xml"
+PACS009 = "phoughton-cbpr-ur/2026/pacs009_fi_transfer_sample.xml"
+ENVELOPE = "{urn:swift:xsd:envelope}Envelope"
+
+
+def text(parsed, path: str) -> str | None:
+    root = parsed.app_header if path.startswith("AppHdr/") else parsed.document
+    steps = path.split("/")[1:]
+    element = root.find("/".join("{*}" + step for step in steps))
+    return None if element is None else element.text
+
+
+def built(data: bytes, registry, message_id: str):
+    assert data.startswith(b"<?xml version='1.0' encoding='UTF-8'?>")
+    parsed = parse_message(data)
+    assert parsed.root.tag == ENVELOPE
+    assert [etree.QName(child).localname for child in parsed.root] == ["AppHdr", "Document"]
+    assert parsed.message_id == message_id and parsed.header_message_id == message_id
+    assert validate_schema(parsed, registry) == []
+    assert text(parsed, "AppHdr/Fr/FIId/FinInstnId/BICFI") == OPERATOR
+    return parsed
+
+
+@pytest.fixture
+def facts008(parsed_sample):
+    return extract_facts(parsed_sample(PACS008))
+
+
+@pytest.mark.parametrize("status", ["ACTC", "ACCP", "ACSP", "ACSC", "PDNG", "CANC"])
+def test_status_report_for_every_status(facts008, registry, status):
+    parsed = built(build_status_report(facts008, status, operator_bic=OPERATOR, now=NOW), registry, "pacs.002.001.10")
+    assert text(parsed, "AppHdr/To/FIId/FinInstnId/BICFI") == "BRDEROBU"  # the original sender
+    assert text(parsed, "AppHdr/BizSvc") == "swift.cbprplus.02"
+    assert text(parsed, "AppHdr/CreDt") == "2026-11-24T12:00:00.000+00:00"
+    message_id = text(parsed, "Document/FIToFIPmtStsRpt/GrpHdr/MsgId")
+    assert message_id == text(parsed, "AppHdr/BizMsgIdr") and len(message_id) <= 35
+    tx = "Document/FIToFIPmtStsRpt/TxInfAndSts/"
+    assert text(parsed, tx + "TxSts") == status
+    assert text(parsed, tx + "OrgnlGrpInf/OrgnlMsgId") == "pcs008bzmsgidr-1"
+    assert text(parsed, tx + "OrgnlGrpInf/OrgnlMsgNmId") == "pacs.008.001.08"
+    assert text(parsed, tx + "OrgnlGrpInf/OrgnlCreDtTm") == "2022-10-20T09:05:00+01:00"
+    assert text(parsed, tx + "OrgnlInstrId") == "pcs008bzmsgidr-1"
+    assert text(parsed, tx + "OrgnlEndToEndId") == "E2E04044506271305"
+    assert text(parsed, tx + "OrgnlUETR") == "174c245f-2682-4291-ad67-2a41e530cd27"
+    assert text(parsed, tx + "StsRsnInf/Rsn/Cd") is None
+    result = validate_message(build_status_report(facts008, status, operator_bic=OPERATOR, now=NOW),
+                              profile="cbpr+", registry=registry, now=NOW)
+    assert result.valid, result.errors
+
+
+def test_rejection_carries_reason_and_escaped_text(facts008, registry):
+    info = "Amount <above> limit & " + "x" * 300
+    data = build_status_report(facts008, "RJCT", reason_code="AM02", additional_info=info, operator_bic=OPERATOR, now=NOW)
+    parsed = built(data, registry, "pacs.002.001.10")
+    reason = parsed.document.find("{*}FIToFIPmtStsRpt/{*}TxInfAndSts/{*}StsRsnInf")
+    assert reason.find("{*}Rsn/{*}Cd").text == "AM02"
+    lines = [e.text for e in reason.findall("{*}AddtlInf")]
+    assert 1 < len(lines) <= 2 and all(len(line) <= 105 for line in lines)
+    assert lines[0].startswith("Amount <above> limit & x")  # escaped in the bytes, intact when read
+
+
+def test_status_report_is_deterministic_and_distinct_per_outcome(facts008):
+    first = build_status_report(facts008, "ACSC", operator_bic=OPERATOR, now=NOW)
+    assert build_status_report(facts008, "ACSC", operator_bic=OPERATOR, now=NOW) == first
+    ids = {parse_message(build_status_report(facts008, status, reason_code=reason, operator_bic=OPERATOR, now=NOW))
+           .app_header.find("{*}BizMsgIdr").text
+           for status, reason in [("ACSC", None), ("ACTC", None), ("RJCT", "AM05"), ("RJCT", "AB06")]}
+    assert len(ids) == 4
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    (dict(status="RJCT"), "reason"),
+    (dict(status="DONE"), "ExternalPaymentTransactionStatus1Code"),
+    (dict(status="RJCT", reason_code="TECH"), "ExternalStatusReason1Code"),
+    (dict(status="ACSC", operator_bic="not a bic"), "BIC"),
+])
+def test_status_report_refuses_bad_inputs(facts008, kwargs, error):
+    arguments = {"operator_bic": OPERATOR, **kwargs}
+    status = arguments.pop("status")
+    with pytest.raises(BuildError, match=error):
+        build_status_report(facts008, status, **arguments)
+
+
+def test_status_report_needs_someone_to_address(facts008):
+    facts008.header_from = facts008.instructing_agent_bic = facts008.debtor_agent_bic = None
+    with pytest.raises(BuildError, match="original sender"):
+        build_status_report(facts008, "ACSC", operator_bic=OPERATOR)
+
+
+def test_status_report_for_a_pacs009(parsed_sample, registry):
+    facts = extract_facts(parsed_sample(PACS009))
+    parsed = built(build_status_report(facts, "ACSC", operator_bic=OPERATOR, now=NOW), registry, "pacs.002.001.10")
+    assert text(parsed, "Document/FIToFIPmtStsRpt/TxInfAndSts/OrgnlGrpInf/OrgnlMsgNmId") == "pacs.009.001.08"
+
+
+# --- camt.029 ---------------------------------------------------------------------------------------
+
+
+def test_cancellation_accepted_from_the_payment_itself(facts008, registry):
+    data = build_cancellation_answer(facts008, accepted=True, operator_bic=OPERATOR,
+                                     case_id=facts008.payment_id, now=NOW)
+    parsed = built(data, registry, "camt.029.001.09")
+    body = "Document/RsltnOfInvstgtn/"
+    assert text(parsed, body + "Sts/Conf") == "CNCL"
+    assert text(parsed, body + "RslvdCase/Id") == facts008.payment_id
+    assert text(parsed, body + "Assgnmt/Assgne/Agt/FinInstnId/BICFI") == "BRDEROBU"
+    assert text(parsed, body + "Assgnmt/Id") == text(parsed, "AppHdr/BizMsgIdr")
+    tx = body + "CxlDtls/TxInfAndSts/"
+    assert text(parsed, tx + "TxCxlSts") == "ACCR"
+    assert text(parsed, tx + "OrgnlEndToEndId") == "E2E04044506271305"
+    assert text(parsed, tx + "OrgnlUETR") == "174c245f-2682-4291-ad67-2a41e530cd27"
+    assert text(parsed, tx + "OrgnlIntrBkSttlmAmt") == "12000000"
+    assert text(parsed, tx + "CxlStsRsnInf/Rsn/Cd") is None
+
+
+def test_cancellation_rejected_answers_the_camt056(camt056_bytes, registry):
+    facts = extract_facts(parse_message(camt056_bytes))
+    data = build_cancellation_answer(facts, accepted=False, reason_code="ARDT", additional_info="already returned",
+                                     operator_bic=OPERATOR, now=NOW)
+    parsed = built(data, registry, "camt.029.001.09")
+    body = "Document/RsltnOfInvstgtn/"
+    assert text(parsed, body + "Sts/Conf") == "RJCR"
+    assert text(parsed, body + "RslvdCase/Id") == "CASE-0001"
+    tx = body + "CxlDtls/TxInfAndSts/"
+    assert text(parsed, tx + "TxCxlSts") == "RJCR"
+    assert text(parsed, tx + "CxlStsRsnInf/Rsn/Cd") == "ARDT"
+    assert text(parsed, tx + "CxlStsRsnInf/AddtlInf") == "already returned"
+    assert text(parsed, tx + "OrgnlGrpInf/OrgnlMsgId") == "pcs008bzmsgidr-1"
+    assert text(parsed, tx + "OrgnlGrpInf/OrgnlMsgNmId") == "pacs.008.001.08"
+    assert text(parsed, tx + "OrgnlIntrBkSttlmDt") == "2026-11-19"
+
+
+@pytest.mark.parametrize("accepted, reason, error", [
+    (False, None, "reason"), (False, "DUPL", "ExternalPaymentCancellationRejection1Code"),
+    (True, "ZZZZ", "ExternalCancellationReason1Code"),
+])
+def test_cancellation_answer_refuses_bad_reasons(facts008, accepted, reason, error):
+    with pytest.raises(BuildError, match=error):
+        build_cancellation_answer(facts008, accepted=accepted, reason_code=reason, operator_bic=OPERATOR)
+
+
+# --- outbound ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name, family, receiver", [(PACS008, "pacs.008.001.08", "BTRLRO22"),
+                                                    (PACS009, "pacs.009.001.08", "PLNFSGSX")])
+def test_outbound_message_keeps_the_document_under_a_new_header(parsed_sample, registry, name, family, receiver):
+    original = parsed_sample(name)
+    data = build_outbound_message(original, operator_bic=OPERATOR, now=NOW)
+    parsed = built(data, registry, family)
+    assert text(parsed, "AppHdr/To/FIId/FinInstnId/BICFI") == receiver
+    assert text(parsed, "AppHdr/MsgDefIdr") == family
+    assert text(parsed, "AppHdr/BizMsgIdr") != text(original, "AppHdr/BizMsgIdr")
+    assert etree.tostring(parsed.document, method="c14n", exclusive=True) == \
+        etree.tostring(original.document, method="c14n", exclusive=True)
+    assert extract_facts(parsed).payment_id != extract_facts(original).payment_id  # new sender: the operator
+    assert build_outbound_message(parsed_sample(name), operator_bic=OPERATOR, now=NOW) == data
+
+
+def test_outbound_message_is_for_payments_only(camt056_bytes):
+    with pytest.raises(BuildError, match="pacs.008 or pacs.009"):
+        build_outbound_message(parse_message(camt056_bytes), operator_bic=OPERATOR)
