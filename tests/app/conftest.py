@@ -7,6 +7,7 @@ cannot drift. Until template.yaml exists, FALLBACK_RESOURCES (the shared design)
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import json
 import os
@@ -56,7 +57,9 @@ FALLBACK_RESOURCES = {
 }
 
 
+@functools.cache
 def template_resources() -> dict:
+    """Resources of template.yaml (parsed once; _literal copies what it returns)."""
     if not TEMPLATE.exists():
         return FALLBACK_RESOURCES
     from samtranslator.yaml_helper import yaml_parse
