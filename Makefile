@@ -56,7 +56,7 @@ STATE_MACHINES := $(wildcard statemachines/*.asl.json)
 # unreachable states, which cfn-lint does not), the CI/CD workflow against GitHub's schema (vendored
 # in check-jsonschema: no network), then sam build for arm64 and a check of the built layer.
 lint: venv node_modules/.installed
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint --regions us-east-1 us-west-2 -- template.yaml
 	$(BIN)/sam validate --lint --region us-east-1
 	npx --no-install asl-validator $(addprefix --json-path ,$(STATE_MACHINES))
 	$(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/pipeline.yml
