@@ -326,7 +326,8 @@ def extract_facts(parsed: ParsedMessage) -> Facts:
 def _payment_facts(facts: Facts, scan: MessageScan, ns: str) -> None:
     group = scan.group
     number = text_of(group.get("NbOfTxs"))
-    facts.number_of_transactions = int(number) if number and number.isdigit() else len(scan.transactions)
+    declared = number is not None and number.isascii() and number.isdigit()
+    facts.number_of_transactions = int(number) if declared else len(scan.transactions)
     t = scan.tx_children(0)
     n = len(ns)
     ids = children_by_name(t.get("PmtId"), n)

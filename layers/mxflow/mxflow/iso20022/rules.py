@@ -147,12 +147,19 @@ def decimal_places(amount: Decimal) -> int:
     return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
+_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)\Z")  # xs:decimal lexical form (no exponent)
+_MAX_AMOUNT_TEXT = 40  # ISO amounts have at most 18 digits; longer text is not an amount
+
+
 def parse_amount(text: str | None) -> Decimal | None:
+    """An xs:decimal as an exact Decimal; None for anything else (exponents, NaN, absurd lengths)."""
+    text = (text or "").strip()
+    if len(text) > _MAX_AMOUNT_TEXT or not _DECIMAL.match(text):
+        return None
     try:
-        value = Decimal((text or "").strip())
+        return Decimal(text)
     except InvalidOperation:
         return None
-    return value if value.is_finite() else None
 
 
 def parse_datetime(text: str | None) -> datetime | None:
@@ -328,7 +335,7 @@ _AMOUNT_NAMES = frozenset(_AMOUNT_TAGS)
 def _count(element) -> int | None:
     """A Max15NumericText count ('01' is 1), None when unreadable."""
     text = text_of(element)
-    return int(text) if text and text.isdigit() else None
+    return int(text) if text and text.isascii() and text.isdigit() else None
 
 
 def _version(message_id: str) -> int:
