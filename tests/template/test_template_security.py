@@ -249,8 +249,16 @@ def test_each_function_gets_only_what_its_step_needs(cfn):
     assert len(function_roles) == 6
     # Only the release step sends downstream; only the API starts, resumes and redrives executions.
     assert [r for r in function_roles if "sqs:SendMessage" in actions[r]] == ["ReleaseFunctionRole"]
-    for action in ("states:StartExecution", "states:SendTaskSuccess", "states:RedriveExecution"):
+    for action in ("states:StartExecution", "states:RedriveExecution"):
         assert [r for r in function_roles if action in actions[r]] == ["ApiFunctionRole"], action
+    # Decisions resume the execution: the API's decide routes, and a retried park (decision claimed first).
+    assert {r for r in function_roles if "states:SendTaskSuccess" in actions[r]} == {"ApiFunctionRole", "ParkFunctionRole"}
+    # ... on this state machine only: the park role names it (a reference would be circular).
+    (machine,) = resources_of(cfn, "AWS::StepFunctions::StateMachine").values()
+    name = machine["Properties"]["StateMachineName"]["Fn::Sub"]
+    park = [s for s in identity_statements(cfn)["ParkFunctionRole"] if "states:SendTaskSuccess" in _as_list(s["Action"])]
+    assert [s["Resource"] for s in park] == [
+        {"Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:" + name}]
     # Nobody deletes payment records or scans the table.
     for role in function_roles:
         assert not actions[role] & {"dynamodb:DeleteItem", "dynamodb:Scan", "s3:DeleteObject"}, role
