@@ -388,3 +388,14 @@ def test_camt056_cbpr_plus_rules(camt056, registry):
         ("CBPR-UETR", "CH21", C56 + "/Undrlyg/TxInf"),
         ("CBPR-BIZMSGIDR", "CH16", "/AppHdr/BizMsgIdr"),
     ])
+
+
+@pytest.mark.parametrize("name", [PACS008, "phoughton-cbpr-ur/2025/CBPR2025.PACS008-MinMax-0023.xml"])
+def test_x_character_set_with_tab_or_space_indentation(parsed_sample, name):
+    """Tabs of indentation are not content; a tab inside a value is outside the X set."""
+    parsed = parsed_sample(name)
+    assert outcome(parsed, "cbpr+") == []
+    find(parsed, "CdtTrfTxInf/PmtId/EndToEndId").text = "E2E\t1"
+    assert outcome(parsed, "cbpr+") == [("CBPR-CHARSET", "RR10", TX + "/PmtId/EndToEndId")]
+    find(parsed, "CdtTrfTxInf/PmtId/EndToEndId").text = "E2E@1"
+    assert outcome(parsed, "cbpr+") == [("CBPR-CHARSET", "RR10", TX + "/PmtId/EndToEndId")]

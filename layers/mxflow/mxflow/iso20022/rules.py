@@ -108,11 +108,13 @@ _ACTIVE_CURRENCY_AMOUNTS = frozenset({"IntrBkSttlmAmt", "TtlIntrBkSttlmAmt", "In
 _COPY_CODES = frozenset({"COPY", "CODU"})
 
 _ANY_AMOUNT = etree.XPath("descendant::*[@Ccy]")
-# CBPR+ X character set (CR and LF included). The leaf texts are read with one XPath and searched
-# with one regex; only a message with a character outside the set is walked to find where, skipping
-# names, postal addresses and remittance information (which may use the extended set).
+# CBPR+ X character set (CR and LF included). The string value of the part (one XPath) is searched
+# with one regex; only a message with a character outside the set (or a tab, which may be mere
+# indentation) has its leaf texts checked one by one, skipping names, postal addresses and
+# remittance information (which may use the extended set).
 _OUTSIDE_X_CHARACTER = re.compile(r"[^A-Za-z0-9/\-?:().,'+ \r\n]")
-_LEAF_TEXTS = etree.XPath("descendant::*[not(*)]/text()", smart_strings=False)
+_STRING_VALUE = etree.XPath("string(.)", smart_strings=False)
+_LEAF_TEXT_NODES = etree.XPath("descendant::*[not(*)]/text()")  # strings that know their element
 _FREE_TEXT = ("Nm", "PstlAdr", "RmtInf")
 
 
@@ -186,6 +188,12 @@ def _utc_now(now: datetime | None) -> datetime:
 
 
 
+@lru_cache(maxsize=256)
+def _qualified_tags(ns: str, with_amounts: bool) -> tuple[str, ...]:
+    names = _ELEMENT_TAGS + _AMOUNT_TAGS if with_amounts else _ELEMENT_TAGS
+    return tuple(ns + name for name in names)
+
+
 class _Checker:
     """One run of the rules over one message."""
 
@@ -206,8 +214,7 @@ class _Checker:
         ns = self.ns
         n = len(ns)
         known = self.scan.family is not None
-        names = _ELEMENT_TAGS + _AMOUNT_TAGS if known else _ELEMENT_TAGS
-        for element in self.parsed.document.iter(*[ns + name for name in names]):
+        for element in self.parsed.document.iter(*_qualified_tags(ns, known)):
             name = element.tag[n:]
             if name in _AMOUNT_NAMES:
                 self.check_amount(element, name)
@@ -317,13 +324,17 @@ class _Checker:
 
     def check_character_set(self) -> None:
         for part in (self.parsed.document, self.parsed.app_header):
-            if part is None or not _OUTSIDE_X_CHARACTER.search("\n".join(_LEAF_TEXTS(part))):
+            if part is None:
                 continue
+            everything = _STRING_VALUE(part)  # all text, indentation included, in one C call
+            if "\t" not in everything and not _OUTSIDE_X_CHARACTER.search(everything):
+                continue  # the usual case; a tab may be indentation, so it needs the leaf check
             prefix = "{" + (etree.QName(part).namespace or "") + "}"
             free_text = [prefix + name for name in _FREE_TEXT]
-            for element in part.iter(etree.Element):
-                if len(element) or not element.text or not _OUTSIDE_X_CHARACTER.search(element.text):
+            for text in _LEAF_TEXT_NODES(part):
+                if not _OUTSIDE_X_CHARACTER.search(text):
                     continue
+                element = text.getparent()
                 if element.tag in free_text or next(element.iterancestors(*free_text), None) is not None:
                     continue
                 self.add("CBPR-CHARSET", element, "character outside the SWIFT X character set")
