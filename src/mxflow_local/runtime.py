@@ -70,6 +70,21 @@ class _MotoSession:
                 cls._mock = None
 
 
+_SESSION = None
+_SESSION_LOCK = threading.Lock()
+
+
+def _shared_session():
+    """One boto3 session for every runtime's clients: botocore's service models are loaded once."""
+    global _SESSION
+    with _SESSION_LOCK:
+        if _SESSION is None:
+            import boto3
+
+            _SESSION = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
+        return _SESSION
+
+
 @dataclass
 class InvokeResult:
     payload: Any                 # the handler's result, parsed JSON (None when there is an error)
@@ -254,13 +269,11 @@ class LocalRuntime:
         """A boto3 client for this runtime's Region, answered by moto."""
         with self._clients_lock:
             if service not in self._clients:
-                import boto3
                 from botocore.config import Config
 
-                session = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing",
-                                                region_name=self.region)
-                self._clients[service] = session.client(
-                    service, config=Config(retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=64))
+                self._clients[service] = _shared_session().client(
+                    service, region_name=self.region,
+                    config=Config(retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=64))
             return self._clients[service]
 
     def _require_loaded(self) -> None:

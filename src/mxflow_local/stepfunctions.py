@@ -13,6 +13,7 @@ Parallel, timeouts. What it lacks or gets wrong, fixed here without forking it:
 - `patch_lambda_client_errors` a Lambda service error (throttling, Region down) on a Task whose Resource
                          is the function ARN becomes the error name "Exception"; AWS says `Lambda.<Code>`
                          (e.g. `Lambda.TooManyRequestsException`), as moto already does for `lambda:invoke`.
+- `patch_task_failure_cause` SendTaskFailure drops its `cause` (the response class passes only `error`).
 - `quiet_logs`           the interpreter logs ERROR tracebacks for ordinary task failures.
 
 These rest on private moto internals, so moto is pinned (`requirements/dev.txt`) and
@@ -140,6 +141,19 @@ def patch_jsonata() -> None:
                 loaded.encode_jsonata_variable_declarations = encode_jsonata_variable_declarations
 
 
+def patch_task_failure_cause() -> None:
+    """Gap: SendTaskFailure's `cause` never reaches the task (moto's response passes only `error`)."""
+    from moto.core.responses import EmptyResult
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    def send_task_failure(self):
+        self.stepfunction_backend.send_task_failure(
+            self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause"))
+        return EmptyResult()
+
+    StepFunctionResponse.send_task_failure = send_task_failure
+
+
 def quiet_logs() -> None:
     """Gap: the interpreter logs ERROR tracebacks for task failures that ASL handles (Retry/Catch)."""
     logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
@@ -147,6 +161,18 @@ def quiet_logs() -> None:
 
 # ---------------------------------------------------------------------------------------------------------
 # RedriveExecution
+
+def _not_redrivable(message: str) -> Exception:
+    """AWS's ExecutionNotRedrivable (HTTP 400). moto's own class in parser.api sets `code`, which its
+    serializer ignores (the client would see an empty error code), so the error is built on AWSError."""
+    from moto.core.exceptions import AWSError
+
+    class ExecutionNotRedrivable(AWSError):
+        TYPE = "ExecutionNotRedrivable"
+        STATUS = 400
+
+    return ExecutionNotRedrivable(message)
+
 
 def _redrive_point(events: list[dict], top_level: set[str]) -> tuple[str, Any] | None:
     """AWS's rule: the last top-level state entered and not exited; returns (name, its raw input)."""
@@ -171,7 +197,6 @@ def redrive(backend, execution_arn: str):
     history continued with an `ExecutionRedriven` event. Inside Map/Parallel the whole state re-runs
     (AWS re-runs only the failed branches or iterations)."""
     from moto.stepfunctions.parser.api import (
-        ExecutionNotRedrivable,
         ExecutionRedrivenEventDetails,
         ExecutionStatus,
         HistoryEventType,
@@ -187,19 +212,19 @@ def redrive(backend, execution_arn: str):
     with _LOCK:
         status = execution.exec_status
         if execution.sm_type != StateMachineType.STANDARD:
-            raise ExecutionNotRedrivable(f"Execution {execution_arn} is an EXPRESS execution; only STANDARD can be redriven")
+            raise _not_redrivable(f"Execution {execution_arn} is an EXPRESS execution; only STANDARD can be redriven")
         if status not in (ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT, ExecutionStatus.ABORTED):
-            raise ExecutionNotRedrivable(f"Execution {execution_arn} is {status.value if status else 'not started'}; "
+            raise _not_redrivable(f"Execution {execution_arn} is {status.value if status else 'not started'}; "
                                          "only FAILED, TIMED_OUT or ABORTED executions can be redriven")
         stop_date = execution.stop_date or datetime.datetime.now(tz=datetime.timezone.utc)
         if datetime.datetime.now(tz=datetime.timezone.utc) - stop_date > REDRIVE_WINDOW:
-            raise ExecutionNotRedrivable(f"Execution {execution_arn} stopped more than 14 days ago")
+            raise _not_redrivable(f"Execution {execution_arn} stopped more than 14 days ago")
         worker = execution.exec_worker
         env = worker.env
         program = AmazonStateLanguageParser.parse(execution.state_machine.definition)[0]
         point = _redrive_point(env.event_manager.get_event_history(), set(program.states.states))
         if point is None:
-            raise ExecutionNotRedrivable(f"Execution {execution_arn} has no failed state to redrive from")
+            raise _not_redrivable(f"Execution {execution_arn} has no failed state to redrive from")
         state_name, state_input = point
         program.start_at = StartAt(start_at_name=state_name)
         count = getattr(execution, "redrive_count", 0) + 1
@@ -286,5 +311,6 @@ def install() -> None:
         patch_lambda_client_errors()
         patch_jsonata()
         patch_redrive()
+        patch_task_failure_cause()
         quiet_logs()
         _INSTALLED = True

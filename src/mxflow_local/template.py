@@ -177,18 +177,22 @@ def load_template(path: str | Path, *, parameter_overrides: dict[str, str] | Non
 
 def _translate(template: dict, parameters: dict[str, Any], region: str) -> dict:
     import boto3
+    from samtranslator.metrics.metrics import DummyMetricsPublisher, Metrics
     from samtranslator.model.exceptions import InvalidDocumentException
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.translator import Translator
 
     session = boto3.session.Session(region_name=region, aws_access_key_id="local", aws_secret_access_key="local")
     values = {k: v for k, v in parameters.items() if not k.startswith("AWS::")}
+    metrics = Metrics(metrics_publisher=DummyMetricsPublisher())
     try:
-        return Translator(managed_policy_map=None, sam_parser=Parser(), boto_session=session).translate(
-            template, parameter_values=values, feature_toggle=None)
+        return Translator(managed_policy_map=None, sam_parser=Parser(), boto_session=session,
+                          metrics=metrics).translate(template, parameter_values=values, feature_toggle=None)
     except InvalidDocumentException as exc:
         messages = "; ".join(str(cause) for cause in exc.causes)
         raise TemplateError(f"SAM transform failed: {messages}") from None
+    finally:
+        metrics.publish()
 
 
 def partition_of(region: str) -> str:
