@@ -24,7 +24,7 @@ from lxml import etree
 from lxml.builder import ElementMaker
 
 from . import codes
-from .facts import Facts, agent_bic, scan_message
+from .facts import Facts, agent_bic, extract_facts, scan_message
 from .message import ISO_NAMESPACE_PREFIX, ParsedMessage
 
 ENVELOPE_NAMESPACE = "urn:swift:xsd:envelope"
@@ -252,8 +252,6 @@ def build_outbound_message(parsed: ParsedMessage, *, operator_bic: str, now: dat
     """The outbound pacs.008/pacs.009: the original Document, unchanged, under a new AppHdr from the
     operator to the instructed agent (else the creditor agent), with a new BizMsgIdr (derived from
     the payment id) and MsgDefIdr = the Document's message id."""
-    from .facts import extract_facts
-
     scan = scan_message(parsed)
     if scan.family not in ("pacs.008", "pacs.009"):
         raise BuildError(f"an outbound message is a pacs.008 or pacs.009, not {parsed.message_id}")
