@@ -1,0 +1,219 @@
+"""LocalRuntime on the fixture template: resources as the template declares them, handlers in-process with
+their own environment and modules, Lambda's error shapes, timeouts, faults, the Region switch, two Regions."""
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from mxflow_local.runtime import LocalRuntime
+from mxflow_local.template import TemplateError
+
+
+def test_dynamodb_table_as_declared(runtime):
+    ddb = runtime.client("dynamodb")
+    table = ddb.describe_table(TableName=runtime.physical("Table"))["Table"]
+    assert {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]} == {"pk": "HASH", "sk": "RANGE"}
+    assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["by-status"]
+    assert table["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert table["LatestStreamArn"] == runtime.attribute("Table", "StreamArn")
+    ttl = ddb.describe_time_to_live(TableName=runtime.physical("Table"))["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expiresAt")
+
+
+def test_fifo_queue_with_dead_letter_queue(runtime):
+    sqs = runtime.client("sqs")
+    url = runtime.physical("OutboundQueue")
+    assert url.endswith(".fifo")
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["FifoQueue"] == "true"
+    assert json.loads(attributes["RedrivePolicy"]) == {
+        "deadLetterTargetArn": runtime.attribute("OutboundDLQ", "Arn"), "maxReceiveCount": 3}
+
+
+def test_sns_topic_delivers_to_its_subscribed_queue(runtime):
+    runtime.client("sns").publish(TopicArn=runtime.physical("EventsTopic"), Message="hello")
+    messages = runtime.client("sqs").receive_message(QueueUrl=runtime.physical("EventsQueue"),
+                                                     WaitTimeSeconds=0).get("Messages", [])
+    assert [json.loads(m["Body"])["Message"] for m in messages] == ["hello"]
+
+
+def test_bucket_key_secret_and_user_pool_exist(runtime):
+    encryption = runtime.client("s3").get_bucket_encryption(Bucket=runtime.physical("ArchiveBucket"))
+    rule = encryption["ServerSideEncryptionConfiguration"]["Rules"][0]["ApplyServerSideEncryptionByDefault"]
+    assert rule == {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": runtime.physical("Key")}
+    assert runtime.client("kms").describe_key(KeyId=runtime.physical("Key"))["KeyMetadata"]["Enabled"]
+    secret = runtime.client("secretsmanager").get_secret_value(SecretId=runtime.physical("SigningSecret"))
+    assert len(secret["SecretString"]) == 32 and secret["SecretString"].isalnum()
+    cognito = runtime.client("cognito-idp")
+    pool_id = runtime.physical("UserPool")
+    server = cognito.describe_resource_server(UserPoolId=pool_id, Identifier="items")["ResourceServer"]
+    assert sorted(s["ScopeName"] for s in server["Scopes"]) == ["read", "write"]
+    client = cognito.describe_user_pool_client(UserPoolId=pool_id, ClientId=runtime.physical("MachineClient"))
+    assert client["UserPoolClient"]["AllowedOAuthFlows"] == ["client_credentials"]
+
+
+def test_condition_false_resource_is_not_created(runtime):
+    with pytest.raises(KeyError):
+        runtime.physical("AlertsTopic")
+    assert any("AlertsTopic" in note and "Condition IsProd" in note for note in runtime.notes)
+
+
+def test_sam_template_keeps_routes_and_auth_for_the_local_api(runtime):
+    events = runtime.sam_template["Resources"]["ApiFunction"]["Properties"]["Events"]
+    assert events["GetItem"]["Properties"]["Auth"]["AuthorizationScopes"] == ["items/read"]
+    api_auth = runtime.sam_template["Resources"]["FixtureApi"]["Properties"]["Auth"]
+    assert api_auth["Authorizers"]["CognitoAuthorizer"]["UserPoolArn"] == {"Fn::GetAtt": ["UserPool", "Arn"]}
+    assert set(runtime.function_names) == {"ApiFunction", "WorkerFunction", "FinishFunction"}
+
+
+def test_handler_sees_its_environment_and_context(runtime):
+    env = runtime.invoke("WorkerFunction", {"action": "env"}).payload
+    assert env["TABLE_NAME"] == runtime.physical("Table")
+    assert env["QUEUE_URL"] == runtime.physical("OutboundQueue")
+    assert (env["STAGE"], env["MODE"], env["LOG_LEVEL"], env["WORKER_ROLE"]) == ("dev", "relaxed", "DEBUG", "worker")
+    assert env["AWS_LAMBDA_FUNCTION_NAME"] == runtime.physical("WorkerFunction")
+    assert env["AWS_REGION"] == "us-east-1"
+    work = runtime.invoke("WorkerFunction", {"action": "work", "input": {"id": "a"}}).payload
+    assert work["functionName"] == runtime.physical("WorkerFunction")
+    assert 0 < work["remainingMs"] <= 2000
+    import os
+    assert "WORKER_ROLE" not in os.environ   # the function's variables never leak into the process
+
+
+def test_two_app_modules_are_isolated(runtime):
+    finish = runtime.invoke("FinishFunction", {"id": "x"}).payload
+    worker = runtime.invoke("WorkerFunction", {"action": "env"}).payload
+    assert finish["role"] == "finish" and worker["WORKER_ROLE"] == "worker"
+    assert finish["module"] != "app"
+
+
+def test_concurrent_invocations_keep_their_own_environment(runtime):
+    results: list = []
+
+    def call(function, event):
+        results.append((function, runtime.invoke(function, event).payload))
+
+    threads = [threading.Thread(target=call, args=("WorkerFunction", {"action": "env"})) for _ in range(8)]
+    threads += [threading.Thread(target=call, args=("FinishFunction", {"id": str(i)})) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert len(results) == 16
+    for function, payload in results:
+        role = payload.get("WORKER_ROLE", payload.get("role"))
+        assert role == ("worker" if function == "WorkerFunction" else "finish")
+
+
+def test_handler_exception_error_type_is_the_class_name(runtime):
+    result = runtime.invoke("WorkerFunction", {"action": "work", "input": {"failWith": "PermanentError"}})
+    assert result.payload is None and result.function_error == "Unhandled"
+    assert result.error["errorType"] == "PermanentError"
+    assert result.error["errorMessage"] == "permanent failure requested by the input"
+    assert any("raise PermanentError" in line for line in result.error["stackTrace"])
+    unknown = runtime.invoke("WorkerFunction", {"action": "dance"})
+    assert (unknown.error["errorType"], unknown.error["errorMessage"]) == ("ValueError", "unknown action 'dance'")
+
+
+def test_handler_past_its_timeout_is_sandbox_timedout(runtime):
+    result = runtime.invoke("WorkerFunction", {"action": "work", "input": {"sleepSeconds": 2.5}})
+    assert result.error["errorType"] == "Sandbox.Timedout"
+    assert result.error["errorMessage"].endswith("Task timed out after 2.00 seconds")
+
+
+def test_boto3_lambda_invoke_runs_the_handler(runtime):
+    response = runtime.client("lambda").invoke(FunctionName=runtime.physical("FinishFunction"),
+                                               Payload=json.dumps({"id": "via-boto3"}))
+    assert "FunctionError" not in response
+    assert json.loads(response["Payload"].read())["id"] == "via-boto3"
+    failed = runtime.client("lambda").invoke(FunctionName=runtime.attribute("WorkerFunction", "Arn"),
+                                             Payload=json.dumps({"action": "work", "input": {"failWith": "TransientError"}}))
+    assert failed["FunctionError"] == "Unhandled"
+    assert json.loads(failed["Payload"].read())["errorType"] == "TransientError"
+
+
+def test_faults_raise_throttle_timeout_then_normal(runtime):
+    runtime.faults.inject("FinishFunction", kind="raise", count=1, error_type="TransientError")
+    runtime.faults.inject("FinishFunction", kind="throttle", count=1)
+    runtime.faults.inject("FinishFunction", kind="timeout", count=1, after_seconds=0.1)
+    raised = runtime.invoke("FinishFunction", {"id": "1"})
+    throttled = runtime.invoke("FinishFunction", {"id": "2"})
+    timed_out = runtime.invoke("FinishFunction", {"id": "3"})
+    normal = runtime.invoke("FinishFunction", {"id": "4"})
+    assert raised.error["errorType"] == "TransientError" and raised.function_error == "Unhandled"
+    assert (throttled.status_code, throttled.error["errorType"]) == (429, "TooManyRequestsException")
+    assert timed_out.error["errorType"] == "Sandbox.Timedout"
+    assert normal.ok and normal.payload["id"] == "4"
+    with pytest.raises(ValueError):
+        runtime.faults.inject("FinishFunction", kind="explode")
+    with pytest.raises(KeyError):
+        runtime.faults.inject("NoSuchFunction")
+
+
+def test_region_stop_fails_invocations_and_restart_restores_them(runtime):
+    assert runtime.available
+    runtime.stop_region()
+    assert not runtime.available
+    down = runtime.invoke("FinishFunction", {"id": "x"})
+    assert (down.status_code, down.error["errorType"]) == (500, "ServiceException")
+    with pytest.raises(runtime.client("lambda").exceptions.ServiceException):
+        runtime.client("lambda").invoke(FunctionName=runtime.physical("FinishFunction"), Payload=b"{}")
+    assert runtime.scheduler.fire("WorkerFunctionTick") == []
+    runtime.start_region()
+    assert runtime.available and runtime.invoke("FinishFunction", {"id": "x"}).ok
+
+
+def test_schedule_fires_its_target(runtime):
+    results = runtime.scheduler.fire("WorkerFunctionTick")
+    assert [r.payload for r in results] == [{"ticked": True}]
+    ticks = runtime.client("dynamodb").get_item(TableName=runtime.physical("Table"),
+                                                Key={"pk": {"S": "schedule"}, "sk": {"S": "ticks"}})["Item"]
+    assert int(ticks["ticks"]["N"]) >= 1
+
+
+def test_two_regions_in_one_process(local_runtime, fixture_template):
+    with LocalRuntime(fixture_template, region="eu-west-1", scheduler=False,
+                      env_overrides={"EXTRA": "second"}) as other:
+        assert other.physical("Table") != local_runtime.physical("Table")
+        assert other.attribute("Table", "Arn").split(":")[3] == "eu-west-1"
+        env_other = other.invoke("WorkerFunction", {"action": "env"}).payload
+        env_home = local_runtime.invoke("WorkerFunction", {"action": "env"}).payload
+        assert (env_other["AWS_REGION"], env_other["EXTRA"]) == ("eu-west-1", "second")
+        assert (env_home["AWS_REGION"], env_home["EXTRA"]) == ("us-east-1", None)
+        # a handler's boto3 client writes to its own Region's table
+        sfn = other.client("stepfunctions")
+        started = sfn.start_execution(stateMachineArn=other.physical("FlowStateMachine"), name="eu-1",
+                                      input=json.dumps({"id": "eu-1", "items": [],
+                                                        "callback": {"timeoutSeconds": 30, "heartbeatSeconds": 30}}))
+        import time
+        deadline = time.monotonic() + 10
+        item = None
+        while item is None and time.monotonic() < deadline:
+            item = other.client("dynamodb").get_item(TableName=other.physical("Table"),
+                                                     Key={"pk": {"S": "eu-1"}, "sk": {"S": "token"}}).get("Item")
+            time.sleep(0.02)
+        assert item is not None
+        sfn.stop_execution(executionArn=started["executionArn"])
+        other.stop_region()
+        assert not other.available and local_runtime.available
+    assert local_runtime.invoke("FinishFunction", {"id": "still"}).ok
+
+
+def test_bad_parameter_and_bad_template_are_clear_errors(fixture_template, tmp_path):
+    with pytest.raises(TemplateError, match="unknown template parameter"):
+        LocalRuntime(fixture_template, parameter_overrides={"Nope": "1"}).start()
+    broken = tmp_path / "template.yaml"
+    broken.write_text("Resources: [unclosed\n")
+    with pytest.raises(TemplateError, match="not valid YAML"):
+        LocalRuntime(broken).start()
+    with pytest.raises(TemplateError, match="cannot read template"):
+        LocalRuntime(tmp_path / "missing.yaml").start()
+
+
+def test_prod_stage_switches_condition_and_mapping(fixture_template):
+    with LocalRuntime(fixture_template, parameter_overrides={"Stage": "prod"}, scheduler=False) as prod:
+        assert prod.physical("AlertsTopic").startswith("arn:aws:sns:us-east-1:")
+        env = prod.invoke("WorkerFunction", {"action": "env"}).payload
+        assert (env["MODE"], env["LOG_LEVEL"]) == ("strict", "INFO")
