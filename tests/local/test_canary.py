@@ -1,0 +1,76 @@
+"""Canary: fails loudly when the moto internals mxflow_local patches change shape.
+
+mxflow_local.lambda_runner and mxflow_local.stepfunctions rest on private parts of moto's Lambda backend and
+Step Functions interpreter. moto is pinned; a new version must pass this test before the pin moves."""
+from __future__ import annotations
+
+import inspect
+from importlib.metadata import version
+
+from mxflow_local.stepfunctions import PINNED_MOTO
+
+
+def test_moto_version_is_the_pinned_one():
+    assert version("moto") == PINNED_MOTO, (
+        f"moto {version('moto')} installed, mxflow_local was checked against {PINNED_MOTO}: run this canary's "
+        "checks, fix the patches, then update PINNED_MOTO and requirements/dev.txt")
+
+
+def test_lambda_invoke_signature():
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    from mxflow_local import lambda_runner
+
+    lambda_runner.install()
+    original = lambda_runner._ORIGINAL_INVOKE
+    assert list(inspect.signature(original).parameters) == [
+        "self", "function_name", "qualifier", "body", "headers", "response_headers"]
+    assert LambdaSimpleBackend.invoke is lambda_runner._patched_invoke
+
+
+def test_os_environ_is_the_patchable_class():
+    import os
+
+    from mxflow_local import lambda_runner
+
+    lambda_runner.install_environ()
+    assert isinstance(os.environ, os._Environ) and hasattr(os.environ, "_data")
+
+
+def test_step_functions_internals_used_by_the_patches():
+    from moto.stepfunctions.parser.asl.component.common.flow.start_at import StartAt
+    from moto.stepfunctions.parser.asl.component.program.program import Program
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task import StateTask
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
+    from moto.stepfunctions.parser.asl.eval.callback.callback import HeartbeatTimeoutError
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramRunning
+    from moto.stepfunctions.parser.asl.jsonata import jsonata
+    from moto.stepfunctions.parser.backend.execution import Execution
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    assert "start_at_name" in inspect.signature(StartAt).parameters
+    assert {"start_at", "states", "eval"} <= set(dir(Program)) | set(inspect.signature(Program).parameters)
+    assert hasattr(StateTask, "_from_error") and hasattr(StateTaskLambda, "_from_error")
+    assert issubclass(HeartbeatTimeoutError, TimeoutError)
+    for name in ("_state_mutex", "_program_state", "event_manager", "states", "event_history_context"):
+        assert name in inspect.getsource(Environment.__init__), name
+    assert ProgramRunning
+    assert hasattr(jsonata, "_eval_jsonata") and hasattr(jsonata, "encode_jsonata_variable_declarations")
+    assert "exec_worker" in inspect.getsource(Execution.__init__)
+    assert "_execution_communication" in inspect.getsource(ExecutionWorker.__init__)
+    assert {"execution_input", "trace_header"} <= set(inspect.signature(StepFunctionsParserBackend.start_execution).parameters)
+    for method in ("describe_execution", "send_task_failure", "start_execution"):
+        assert hasattr(StepFunctionResponse, method)
+
+
+def test_moto_still_lacks_what_we_add():
+    """When moto implements a gap itself, the patch should go: this tells us."""
+    import moto.stepfunctions.parser.asl.jsonata.jsonata as module
+    from moto.stepfunctions.models import StepFunctionBackend
+
+    source = inspect.getsource(StepFunctionBackend)
+    assert "def redrive_execution" not in source or "NotImplementedError" in source
+    assert module.eval_jsonata_expression.__module__ in (module.__name__, "mxflow_local.stepfunctions")
