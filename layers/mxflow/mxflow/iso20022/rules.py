@@ -109,12 +109,14 @@ _ACTIVE_CURRENCY_AMOUNTS = frozenset({"IntrBkSttlmAmt", "TtlIntrBkSttlmAmt", "In
 _COPY_CODES = frozenset({"COPY", "CODU"})
 
 _ANY_AMOUNT = etree.XPath("descendant::*[@Ccy]")
-# CBPR+ X character set (CR and LF included). The string value of the part (one XPath) is searched
-# with one regex; only a message with a character outside the set (or a tab, which may be mere
-# indentation) has its leaf texts checked one by one, skipping names, postal addresses and
-# remittance information (which may use the extended set).
+# CBPR+ X character set (CR and LF included). One XPath tells whether any leaf text of the part has a
+# character outside the set; only then are the leaf texts checked one by one, skipping names, postal
+# addresses and remittance information (which may use the extended set).
 _OUTSIDE_X_CHARACTER = re.compile(r"[^A-Za-z0-9/\-?:().,'+ \r\n]")
-_STRING_VALUE = etree.XPath("string(.)", smart_strings=False)
+# The first pass runs in C: whether any leaf text holds a character that translate() does not remove
+# (indentation is not a leaf text, so a tab-indented message passes without a Python walk).
+_X_CHARACTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/-?:().,'+ \r\n"
+_ANY_LEAF_OUTSIDE_X = etree.XPath(f'boolean(descendant::*[not(*)]/text()[translate(., "{_X_CHARACTERS}", "") != ""])')
 _LEAF_TEXT_NODES = etree.XPath("descendant::*[not(*)]/text()")  # strings that know their element
 _FREE_TEXT = ("Nm", "PstlAdr", "RmtInf")
 
@@ -327,9 +329,8 @@ class _Checker:
         for part in (self.parsed.document, self.parsed.app_header):
             if part is None:
                 continue
-            everything = _STRING_VALUE(part)  # all text, indentation included, in one C call
-            if "\t" not in everything and not _OUTSIDE_X_CHARACTER.search(everything):
-                continue  # the usual case; a tab may be indentation, so it needs the leaf check
+            if not _ANY_LEAF_OUTSIDE_X(part):
+                continue  # the usual case, decided in one C call
             prefix = "{" + (etree.QName(part).namespace or "") + "}"
             free_text = [prefix + name for name in _FREE_TEXT]
             for text in _LEAF_TEXT_NODES(part):
