@@ -112,12 +112,6 @@ def _resolve(value, parameters: dict):
     return value
 
 
-def template_parameters(sam_template: dict, overrides: dict | None = None) -> dict:
-    values = {name: spec.get("Default") for name, spec in (sam_template.get("Parameters") or {}).items()}
-    values.update(overrides or {})
-    return {k: str(v) for k, v in values.items() if v is not None}
-
-
 def _binary_types(props: dict) -> tuple:
     # SAM writes "/" as "~1" in BinaryMediaTypes (image~1png).
     return tuple(str(t).replace("~1", "/").lower() for t in props.get("BinaryMediaTypes") or ())
@@ -511,12 +505,13 @@ def _response_parameter(source: str, request: HttpRequest | None) -> str | None:
 class LocalApi:
     """The local HTTP API on a started runtime. Use `LocalApi.start(...)` as a context manager."""
 
-    def __init__(self, runtime, *, port: int = 0, parameter_overrides: dict | None = None, region: str | None = None,
-                 issuer: LocalTokenIssuer | None = None):
+    def __init__(self, runtime, *, port: int = 0, region: str | None = None, issuer: LocalTokenIssuer | None = None):
         self.runtime = runtime
         self.region = region or getattr(runtime, "region", None) or "us-east-1"
         template = runtime.sam_template
-        self.parameters = template_parameters(template, parameter_overrides)
+        # The runtime's parameter values: defaults, overrides and pseudo parameters, already checked.
+        self.parameters = {k: v for k, v in dict(getattr(runtime, "parameters", None) or {}).items()
+                           if isinstance(v, str)}
         self.apis = load_apis(template, self.parameters)
         self.routes = RouteTable(routes_from_template(template, self.parameters, self.apis))
         self.account_id = str(getattr(runtime, "account_id", None) or DEFAULT_ACCOUNT)
@@ -545,7 +540,7 @@ class LocalApi:
                                env_overrides=dict(env_overrides or {}))
         runtime.start()
         try:
-            api = cls(runtime, port=port, parameter_overrides=parameter_overrides, region=region)
+            api = cls(runtime, port=port, region=region)
         except BaseException:
             runtime.stop()
             raise
@@ -622,7 +617,7 @@ class LocalApi:
 
     def _issuer_url(self, template: dict) -> str:
         """The Cognito issuer of the first user pool an authorizer names (GetAtt Pool.Arn or an ARN)."""
-        for api in load_apis(template, self.parameters).values():
+        for api in self.apis.values():
             for config in api.authorizers.values():
                 arns = config.get("UserPoolArn")
                 for arn in arns if isinstance(arns, list) else [arns]:

@@ -78,3 +78,52 @@ class FlowDriver:
 @pytest.fixture
 def flow(runtime) -> FlowDriver:
     return FlowDriver(runtime)
+
+
+# --- local HTTP API fixtures (mxflow_local.http_api, mxflow local up) -------------------------------
+import urllib.error as _urllib_error
+import urllib.request as _urllib_request
+
+
+def _http_call(base_url, method, path, *, token=None, body=None, raw=None, headers=None, timeout=30):
+    """One HTTP request with a bounded wait: (status, headers dict, JSON body or text)."""
+    data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+    request = _urllib_request.Request(base_url + path, data=data, method=method)
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    if body is not None:
+        request.add_header("Content-Type", "application/json")
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    try:
+        with _urllib_request.urlopen(request, timeout=timeout) as response:
+            status, reply_headers, payload = response.status, dict(response.headers), response.read()
+    except _urllib_error.HTTPError as error:
+        status, reply_headers, payload = error.code, dict(error.headers), error.read()
+    try:
+        return status, reply_headers, json.loads(payload)
+    except ValueError:
+        return status, reply_headers, payload.decode("utf-8", "replace")
+
+
+@pytest.fixture(scope="session")
+def http():
+    """`http(url, method, path, token=, body=, raw=, headers=)` -> (status, headers, body)."""
+    return _http_call
+
+
+@pytest.fixture(scope="module")
+def _fixture_api_server(local_runtime):
+    from mxflow_local.http_api import LocalApi
+
+    with LocalApi(local_runtime, port=0) as api:
+        yield api
+
+
+@pytest.fixture
+def fixture_api(_fixture_api_server):
+    """The local HTTP API (127.0.0.1, a free port) on the shared fixture runtime; faults cleared and the
+    Region started again after each test."""
+    yield _fixture_api_server
+    _fixture_api_server.runtime.faults.clear()
+    _fixture_api_server.start_region()

@@ -1,0 +1,107 @@
+"""`mxflow local up` and `mxflow token` as a user runs them: separate processes, bounded waits."""
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mxflow_cli.local_cmd import LocalUsageError, parse_parameter_overrides
+
+FIXTURE_TEMPLATE = Path(__file__).parent / "fixture" / "template.yaml"
+MXFLOW = [sys.executable, "-m", "mxflow_cli.main"]
+START_TIMEOUT_S = 60  # generous on a shared 2-core machine; the bench measures the real start-up time
+
+
+def _environment(state_dir: Path) -> dict:
+    env = dict(os.environ)
+    env["MXFLOW_STATE_DIR"] = str(state_dir)
+    env.pop("AWS_PROFILE", None)
+    return env
+
+
+def _read_line(process: subprocess.Popen, deadline: float) -> str:
+    selector = selectors.DefaultSelector()
+    selector.register(process.stdout, selectors.EVENT_READ)
+    try:
+        while time.monotonic() < deadline:
+            if selector.select(timeout=max(0.0, min(1.0, deadline - time.monotonic()))):
+                return process.stdout.readline()
+            if process.poll() is not None:
+                return ""
+        return ""
+    finally:
+        selector.close()
+
+
+def _stop(process: subprocess.Popen) -> int:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+        raise
+
+
+def test_local_up_serves_and_mxflow_token_is_accepted(tmp_path, http):
+    env = _environment(tmp_path / "state")
+    process = subprocess.Popen(
+        MXFLOW + ["local", "up", "--port", "0", "--template", str(FIXTURE_TEMPLATE),
+                  "--parameter-overrides", "Stage=dev", "ParameterKey=WaitSeconds,ParameterValue=0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        url = _read_line(process, time.monotonic() + START_TIMEOUT_S).strip()
+        if not url:
+            _stop(process)
+            pytest.fail(f"mxflow local up printed no URL; stderr:\n{process.stderr.read()[-3000:]}")
+        assert url.startswith("http://127.0.0.1:") and not url.endswith(":0")
+        status, _, body = http(url, "GET", "/health")
+        assert status == 200 and body["status"] == "ok"
+        key_file = tmp_path / "state" / "local-signing-key.json"
+        assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+
+        token = subprocess.run(MXFLOW + ["token", "--scope", "items/read", "--client", "cli-client"],
+                               capture_output=True, text=True, env=env, timeout=60)
+        assert token.returncode == 0, token.stderr
+        bearer = token.stdout.strip()
+        status, _, body = http(url, "GET", "/items/7", token=bearer)
+        assert status == 200 and body["claims"]["client_id"] == "cli-client"
+        assert body["pathParameters"] == {"id": "7"}
+        assert http(url, "POST", "/items", token=bearer, body={})[0] == 403  # read scope only
+    finally:
+        code = _stop(process)
+    assert code == 0, process.stderr.read()[-3000:]
+    assert not key_file.exists()  # withdrawn on a clean stop
+    missing = subprocess.run(MXFLOW + ["token", "--scope", "items/read"], capture_output=True, text=True,
+                             env=env, timeout=60)
+    assert missing.returncode == 2 and "no running 'mxflow local up'" in missing.stderr
+
+
+def test_token_without_a_running_server_exits_2(tmp_path):
+    result = subprocess.run(MXFLOW + ["token", "--scope", "payments/read"], capture_output=True, text=True,
+                            env=_environment(tmp_path), timeout=60)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "no running 'mxflow local up' found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_local_up_with_a_missing_template_is_a_usage_error(tmp_path):
+    result = subprocess.run(MXFLOW + ["local", "up", "--port", "0", "--template", str(tmp_path / "none.yaml")],
+                            capture_output=True, text=True, env=_environment(tmp_path), timeout=60)
+    assert result.returncode == 2 and "not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_parameter_overrides_as_sam_deploy_takes_them():
+    assert parse_parameter_overrides(["A=1", "B=x=y", "ParameterKey=C,ParameterValue=three",
+                                      "D='two words' E=5"]) == {"A": "1", "B": "x=y", "C": "three",
+                                                                  "D": "two words", "E": "5"}
+    for bad in (["novalue"], ["=1"], ["ParameterKey=K"], ["A='unclosed"]):
+        with pytest.raises(LocalUsageError):
+            parse_parameter_overrides(bad)
