@@ -113,10 +113,10 @@ _ANY_AMOUNT = etree.XPath("descendant::*[@Ccy]")
 # character outside the set; only then are the leaf texts checked one by one, skipping names, postal
 # addresses and remittance information (which may use the extended set).
 _OUTSIDE_X_CHARACTER = re.compile(r"[^A-Za-z0-9/\-?:().,'+ \r\n]")
-# The first pass runs in C: whether any leaf text holds a character that translate() does not remove
-# (indentation is not a leaf text, so a tab-indented message passes without a Python walk).
-_X_CHARACTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/-?:().,'+ \r\n"
-_ANY_LEAF_OUTSIDE_X = etree.XPath(f'boolean(descendant::*[not(*)]/text()[translate(., "{_X_CHARACTERS}", "") != ""])')
+# The first pass: the leaf texts as plain strings (one XPath, no element proxies), joined by a newline
+# (inside the set) and searched with one regex; indentation is not a leaf text. Measured on the bench
+# sample: ~10 us, against ~40 us for translate() in the XPath and ~27 us for the leaf walk.
+_LEAF_TEXTS = etree.XPath("descendant::*[not(*)]/text()", smart_strings=False)
 _LEAF_TEXT_NODES = etree.XPath("descendant::*[not(*)]/text()")  # strings that know their element
 _FREE_TEXT = ("Nm", "PstlAdr", "RmtInf")
 
@@ -329,8 +329,8 @@ class _Checker:
         for part in (self.parsed.document, self.parsed.app_header):
             if part is None:
                 continue
-            if not _ANY_LEAF_OUTSIDE_X(part):
-                continue  # the usual case, decided in one C call
+            if not _OUTSIDE_X_CHARACTER.search("\n".join(_LEAF_TEXTS(part))):
+                continue  # the usual case
             prefix = "{" + (etree.QName(part).namespace or "") + "}"
             free_text = [prefix + name for name in _FREE_TEXT]
             for text in _LEAF_TEXT_NODES(part):
