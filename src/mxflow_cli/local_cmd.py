@@ -17,6 +17,7 @@ from pathlib import Path
 
 
 def add_parser(subparsers) -> None:
+    """Register `local up` and `token` (called by mxflow_cli.main)."""
     local = subparsers.add_parser("local", help="the embedded local runtime")
     local_sub = local.add_subparsers(dest="local_command", metavar="SUBCOMMAND")
     up = local_sub.add_parser(
@@ -88,22 +89,29 @@ def parse_parameter_overrides(items) -> dict:
     return values
 
 
-def run_local_up(args) -> int:
+def local_up_settings(args) -> dict:
+    """The LocalApi.start keyword arguments for `mxflow local up` (LocalUsageError on bad input)."""
     template = Path(args.template)
     if not template.is_file():
-        return _usage_error(f"template {template} not found (use --template)")
+        raise LocalUsageError(f"template {template} not found (use --template)")
     if not 0 <= args.port <= 65535:
-        return _usage_error("--port must be between 0 and 65535")
+        raise LocalUsageError("--port must be between 0 and 65535")
     env_overrides = {}
     if args.schema_dir:
         schema_dir = Path(args.schema_dir)
         if not schema_dir.is_dir():
-            return _usage_error(f"--schema-dir {schema_dir} is not a directory")
+            raise LocalUsageError(f"--schema-dir {schema_dir} is not a directory")
         env_overrides["MXFLOW_SCHEMA_DIR"] = str(schema_dir.resolve())
+    return {"template": template, "port": args.port, "region": args.region, "env_overrides": env_overrides,
+            "parameter_overrides": parse_parameter_overrides(args.parameter_overrides)}
+
+
+def run_local_up(args) -> int:
     try:
-        overrides = parse_parameter_overrides(args.parameter_overrides)
+        settings = local_up_settings(args)
     except LocalUsageError as exc:
         return _usage_error(str(exc))
+    template = settings["template"]
 
     stop = threading.Event()
 
@@ -113,20 +121,27 @@ def run_local_up(args) -> int:
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     from mxflow_local.auth import publish_signing_key, withdraw_signing_key
     from mxflow_local.http_api import LocalApi
+    from mxflow_local.template import TemplateError
 
     try:
         try:
-            api = LocalApi.start(template, port=args.port, parameter_overrides=overrides,
-                                 env_overrides=env_overrides, region=args.region)
+            api = LocalApi.start(**settings)
         except OSError as exc:
             print(f"mxflow: error: cannot start the local API on 127.0.0.1:{args.port}: {exc.strerror or exc}",
                   file=sys.stderr)
             return 1
-        except ValueError as exc:  # the template cannot be served (bad route, bad parameter, ...)
+        except TemplateError as exc:  # unreadable template, unknown or invalid parameter override, ...
+            return _usage_error(str(exc))
+        except ValueError as exc:  # the template's routes cannot be served (duplicate route, bad method, ...)
             print(f"mxflow: error: {exc}", file=sys.stderr)
             return 1
         try:
-            key_file = publish_signing_key(api.issuer, url=api.url)
+            try:
+                key_file = publish_signing_key(api.issuer, url=api.url)
+            except OSError as exc:
+                print(f"mxflow: error: cannot write the token-signing key in the state directory "
+                      f"(set MXFLOW_STATE_DIR): {exc}", file=sys.stderr)
+                return 1
             print(api.url, flush=True)
             print(f"mxflow: local API for {template} in {args.region}; token key in {key_file}; "
                   "Ctrl-C to stop", file=sys.stderr, flush=True)

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mxflow_cli.local_cmd import LocalUsageError, parse_parameter_overrides
+from mxflow_cli.local_cmd import LocalUsageError, local_up_settings, parse_parameter_overrides
+from mxflow_cli.main import build_parser
 
 FIXTURE_TEMPLATE = Path(__file__).parent / "fixture" / "template.yaml"
 MXFLOW = [sys.executable, "-m", "mxflow_cli.main"]
@@ -105,3 +106,25 @@ def test_parameter_overrides_as_sam_deploy_takes_them():
     for bad in (["novalue"], ["=1"], ["ParameterKey=K"], ["A='unclosed"]):
         with pytest.raises(LocalUsageError):
             parse_parameter_overrides(bad)
+
+
+def test_local_up_options_reach_the_runtime_settings(tmp_path):
+    schema_dir = tmp_path / "xsd"
+    schema_dir.mkdir()
+    args = build_parser().parse_args(["local", "up", "--port", "0", "--template", str(FIXTURE_TEMPLATE),
+                                      "--schema-dir", str(schema_dir), "--parameter-overrides", "Stage=prod"])
+    settings = local_up_settings(args)
+    assert settings["env_overrides"] == {"MXFLOW_SCHEMA_DIR": str(schema_dir.resolve())}
+    assert settings["parameter_overrides"] == {"Stage": "prod"} and settings["port"] == 0
+    assert build_parser().parse_args(["local", "up"]).port == 3000
+    args = build_parser().parse_args(["local", "up", "--template", str(FIXTURE_TEMPLATE),
+                                      "--schema-dir", str(tmp_path / "missing")])
+    with pytest.raises(LocalUsageError, match="not a directory"):
+        local_up_settings(args)
+
+
+def test_unknown_parameter_override_is_a_usage_error(tmp_path):
+    result = subprocess.run(MXFLOW + ["local", "up", "--port", "0", "--template", str(FIXTURE_TEMPLATE),
+                                      "--parameter-overrides", "NoSuchParameter=1"],
+                            capture_output=True, text=True, env=_environment(tmp_path), timeout=60)
+    assert result.returncode == 2 and "NoSuchParameter" in result.stderr and "Traceback" not in result.stderr
