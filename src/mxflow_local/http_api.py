@@ -53,9 +53,12 @@ GATEWAY_RESPONSE_DEFAULTS = {
     "REQUEST_TOO_LARGE": (413, "RequestTooLargeException", "Request Too Long"),
     "AUTHORIZER_CONFIGURATION_ERROR": (500, "AuthorizerConfigurationException", "Authorizer configuration error"),
     "BAD_REQUEST_BODY": (400, "BadRequestException", "Bad request"),
-    # A Lambda error or a malformed proxy response: 502 "Internal server error" (customised through DEFAULT_5XX).
+    # A function error or a malformed proxy response: 502; the Lambda service refusing the invocation
+    # (throttled, service error): 500. Both "Internal server error", customised through DEFAULT_5XX.
     "INTEGRATION_ERROR": (502, "InternalServerErrorException", "Internal server error"),
+    "INVOCATION_REFUSED": (500, "InternalServerErrorException", "Internal server error"),
 }
+_INTEGRATION_TYPES = ("INTEGRATION_ERROR", "INVOCATION_REFUSED")  # not gateway response types of their own
 DEFAULT_RESPONSE_TEMPLATE = '{"message":$context.error.messageString}'
 
 
@@ -462,13 +465,13 @@ def gateway_reply(response_type: str, api: ApiDefinition | None, context: dict, 
     configured = {}
     if api is not None:
         family = "DEFAULT_5XX" if status >= 500 else "DEFAULT_4XX"
-        lookup = "DEFAULT_5XX" if response_type == "INTEGRATION_ERROR" else response_type
+        lookup = "DEFAULT_5XX" if response_type in _INTEGRATION_TYPES else response_type
         configured = api.gateway_responses.get(lookup) or api.gateway_responses.get(family) or {}
     status = int(configured.get("StatusCode", status))
     variables = {
         "error.message": message,
         "error.messageString": json.dumps(message),
-        "error.responseType": "DEFAULT_5XX" if response_type == "INTEGRATION_ERROR" else response_type,
+        "error.responseType": "DEFAULT_5XX" if response_type in _INTEGRATION_TYPES else response_type,
         **context,
     }
     templates = configured.get("ResponseTemplates") or {}
@@ -675,9 +678,12 @@ class LocalApi:
             return self._stamp(gateway_reply("INTEGRATION_ERROR", api, context, request), request_id)
         if getattr(result, "error", None):
             error = result.error if isinstance(result.error, dict) else {}
-            LOG.warning("%s raised %s for %s %s", route.function, error.get("errorType", "an error"),
+            refused = getattr(result, "status_code", 200) != 200 and not getattr(result, "function_error", None)
+            LOG.warning("%s %s for %s %s", route.function,
+                        f"was not invoked ({error.get('errorType')})" if refused else f"raised {error.get('errorType')}",
                         route.method, route.path)
-            return self._stamp(gateway_reply("INTEGRATION_ERROR", api, context, request), request_id)
+            kind = "INVOCATION_REFUSED" if refused else "INTEGRATION_ERROR"
+            return self._stamp(gateway_reply(kind, api, context, request), request_id)
         try:
             reply = reply_from_proxy_response(result.payload, accept=request.header("Accept"),
                                               binary_types=api.binary_media_types)

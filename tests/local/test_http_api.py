@@ -382,3 +382,13 @@ def test_injected_fault_makes_the_next_call_502_then_recovers(fixture_api, http)
     assert http(fixture_api.url, "GET", "/items/1", token=token)[:3:2] == (502, {"message": "Internal server error"})
     assert http(fixture_api.url, "GET", "/items/1", token=token)[0] == 200
     assert http(fixture_api.url, "POST", "/_local/faults", body={"function": "NoSuchFunction"})[0] == 400
+    assert http(fixture_api.url, "POST", "/_local/faults", body={"function": "ApiFunction", "kind": "melt"})[0] == 400
+
+
+def test_throttled_invocation_is_500(fixture_api, http):
+    """The Lambda service refusing the call (not a function error): API Gateway answers 500."""
+    token = fixture_api.issue_token(["items/read"])
+    assert http(fixture_api.url, "POST", "/_local/faults", body={"function": "ApiFunction", "kind": "throttle"})[0] == 200
+    status, headers, body = http(fixture_api.url, "GET", "/items/1", token=token)
+    assert (status, body) == (500, {"message": "Internal server error"})
+    assert http(fixture_api.url, "GET", "/items/1", token=token)[0] == 200
