@@ -657,7 +657,8 @@ class LocalApi:
             return self._stamp(gateway_reply("REQUEST_TOO_LARGE", api, context, request), request_id)
         if route is None:
             return self._stamp(gateway_reply("MISSING_AUTHENTICATION_TOKEN", api, context, request), request_id)
-        if not self.region_available:
+        region_down = not self.region_available
+        if region_down and route.path != "/health":
             return self._stamp(self._region_down_reply(route), request_id)
         claims = None
         if route.authorizer_type == "unsupported":
@@ -676,6 +677,9 @@ class LocalApi:
         except Exception:  # the runtime itself failed: the integration failed, as a 502
             LOG.exception("invoking %s for %s %s failed", route.function, route.method, route.path)
             return self._stamp(gateway_reply("INTEGRATION_ERROR", api, context, request), request_id)
+        if region_down and getattr(result, "error", None):
+            # /health while the Region is stopped: its handler is unreachable, so the Region is unhealthy
+            return self._stamp(self._region_down_reply(route), request_id)
         if getattr(result, "error", None):
             error = result.error if isinstance(result.error, dict) else {}
             refused = getattr(result, "status_code", 200) != 200 and not getattr(result, "function_error", None)
