@@ -6,7 +6,6 @@ the local API accepts). Contract: ../shared/DESIGN.md section 5.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 import signal
