@@ -80,6 +80,13 @@ def _stringify(value: Any) -> str:
     return str(value)
 
 
+def _is_tls_only_deny(statement: dict) -> bool:
+    """A Deny whose only condition is aws:SecureTransport false (the usual TLS-only policy)."""
+    condition = statement.get("Condition") or {}
+    return (statement.get("Effect") == "Deny" and list(condition) == ["Bool"]
+            and {k.lower(): str(v).lower() for k, v in condition["Bool"].items()} == {"aws:securetransport": "false"})
+
+
 def _tiny_zip() -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
@@ -300,7 +307,17 @@ class StackBuilder:
                               "RegionalDomainName": f"{name}.s3.{self.region}.amazonaws.com"})
 
     def _s3_bucket_policy(self, logical_id: str, props: dict) -> Created:
-        self.client("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=_stringify(props["PolicyDocument"]))
+        document = dict(props["PolicyDocument"])
+        statements = document.get("Statement") or []
+        statements = [statements] if isinstance(statements, dict) else statements
+        kept = [s for s in statements if not _is_tls_only_deny(s)]
+        if len(kept) != len(statements):
+            # moto evaluates bucket policies without their conditions, so a TLS-only Deny would deny every
+            # call; every SDK call is TLS, so in AWS it never applies to them: leave it out locally.
+            self.note(f"{logical_id}: TLS-only Deny statement(s) not applied locally (moto ignores the aws:SecureTransport condition)")
+        if kept:
+            document["Statement"] = kept
+            self.client("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=_stringify(document))
         return Created(self.name_for(logical_id), {})
 
     # Secrets Manager, SSM

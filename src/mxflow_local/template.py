@@ -182,6 +182,10 @@ def _translate(template: dict, parameters: dict[str, Any], region: str) -> dict:
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.translator import Translator
 
+    import logging
+
+    # SAM's feature toggles have no config offline; their "not available" warnings are noise here
+    logging.getLogger("samtranslator.feature_toggle.feature_toggle").setLevel(logging.ERROR)
     session = boto3.session.Session(region_name=region, aws_access_key_id="local", aws_secret_access_key="local")
     values = {k: v for k, v in parameters.items() if not k.startswith("AWS::")}
     metrics = Metrics(metrics_publisher=DummyMetricsPublisher())
