@@ -142,7 +142,9 @@ def run_local_up(args) -> int:
                       f"(set MXFLOW_STATE_DIR): {exc}", file=sys.stderr)
                 return 1
             print(api.url, flush=True)
-            print(f"mxflow: local API for {template} in {args.region}; token key in {key_file}; "
+            started = getattr(api.runtime, "start_seconds", None)
+            print(f"mxflow: local API for {template} in {args.region}"
+                  f"{f' (runtime started in {started:.2f} s)' if started else ''}; token key in {key_file}; "
                   "Ctrl-C to stop", file=sys.stderr, flush=True)
             while not stop.wait(0.5):
                 pass
