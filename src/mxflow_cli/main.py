@@ -71,4 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run through the importable module, so that subcommands and this entry point share one UsageError.
+    from mxflow_cli.main import main as _main
+
+    sys.exit(_main())
