@@ -121,6 +121,22 @@ class MessageScan:
             cache[index] = children_by_name(self.transactions[index], len(self.ns))
         return cache[index]
 
+    def group_agent_bic(self, name: str) -> str | None:
+        """agent_bic of a group header agent (InstgAgt, InstdAgt), computed once per message."""
+        cache = self.__dict__.setdefault("_bics", {})
+        key = (-1, name)
+        if key not in cache:
+            cache[key] = agent_bic(self.group.get(name), self.ns)
+        return cache[key]
+
+    def tx_agent_bic(self, index: int, name: str) -> str | None:
+        """agent_bic of a transaction's agent (InstgAgt, InstdAgt, DbtrAgt...), computed once."""
+        cache = self.__dict__.setdefault("_bics", {})
+        key = (index, name)
+        if key not in cache:
+            cache[key] = agent_bic(self.tx_children(index).get(name), self.ns)
+        return cache[key]
+
 
 def _scan_header(header) -> tuple[HeaderFields, str]:
     hns = "{" + etree.QName(header).namespace + "}"
@@ -344,8 +360,8 @@ def _payment_facts(facts: Facts, scan: MessageScan, ns: str) -> None:
     facts.creditor_name = party_name(t.get("Cdtr"), ns)
     facts.debtor_agent_bic = agent_bic(t.get("DbtrAgt"), ns)
     facts.creditor_agent_bic = agent_bic(t.get("CdtrAgt"), ns)
-    facts.instructing_agent_bic = agent_bic(t.get("InstgAgt"), ns) or agent_bic(group.get("InstgAgt"), ns)
-    facts.instructed_agent_bic = agent_bic(t.get("InstdAgt"), ns) or agent_bic(group.get("InstdAgt"), ns)
+    facts.instructing_agent_bic = scan.tx_agent_bic(0, "InstgAgt") or scan.group_agent_bic("InstgAgt")
+    facts.instructed_agent_bic = scan.tx_agent_bic(0, "InstdAgt") or scan.group_agent_bic("InstdAgt")
 
 
 def _assignment_agent(party, ns: str) -> str | None:

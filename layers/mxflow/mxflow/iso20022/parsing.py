@@ -327,7 +327,8 @@ def parse_message(data: bytes, limits: ParseLimits | None = None) -> ParsedMessa
     app_header = headers[0] if headers else None
     header_id = None
     if app_header is not None:
-        header_ns = etree.QName(app_header).namespace
+        header_tag = app_header.tag
+        header_ns = header_tag[1 : header_tag.index("}")] if header_tag[0] == "{" else None
         header_part = _message_id_of(header_ns)
         if header_part is None or not HEADER_MESSAGE_PATTERN.fullmatch(header_part):
             _fail(
@@ -336,9 +337,13 @@ def parse_message(data: bytes, limits: ParseLimits | None = None) -> ParsedMessa
                 "/AppHdr",
                 UnsupportedMessageError,
             )
-        definition = app_header.find(f"{{{header_ns}}}MsgDefIdr")
-        if definition is not None and definition.text:
-            header_id = definition.text.strip()
+        # The first MsgDefIdr child, by a positional walk (find() costs ~3 us per call).
+        definition_tag = "{" + header_ns + "}MsgDefIdr"
+        for definition in app_header:
+            if definition.tag == definition_tag:
+                if definition.text:
+                    header_id = definition.text.strip()
+                break
     if not documents:
         raise MissingDocumentError(
             Issue(FORMAT_ERROR_CODE, "", "no ISO 20022 Document element found in the input"), app_header
@@ -346,7 +351,8 @@ def parse_message(data: bytes, limits: ParseLimits | None = None) -> ParsedMessa
     if len(documents) > 1:
         _fail(f"the input holds {len(documents)} Document elements; one message per input")
     document = documents[0]
-    namespace = etree.QName(document).namespace
+    document_tag = document.tag
+    namespace = document_tag[1 : document_tag.index("}")] if document_tag[0] == "{" else None
     message_id = _message_id_of(namespace)
     if message_id is None:
         shown = namespace if namespace else "no namespace"

@@ -374,8 +374,8 @@ def _check_payment(c: _Checker) -> None:
     c.check_settlement_date(g.get("IntrBkSttlmDt"))
     c.check_business_message_id(g.get("MsgId"))
 
-    group_sender = agent_bic(g.get("InstgAgt"), ns)
-    group_receiver = agent_bic(g.get("InstdAgt"), ns)
+    group_sender = scan.group_agent_bic("InstgAgt")
+    group_receiver = scan.group_agent_bic("InstdAgt")
     amounts: list[tuple[Decimal, str | None]] = []
     uetr_expected = c.cbpr and _version(c.parsed.message_id) >= 8
     for index in range(len(transactions)):
@@ -389,8 +389,8 @@ def _check_payment(c: _Checker) -> None:
             identification = t.get("PmtId")
             if identification is not None and child(identification, ns + "UETR") is None:
                 c.add("CBPR-UETR", identification, "UETR is mandatory in CBPR+")
-        c.check_header_agents(agent_bic(t.get("InstgAgt"), ns) or group_sender,
-                              agent_bic(t.get("InstdAgt"), ns) or group_receiver,
+        c.check_header_agents(scan.tx_agent_bic(index, "InstgAgt") or group_sender,
+                              scan.tx_agent_bic(index, "InstdAgt") or group_receiver,
                               "agent", "InstgAgt/InstdAgt")
         if scan.family == "pacs.008":
             _check_charges_and_rate(c, t, settlement)
