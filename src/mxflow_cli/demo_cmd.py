@@ -70,7 +70,9 @@ def run(args) -> int:
 
     registry = SchemaRegistry(schema_dirs=schema_dirs)
     overrides = {"DecisionTimeoutSeconds": str(DEMO_DECISION_TIMEOUT_SECONDS)}
-    env = {"MXFLOW_SCHEMA_DIR": os.pathsep.join(schema_dirs)}
+    # The functions' own logs and metrics (JSON lines) would drown the story the demo tells: keep warnings.
+    env = {"MXFLOW_SCHEMA_DIR": os.pathsep.join(schema_dirs), "LOG_LEVEL": "WARNING",
+           "POWERTOOLS_METRICS_DISABLED": "true"}
     started = time.monotonic()
     print(f"mxflow demo: starting the local runtime on {template} ...", flush=True)
     with LocalApi.start(template, port=0, parameter_overrides=overrides, env_overrides=env) as api:

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mxflow_local import lambda_runner, stepfunctions
+from mxflow_local import dynamodb, lambda_runner, stepfunctions
 from mxflow_local.faults import FaultInjector, RegionSwitch
 from mxflow_local.lambda_runner import FunctionSpec, InvocationOutcome, LambdaRunner, LambdaServiceError
 from mxflow_local.resources import StackBuilder, StackRecord
@@ -59,6 +59,7 @@ class _MotoSession:
                 cls._mock.start()
                 lambda_runner.install()
                 stepfunctions.install()
+                dynamodb.install()
             cls._users += 1
 
     @classmethod

@@ -186,22 +186,12 @@ def aws(monkeypatch):
 
 
 @pytest.fixture
-def serialised_dynamodb(monkeypatch):
-    """DynamoDB serialises writes to one item; moto's in-process backend does not (it checks a
-    condition and applies the write in Python, so two threads can interleave). One lock around moto's
-    write operations restores the service's behaviour; the conditions are still what decides."""
-    from moto.dynamodb.models import DynamoDBBackend
+def serialised_dynamodb():
+    """DynamoDB serialises writes to one item; moto's in-process backend does not (see
+    mxflow_local.dynamodb, the local runtime's fix, applied here too); the conditions still decide."""
+    from mxflow_local import dynamodb
 
-    lock = threading.RLock()
-    for name in ("transact_write_items", "update_item", "put_item"):
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(self, *args, __original=original, **kwargs):
-            with lock:
-                return __original(self, *args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, locked)
-    return lock
+    return dynamodb.install()
 
 
 @pytest.fixture
