@@ -14,6 +14,10 @@ Parallel, timeouts. What it lacks or gets wrong, fixed here without forking it:
                          is the function ARN becomes the error name "Exception"; AWS says `Lambda.<Code>`
                          (e.g. `Lambda.TooManyRequestsException`), as moto already does for `lambda:invoke`.
 - `patch_task_failure_cause` SendTaskFailure drops its `cause` (the response class passes only `error`).
+- `patch_early_callback` a SendTaskSuccess/Failure that arrives before the interpreter has set up the
+                         task's heartbeat wait (right after the Lambda that received the token returned) is
+                         lost when HeartbeatSeconds is set: the task then waits out its heartbeat and fails
+                         with a heartbeat timeout although its outcome is there.
 - `quiet_logs`           the interpreter logs ERROR tracebacks for ordinary task failures.
 
 These rest on private moto internals, so moto is pinned (`requirements/dev.txt`) and
@@ -152,6 +156,21 @@ def patch_task_failure_cause() -> None:
         return EmptyResult()
 
     StepFunctionResponse.send_task_failure = send_task_failure
+
+
+def patch_early_callback() -> None:
+    """Gap: an outcome delivered before the heartbeat endpoint exists never wakes the heartbeat wait."""
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
+
+    original = CallbackEndpoint.setup_heartbeat_endpoint
+
+    def setup_heartbeat_endpoint(self, heartbeat_seconds: int):
+        endpoint = original(self, heartbeat_seconds)
+        if self.get_outcome() is not None:   # notify() came first: it found no heartbeat endpoint to wake
+            endpoint.notify()
+        return endpoint
+
+    CallbackEndpoint.setup_heartbeat_endpoint = setup_heartbeat_endpoint
 
 
 def quiet_logs() -> None:
@@ -312,5 +331,6 @@ def install() -> None:
         patch_jsonata()
         patch_redrive()
         patch_task_failure_cause()
+        patch_early_callback()
         quiet_logs()
         _INSTALLED = True

@@ -55,6 +55,9 @@ def test_step_functions_internals_used_by_the_patches():
     assert {"start_at", "states", "eval"} <= set(dir(Program)) | set(inspect.signature(Program).parameters)
     assert hasattr(StateTask, "_from_error") and hasattr(StateTaskLambda, "_from_error")
     assert issubclass(HeartbeatTimeoutError, TimeoutError)
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint, HeartbeatEndpoint
+    assert {"setup_heartbeat_endpoint", "get_outcome", "notify"} <= set(dir(CallbackEndpoint))
+    assert {"clear_and_wait", "notify"} <= set(dir(HeartbeatEndpoint))
     for name in ("_state_mutex", "_program_state", "event_manager", "states", "event_history_context"):
         assert name in inspect.getsource(Environment.__init__), name
     assert ProgramRunning

@@ -152,3 +152,14 @@ def test_jsonata_with_assigned_variables(runtime):
     result = runtime.wait_execution(started["executionArn"])
     assert result["status"] == "SUCCEEDED", result
     assert json.loads(result["output"]) == {"total": 34.5, "label": "O'Brien \"CHF\" 34.5", "count": 3}
+
+
+def test_outcome_sent_before_the_heartbeat_wait_is_not_lost(runtime):
+    """The race behind SendTaskSuccess right after the token's Lambda returned, made deterministic."""
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint, CallbackOutcomeSuccess
+
+    endpoint = CallbackEndpoint(callback_id="token")
+    endpoint.notify(CallbackOutcomeSuccess(callback_id="token", output="{}"))
+    heartbeat = endpoint.setup_heartbeat_endpoint(heartbeat_seconds=30)
+    assert heartbeat.clear_and_wait() is True          # wakes at once instead of after 30 s
+    assert isinstance(endpoint.get_outcome(), CallbackOutcomeSuccess)
