@@ -9,6 +9,7 @@ import json
 import sys
 import threading
 import time
+import uuid
 from collections import deque
 
 import boto3
@@ -150,7 +151,8 @@ FAKE_HANDLER = f"""
 import sys
 
 def lambda_handler(event, context):
-    return sys.modules[{SCRIPT_MODULE!r}].handle(context.function_name, event)
+    # function names are "<Name>-<run suffix>": the script is keyed by <Name>
+    return sys.modules[{SCRIPT_MODULE!r}].handle(context.function_name.rsplit("-", 1)[0], event)
 """
 
 
@@ -189,22 +191,24 @@ def flow(tmp_path, asl_text):
     script = LambdaScript()
     sys.modules[SCRIPT_MODULE] = script
     install()
+    # Unique names: another suite's local runtime may keep moto's state alive in this process.
+    suffix = uuid.uuid4().hex[:8]
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
         iam = boto3.client("iam", region_name=REGION)
-        role = iam.create_role(RoleName="payment-test", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        role = iam.create_role(RoleName=f"payment-test-{suffix}", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
         awslambda = boto3.client("lambda", region_name=REGION)
         runner = LambdaRunner(ACCOUNT, REGION)
         definition = asl_text
         for name in FUNCTIONS:
-            arn = awslambda.create_function(FunctionName=name, Runtime="python3.13", Role=role, Handler="app.lambda_handler",
+            arn = awslambda.create_function(FunctionName=f"{name}-{suffix}", Runtime="python3.13", Role=role, Handler="app.lambda_handler",
                                             Code={"ZipFile": b"unused"})["FunctionArn"]
-            runner.add(FunctionSpec(logical_id=f"{name}Function", name=name, arn=arn, code_dir=tmp_path,
+            runner.add(FunctionSpec(logical_id=f"{name}Function", name=f"{name}-{suffix}", arn=arn, code_dir=tmp_path,
                                     handler="app.lambda_handler", layer_dirs=[], environment={}, timeout_s=10))
             definition = definition.replace("${%sFunctionArn}" % name, arn)
         definition = definition.replace("${LambdaInvokeWaitForTaskToken}", "arn:aws:states:::lambda:invoke.waitForTaskToken")
         definition = definition.replace("${LambdaInvoke}", "arn:aws:states:::lambda:invoke")
         sfn = boto3.client("stepfunctions", region_name=REGION)
-        machine = sfn.create_state_machine(name="payment", definition=definition, roleArn=role, type="STANDARD")
+        machine = sfn.create_state_machine(name=f"payment-{suffix}", definition=definition, roleArn=role, type="STANDARD")
         try:
             yield Flow(sfn, machine["stateMachineArn"], script)
         finally:
