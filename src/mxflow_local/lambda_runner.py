@@ -164,6 +164,14 @@ class InvocationOutcome:
     extra: dict = field(default_factory=dict)
 
 
+class _HandlerLoadError(Exception):
+    """The handler cannot be loaded; error_type is the Python runtime's (Runtime.ImportModuleError, ...)."""
+
+    def __init__(self, error_type: str, message: str):
+        super().__init__(message)
+        self.error_type = error_type
+
+
 class LambdaServiceError(Exception):
     """An error of the Lambda service itself (throttling, Region down), not of the function."""
 
@@ -225,6 +233,10 @@ class LambdaRunner:
         def call() -> None:
             try:
                 handler = self._handler(spec)
+            except _HandlerLoadError as exc:   # as the Python runtime reports it (Runtime.* errors)
+                box["error"] = (exc.error_type, str(exc), [])
+                return
+            try:
                 result = handler(event, LambdaContext(spec, request_id, deadline))
                 try:
                     box["payload"] = json.dumps(result).encode()
@@ -258,16 +270,21 @@ class LambdaRunner:
     def _handler(self, spec: FunctionSpec) -> Callable:
         module_path, _, attribute = spec.handler.rpartition(".")
         if not module_path:
-            raise ImportError(f"Bad handler '{spec.handler}': not enough values to unpack (expected 2, got 1)")
+            raise _HandlerLoadError("Runtime.MalformedHandlerName",
+                                    f"Bad handler '{spec.handler}': not enough values to unpack (expected 2, got 1)")
         with self._module_locks[spec.name]:
             module = self._modules.get(spec.name)
             if module is None:
-                module = self._import(spec, module_path)
-                self._modules[spec.name] = module
-        try:
-            return getattr(module, attribute)
-        except AttributeError:
-            raise AttributeError(f"Handler '{attribute}' missing on module '{module_path}'") from None
+                try:
+                    module = self._import(spec, module_path)
+                except (ImportError, SyntaxError) as exc:
+                    raise _HandlerLoadError("Runtime.ImportModuleError",
+                                            f"Unable to import module '{module_path}': {exc}") from None
+                self._modules[spec.name] = module   # a failed import is tried again on the next call
+        handler = getattr(module, attribute, None)
+        if not callable(handler):
+            raise _HandlerLoadError("Runtime.HandlerNotFound", f"Handler '{attribute}' missing on module '{module_path}'")
+        return handler
 
     def _import(self, spec: FunctionSpec, module_path: str):
         relative = Path(*module_path.replace(".", "/").split("/"))
@@ -275,7 +292,7 @@ class LambdaRunner:
         if not file.is_file():
             file = spec.code_dir / relative / "__init__.py"
         if not file.is_file():
-            raise ModuleNotFoundError(f"Unable to import module '{module_path}': no {relative}.py in {spec.code_dir}")
+            raise ModuleNotFoundError(f"No module named '{module_path}' (no {relative}.py in {spec.code_dir})")
         unique = f"_mxflow_local_fn_{self.region.replace('-', '_')}_{id(self):x}_{spec.logical_id}"
         code_dir = str(spec.code_dir)
         with _IMPORT_LOCK:

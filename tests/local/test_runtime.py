@@ -217,3 +217,26 @@ def test_prod_stage_switches_condition_and_mapping(fixture_template):
         assert prod.physical("AlertsTopic").startswith("arn:aws:sns:us-east-1:")
         env = prod.invoke("WorkerFunction", {"action": "env"}).payload
         assert (env["MODE"], env["LOG_LEVEL"]) == ("strict", "INFO")
+
+
+def test_handler_load_errors_use_the_python_runtime_error_types(tmp_path):
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "broken.py").write_text("import no_such_module_anywhere\n")
+    (code / "plain.py").write_text("def other(event, context):\n    return 1\n")
+    (tmp_path / "template.yaml").write_text(
+        "Transform: AWS::Serverless-2016-10-31\nResources:\n"
+        "  Broken: {Type: AWS::Serverless::Function, Properties: {CodeUri: code/, Handler: broken.handler, Runtime: python3.13}}\n"
+        "  Missing: {Type: AWS::Serverless::Function, Properties: {CodeUri: code/, Handler: plain.handler, Runtime: python3.13}}\n"
+        "  Perhaps: {Type: AWS::Serverless::Function, Properties: {CodeUri: code/, Handler: perhaps.handler, Runtime: python3.13,"
+        " Environment: {Variables: {WHO: template}}}}\n")
+    with LocalRuntime(tmp_path / "template.yaml", scheduler=False,
+                      env_overrides={"Perhaps": {"WHO": "override"}}) as rt:
+        broken = rt.invoke("Broken", {}).error
+        assert broken["errorType"] == "Runtime.ImportModuleError"
+        assert "No module named 'no_such_module_anywhere'" in broken["errorMessage"]
+        assert rt.invoke("Missing", {}).error["errorType"] == "Runtime.HandlerNotFound"
+        assert rt.invoke("Perhaps", {}).error["errorType"] == "Runtime.ImportModuleError"
+        # the import is tried again once the code is there; the per-function override applies
+        (code / "perhaps.py").write_text("import os\ndef handler(event, context):\n    return os.environ['WHO']\n")
+        assert rt.invoke("Perhaps", {}).payload == "override"
