@@ -63,6 +63,8 @@ def test_step_functions_internals_used_by_the_patches():
     assert ProgramRunning
     assert hasattr(jsonata, "_eval_jsonata") and hasattr(jsonata, "encode_jsonata_variable_declarations")
     assert "exec_worker" in inspect.getsource(Execution.__init__)
+    from moto.stepfunctions.parser.asl.utils import boto_client
+    assert list(inspect.signature(boto_client.boto_client_for).parameters) == ["region", "service", "state_credentials"]
     assert "_execution_communication" in inspect.getsource(ExecutionWorker.__init__)
     assert {"execution_input", "trace_header"} <= set(inspect.signature(StepFunctionsParserBackend.start_execution).parameters)
     for method in ("describe_execution", "send_task_failure", "start_execution"):
