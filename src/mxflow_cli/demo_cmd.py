@@ -46,13 +46,11 @@ class Outcome:
 
 
 def _schema_dirs(args) -> list[str]:
-    if args.schema_dir:
-        return args.schema_dir
-    if os.environ.get("MXFLOW_SCHEMA_DIR"):
-        return os.environ["MXFLOW_SCHEMA_DIR"].split(os.pathsep)
-    shared = Path(os.environ.get("MXFLOW_SHARED", Path.cwd().parent / "shared")) / "iso20022" / "xsd"
-    if shared.is_dir():
-        return [str(shared.resolve())]
+    from mxflow_cli.schema_dirs import default_schema_dirs
+
+    found = args.schema_dir or default_schema_dirs()
+    if found:
+        return found
     raise UsageError("no schema directory: pass --schema-dir DIR (official ISO 20022 XSDs: head.001, pacs.002, "
                      "pacs.008, camt.029) or set MXFLOW_SCHEMA_DIR")
 

@@ -27,7 +27,8 @@ def add_parser(subparsers) -> None:
     )
     up.add_argument("--port", type=int, default=3000, help="port on 127.0.0.1 (0 picks a free one; default 3000)")
     up.add_argument("--template", default="template.yaml", help="SAM template (default template.yaml)")
-    up.add_argument("--schema-dir", help="extra XSD directory, given to functions as MXFLOW_SCHEMA_DIR")
+    up.add_argument("--schema-dir", help="XSD directory, given to functions as MXFLOW_SCHEMA_DIR "
+                    "(default: $MXFLOW_SCHEMA_DIR, else ../shared/iso20022/xsd when present)")
     up.add_argument("--parameter-overrides", nargs="+", default=[], metavar="K=V",
                     help="template parameters as sam deploy takes them: K=V ... or ParameterKey=K,ParameterValue=V")
     up.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
@@ -101,6 +102,12 @@ def local_up_settings(args) -> dict:
         if not schema_dir.is_dir():
             raise LocalUsageError(f"--schema-dir {schema_dir} is not a directory")
         env_overrides["MXFLOW_SCHEMA_DIR"] = str(schema_dir.resolve())
+    else:
+        from mxflow_cli.schema_dirs import default_schema_dirs
+
+        found = default_schema_dirs()
+        if found:
+            env_overrides["MXFLOW_SCHEMA_DIR"] = os.pathsep.join(found)
     return {"template": template, "port": args.port, "region": args.region, "env_overrides": env_overrides,
             "parameter_overrides": parse_parameter_overrides(args.parameter_overrides)}
 
