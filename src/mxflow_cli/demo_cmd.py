@@ -179,7 +179,8 @@ class _Demo:
         self.api.runtime.faults.inject("ReleaseFunction", kind="raise", count=4, error_type="TransientError")
         self.client.approve(outcome.payment_id)
         sfn = self.api.runtime.client("stepfunctions")
-        execution_arn = _execution_arn(sfn, outcome.payment_id)
+        machine = self.api.runtime.physical("PaymentStateMachine")
+        execution_arn = machine.replace(":stateMachine:", ":execution:") + f":{outcome.payment_id}"
         status = _wait_execution(sfn, execution_arn, ("FAILED", "SUCCEEDED"), timeout=60)
         outcome.expect(status == "FAILED", f"execution ended {status}, FAILED expected after the retries")
         stuck = self.client.get(outcome.payment_id).json
@@ -267,18 +268,6 @@ def _names(payment: dict) -> list[str]:
 
 def _path(payment: dict) -> list[str]:
     return [entry.get("status", "?") for entry in payment.get("history") or []]
-
-
-def _execution_arn(sfn, payment_id: str) -> str:
-    machines = sfn.list_state_machines()["stateMachines"]
-    for machine in machines:
-        arn = machine["stateMachineArn"].replace(":stateMachine:", ":execution:") + f":{payment_id}"
-        try:
-            sfn.describe_execution(executionArn=arn)
-            return arn
-        except sfn.exceptions.ExecutionDoesNotExist:
-            continue
-    raise RuntimeError("no execution found for the payment")
 
 
 def _wait_execution(sfn, arn: str, statuses, *, timeout: float) -> str:

@@ -194,12 +194,18 @@ class LambdaRunner:
         self.functions: dict[str, FunctionSpec] = {}   # physical name -> spec
         self._modules: dict[str, Any] = {}
         self._module_locks: dict[str, threading.Lock] = {}
+        # One execution environment per function: Lambda gives an environment one request at a time, and
+        # handler code relies on it (Powertools' resolver and logger keep the current event in module
+        # state). Invocations of one function therefore run one after another; different functions run
+        # concurrently. (AWS would start more environments; locally there is one copy of each module.)
+        self._environment_locks: dict[str, threading.Lock] = {}
         self._gate = gate   # called before each invocation: may raise LambdaServiceError or return a fault
 
     # registry
     def add(self, spec: FunctionSpec) -> None:
         self.functions[spec.name] = spec
         self._module_locks[spec.name] = threading.Lock()
+        self._environment_locks[spec.name] = threading.Lock()
         with _REGISTRY_LOCK:
             _REGISTRY[(self.account_id, self.region, spec.name)] = self
 
@@ -237,7 +243,8 @@ class LambdaRunner:
                 box["error"] = (exc.error_type, str(exc), [])
                 return
             try:
-                result = handler(event, LambdaContext(spec, request_id, deadline))
+                with self._environment_locks[spec.name]:
+                    result = handler(event, LambdaContext(spec, request_id, deadline))
                 try:
                     box["payload"] = json.dumps(result).encode()
                 except (TypeError, ValueError) as exc:

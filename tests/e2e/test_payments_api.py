@@ -210,7 +210,7 @@ def test_failed_release_leaves_the_execution_failed_and_redrive_finishes_it(api,
     api.runtime.faults.inject("ReleaseFunction", kind="raise", count=4, error_type="TransientError")
     assert client.approve(payment_id).status == 200
     sfn = api.runtime.client("stepfunctions")
-    machine = next(m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"])
+    machine = api.runtime.physical("PaymentStateMachine")
     execution_arn = machine.replace(":stateMachine:", ":execution:") + ":" + payment_id
     description = api.runtime.wait_execution(execution_arn, timeout=60)
     assert description["status"] == "FAILED"
