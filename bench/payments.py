@@ -243,14 +243,6 @@ def _transitions(sfn, execution_arn: str) -> int:
 def _start_api(overrides: dict, region: str):
     from mxflow_local.http_api import LocalApi
 
-    # The layer caches its boto3 clients and its lifecycle service per process (as in Lambda); the previous
-    # runtime's point at its Region, so forget them before a runtime in another Region starts (as
-    # tests/app/conftest.py does between mocked environments).
-    store, payments = sys.modules.get("mxflow.store"), sys.modules.get("mxflow.payments")
-    if store is not None:
-        store.reset_clients()
-    if payments is not None and hasattr(payments.default_lifecycle, "cache_clear"):
-        payments.default_lifecycle.cache_clear()
     return LocalApi.start(TEMPLATE, port=0, parameter_overrides=overrides, env_overrides=ENV, region=region)
 
 

@@ -728,10 +728,26 @@ def task_event(kind: str, event: Any) -> dict:
     return event
 
 
-@functools.cache
+_lifecycles: dict[tuple, PaymentLifecycle] = {}
+
+
 def default_lifecycle() -> PaymentLifecycle:
-    """The process's lifecycle service, configured from the environment (created on first use)."""
-    return PaymentLifecycle()
+    """The lifecycle service for the environment this invocation runs in, created on first use.
+
+    In AWS a process has one function's environment, so this is one service per process. The embedded
+    local runtime runs every function (and possibly two Regions) in one process, each invocation with its
+    own environment: keying by the configuration gives each function and Region its own service instead
+    of whichever ran first."""
+    settings = Settings.from_environ()
+    key = (settings, current_region(), os.environ.get("PAYMENT_TABLE"), os.environ.get("ARCHIVE_BUCKET"),
+           os.environ.get("ARCHIVE_KMS_KEY_ID"))
+    lifecycle = _lifecycles.get(key)
+    if lifecycle is None:
+        lifecycle = _lifecycles.setdefault(key, PaymentLifecycle(settings=settings))
+    return lifecycle
+
+
+default_lifecycle.cache_clear = _lifecycles.clear  # forget the services (tests switching mocked environments)
 
 
 class PendingAgeSampler:

@@ -34,14 +34,19 @@ TERMINAL_STATUSES = frozenset({"ACSC", "RJCT", "CANC"})
 _CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
-_clients: dict[str, Any] = {}
+_clients: dict[tuple[str, str], Any] = {}
 
 
 def aws_client(service: str):
-    """One boto3 client per service and process (Lambda reuses it across invocations)."""
-    client = _clients.get(service)
+    """One boto3 client per service and Region, reused across invocations as Lambda reuses a process.
+
+    In AWS a process lives in one Region, so this is one client per service; the embedded local runtime
+    runs several Regions' functions in one process, and keying by the invocation's Region keeps each
+    Region's calls in that Region."""
+    region = current_region()
+    client = _clients.get((service, region))
     if client is None:
-        client = _clients[service] = boto3.client(service, config=_CLIENT_CONFIG)
+        client = _clients[(service, region)] = boto3.client(service, region_name=region, config=_CLIENT_CONFIG)
     return client
 
 
