@@ -181,7 +181,7 @@ class _Demo:
         sfn = self.api.runtime.client("stepfunctions")
         machine = self.api.runtime.physical("PaymentStateMachine")
         execution_arn = machine.replace(":stateMachine:", ":execution:") + f":{outcome.payment_id}"
-        status = _wait_execution(sfn, execution_arn, ("FAILED", "SUCCEEDED"), timeout=60)
+        status = self.api.runtime.wait_execution(execution_arn, timeout=60)["status"]
         outcome.expect(status == "FAILED", f"execution ended {status}, FAILED expected after the retries")
         stuck = self.client.get(outcome.payment_id).json
         reply = self.client.redrive(outcome.payment_id)
@@ -268,17 +268,6 @@ def _names(payment: dict) -> list[str]:
 
 def _path(payment: dict) -> list[str]:
     return [entry.get("status", "?") for entry in payment.get("history") or []]
-
-
-def _wait_execution(sfn, arn: str, statuses, *, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    status = "?"
-    while time.monotonic() < deadline:
-        status = sfn.describe_execution(executionArn=arn)["status"]
-        if status in statuses:
-            return status
-        time.sleep(0.2)
-    return status
 
 
 def _report(outcomes: list[Outcome], output: Path) -> int:
