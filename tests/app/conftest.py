@@ -24,8 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("MXFLOW_SHARED", REPO.parent / "shared"))
 TEMPLATE = REPO / "template.yaml"
 REGION = "eu-west-1"
-ACCOUNT = "123456789012"
-CLIENT_ID = "bank-a-client"
+from api_gateway_event import ACCOUNT, CLIENT_ID, api_event  # noqa: E402,F401  (beside this file)
 
 # The shared design's resources (C-shared.md), used only while template.yaml does not exist yet.
 FALLBACK_RESOURCES = {
@@ -264,39 +263,6 @@ def functions(aws):
             for name in ("api", "validate", "park", "decision_timeout", "finalise", "release")}
 
 
-def api_event(method: str, path: str, *, body: str | None = None, content_type: str | None = None,
-              client_id: str | None = CLIENT_ID, scope: str = "payments/submit payments/read "
-              "payments/decide payments/operate", path_parameters: dict | None = None,
-              resource: str | None = None) -> dict:
-    """An API Gateway REST proxy event with the Cognito authorizer's claims."""
-    headers = {"Accept": "application/json"}
-    if content_type:
-        headers["Content-Type"] = content_type
-    claims = None if client_id is None else {"sub": client_id, "client_id": client_id, "scope": scope,
-                                             "token_use": "access"}
-    return {
-        "resource": resource or path,
-        "path": path,
-        "httpMethod": method,
-        "headers": headers,
-        "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": path_parameters,
-        "stageVariables": None,
-        "requestContext": {
-            "resourcePath": resource or path,
-            "httpMethod": method,
-            "path": f"/v1{path}",
-            "stage": "v1",
-            "requestId": str(uuid.uuid4()),
-            "accountId": ACCOUNT,
-            "identity": {"sourceIp": "127.0.0.1"},
-            "authorizer": {"claims": claims} if claims else {},
-        },
-        "body": body,
-        "isBase64Encoded": False,
-    }
 
 
 def invoke_api(functions, context, event) -> tuple[int, dict | str, dict]:

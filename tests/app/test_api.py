@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import api_event  # noqa: E402  (tests/app/conftest.py, on sys.path under pytest)
+from api_gateway_event import api_event  # noqa: E402  (beside this file, on sys.path under pytest)
 
 
 def submit(call_api, data: bytes, **kwargs):

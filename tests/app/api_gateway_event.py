@@ -1,0 +1,45 @@
+"""API Gateway REST proxy events with Cognito claims, for the ApiFunction unit tests.
+
+A module with a unique name (not conftest) so test files import it unambiguously, whatever other
+conftest modules pytest has loaded."""
+from __future__ import annotations
+
+import uuid
+
+ACCOUNT = "123456789012"
+CLIENT_ID = "bank-a-client"
+
+
+def api_event(method: str, path: str, *, body: str | None = None, content_type: str | None = None,
+              client_id: str | None = CLIENT_ID, scope: str = "payments/submit payments/read "
+              "payments/decide payments/operate", path_parameters: dict | None = None,
+              resource: str | None = None) -> dict:
+    """An API Gateway REST proxy event with the Cognito authorizer's claims."""
+    headers = {"Accept": "application/json"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    claims = None if client_id is None else {"sub": client_id, "client_id": client_id, "scope": scope,
+                                             "token_use": "access"}
+    return {
+        "resource": resource or path,
+        "path": path,
+        "httpMethod": method,
+        "headers": headers,
+        "multiValueHeaders": {k: [v] for k, v in headers.items()},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": path_parameters,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": resource or path,
+            "httpMethod": method,
+            "path": f"/v1{path}",
+            "stage": "v1",
+            "requestId": str(uuid.uuid4()),
+            "accountId": ACCOUNT,
+            "identity": {"sourceIp": "127.0.0.1"},
+            "authorizer": {"claims": claims} if claims else {},
+        },
+        "body": body,
+        "isBase64Encoded": False,
+    }
