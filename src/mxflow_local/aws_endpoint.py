@@ -48,6 +48,7 @@ variable for every service.
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import logging
 import os
@@ -83,6 +84,9 @@ class AwsEndpoint:
         self.runtimes = list(runtimes)
         if not self.runtimes:
             raise ValueError("the AWS endpoint serves running runtimes: give at least one")
+        if any(getattr(runtime, "template", None) is None for runtime in self.runtimes):
+            # before LocalRuntime.start() moto's in-process mode and the runtime's patches are not in place
+            raise ValueError("start the runtime before its AWS endpoint")
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
         self.requests = 0       # requests answered (tests check that calls really came over HTTP)
@@ -195,9 +199,7 @@ def _error(start_response, environ: dict, status: int, code: str, message: str):
         body = json.dumps({"__type": code, "message": message}).encode()
         content_type = "application/x-amz-json-1.0"
     else:
-        from xml.sax.saxutils import escape
-
-        body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{escape(message)}</Message>"
+        body = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{html.escape(message)}</Message>"
                 f"</Error><RequestId>mxflow-local</RequestId></ErrorResponse>").encode()
         content_type = "text/xml"
     start_response(f"{status} {reason}", [("Content-Type", content_type), ("Content-Length", str(len(body))),

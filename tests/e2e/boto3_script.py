@@ -6,6 +6,8 @@ endpoint. Each subcommand prints JSON (an object's bytes for get-object).
     python boto3_script.py history ARN                  # GetExecutionHistory: [{type, state, error}]
     python boto3_script.py get-item TABLE PK SK         # GetItem (strongly consistent), plain JSON values
     python boto3_script.py get-object BUCKET KEY        # GetObject's body
+    python boto3_script.py nack --times N QUEUE_URL      # an engine that takes the messages and fails, N times:
+                                                        # the paymentIds received (visibility 0: back at once)
 """
 from __future__ import annotations
 
@@ -49,6 +51,16 @@ def get_item(table: str, pk: str, sk: str) -> dict | None:
     return json.loads(json.dumps(plain, default=str))
 
 
+def nack(queue_url: str, times: int) -> list[str]:
+    sqs = boto3.client("sqs")
+    seen = []
+    for _ in range(times):
+        received = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0,
+                                       WaitTimeSeconds=1).get("Messages", [])
+        seen += [json.loads(message["Body"])["paymentId"] for message in received]
+    return seen
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="command", required=True)
@@ -62,12 +74,16 @@ def main() -> int:
     obj = sub.add_parser("get-object")
     obj.add_argument("bucket")
     obj.add_argument("key")
+    failing = sub.add_parser("nack")
+    failing.add_argument("--times", type=int, required=True)
+    failing.add_argument("queue_url")
     args = parser.parse_args()
     if args.command == "get-object":
         sys.stdout.buffer.write(boto3.client("s3").get_object(Bucket=args.bucket, Key=args.key)["Body"].read())
         return 0
     result = {"wait": lambda: wait(args.arns, args.timeout), "history": lambda: history(args.arn),
-              "get-item": lambda: get_item(args.table, args.pk, args.sk)}[args.command]()
+              "get-item": lambda: get_item(args.table, args.pk, args.sk),
+              "nack": lambda: nack(args.queue_url, args.times)}[args.command]()
     print(json.dumps(result))
     return 0
 

@@ -1,6 +1,6 @@
 """The AWS CLI and boto3 against a running `mxflow local up` (its own process, the application's template),
 with the environment it publishes: list executions, read a payment's execution history, receive the
-released message from the release queue, send a task failure with the stored token, read and write the
+released message from the release queue and one the engine kept failing from its DLQ, send a task failure with the stored token, read and write the
 payment table, get archived objects, and redrive a failed release to ACSC -- `aws stepfunctions
 redrive-execution` next to `POST /payments/{id}/redrive` on the same failure, with the same outcome.
 
@@ -29,9 +29,10 @@ AWS_CLI = Path(sys.executable).with_name("aws")
 START_TIMEOUT_S = 90   # generous on a shared 2-core machine; the bench measures the real start-up time
 COMMAND_TIMEOUT_S = 60
 RELEASE_ATTEMPTS = 4   # Release's first attempt and its three retries (statemachines/payment.asl.json)
+MAX_RECEIVE_COUNT = 5  # the release queue's RedrivePolicy (template.yaml)
 
 
-class LocalStack:
+class RunningLocalUp:
     """A running `mxflow local up` and the AWS tools pointed at it."""
 
     def __init__(self, process: subprocess.Popen, state_dir: Path, logs: Path):
@@ -108,7 +109,7 @@ def stack(xsd_dir, tmp_path_factory):
         while "\n" not in (logs / "stdout").read_text() and process.poll() is None and time.monotonic() < deadline:
             time.sleep(0.2)
         assert (logs / "stdout").read_text().startswith("http://127.0.0.1:"), (logs / "stderr").read_text()[-3000:]
-        yield LocalStack(process, state_dir, logs)
+        yield RunningLocalUp(process, state_dir, logs)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -232,3 +233,17 @@ def test_redrive_with_the_aws_cli_is_the_api_redrive(stack):
     again = stack.aws("stepfunctions", "redrive-execution", "--execution-arn", arns[0], check=False)
     assert again.returncode != 0 and "ExecutionNotRedrivable" in again.stderr
     assert stack.api.redrive(by_api).status == 409
+
+
+def test_a_release_the_engine_keeps_failing_is_taken_from_the_dlq(stack):
+    """Last in this module: it leaves the release queue empty of its payment, the DLQ empty."""
+    payment_id = stack.pending_payment("77.70")
+    assert stack.api.approve(payment_id).status == 200
+    assert stack.api.wait_for_status(payment_id, "ACSC", "RJCT", "CANC")["status"] == "ACSC"
+    queue, dlq = stack.resources["ReleaseQueue"], stack.resources["ReleaseDeadLetterQueue"]
+    assert stack.boto3("nack", "--times", str(MAX_RECEIVE_COUNT), queue).count(payment_id) == MAX_RECEIVE_COUNT
+    assert not (stack.sqs("receive-message", "--queue-url", queue, "--wait-time-seconds", "1") or {}).get("Messages")
+    dead = stack.sqs("receive-message", "--queue-url", dlq, "--wait-time-seconds", "1")["Messages"]
+    assert [json.loads(m["Body"])["paymentId"] for m in dead] == [payment_id]
+    stack.sqs("delete-message", "--queue-url", dlq, "--receipt-handle", dead[0]["ReceiptHandle"])
+    assert not (stack.sqs("receive-message", "--queue-url", dlq) or {}).get("Messages")

@@ -271,6 +271,23 @@ def test_published_endpoint_is_found_and_withdrawn(endpoint, tmp_path):
         load_published_endpoint(tmp_path)
 
 
+def test_a_busy_port_is_an_os_error_not_an_exit(endpoint, local_runtime):
+    import errno
+
+    with pytest.raises(OSError) as busy:        # werkzeug's own bind would print and sys.exit(1)
+        AwsEndpoint([local_runtime], port=endpoint.port)
+    assert busy.value.errno == errno.EADDRINUSE
+
+
+def test_an_endpoint_needs_a_started_runtime(fixture_template):
+    from mxflow_local.runtime import LocalRuntime
+
+    with pytest.raises(ValueError, match="start the runtime"):
+        AwsEndpoint([LocalRuntime(fixture_template, scheduler=False)])
+    with pytest.raises(ValueError, match="at least one"):
+        AwsEndpoint([])
+
+
 def test_environment_as_shell_exports_and_cli_lines():
     env = aws_environment("http://127.0.0.1:3001", "us-west-2")
     assert shell_exports(env).splitlines() == [
