@@ -20,12 +20,17 @@ def decision_timeout() -> int:
 
 
 @pytest.fixture(scope="session")
-def registry():
+def xsd_dir() -> Path:
     if not XSD_DIR.is_dir():
         pytest.skip(f"official XSDs not found at {XSD_DIR}")
+    return XSD_DIR
+
+
+@pytest.fixture(scope="session")
+def registry(xsd_dir):
     from mxflow.iso20022 import SchemaRegistry
 
-    return SchemaRegistry(schema_dirs=[str(XSD_DIR)])
+    return SchemaRegistry(schema_dirs=[str(xsd_dir)])
 
 
 @pytest.fixture(scope="session")
