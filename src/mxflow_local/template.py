@@ -240,8 +240,8 @@ def references_of(value: Any) -> set[str]:
     return found
 
 
-def creation_order(resources: dict[str, dict]) -> list[str]:
-    """Logical ids in an order where every resource comes after those it refers to."""
+def _dependencies(resources: dict[str, dict]) -> dict[str, set[str]]:
+    """Logical id -> the resources it refers to (Ref, GetAtt, Sub) or names in DependsOn."""
     deps: dict[str, set[str]] = {}
     for logical_id, resource in resources.items():
         refs = references_of(resource.get("Properties") or {}) & set(resources)
@@ -249,6 +249,27 @@ def creation_order(resources: dict[str, dict]) -> list[str]:
         refs |= set([depends_on] if isinstance(depends_on, str) else depends_on) & set(resources)
         refs.discard(logical_id)
         deps[logical_id] = refs
+    return deps
+
+
+def with_dependencies(resources: dict[str, dict], wanted) -> set[str]:
+    """The resources `wanted` names and every resource they refer to, directly or not."""
+    deps = _dependencies(resources)
+    found: set[str] = set()
+    todo = list(wanted)
+    while todo:
+        logical_id = todo.pop()
+        if logical_id not in resources:
+            raise TemplateError(f"no resource {logical_id} in the template")
+        if logical_id not in found:
+            found.add(logical_id)
+            todo.extend(deps[logical_id])
+    return found
+
+
+def creation_order(resources: dict[str, dict]) -> list[str]:
+    """Logical ids in an order where every resource comes after those it refers to."""
+    deps = _dependencies(resources)
     order: list[str] = []
     state: dict[str, int] = {}
 

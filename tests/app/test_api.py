@@ -1,4 +1,4 @@
-"""ApiFunction: the HTTP contract of DESIGN.md section 5 through the handler, with moto behind it."""
+"""ApiFunction: the HTTP contract (README.md, "Run the API locally") through the handler, with moto behind it."""
 from __future__ import annotations
 
 import json

@@ -1,0 +1,47 @@
+"""MessageArchive (mxflow.ports) on the S3 archive bucket (template.yaml `ArchiveBucket`): the raw
+received messages and every generated message, SSE-KMS encrypted."""
+from __future__ import annotations
+
+from botocore.exceptions import ClientError
+
+from mxflow.aws.clients import AwsAdapter, error_code, service_errors
+from mxflow.errors import MessageNotFound
+
+
+class S3MessageArchive(AwsAdapter):
+    service = "s3"
+
+    def __init__(self, bucket: str, *, kms_key_id: str | None = None, region: str | None = None, client=None):
+        super().__init__(region=region, client=client)
+        self.bucket = bucket
+        self.kms_key_id = kms_key_id
+
+    @staticmethod
+    def received_key(payment_id: str, content_hash: str) -> str:
+        return f"received/{payment_id}/{content_hash}.xml"
+
+    @staticmethod
+    def generated_key(payment_id: str, name: str) -> str:
+        return f"generated/{payment_id}/{name}.xml"
+
+    @service_errors
+    def put(self, key: str, data: bytes) -> str:
+        """Store `data` under `key`. With a KMS key id (ARCHIVE_KMS_KEY_ID) the request names it
+        (SSE-KMS, S3 Bucket Key); without one no encryption header is sent, so the bucket's default
+        SSE-KMS key applies (a bare `aws:kms` header would select the AWS-managed aws/s3 key)."""
+        kwargs = {"Bucket": self.bucket, "Key": key, "Body": data, "ContentType": "application/xml",
+                  "ChecksumAlgorithm": "SHA256"}
+        if self.kms_key_id:
+            kwargs.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.kms_key_id,
+                          BucketKeyEnabled=True)
+        self.client.put_object(**kwargs)
+        return key
+
+    @service_errors
+    def get(self, key: str) -> bytes:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            if error_code(error) in ("NoSuchKey", "404", "NotFound"):
+                raise MessageNotFound(f"archived message {key} not found") from None
+            raise
