@@ -75,17 +75,23 @@ _CfnLoader.yaml_implicit_resolvers = {
 }
 
 
-def load_yaml(path: str | Path) -> dict:
-    """Read a CloudFormation/SAM template (YAML or JSON) with its short-form tags as long-form dicts."""
+def load_document(path: str | Path, what: str = "template") -> Any:
+    """Read a YAML or JSON document (a template, an OpenAPI definition) with CloudFormation's
+    short-form tags as long-form dicts."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise TemplateError(f"cannot read template {path}: {exc.strerror}") from None
+        raise TemplateError(f"cannot read {what} {path}: {exc.strerror}") from None
     try:
-        document = yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+        return yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
     except yaml.YAMLError as exc:
         raise TemplateError(f"{path} is not valid YAML: {exc}") from None
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a CloudFormation/SAM template (YAML or JSON) with its short-form tags as long-form dicts."""
+    document = load_document(path)
     if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
         raise TemplateError(f"{path} has no Resources section")
     return document
