@@ -1,5 +1,5 @@
 """Bench section `payments`: real payments through the application's template.yaml on the embedded local
-runtime, behind the local HTTP API (DESIGN.md section 5 keys: local, cost, capacity, cold_start_ms).
+runtime, behind the local HTTP API (keys: local, cost, capacity, cold_start_ms).
 
 - local: STP payments (auto-decision policy on) submitted over HTTP from a few client threads, each polled
   with GET until ACSC; throughput and submit-to-observed-ACSC latency.

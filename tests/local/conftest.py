@@ -1,4 +1,4 @@
-"""Fixtures for the embedded local runtime's tests (B2 may append fixtures below; append only)."""
+"""Fixtures for the embedded local runtime's tests."""
 from __future__ import annotations
 
 import json
