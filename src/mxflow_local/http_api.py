@@ -118,17 +118,6 @@ class LocalApi:
     def issue_token(self, scopes, client_id: str = "local", *, ttl: int = 3600, token_use: str = "access") -> str:
         return self.issuer.issue_token(scopes, client_id, ttl=ttl, token_use=token_use)
 
-    # -- the Region switch (the runtime's) -------------------------------------------------------
-    @property
-    def region_available(self) -> bool:
-        return self.region_switch.available
-
-    def stop_region(self) -> None:
-        self.region_switch.stop()
-
-    def start_region(self) -> None:
-        self.region_switch.start()
-
     # -- helpers ---------------------------------------------------------------------------------
     def _physical_api_id(self, logical_id: str) -> str:
         try:

@@ -149,14 +149,6 @@ class FakeMessageArchive:
         self.unavailable = unavailable or Unavailable()
         self.objects: dict[str, bytes] = {}
 
-    @staticmethod
-    def received_key(payment_id: str, content_hash: str) -> str:
-        return f"received/{payment_id}/{content_hash}.xml"
-
-    @staticmethod
-    def generated_key(payment_id: str, name: str) -> str:
-        return f"generated/{payment_id}/{name}.xml"
-
     def put(self, key: str, data: bytes) -> str:
         self.unavailable.check()
         self.objects[key] = bytes(data)

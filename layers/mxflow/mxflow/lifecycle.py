@@ -67,6 +67,16 @@ DECISION_REQUEST_SCHEMAS: dict[str, dict] = {
 }
 
 
+def received_key(payment_id: str, content_hash: str) -> str:
+    """Where the archive keeps a received message (one key per distinct content)."""
+    return f"received/{payment_id}/{content_hash}.xml"
+
+
+def generated_key(payment_id: str, name: str) -> str:
+    """Where the archive keeps a message generated for the payment (pacs.002, camt.029, outbound)."""
+    return f"generated/{payment_id}/{name}.xml"
+
+
 def decision_output(decision: Mapping[str, Any]) -> dict:
     """The four keys the state machine reads from a decision (null where not applicable)."""
     return {key: decision.get(key) for key in ("action", "reasonCode", "additionalInfo", "decidedBy")}
@@ -143,7 +153,7 @@ class PaymentLifecycle:
             raise UnsupportedMessage(error.issue.message, code=error.issue.code) from None
         payment_id = summary["paymentId"]
         content_hash = iso20022.content_hash(data)
-        archive_key = self.archive.received_key(payment_id, content_hash)
+        archive_key = received_key(payment_id, content_hash)
         record = {
             "paymentId": payment_id,
             "clientId": client_id,
@@ -237,7 +247,7 @@ class PaymentLifecycle:
                 result.facts, "RJCT", reason_code=reason["code"], additional_info=reason["additionalInfo"],
                 operator_bic=self.settings.operator_bic)
             messages[STATUS_REPORT] = self.archive.put(
-                self.archive.generated_key(payment_id, STATUS_REPORT), report)
+                generated_key(payment_id, STATUS_REPORT), report)
         values = {"messages": messages,
                   "validationErrors": [e.to_dict() for e in result.errors[:20]]}
         if result.facts is not None:
@@ -369,7 +379,7 @@ class PaymentLifecycle:
                     facts, "RJCT", reason_code=reason.get("code"),
                     additional_info=_short(reason.get("additionalInfo")),
                     operator_bic=self.settings.operator_bic)
-            key = self.archive.put(self.archive.generated_key(payment_id, name), message)
+            key = self.archive.put(generated_key(payment_id, name), message)
             self.store.record_message(payment_id, name, key)
         self._publish("payment.cancelled" if status == "CANC" else "payment.rejected", record)
         return {"paymentId": payment_id, "status": status, "message": name}
@@ -392,7 +402,7 @@ class PaymentLifecycle:
         outbound = None
         if OUTBOUND_MESSAGE not in messages:
             outbound = iso20022.build_outbound_message(parsed, operator_bic=self.settings.operator_bic)
-            key = self.archive.put(self.archive.generated_key(payment_id, OUTBOUND_MESSAGE), outbound)
+            key = self.archive.put(generated_key(payment_id, OUTBOUND_MESSAGE), outbound)
             self.store.record_message(payment_id, OUTBOUND_MESSAGE, key)
             messages[OUTBOUND_MESSAGE] = key
         if not record.get("releaseMessageId"):
@@ -409,7 +419,7 @@ class PaymentLifecycle:
                                                    "releasedAt": self.clock()}, expected_status="ACSP")
         if STATUS_REPORT not in messages:
             report = iso20022.build_status_report(facts, "ACSC", operator_bic=self.settings.operator_bic)
-            key = self.archive.put(self.archive.generated_key(payment_id, STATUS_REPORT), report)
+            key = self.archive.put(generated_key(payment_id, STATUS_REPORT), report)
             self.store.record_message(payment_id, STATUS_REPORT, key)
         try:
             self.store.transition(payment_id, expected_status="ACSP", expected_version=record["version"],

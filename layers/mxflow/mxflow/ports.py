@@ -60,10 +60,6 @@ class MessageArchive(Protocol):
 
     bucket: str  # where the archive lives: named in the release message so the engine can fetch it
 
-    def received_key(self, payment_id: str, content_hash: str) -> str: ...
-
-    def generated_key(self, payment_id: str, name: str) -> str: ...
-
     def put(self, key: str, data: bytes) -> str:
         """Store the bytes under `key` (overwriting the same bytes is harmless); returns the key."""
 

@@ -7,7 +7,8 @@ each Region's calls in that Region.
 from __future__ import annotations
 
 import functools
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import boto3
 from botocore.config import Config
@@ -72,17 +73,17 @@ def service_errors(method):
     return wrapper
 
 
+@dataclass(kw_only=True)
 class AwsAdapter:
-    """Base of the adapters: the boto3 client of `service`, given or created on first use."""
+    """Base of the adapters: the boto3 client of `service` in `region` (the invocation's by default),
+    given as `boto_client` or created on first use."""
 
-    service: str
-
-    def __init__(self, *, region: str | None = None, client=None):
-        self.region = region
-        self._client = client
+    service: ClassVar[str]
+    region: str | None = None
+    boto_client: Any = field(default=None, repr=False)
 
     @property
     def client(self):
-        if self._client is None:
-            self._client = aws_client(self.service, self.region)
-        return self._client
+        if self.boto_client is None:
+            self.boto_client = aws_client(self.service, self.region)
+        return self.boto_client

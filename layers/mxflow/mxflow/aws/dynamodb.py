@@ -13,8 +13,9 @@ Every status change is conditional on the expected status and version.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Iterable, Mapping
+from typing import Any, ClassVar, Iterable, Mapping
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -88,15 +89,13 @@ def event_sk(version: int) -> str:
     return f"{EVENT_SK_PREFIX}{version:010d}"
 
 
+@dataclass
 class DynamoDbPaymentStore(AwsAdapter):
     """The payment records and their history in one DynamoDB table."""
 
-    service = "dynamodb"
-
-    def __init__(self, table_name: str, *, region: str | None = None, client=None, clock: Clock = utc_now):
-        super().__init__(region=region, client=client)
-        self.table_name = table_name
-        self.clock = clock
+    service: ClassVar[str] = "dynamodb"
+    table_name: str
+    clock: Clock = utc_now
 
     # -- reads -------------------------------------------------------------------------------------
 

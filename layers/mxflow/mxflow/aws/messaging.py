@@ -3,17 +3,16 @@ engine reads (template.yaml `ReleaseQueue`) and the payment events topic (`Payme
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
 
 from mxflow.aws.clients import AwsAdapter, service_errors
 
 
+@dataclass
 class SqsReleaseQueue(AwsAdapter):
-    service = "sqs"
-
-    def __init__(self, queue_url: str | None, *, region: str | None = None, client=None):
-        super().__init__(region=region, client=client)
-        self.queue_url = queue_url
+    service: ClassVar[str] = "sqs"
+    queue_url: str | None
 
     @service_errors
     def send(self, body: Mapping[str, Any], *, deduplication_id: str, group_id: str) -> str:
@@ -22,12 +21,10 @@ class SqsReleaseQueue(AwsAdapter):
         return sent["MessageId"]
 
 
+@dataclass
 class SnsEventPublisher(AwsAdapter):
-    service = "sns"
-
-    def __init__(self, topic_arn: str, *, region: str | None = None, client=None):
-        super().__init__(region=region, client=client)
-        self.topic_arn = topic_arn
+    service: ClassVar[str] = "sns"
+    topic_arn: str
 
     @service_errors
     def publish(self, event: Mapping[str, Any], *, attributes: Mapping[str, str]) -> None:

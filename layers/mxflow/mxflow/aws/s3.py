@@ -2,27 +2,20 @@
 received messages and every generated message, SSE-KMS encrypted."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import ClassVar
+
 from botocore.exceptions import ClientError
 
 from mxflow.aws.clients import AwsAdapter, error_code, service_errors
 from mxflow.errors import MessageNotFound
 
 
+@dataclass
 class S3MessageArchive(AwsAdapter):
-    service = "s3"
-
-    def __init__(self, bucket: str, *, kms_key_id: str | None = None, region: str | None = None, client=None):
-        super().__init__(region=region, client=client)
-        self.bucket = bucket
-        self.kms_key_id = kms_key_id
-
-    @staticmethod
-    def received_key(payment_id: str, content_hash: str) -> str:
-        return f"received/{payment_id}/{content_hash}.xml"
-
-    @staticmethod
-    def generated_key(payment_id: str, name: str) -> str:
-        return f"generated/{payment_id}/{name}.xml"
+    service: ClassVar[str] = "s3"
+    bucket: str
+    kms_key_id: str | None = None  # None: the bucket's default SSE-KMS key
 
     @service_errors
     def put(self, key: str, data: bytes) -> str:

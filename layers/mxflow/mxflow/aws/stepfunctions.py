@@ -3,8 +3,9 @@ execution per payment, named by the payment id."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 from botocore.exceptions import ClientError
 
@@ -24,12 +25,10 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
     return f"{head}:execution:{machine}:{name}"
 
 
+@dataclass
 class StepFunctionsWorkflow(AwsAdapter):
-    service = "stepfunctions"
-
-    def __init__(self, state_machine_arn: str | None, *, region: str | None = None, client=None):
-        super().__init__(region=region, client=client)
-        self.state_machine_arn = state_machine_arn
+    service: ClassVar[str] = "stepfunctions"
+    state_machine_arn: str | None
 
     @service_errors
     def start(self, name: str, execution_input: Mapping[str, Any]) -> None:
