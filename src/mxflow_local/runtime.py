@@ -206,7 +206,7 @@ class LocalRuntime:
     # ---------------------------------------------------------------------------------------- lookups
     @property
     def sam_template(self) -> dict:
-        """The template as written (short tags as long-form dicts), e.g. for API route extraction."""
+        """The template as written (short tags as long-form dicts)."""
         self._require_loaded()
         return self.template.sam
 
