@@ -2,9 +2,8 @@
 
 startup_ms: from the start of the `mxflow local up --port 0` process to the first 200 of GET /health,
 median of 3 runs, on the application's template.yaml if it exists and starts, else on the local-runtime
-fixture (`template` says which, `fallback_reason` why). requests_per_s: GET /health from one
-http.client connection object, a bounded loop (at most REQUESTS requests or SECONDS seconds); the
-server (werkzeug) closes each connection after its answer, so every request opens a new one.
+fixture (`template` says which, `fallback_reason` why). requests_per_s: GET /health over one
+keep-alive connection, a bounded loop (at most REQUESTS requests or SECONDS seconds).
 """
 from __future__ import annotations
 

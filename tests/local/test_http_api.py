@@ -439,7 +439,8 @@ def test_throttled_invocation_is_500(fixture_api, http):
 
 
 def _raw_exchange(port: int, request: bytes) -> tuple[int, dict, bytes]:
-    """Send bytes as they are and read the whole answer (the server closes the connection)."""
+    """Send bytes as they are and read the whole answer (until the server closes the connection:
+    well-formed requests here say `Connection: close`)."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
         connection.sendall(request)
         received = b""
@@ -469,7 +470,7 @@ def test_a_malformed_request_is_answered_in_json_not_html(fixture_api):
 
 def test_chunked_bodies_reach_the_handler_and_bad_framing_is_400(fixture_api):
     token = fixture_api.issue_token(["items/write"])
-    chunked = (b"POST /items HTTP/1.1\r\nHost: local\r\nAuthorization: Bearer " + token.encode() +
+    chunked = (b"POST /items HTTP/1.1\r\nHost: local\r\nConnection: close\r\nAuthorization: Bearer " + token.encode() +
                b"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
                b"7\r\n{\"name\"\r\n9\r\n: \"bolt\"}\r\n0\r\n\r\n")
     status, _, body = _raw_exchange(fixture_api.port, chunked)
@@ -482,5 +483,24 @@ def test_chunked_bodies_reach_the_handler_and_bad_framing_is_400(fixture_api):
 
 
 def test_head_answers_without_a_body(fixture_api):
-    status, headers, body = _raw_exchange(fixture_api.port, b"HEAD /health HTTP/1.1\r\nHost: local\r\n\r\n")
+    status, headers, body = _raw_exchange(fixture_api.port, b"HEAD /health HTTP/1.1\r\nHost: local\r\nConnection: close\r\n\r\n")
     assert status == 403 and body == b"" and headers["Content-Length"] == "0"  # HEAD is not declared
+
+
+def test_a_connection_serves_several_requests(fixture_api):
+    """HTTP/1.1 keep-alive: the answers come back on the connection that asked."""
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", fixture_api.port, timeout=10)
+    try:
+        statuses = []
+        for _ in range(3):
+            connection.request("GET", "/health")
+            response = connection.getresponse()
+            response.read()
+            statuses.append(response.status)
+            if len(statuses) == 1:
+                first_socket = connection.sock
+        assert statuses == [200, 200, 200] and connection.sock is first_socket
+    finally:
+        connection.close()

@@ -5,5 +5,5 @@
 - proxy: the Lambda proxy integration (request -> event, result -> reply);
 - responses: the answers API Gateway makes itself;
 - admin: the /_local/ admin routes (faults, Region switch, routes);
-- server: the HTTP server (werkzeug) on 127.0.0.1.
+- server: the HTTP server on 127.0.0.1 (the standard library's, with werkzeug's chunked decoding).
 """

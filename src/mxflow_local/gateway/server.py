@@ -1,21 +1,21 @@
-"""The local API's HTTP server: werkzeug's threaded WSGI server, bound to 127.0.0.1 only.
+"""The local API's HTTP server: the standard library's ThreadingHTTPServer on 127.0.0.1 only.
 
-werkzeug parses HTTP/1.1 (request line, headers, chunked bodies, `Expect: 100-continue`); this module
-turns each request into an `HttpRequest` for the gateway and its `HttpReply` into the response. What
-it adds is API Gateway's: the 10 MB payload quota (413, with the body read and dropped so the client
-sees the answer rather than a reset), and JSON, never HTML, for a request it cannot parse.
+http.server parses HTTP/1.1 (request line, headers, keep-alive); chunked bodies are decoded by
+werkzeug's `DechunkedInput`. This module turns each request into an `HttpRequest` for the gateway and
+its `HttpReply` into the response, whatever the method (an undeclared one such as TRACE is the
+gateway's to answer, as API Gateway does). What it adds is API Gateway's: the 10 MB payload quota
+(413, with the body read and dropped so the client sees the answer rather than a reset), and JSON,
+never HTML, for a request it cannot parse.
 """
 from __future__ import annotations
 
 import json
 import logging
-import socket
 from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable
 
-from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
-from werkzeug.wrappers import Request
+from werkzeug.serving import DechunkedInput
 
 from mxflow_local.gateway.admin import json_reply
 from mxflow_local.gateway.proxy import HOST, HttpReply, HttpRequest
@@ -24,35 +24,100 @@ from mxflow_local.gateway.responses import gateway_reply
 LOG = logging.getLogger("mxflow_local.gateway")
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload quota (10 MB)
-DRAIN_LIMIT_BYTES = 4 * MAX_BODY_BYTES  # larger declared bodies are not read at all: 413 and close
-RAW_HEADERS = "mxflow.raw_headers"
+DRAIN_LIMIT_BYTES = 4 * MAX_BODY_BYTES  # larger bodies are not read at all: 413 and close
+READ_SIZE = 1 << 16
 HOP_BY_HOP = ("content-length", "connection", "transfer-encoding")
 
 
-class _RequestHandler(WSGIRequestHandler):
-    disable_nagle_algorithm = True  # headers and body go out in separate writes: no delayed-ACK stalls
+class _BodyTooLarge(Exception):
+    def __init__(self, drained: bool):
+        super().__init__("request body over the payload quota")
+        self.drained = drained  # the whole body was read: the connection can serve the next request
 
-    def make_environ(self):
-        environ = super().make_environ()
-        # API Gateway passes header names as sent and keeps repeated headers apart; the WSGI
-        # environment folds both, so the gateway reads them from here.
-        environ[RAW_HEADERS] = list(self.headers.items())
-        return environ
+
+def read_body(stream, declared: int | None) -> bytes:
+    """The body from `stream` (`declared` bytes, or to its end when None): _BodyTooLarge over the
+    quota, after reading and dropping the rest up to DRAIN_LIMIT_BYTES; ValueError when it ends early."""
+    if declared is not None and declared > DRAIN_LIMIT_BYTES:
+        raise _BodyTooLarge(drained=False)
+    chunks, total = [], 0
+    while declared is None or total < declared:
+        piece = stream.read(READ_SIZE if declared is None else min(READ_SIZE, declared - total))
+        if not piece:
+            break
+        total += len(piece)
+        if total > DRAIN_LIMIT_BYTES:
+            raise _BodyTooLarge(drained=False)
+        if total <= MAX_BODY_BYTES:
+            chunks.append(piece)
+    if declared is not None and total < declared:
+        raise ValueError("the body ended before its Content-Length")
+    if total > MAX_BODY_BYTES:
+        raise _BodyTooLarge(drained=True)
+    return b"".join(chunks)
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in separate writes: no delayed-ACK stalls
+    server_version = "mxflow-local"
+    sys_version = ""
+    server: "_Server"
+
+    def __getattr__(self, name: str):
+        if name.startswith("do_"):  # every method, declared by a route or not, goes to the gateway
+            return self._dispatch
+        raise AttributeError(name)
+
+    def _dispatch(self) -> None:
+        too_large = False
+        try:
+            body = self._read_body()
+        except _BodyTooLarge as exc:
+            body, too_large = b"", True
+            self.close_connection = not exc.drained  # unread bytes would be taken for the next request
+        except (OSError, ValueError):  # a chunk header that is not one, a cut-off body, a bad length
+            self.close_connection = True
+            self._send(json_reply(400, {"message": "malformed request body framing"}))
+            return
+        request = HttpRequest(self.command, self.path, list(self.headers.items()), body, self.client_address[0],
+                              self.request_version, too_large)
+        try:
+            reply = self.server.gateway(request)
+        except Exception:  # never a stack trace to the client
+            LOG.exception("the local API failed on %s", self.command)
+            reply = gateway_reply("INTEGRATION_ERROR", None, {}, None)
+        self._send(reply)
+
+    def _read_body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            return read_body(DechunkedInput(self.rfile), None)
+        length = self.headers.get("Content-Length")
+        if not length:
+            return b""
+        if not length.strip().isdigit():
+            raise ValueError("bad Content-Length")
+        return read_body(self.rfile, int(length))
+
+    def _send(self, reply: HttpReply) -> None:
+        body = b"" if self.command == "HEAD" else reply.body
+        self.send_response(reply.status)
+        for name, value in reply.headers:
+            if name.lower() not in HOP_BY_HOP:
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if body:
+            self.wfile.write(body)
 
     def send_error(self, code, message=None, explain=None):
-        """A request werkzeug cannot parse (malformed request line, headers too long, ...): the
+        """A request http.server cannot parse (malformed request line, headers too long, ...): the
         problem as JSON, not http.server's HTML page."""
         self.close_connection = True
         self.request_version = self.protocol_version  # a status line even when the request line had no version
-        phrase = _phrase(code)
-        body = json.dumps({"message": message or phrase}).encode("utf-8")
-        self.send_response(code, phrase)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Connection", "close")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
-            self.wfile.write(body)
+        self._send(json_reply(code, {"message": message or _phrase(code)}))
 
     def log_request(self, code="-", size="-"):
         """No request lines on stderr: paths hold payment ids (the gateway logs route templates)."""
@@ -68,67 +133,15 @@ def _phrase(status: int) -> str:
         return ""
 
 
-class _WsgiApplication:
-    """WSGI in front of `handle(HttpRequest) -> HttpReply`."""
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
 
-    def __init__(self, handle: Callable[[HttpRequest], HttpReply]):
-        self.handle = handle
-
-    def __call__(self, environ, start_response):
-        reply = self._reply(environ)
-        body = b"" if environ["REQUEST_METHOD"] == "HEAD" else reply.body
-        headers = [(k, v) for k, v in reply.headers if k.lower() not in HOP_BY_HOP]
-        headers.append(("Content-Length", str(len(body))))
-        start_response(f"{reply.status} {_phrase(reply.status)}".rstrip(), headers)
-        return [body]
-
-    def _reply(self, environ) -> HttpReply:
-        declared = environ.get("CONTENT_LENGTH")
-        if declared and not declared.strip().isdigit():
-            return json_reply(400, {"message": "malformed request body framing"})
-        request = Request(environ)
-        request.max_content_length = MAX_BODY_BYTES
-        too_large = False
-        try:
-            body = request.get_data(cache=False)
-        except RequestEntityTooLarge:
-            body, too_large = b"", True
-            _drain(environ, int(declared or 0))
-        except (HTTPException, OSError, ValueError):  # a chunk header that is not one, a cut-off body
-            return json_reply(400, {"message": "malformed request body framing"})
-        http_request = HttpRequest(environ["REQUEST_METHOD"], environ.get("RAW_URI") or "/",
-                                   environ[RAW_HEADERS], body, environ.get("REMOTE_ADDR", ""),
-                                   environ.get("SERVER_PROTOCOL", "HTTP/1.1"), too_large)
-        try:
-            return self.handle(http_request)
-        except Exception:  # never a stack trace to the client
-            LOG.exception("the local API failed on %s", http_request.method)
-            return gateway_reply("INTEGRATION_ERROR", None, {}, None)
+    def __init__(self, gateway: Callable[[HttpRequest], HttpReply], port: int):
+        self.gateway = gateway
+        super().__init__((HOST, port), _RequestHandler)  # OSError when the port is taken
 
 
-def _drain(environ, declared: int) -> None:
-    """Read and drop a declared body over the quota (up to DRAIN_LIMIT_BYTES), so the client, still
-    sending, gets the 413 rather than a reset."""
-    left = declared if 0 < declared <= DRAIN_LIMIT_BYTES else 0
-    stream = environ["wsgi.input"]
-    while left > 0:
-        piece = stream.read(min(left, 1 << 16))
-        if not piece:
-            break
-        left -= len(piece)
-
-
-def http_server(handle: Callable[[HttpRequest], HttpReply], port: int) -> BaseWSGIServer:
-    """A threaded server for `handle` on 127.0.0.1:`port` (0: a free port); OSError when the port is
-    taken. Run it with `serve_forever`, stop it with `shutdown` and `server_close`."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind((HOST, port))  # here, not in werkzeug: a taken port is an OSError, not an exit
-        listener.listen(128)
-        server = make_server(HOST, port, _WsgiApplication(handle), threaded=True,
-                             request_handler=_RequestHandler, fd=listener.fileno())
-    finally:
-        listener.close()  # the server holds its own duplicate of the socket
-    server.daemon_threads = True
-    return server
+def http_server(gateway: Callable[[HttpRequest], HttpReply], port: int) -> ThreadingHTTPServer:
+    """A threaded server answering through `gateway` on 127.0.0.1:`port` (0: a free port). Run it
+    with `serve_forever`, stop it with `shutdown` and `server_close`."""
+    return _Server(gateway, port)
