@@ -1,5 +1,5 @@
 """`mxflow local up` (the embedded runtime and the local HTTP API) and `mxflow token` (a bearer token
-the local API accepts). Contract: ../shared/DESIGN.md section 5.
+the local API accepts), as README.md ("Run the API locally") describes them.
 
 `mxflow local up` publishes its token-signing key in the state directory ($MXFLOW_STATE_DIR, default
 ~/.mxflow/) so that `mxflow token`, another process, can sign with it; the file goes when it stops. It
