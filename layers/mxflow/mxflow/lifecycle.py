@@ -460,10 +460,10 @@ class PaymentLifecycle:
             record = self.store.get(payment_id)
             status = record["status"]
             if status == "RCVD":
-                return {"action": "resume", "resume": {"stage": "validate"}, "status": status}
+                return {"action": "resume", "resume": {"stage": "validate", "carried": {}}, "status": status}
             if status == "ACSP":
                 stage = "settle" if (record.get("release") or {}).get("sentAt") else "send"
-                return {"action": "resume", "resume": {"stage": stage}, "status": status}
+                return {"action": "resume", "resume": {"stage": stage, "carried": {}}, "status": status}
             if status in TERMINAL_STATUSES:
                 return {"action": "done", "resume": None, "status": status}
             fence = self._fence(record)
