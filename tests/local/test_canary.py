@@ -71,6 +71,17 @@ def test_step_functions_internals_used_by_the_patches():
         assert hasattr(StepFunctionResponse, method)
 
 
+def test_dynamodb_handlers_serialised_by_the_local_lock():
+    from moto.dynamodb.responses import DynamoHandler
+
+    from mxflow_local import dynamodb
+
+    for name in dynamodb.HANDLER_OPERATIONS:
+        assert callable(getattr(DynamoHandler, name, None)), name
+    assert "dynamo_to_dict" in inspect.getsource(DynamoHandler.get_item) or \
+        "DynamoResult" in inspect.getsource(DynamoHandler.get_item)
+
+
 def test_internals_of_the_express_casing_and_clock_patches():
     from moto.stepfunctions.models import StateMachineInstance
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
