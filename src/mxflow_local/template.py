@@ -83,7 +83,8 @@ def load_yaml(path: str | Path) -> dict:
     except OSError as exc:
         raise TemplateError(f"cannot read template {path}: {exc.strerror}") from None
     try:
-        document = yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+        # _CfnLoader is a yaml.SafeLoader subclass that only adds CloudFormation's tags: no Python objects.
+        document = yaml.load(text, Loader=_CfnLoader)  # noqa: S506  # nosec B506 # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise TemplateError(f"{path} is not valid YAML: {exc}") from None
     if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
