@@ -15,6 +15,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
+from mxflow.openapi import openapi_text
 from mxflow.payments import (
     InvalidRequest,
     PaymentError,
@@ -159,6 +160,11 @@ def health():
         if age is not None:
             metrics.add_metric(name="OldestPendingAgeSeconds", unit=MetricUnit.Seconds, value=age)
     return json_response(200 if result["status"] == "ok" else 503, result)
+
+
+@app.get("/openapi.json")
+def openapi_document():
+    return Response(status_code=200, content_type="application/json", body=openapi_text())
 
 
 @app.exception_handler(PaymentError)

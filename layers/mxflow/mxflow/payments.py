@@ -27,6 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ConnectionError as B
 
 from mxflow import iso20022
 from mxflow.iso20022 import codes as iso_codes
+from mxflow.openapi import decision_request_schemas
 from mxflow.store import (
     DuplicatePayment,
     MessageArchive,
@@ -50,18 +51,9 @@ OUTBOUND_MESSAGE = "outbound"
 MAX_ADDITIONAL_INFO = 105  # pacs.002 AddtlInf is Max105Text
 MAX_INLINE_RELEASE_BYTES = 200 * 1024  # SQS allows 256 KiB; larger messages go by S3 key only
 
-_INFO = {"type": "string", "minLength": 1, "maxLength": MAX_ADDITIONAL_INFO}
-_CODE = {"type": "string", "minLength": 1, "maxLength": 35}
-DECISION_REQUEST_SCHEMAS: dict[str, dict] = {
-    "approve": {"type": "object", "properties": {"additionalInfo": _INFO},
-                "additionalProperties": False},
-    "reject": {"type": "object", "required": ["reasonCode"],
-               "properties": {"reasonCode": _CODE, "additionalInfo": _INFO},
-               "additionalProperties": False},
-    "cancel": {"type": "object", "required": ["reasonCode"],
-               "properties": {"reasonCode": _CODE, "additionalInfo": _INFO},
-               "additionalProperties": False},
-}
+# The decision bodies' JSON Schemas are the published ones: components.schemas of the API's OpenAPI
+# document (mxflow/openapi.json), whose additionalInfo maxLength is MAX_ADDITIONAL_INFO.
+DECISION_REQUEST_SCHEMAS: dict[str, dict] = decision_request_schemas()
 _TRANSIENT_CODES = {
     "ThrottlingException", "Throttling", "ThrottledException", "RequestLimitExceeded",
     "ProvisionedThroughputExceededException", "RequestThrottled", "SlowDown", "ServiceUnavailable",
