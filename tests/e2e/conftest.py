@@ -20,6 +20,18 @@ def decision_timeout() -> int:
 
 
 @pytest.fixture(scope="session")
+def xsd_dir() -> Path:
+    if not XSD_DIR.is_dir():
+        pytest.skip(f"official XSDs not found at {XSD_DIR}")
+    return XSD_DIR
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
 def registry():
     if not XSD_DIR.is_dir():
         pytest.skip(f"official XSDs not found at {XSD_DIR}")
