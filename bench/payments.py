@@ -1,5 +1,5 @@
 """Bench section `payments`: real payments through the application's template.yaml on the embedded local
-runtime, behind the local HTTP API (DESIGN.md section 5 keys: local, cost, capacity, cold_start_ms).
+runtime, behind the local HTTP API (keys: local, cost, capacity, cold_start_ms).
 
 - local: STP payments (auto-decision policy on) submitted over HTTP from a few client threads, each polled
   with GET until ACSC; throughput and submit-to-observed-ACSC latency.
@@ -311,7 +311,7 @@ def _local(api) -> dict:
 
 
 def _record_status(api, payment_id: str) -> str | None:
-    from mxflow.store import RECORD_SK
+    from mxflow.aws.dynamodb import RECORD_SK
 
     item = api.runtime.client("dynamodb").get_item(
         TableName=api.runtime.physical("PaymentTable"),
@@ -331,7 +331,7 @@ def _wait_record(api, payment_id: str, status: str) -> None:
 
 def _measure_path(api, decision: bool) -> dict:
     """Run COST_PAYMENTS payments of one path with the counter on; usage per payment."""
-    from mxflow.payments import execution_arn
+    from mxflow.aws.stepfunctions import execution_arn
 
     runtime = api.runtime
     memory = {spec.name: spec.memory_mb for spec in runtime.runner.functions.values()}

@@ -42,6 +42,7 @@ class Outcome:
     detail: str = ""
     problems: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)   # lines printed after the detail
 
     def expect(self, condition: bool, problem: str) -> None:
         if not condition:
@@ -66,6 +67,7 @@ def run(args) -> int:
     output = Path(args.output)
 
     from mxflow.iso20022 import SchemaRegistry, parse_message
+    from mxflow_local.aws_endpoint import AwsEndpoint
     from mxflow_local.client import ALL_SCOPES, PaymentsClient
     from mxflow_local.http_api import LocalApi
 
@@ -79,12 +81,14 @@ def run(args) -> int:
         _log_runtime(args.log_level)
     started = time.monotonic()
     print(f"mxflow demo: starting the local runtime on {template} ...", flush=True)
-    with LocalApi.start(template, port=0, parameter_overrides=overrides, env_overrides=env) as api:
+    with LocalApi.start(template, port=0, parameter_overrides=overrides, env_overrides=env) as api, \
+            AwsEndpoint.start(api.runtime, port=0) as aws_endpoint:
         client = PaymentsClient(api.url, api.issue_token(ALL_SCOPES, client_id="demo"))
         print(f"  local API {api.url} (Region {api.region}), up in {time.monotonic() - started:.1f}s; "
               f"schemas from {', '.join(schema_dirs)}")
+        print(f"  AWS service APIs for the AWS CLI and boto3: AWS_ENDPOINT_URL={aws_endpoint.url} (127.0.0.1 only)")
         print(f"  decision timeout for this demo: {DEMO_DECISION_TIMEOUT_SECONDS}s\n", flush=True)
-        demo = _Demo(client, api, registry, parse_message, output)
+        demo = _Demo(client, api, registry, parse_message, output, aws_endpoint)
         outcomes = demo.run_all()
     return _report(outcomes, output)
 
@@ -109,8 +113,9 @@ def _log_runtime(level: str) -> None:
 
 
 class _Demo:
-    def __init__(self, client, api, registry, parse_message, output: Path):
+    def __init__(self, client, api, registry, parse_message, output: Path, aws_endpoint):
         self.client, self.api, self.registry, self.parse_message, self.output = client, api, registry, parse_message, output
+        self.aws_endpoint = aws_endpoint
         from mxflow_local.sample_messages import credit_transfer
 
         self.credit_transfer = credit_transfer
@@ -220,6 +225,15 @@ class _Demo:
         outcome.detail = (f"execution FAILED at Release with status {stuck.get('status')}; redriven "
                           f"(redriveCount {description.get('redriveCount')}) -> {payment['status']}; a second redrive: "
                           f"{again.status}. " + outcome.detail)
+        from mxflow_local.aws_endpoint import aws_cli_command
+
+        outcome.notes += [
+            f"redriven with POST /payments/{outcome.payment_id}/redrive; the same with the AWS CLI (while the "
+            "runtime runs):",
+            "  " + aws_cli_command(self.aws_endpoint.url, self.api.region, "stepfunctions", "redrive-execution",
+                                   "--execution-arn", execution_arn),
+            f"in AWS: Step Functions console, state machine {machine.rsplit(':', 1)[-1]}, execution "
+            f"{outcome.payment_id}, Redrive"]
         return outcome
 
     # --- shared steps ---------------------------------------------------------------------------------------
@@ -281,6 +295,8 @@ class _Demo:
         print(f"         path: {' -> '.join(outcome.path) if outcome.path else '-'}")
         if outcome.detail:
             print(f"         {outcome.detail}")
+        for note in outcome.notes:
+            print(f"         {note}")
         for problem in outcome.problems:
             print(f"         PROBLEM: {problem}")
         sys.stdout.flush()

@@ -1,4 +1,4 @@
-"""A small client of mxflow's HTTP API (DESIGN.md section 5), used by the demo, the end-to-end tests and
+"""A small client of mxflow's HTTP API (README.md, "Run the API locally"), used by the demo, the end-to-end tests and
 the bench. Standard library only; it talks to any base URL (the local API or a deployed stage).
 """
 from __future__ import annotations

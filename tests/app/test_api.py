@@ -1,4 +1,4 @@
-"""ApiFunction: the HTTP contract of DESIGN.md section 5 through the handler, with moto behind it."""
+"""ApiFunction: the HTTP contract (README.md, "Run the API locally") through the handler, with moto behind it."""
 from __future__ import annotations
 
 import json
@@ -151,3 +151,26 @@ def test_logs_carry_no_payment_data(call_api, message, functions, context):
     assert logs.count(payment_id) >= 4  # the handlers do log, by payment id
     for secret in ("Zyxwvut", "DE89370400440532013000", "777.77", "BNPAFRPP"):
         assert secret not in logs
+
+
+def test_every_domain_error_has_its_http_status_in_one_table(api_problems):
+    from mxflow.errors import (
+        Conflict,
+        DuplicateIdentity,
+        InvalidRequest,
+        InvalidState,
+        MessageNotFound,
+        MessageTooLarge,
+        PaymentNotFound,
+        TransientError,
+        UnknownReasonCode,
+        UnsupportedMessage,
+    )
+
+    expected = {UnsupportedMessage("x"): 400, InvalidRequest("x"): 400, PaymentNotFound("p-1"): 404,
+                MessageNotFound("x"): 404, Conflict("x"): 409, DuplicateIdentity("x", code="AM05"): 409,
+                MessageTooLarge("x"): 413, UnknownReasonCode("x"): 422}
+    assert {type(e).__name__: api_problems(e)[0] for e in expected} == {
+        type(e).__name__: status for e, status in expected.items()}
+    for defect in (InvalidState("x"), TransientError("x")):  # not the consumer's doing: a 500
+        assert api_problems(defect) is None

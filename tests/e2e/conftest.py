@@ -27,17 +27,10 @@ def xsd_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def repo() -> Path:
-    return REPO
-
-
-@pytest.fixture(scope="session")
-def registry():
-    if not XSD_DIR.is_dir():
-        pytest.skip(f"official XSDs not found at {XSD_DIR}")
+def registry(xsd_dir):
     from mxflow.iso20022 import SchemaRegistry
 
-    return SchemaRegistry(schema_dirs=[str(XSD_DIR)])
+    return SchemaRegistry(schema_dirs=[str(xsd_dir)])
 
 
 @pytest.fixture(scope="session")

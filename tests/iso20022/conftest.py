@@ -36,7 +36,7 @@ def registry(xsd_dir) -> SchemaRegistry:
     return SchemaRegistry([xsd_dir])
 
 
-# --- A2 (rules, facts, builders): samples as bytes and freshly parsed ------------------------------
+# --- rules, facts, builders: samples as bytes and freshly parsed ------------------------------
 
 
 @pytest.fixture(scope="session")

@@ -1,8 +1,8 @@
 """Every sample message of ../shared/iso20022/samples against the XSD step, with the outcome that
-../shared/iso20022/INDEX.md records (written out below, not recomputed).
+the samples' own index records (written out below, not recomputed).
 
 Per file: the AppHdr outcome, the Document outcome, and for invalid parts the element path of the
-first XSD error (the element INDEX.md names in "first XSD error").
+first XSD error (the element the index names in "first XSD error").
 """
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ EXPECTED = {
     "phoughton-cbpr-ur/2025/cbprplus_pacs008_sample_bic_mismatch.xml": (VALID, "pacs.008.001.08", VALID),
     "phoughton-cbpr-ur/2025/cbprplus_pacs008_sample_dodgy_IBAN_and_bic_mismatch.xml": (VALID, "pacs.008.001.08", VALID),
     "phoughton-cbpr-ur/2025/cbprplus_pacs008_sample_tag_mismatch_issue.xml": (VALID, "pacs.008.001.08", VALID),
-    # INDEX.md: "Element CdtrAgt: This element is not expected" - the second of two CdtrAgt siblings.
+    # the samples' index: "Element CdtrAgt: This element is not expected" - the second of two CdtrAgt siblings.
     "phoughton-cbpr-ur/2025/cbprplus_pacs008_sample_xsd_issue.xml": (
         VALID,
         "pacs.008.001.08",

@@ -1,4 +1,4 @@
-"""Security and shape properties DESIGN.md section 6 demands of template.yaml, checked on the template
+"""Security and shape properties of template.yaml (README.md, "Deploy to AWS"), checked on the template
 as CloudFormation receives it (after the SAM transform: generated roles, OpenAPI body, resources)."""
 
 from __future__ import annotations
