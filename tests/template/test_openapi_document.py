@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 from openapi_spec_validator import validate as validate_openapi
 
-from mxflow import payments
+from mxflow import lifecycle
 from mxflow.openapi import DECISION_REQUEST_SCHEMA_NAMES, decision_request_schemas, openapi_document
 
 from .conftest import resources_of
@@ -77,17 +77,17 @@ def test_the_oauth_scopes_are_the_user_pool_scopes(document, cfn):
 
 def test_the_decision_bodies_are_validated_with_the_documents_schemas(document):
     # One source: the lifecycle's schemas are read from the document, not copied.
-    assert payments.DECISION_REQUEST_SCHEMAS == decision_request_schemas()
+    assert lifecycle.DECISION_REQUEST_SCHEMAS == decision_request_schemas()
     for action, name in DECISION_REQUEST_SCHEMA_NAMES.items():
         body = document["paths"][f"/payments/{{id}}/{action}"]["post"]["requestBody"]
         assert body["content"]["application/json"]["schema"] == {"$ref": f"#/components/schemas/{name}"}
-        schema = payments.DECISION_REQUEST_SCHEMAS[action]
+        schema = lifecycle.DECISION_REQUEST_SCHEMAS[action]
         assert "$ref" not in json.dumps(schema)  # self-contained: jsonschema validates with it directly
-        assert schema["properties"]["additionalInfo"]["maxLength"] == payments.MAX_ADDITIONAL_INFO
+        assert schema["properties"]["additionalInfo"]["maxLength"] == lifecycle.MAX_ADDITIONAL_INFO
         jsonschema.Draft202012Validator.check_schema(schema)
     assert document["paths"]["/payments/{id}/approve"]["post"]["requestBody"]["required"] is False
     with pytest.raises(jsonschema.ValidationError):
-        jsonschema.validate({"reasonCode": "AM04", "extra": 1}, payments.DECISION_REQUEST_SCHEMAS["reject"])
+        jsonschema.validate({"reasonCode": "AM04", "extra": 1}, lifecycle.DECISION_REQUEST_SCHEMAS["reject"])
 
 
 def test_every_error_answer_is_a_problem_document(document):
