@@ -26,6 +26,7 @@ from mxflow.errors import (
     UnsupportedMessage,
 )
 from mxflow.lifecycle import RECEIVED_MESSAGE
+from mxflow.openapi import openapi_text
 from mxflow.pending_age import PendingAgeSampler
 from mxflow.service import default_lifecycle
 
@@ -174,6 +175,11 @@ def health():
         if age is not None:
             metrics.add_metric(name="OldestPendingAgeSeconds", unit=MetricUnit.Seconds, value=age)
     return json_response(200 if result["status"] == "ok" else 503, result)
+
+
+@app.get("/openapi.json")
+def openapi_document():
+    return Response(status_code=200, content_type="application/json", body=openapi_text())
 
 
 @app.exception_handler(PaymentError)

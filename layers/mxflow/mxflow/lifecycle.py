@@ -38,6 +38,7 @@ from mxflow.errors import (
     UnsupportedMessage,
 )
 from mxflow.iso20022 import codes as iso_codes
+from mxflow.openapi import decision_request_schemas
 from mxflow.ports import Clock, EventPublisher, MessageArchive, PaymentStore, ReleaseQueue, Workflow
 from mxflow.settings import Settings
 
@@ -53,18 +54,9 @@ OUTBOUND_MESSAGE = "outbound"
 MAX_ADDITIONAL_INFO = 105  # pacs.002 AddtlInf is Max105Text
 MAX_INLINE_RELEASE_BYTES = 200 * 1024  # SQS allows 256 KiB; larger messages go by archive key only
 
-_INFO = {"type": "string", "minLength": 1, "maxLength": MAX_ADDITIONAL_INFO}
-_CODE = {"type": "string", "minLength": 1, "maxLength": 35}
-DECISION_REQUEST_SCHEMAS: dict[str, dict] = {
-    "approve": {"type": "object", "properties": {"additionalInfo": _INFO},
-                "additionalProperties": False},
-    "reject": {"type": "object", "required": ["reasonCode"],
-               "properties": {"reasonCode": _CODE, "additionalInfo": _INFO},
-               "additionalProperties": False},
-    "cancel": {"type": "object", "required": ["reasonCode"],
-               "properties": {"reasonCode": _CODE, "additionalInfo": _INFO},
-               "additionalProperties": False},
-}
+# The decision bodies' JSON Schemas are the published ones: components.schemas of the API's OpenAPI
+# document (mxflow/openapi.json), whose additionalInfo maxLength is MAX_ADDITIONAL_INFO.
+DECISION_REQUEST_SCHEMAS: dict[str, dict] = decision_request_schemas()
 
 
 def received_key(payment_id: str, content_hash: str) -> str:
