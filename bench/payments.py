@@ -215,6 +215,8 @@ def _price_units(service: str, operation: str, params: dict, response: dict) -> 
             units["s3_put"] += 1
         elif operation in ("GetObject", "HeadObject"):
             units["s3_get"] += 1
+        if operation in ("PutObject", "CopyObject", "GetObject", "HeadObject"):
+            units["cloudtrail_data_event"] += 1  # the archive's access trail (AuditArchiveAccess, on by default)
     elif service == "sqs" and operation.startswith("SendMessage"):
         units["sqs_fifo_request"] += 1
     elif service == "sns" and operation.startswith("Publish"):
@@ -495,6 +497,9 @@ def run() -> dict:
                             "last full item written for that key), 2x per TransactWriteItems item; +1 WRU when "
                             "a write touches the sparse GSI InFlightByStatus (a lower bound: a key change is "
                             "2); RRU = ceil(4 KB) for consistent reads, half for eventual; streams not priced",
+                "cloudtrail": "AuditArchiveAccess=true (the template's default): one data event per object-level "
+                              "read or write of the archive; the trail's own log-file PUTs (a few per 5 minutes) "
+                              "are not per payment",
                 "kms": "the archive bucket has BucketKeyEnabled (template.yaml), so S3 SSE-KMS calls to KMS are "
                        "amortised to ~0 per object; DynamoDB's KMS use is cached by the service; only the "
                        "handlers' explicit KMS API calls are counted",

@@ -27,6 +27,7 @@ from mxflow.errors import (
     UnsupportedMessage,
 )
 from mxflow.lifecycle import RECEIVED_MESSAGE
+from mxflow.openapi import openapi_text
 from mxflow.service import default_lifecycle
 
 logger = Logger()
@@ -180,6 +181,11 @@ def confirm_release(payment_id: str):
 def health():
     result = default_lifecycle().health()
     return json_response(200 if result["status"] == "ok" else 503, result)
+
+
+@app.get("/openapi.json")
+def openapi_document():
+    return Response(status_code=200, content_type="application/json", body=openapi_text())
 
 
 @app.exception_handler(PaymentError)

@@ -28,6 +28,9 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--schema-dir", action="append", default=None,
                         help="directory of official XSDs (default: $MXFLOW_SCHEMA_DIR, else ../shared/iso20022/xsd)")
     parser.add_argument("--output", default=".mxflow/demo", help="where generated messages are written")
+    parser.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), default=None,
+                        help="also show the logs, at this level: the functions' Powertools JSON logs and metrics "
+                             "(stdout) and the local runtime's own log (stderr); default: warnings only, no metrics")
     parser.set_defaults(func=run)
 
 
@@ -70,9 +73,12 @@ def run(args) -> int:
 
     registry = SchemaRegistry(schema_dirs=schema_dirs)
     overrides = {"DecisionTimeoutSeconds": str(DEMO_DECISION_TIMEOUT_SECONDS)}
-    # The functions' own logs and metrics (JSON lines) would drown the story the demo tells: keep warnings.
-    env = {"MXFLOW_SCHEMA_DIR": os.pathsep.join(schema_dirs), "LOG_LEVEL": "WARNING",
-           "POWERTOOLS_METRICS_DISABLED": "true"}
+    # The functions' own logs and metrics (JSON lines) would drown the story the demo tells: keep warnings,
+    # unless --log-level asks for everything the functions would write to CloudWatch Logs.
+    env = {"MXFLOW_SCHEMA_DIR": os.pathsep.join(schema_dirs), "LOG_LEVEL": args.log_level or "WARNING",
+           "POWERTOOLS_METRICS_DISABLED": "false" if args.log_level else "true"}
+    if args.log_level:
+        _log_runtime(args.log_level)
     started = time.monotonic()
     print(f"mxflow demo: starting the local runtime on {template} ...", flush=True)
     with LocalApi.start(template, port=0, parameter_overrides=overrides, env_overrides=env) as api, \
@@ -85,6 +91,25 @@ def run(args) -> int:
         demo = _Demo(client, api, registry, parse_message, output, aws_endpoint)
         outcomes = demo.run_all()
     return _report(outcomes, output)
+
+
+def _log_runtime(level: str) -> None:
+    """The local runtime's own log (mxflow_local: requests, routes, faults) at `level` on stderr; other
+    libraries at WARNING, as the Lambda runtime's root logger keeps them quiet in AWS.
+
+    The runtime's log has its own handler: Powertools' Logger (service "mxflow") adds a filter to every
+    root handler that drops records of loggers whose name contains the service name, mxflow_local's too."""
+    import logging
+
+    log_format = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    logging.root.handlers[0].setFormatter(log_format)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(log_format)
+    runtime_log = logging.getLogger("mxflow_local")
+    runtime_log.addHandler(handler)
+    runtime_log.setLevel(level)
+    runtime_log.propagate = False
 
 
 class _Demo:

@@ -33,7 +33,7 @@ SKIPPED_TYPES_PREFIXES = ("AWS::IAM::", "AWS::CloudWatch::", "AWS::Logs::", "AWS
                           "AWS::Lambda::Alias", "AWS::Lambda::EventInvokeConfig", "AWS::SNS::TopicPolicy",
                           "AWS::Route53", "AWS::Route53RecoveryControl", "AWS::Route53RecoveryReadiness",
                           "AWS::XRay::", "AWS::CloudFormation::", "AWS::SSM::Document", "AWS::Budgets::",
-                          "AWS::WAFv2::", "AWS::CertificateManager::")
+                          "AWS::WAFv2::", "AWS::CertificateManager::", "AWS::CloudTrail::")
 
 
 @dataclass

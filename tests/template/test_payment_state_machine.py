@@ -427,9 +427,9 @@ def test_an_unknown_release_outcome_is_not_retried_and_ends_failed_for_an_operat
 
 def test_the_decision_timeout_rejects_or_resumes(flow):
     flow.script.answers["Validate"].extend([{**outcome("await"), "decisionTimeoutSeconds": 1}] * 2)
-    flow.script.answers["DecisionTimeout"].extend([
-        {"action": "done", "resume": None, "status": "RJCT"},
-        {"action": "resume", "resume": {"stage": "send", "carried": {}}, "status": "ACSP"}])
+    answers = {"pay-timeout": {"action": "done", "resume": None, "status": "RJCT"},
+               "pay-approved-late": {"action": "resume", "resume": {"stage": "send", "carried": {}}, "status": "ACSP"}}
+    flow.script.answers["DecisionTimeout"].extend([lambda event: answers[event["paymentId"]]] * 2)
     flow.script.answers["Send"].append({"messageId": "m-6"})
     flow.script.answers["Settle"].append({"status": "ACSC"})
     for payment_id in ("pay-timeout", "pay-approved-late"):
@@ -440,7 +440,7 @@ def test_the_decision_timeout_rejects_or_resumes(flow):
     assert flow.states_entered(rejected) == ["AwaitOutcome", "DecisionTimedOut", "AfterTimeout", "Finished"]
     assert flow.finished(resumed)["status"] == "SUCCEEDED"
     assert flow.states_entered(resumed) == ["AwaitOutcome", "DecisionTimedOut", "AfterTimeout", "Resume"]
-    assert flow.script.events("DecisionTimeout")[0] == {"paymentId": "pay-timeout"}
+    assert sorted(e["paymentId"] for e in flow.script.events("DecisionTimeout")) == ["pay-approved-late", "pay-timeout"]
 
 
 def test_an_answer_to_a_gone_wait_is_no_failure(flow):

@@ -49,6 +49,7 @@ from mxflow.errors import (
     UnsupportedMessage,
 )
 from mxflow.iso20022 import codes as iso_codes
+from mxflow.openapi import confirm_release_schema, decision_request_schemas
 from mxflow.ports import (
     IN_FLIGHT_STATUSES,
     TERMINAL_STATUSES,
@@ -88,22 +89,10 @@ SUSPENDED_UNKNOWN_OUTCOME = "release outcome unknown"
 STAGE_FAILED = "StageFailed"  # the error a PaymentFlow hands to its anchor (statemachines/payment.asl.json)
 SAMPLE_PER_SHARD = 100  # in-flight payments read per index shard by the sampler
 
-_INFO = {"type": "string", "minLength": 1, "maxLength": MAX_ADDITIONAL_INFO}
-_CODE = {"type": "string", "minLength": 1, "maxLength": 35}
-DECISION_REQUEST_SCHEMAS: dict[str, dict] = {
-    "approve": {"type": "object", "properties": {"additionalInfo": _INFO},
-                "additionalProperties": False},
-    "reject": {"type": "object", "required": ["reasonCode"],
-               "properties": {"reasonCode": _CODE, "additionalInfo": _INFO},
-               "additionalProperties": False},
-    "cancel": {"type": "object", "required": ["reasonCode"],
-               "properties": {"reasonCode": _CODE, "additionalInfo": _INFO},
-               "additionalProperties": False},
-}
-CONFIRM_RELEASE_SCHEMA = {"type": "object", "required": ["sent"],
-                          "properties": {"sent": {"type": "boolean"},
-                                         "messageId": {"type": "string", "minLength": 1, "maxLength": 100}},
-                          "additionalProperties": False}
+# The decision bodies' JSON Schemas are the published ones: components.schemas of the API's OpenAPI
+# document (mxflow/openapi.json), whose additionalInfo maxLength is MAX_ADDITIONAL_INFO.
+DECISION_REQUEST_SCHEMAS: dict[str, dict] = decision_request_schemas()
+CONFIRM_RELEASE_SCHEMA: dict = confirm_release_schema()
 
 
 def received_key(payment_id: str, content_sha256: str) -> str:
