@@ -22,7 +22,8 @@ metrics = Metrics()
 @metrics.log_metrics
 def lambda_handler(event, context):
     event = task_event("settle", event)
-    result = default_lifecycle().settle(event["paymentId"], event.get("messageId"), carried_message(event))
+    result = default_lifecycle().settle(event["paymentId"], event.get("messageId"), carried_message(event),
+                                        carried_message(event, "outbound"))
     logger.info("settled", extra={"paymentId": event["paymentId"], "status": result["status"]})
     metrics.add_metric(name="PaymentsReleased", unit=MetricUnit.Count, value=1)
     return result

@@ -92,7 +92,7 @@ class FakePaymentStore:
                 raise DuplicatePayment(self._get(payment_id))
             region = record.get("ownerRegion", self.region)
             item = {**copy.deepcopy(dict(record)), "version": 1, "ownerRegion": region,
-                    "epoch": record.get("epoch", 1), "receivedAt": now, "updatedAt": now, "statusSince": now,
+                    "epoch": record.get("epoch", 1), "receivedAt": now, "statusSince": now,
                     "history": [{"status": record["status"], "time": now, **(event or {})}]}
             if record["status"] in IN_FLIGHT_STATUSES:
                 item["inflight"] = region
@@ -124,7 +124,7 @@ class FakePaymentStore:
                     record.pop(name, None)
             record.update(copy.deepcopy(dict(set_values or {})))
             record.setdefault("messages", {}).update(copy.deepcopy(dict(messages or {})))
-            record.update(status=new_status, version=version, updatedAt=now, statusSince=now)
+            record.update(status=new_status, version=version, statusSince=now)
             if reason is not None:
                 record["reason"] = {k: v for k, v in reason.items() if v is not None}
             events = [{"status": status, "time": now, **(event_detail or {})} for status in passed_through]

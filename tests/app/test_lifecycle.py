@@ -32,7 +32,7 @@ from mxflow.errors import (
     UnknownReasonCode,
     UnsupportedMessage,
 )
-from mxflow.lifecycle import INLINE_MESSAGE_BYTES, RELEASE_WINDOW_SECONDS
+from mxflow.lifecycle import INLINE_MESSAGE_BYTES, RELEASE_WINDOW_SECONDS, received_key
 from mxflow.ports import Fence
 from mxflow.settings import Settings
 
@@ -83,8 +83,9 @@ def test_receive_archives_the_bytes_creates_rcvd_and_starts_the_flow_with_them(l
     assert record["status"] == "RCVD" and record["clientId"] == CLIENT_ID
     assert record["messageType"] == "pacs.008.001.08"
     assert record["contentSha256"] == iso20022.content_hash(data)
-    assert ports.archive.get(record["archiveKey"]) == data
-    assert record["messages"] == {"received": {"key": record["archiveKey"]}}
+    assert ports.archive.get(received_key(payment_id, record["contentSha256"])) == data
+    assert record["messages"] == {}  # the received message is named by its SHA-256; none generated yet
+    assert "debtorName" not in record["facts"] and "paymentId" not in record["facts"]  # not kept twice
     assert [e["status"] for e in record["history"]] == ["RCVD"] and record["history"][0]["actor"] == CLIENT_ID
     assert ports.workflow.flows == [{"paymentId": payment_id, "stage": "validate", "decisionTimeoutSeconds": 3600,
                                       "message": base64.b64encode(data).decode()}]
@@ -174,11 +175,13 @@ def test_utf16_with_a_bom_is_accepted_and_kept_byte_for_byte(lifecycle, ports, m
     assert data[:2] in (b"\xff\xfe", b"\xfe\xff")
     payment_id = lifecycle.receive(CLIENT_ID, data)[1]["paymentId"]
     record = lifecycle.store.get(payment_id)
-    assert ports.archive.get(record["archiveKey"]) == data
+    assert ports.archive.get(received_key(payment_id, record["contentSha256"])) == data
     assert lifecycle.get_message(CLIENT_ID, payment_id, "received") == data
     assert lifecycle.get_payment(CLIENT_ID, payment_id)["contentSha256"] == iso20022.content_hash(data)
     assert lifecycle.validate(payment_id, data)["outcome"] == "await"
-    assert lifecycle.store.get(payment_id)["facts"]["debtorName"] == "Zoë Müller"
+    assert lifecycle.store.get(payment_id)["status"] == "ACTC"
+    kept = iso20022.extract_facts(iso20022.parse_message(lifecycle.get_message(CLIENT_ID, payment_id, "received")))
+    assert kept.debtor_name == "Zoë Müller"
 
 
 # -- validate --------------------------------------------------------------------------------------
@@ -189,7 +192,7 @@ def test_valid_message_becomes_actc_and_awaits(lifecycle, ports, message):
     result = lifecycle.validate(payment_id, data)
     assert result == {"outcome": "await", "status": "ACTC", "decisionTimeoutSeconds": 3600}
     record = lifecycle.store.get(payment_id)
-    assert record["facts"]["paymentId"] == payment_id
+    assert record["facts"]["uetr"] and record["facts"]["endToEndId"]
     assert None not in record["facts"].values()  # the item keeps no empty facts
     # a retried step finds its own write and answers the same
     assert lifecycle.validate(payment_id) == result
@@ -482,7 +485,8 @@ def test_timeout_that_loses_to_a_decision_honours_it(lifecycle, ports, message):
 
 def test_send_claims_the_release_then_sends_once_grouped_by_counterparty(lifecycle, ports, message):
     payment_id = approved(lifecycle, message, creditor_agent_bic="BNPAFRPPXXX")
-    assert lifecycle.send(payment_id) == {"messageId": "message-1"}
+    answer = lifecycle.send(payment_id)
+    assert answer["messageId"] == "message-1"
     release = lifecycle.store.get(payment_id)["release"]
     assert (release["attempts"], release["definitiveFailures"], release["region"], release["epoch"]) == (
         1, 0, "eu-west-1", 1)
@@ -492,6 +496,7 @@ def test_send_claims_the_release_then_sends_once_grouped_by_counterparty(lifecyc
     facts = lifecycle.store.get(payment_id)["facts"]
     assert body["paymentId"] == payment_id and body["uetr"] == facts["uetr"]  # the engine's idempotency key
     assert "MXFLGB2LXXX" in texts(body["message"].encode(), "BICFI")
+    assert base64.b64decode(answer["outbound"]).decode() == body["message"]  # for Settle to keep
     assert writes(ports, payment_id)[-1] == "release"
 
 
@@ -537,7 +542,7 @@ def test_refused_sends_open_a_new_window(lifecycle, ports, message):
     release = lifecycle.store.get(payment_id)["release"]
     assert (release["attempts"], release["definitiveFailures"]) == (1, 1)
     ports.clock.advance(RELEASE_WINDOW_SECONDS * 3)
-    assert lifecycle.send(payment_id) == {"messageId": "message-1"}  # nothing was sent before: a new window
+    assert lifecycle.send(payment_id)["messageId"] == "message-1"  # nothing was sent before: a new window
     release = lifecycle.store.get(payment_id)["release"]
     assert (release["attempts"], release["definitiveFailures"]) == (2, 1)
     assert parse_utc(release["windowAt"]) > parse_utc(ports.clock()) - timedelta(seconds=1)
@@ -549,7 +554,7 @@ def test_a_recorded_send_is_never_sent_again(lifecycle, ports, message):
     lifecycle.send(payment_id)
     lifecycle.settle(payment_id, "message-1")
     ports.clock.advance(3600)
-    assert lifecycle.send(payment_id) == {"messageId": "message-1", "alreadySent": True}
+    assert lifecycle.send(payment_id) == {"messageId": "message-1", "outbound": None, "alreadySent": True}
     assert len(ports.release_queue.of(payment_id)) == 1
 
 
@@ -587,8 +592,10 @@ def test_a_claim_that_changed_meanwhile_is_retried_not_sent(lifecycle, ports, me
 
 def test_settle_writes_acsc_with_the_pacs002_the_outbound_as_sent_and_the_message_id(lifecycle, ports, message):
     payment_id = approved(lifecycle, message)
-    lifecycle.send(payment_id)
-    assert lifecycle.settle(payment_id, "message-1") == {"paymentId": payment_id, "status": "ACSC"}
+    sent = lifecycle.send(payment_id)
+    ports.archive.objects.clear()  # the flow carries the outbound message: the archive is not read
+    assert lifecycle.settle(payment_id, "message-1", outbound=base64.b64decode(sent["outbound"])) == {
+        "paymentId": payment_id, "status": "ACSC"}
     assert writes(ports, payment_id)[-1] == "transition:ACSC"
     record = lifecycle.store.get(payment_id)
     assert record["release"]["messageId"] == "message-1" and record["release"]["sentAt"]
@@ -602,6 +609,15 @@ def test_settle_writes_acsc_with_the_pacs002_the_outbound_as_sent_and_the_messag
     assert [e["status"] for e in ports.events.of_type("payment.released")] == ["ACSC"]
     assert lifecycle.settle(payment_id, "message-1")["status"] == "ACSC"  # repeated: no new write
     assert writes(ports, payment_id).count("transition:ACSC") == 1
+
+
+def test_a_settle_resumed_without_the_outbound_message_builds_it_again_byte_for_byte(lifecycle, ports, message):
+    payment_id = approved(lifecycle, message)
+    lifecycle.send(payment_id)
+    ports.clock.advance(60)  # later: the message is built for the window it was sent in, not for now
+    lifecycle.settle(payment_id, "message-1")
+    assert lifecycle.get_message(CLIENT_ID, payment_id, "outbound").decode() == \
+        ports.release_queue.of(payment_id)[0]["body"]["message"]
 
 
 def test_settle_follows_a_send(lifecycle, message):
@@ -629,7 +645,7 @@ def test_confirmed_sent_settles_without_a_second_send(lifecycle, ports, message)
     assert answer == {"paymentId": payment_id, "status": "ACSP", "sent": True,
                       "next": f"POST /payments/{payment_id}/redrive"}
     assert ports.store.suspended("eu-west-1") == []
-    assert lifecycle.send(payment_id) == {"messageId": "engine-ref-1", "alreadySent": True}
+    assert lifecycle.send(payment_id) == {"messageId": "engine-ref-1", "outbound": None, "alreadySent": True}
     lifecycle.settle(payment_id, None)
     record = lifecycle.store.get(payment_id)
     assert record["status"] == "ACSC" and record["release"]["messageId"] == "engine-ref-1"

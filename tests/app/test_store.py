@@ -18,9 +18,8 @@ FENCE = Fence(REGION, 1)
 
 def new_record(payment_id="P-1", status="RCVD", received_at="2026-11-24T10:00:00.000Z"):
     return {"paymentId": payment_id, "clientId": "c1", "status": status, "messageType": "pacs.008.001.08",
-            "contentSha256": "ab" * 32, "archiveKey": f"received/{payment_id}/x.xml",
-            "receivedAt": received_at, "facts": {"amount": "10.50", "currency": "EUR"},
-            "messages": {"received": {"key": f"received/{payment_id}/x.xml"}}}
+            "contentSha256": "ab" * 32, "receivedAt": received_at, "facts": {"amount": "10.50", "currency": "EUR"},
+            "messages": {}}
 
 
 @pytest.fixture
@@ -100,8 +99,7 @@ def test_one_write_appends_every_status_passed_and_adds_messages(store):
     assert [(e["status"], e.get("actor")) for e in record["history"]] == [
         ("RCVD", None), ("ACTC", "policy"), ("ACSP", "policy")]
     assert record["history"][1]["time"] == record["history"][2]["time"] == record["statusSince"]
-    assert record["messages"] == {"received": {"key": "received/P-1/x.xml"},
-                                  "pacs.002": {"z": b"\x78\x9c\x03\x00\x00\x00\x00\x01"}}
+    assert record["messages"] == {"pacs.002": {"z": b"\x78\x9c\x03\x00\x00\x00\x00\x01"}}
     assert record["decision"] == {"action": "approve"} and record["version"] == 2
 
 
@@ -243,6 +241,8 @@ def test_one_item_per_payment_and_the_index_keys_written_once(dynamodb_store, aw
     dynamodb_store.transition("P-1", expected_status="RCVD", expected_version=1, new_status="ACTC")
     items = boto3.client("dynamodb").scan(TableName=aws.table_name)["Items"]
     assert len(items) == 1 and items[0]["sk"] == {"S": "PAYMENT"}
+    assert "paymentId" not in items[0] and "updatedAt" not in items[0]  # the key; the last status time
+    assert dynamodb_store.get("P-1")["paymentId"] == "P-1"
     record = dynamodb_store.get("P-1")
     assert record["inflight"] == inflight_key("P-1", REGION) and record["clientId"] == "c1"
     dynamodb_store.transition("P-1", expected_status="ACTC", expected_version=2, new_status="RJCT",

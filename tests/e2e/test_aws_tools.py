@@ -163,7 +163,7 @@ def test_a_released_payment_seen_through_the_aws_cli_and_boto3(stack):
     assert "<TxSts>ACSC</TxSts>" in report  # kept with the payment, compressed
     outbound = zlib.decompress(base64.b64decode(record["messages"]["M"]["outbound"]["M"]["z"]["B"])).decode()
     assert outbound == body["message"]  # what was sent
-    received_key = record["messages"]["M"]["received"]["M"]["key"]["S"]
+    received_key = f"received/{payment_id}/{record['contentSha256']['S']}.xml"
     raw = stack.boto3("get-object", stack.resources["ArchiveBucket"], received_key)
     assert hashlib.sha256(raw).hexdigest() == record["contentSha256"]["S"]
 

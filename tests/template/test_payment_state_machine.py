@@ -92,7 +92,7 @@ def test_the_flow_starts_at_its_stage_and_hands_every_failure_over(flow_asl):
     assert begin["Choices"][0] == {"Variable": "$.resume", "IsPresent": True, "Next": "Unpack"}
     assert {c["StringEquals"]: c["Next"] for c in begin["Choices"][1:]} == {
         "validate": "Validate", "send": "Send", "settle": "FromCarried"}
-    assert states["FromCarried"]["Parameters"] == {"messageId.$": "$.carried.messageId"}
+    assert states["FromCarried"]["Parameters"] == {"messageId.$": "$.carried.messageId", "outbound": None}
     for task, failed in (("Validate", "ValidateFailed"), ("ParkAnchor", "ValidateFailed"), ("Send", "SendFailed"),
                          ("Settle", "SettleFailed")):
         assert states[task]["Catch"][-1]["ErrorEquals"] == ["States.ALL"] and states[task]["Catch"][-1]["Next"] == failed
@@ -110,10 +110,11 @@ def test_what_the_flow_tasks_send(flow_asl):
     assert states["Validate"]["Parameters"] == {"FunctionName": "${ValidateFunctionArn}",
                                                 "Payload": {"paymentId.$": "$.paymentId", "message.$": "$.message"}}
     assert states["Send"]["Parameters"]["Payload"] == {"paymentId.$": "$.paymentId", "message.$": "$.message"}
-    assert states["Send"]["ResultSelector"] == {"messageId.$": "$.Payload.messageId"}
+    assert states["Send"]["ResultSelector"] == {"messageId.$": "$.Payload.messageId",
+                                                "outbound.$": "$.Payload.outbound"}
     assert states["Settle"]["Parameters"]["Payload"] == {"paymentId.$": "$.paymentId",
                                                          "messageId.$": "$.release.messageId",
-                                                         "message.$": "$.message"}
+                                                         "message.$": "$.message", "outbound.$": "$.release.outbound"}
     start_anchor = states["StartAnchor"]
     assert start_anchor["Resource"] == "${StatesStartExecution}"
     assert start_anchor["Parameters"]["StateMachineArn"] == "${PaymentStateMachineArn}"
@@ -306,13 +307,14 @@ def test_the_machines_are_the_templates_express_and_standard(flow):
 
 def test_a_straight_through_payment_is_validated_sent_and_settled_with_no_anchor(flow):
     flow.script.answers["Validate"].append(outcome("auto-approve"))
-    flow.script.answers["Send"].append({"messageId": "m-1"})
+    flow.script.answers["Send"].append({"messageId": "m-1", "outbound": "PEVudmVsb3BlLz4="})
     flow.script.answers["Settle"].append({"paymentId": "pay-stp", "status": "ACSC"})
     described = flow.finished(flow.start_flow("pay-stp", message="PE1zZy8+"))
     assert described["status"] == "SUCCEEDED"
     assert flow.script.names() == ["Validate", "Send", "Settle"]
     assert flow.script.events("Validate") == [{"paymentId": "pay-stp", "message": "PE1zZy8+"}]
-    assert flow.script.events("Settle") == [{"paymentId": "pay-stp", "messageId": "m-1", "message": "PE1zZy8+"}]
+    assert flow.script.events("Settle") == [{"paymentId": "pay-stp", "messageId": "m-1", "message": "PE1zZy8+",
+                                             "outbound": "PEVudmVsb3BlLz4="}]  # the message as sent
     assert flow.sfn.list_executions(stateMachineArn=flow.anchor_arn)["executions"] == []  # 0 transitions billed
 
 
@@ -333,7 +335,7 @@ def test_the_decision_path_passes_exactly_one_anchor_state(flow):
     # a duplicate run (Express starts are at least once) finds the anchor there: no error
     assert flow.finished(flow.start_flow("pay-decide"))["status"] == "SUCCEEDED"
     # the consumer approves: the API starts the flow at send with the anchor's token
-    flow.script.answers["Send"].append({"messageId": "m-2"})
+    flow.script.answers["Send"].append({"messageId": "m-2", "outbound": "PEVudmVsb3BlLz4="})
     flow.script.answers["Settle"].append({"status": "ACSC"})
     assert flow.finished(flow.start_flow("pay-decide", "send", taskToken=token, mode="anchored"))["status"] == "SUCCEEDED"
     assert flow.finished(anchor)["status"] == "SUCCEEDED"
@@ -353,7 +355,7 @@ def test_a_reject_answers_the_wait_and_the_anchor_ends(flow):
 
 def test_a_failed_send_of_a_straight_through_payment_starts_the_anchor_which_resumes_it(flow):
     flow.script.answers["Validate"].append(outcome("auto-approve"))
-    flow.script.answers["Send"].extend([TransientError("throttled")] * 4 + [{"messageId": "m-3"}])
+    flow.script.answers["Send"].extend([TransientError("throttled")] * 4 + [{"messageId": "m-3", "outbound": "PEVudmVsb3BlLz4="}])
     flow.script.answers["Park"].append(flow.resumes)
     flow.script.answers["Settle"].append({"status": "ACSC"})
     assert flow.finished(flow.start_flow("pay-repair"))["status"] == "SUCCEEDED"  # handed over: done here
@@ -382,21 +384,23 @@ def test_a_settle_that_fails_after_the_send_resumes_at_settle_with_the_message_i
     flow.script.answers["Validate"].append(outcome("await"))
     flow.start_flow("pay-settle")
     token = flow.parked_token()
-    flow.script.answers["Send"].append({"messageId": "m-4"})
+    flow.script.answers["Send"].append({"messageId": "m-4", "outbound": "PEVudmVsb3BlLz4="})
     flow.script.answers["Settle"].extend([TransientError("table down")] * 4 + [{"status": "ACSC"}])
     flow.start_flow("pay-settle", "send", taskToken=token, mode="anchored")
     anchor = flow.anchor("pay-settle")
     assert flow.finished(anchor)["status"] == "SUCCEEDED"
     assert flow.states_entered(anchor) == ["AwaitOutcome", "Resume"]
     assert flow.script.names().count("Send") == 1
-    assert flow.script.events("Settle")[-1] == {"paymentId": "pay-settle", "messageId": "m-4", "message": None}
+    # resumed at settle: the message id carried, the outbound message built again from the received one
+    assert flow.script.events("Settle")[-1] == {"paymentId": "pay-settle", "messageId": "m-4", "message": None,
+                                                "outbound": None}
 
 
 def test_a_resume_that_fails_leaves_the_anchor_failed_and_a_redrive_completes_it(flow):
     flow.script.answers["Validate"].append(outcome("await"))
     flow.start_flow("pay-redrive")
     token = flow.parked_token()
-    flow.script.answers["Send"].append({"messageId": "m-5"})
+    flow.script.answers["Send"].append({"messageId": "m-5", "outbound": "PEVudmVsb3BlLz4="})
     flow.script.answers["Settle"].extend([TransientError("table down")] * 8)
     flow.start_flow("pay-redrive", "send", taskToken=token, mode="anchored")
     anchor = flow.anchor("pay-redrive")
@@ -430,7 +434,7 @@ def test_the_decision_timeout_rejects_or_resumes(flow):
     answers = {"pay-timeout": {"action": "done", "resume": None, "status": "RJCT"},
                "pay-approved-late": {"action": "resume", "resume": {"stage": "send", "carried": {}}, "status": "ACSP"}}
     flow.script.answers["DecisionTimeout"].extend([lambda event: answers[event["paymentId"]]] * 2)
-    flow.script.answers["Send"].append({"messageId": "m-6"})
+    flow.script.answers["Send"].append({"messageId": "m-6", "outbound": "PEVudmVsb3BlLz4="})
     flow.script.answers["Settle"].append({"status": "ACSC"})
     for payment_id in ("pay-timeout", "pay-approved-late"):
         flow.script.answers["Park"].append(lambda event: {"action": "parked"})
@@ -444,7 +448,7 @@ def test_the_decision_timeout_rejects_or_resumes(flow):
 
 
 def test_an_answer_to_a_gone_wait_is_no_failure(flow):
-    flow.script.answers["Send"].append({"messageId": "m-7"})
+    flow.script.answers["Send"].append({"messageId": "m-7", "outbound": "PEVudmVsb3BlLz4="})
     flow.script.answers["Settle"].append({"status": "ACSC"})
     described = flow.finished(flow.start_flow("pay-gone", "send", taskToken="no-such-token", mode="anchored"))
     assert described["status"] == "SUCCEEDED"

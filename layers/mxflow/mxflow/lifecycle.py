@@ -100,6 +100,10 @@ def received_key(payment_id: str, content_sha256: str) -> str:
     return f"received/{payment_id}/{content_sha256}.xml"
 
 
+def _received_key(record: Mapping[str, Any]) -> str:
+    return received_key(record["paymentId"], record["contentSha256"])
+
+
 def generated_key(payment_id: str, name: str) -> str:
     """Where the archive keeps a generated message too large to keep with the payment."""
     return f"generated/{payment_id}/{name}.xml"
@@ -132,9 +136,17 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+# Facts the record does not keep (the item is billed by its size): its own keys (paymentId, messageType)
+# and what no answer and no read needs, the parties' names first (the archived message has them all).
+_FACTS_NOT_KEPT = frozenset({"paymentId", "messageType", "debtorName", "creditorName", "chargeBearer",
+                             "numberOfTransactions", "headerTo", "businessMessageId"})
+
+
 def _facts_dict(facts) -> dict:
-    """The facts the record keeps: no empty values (the item is billed by its size)."""
-    return {k: v for k, v in facts.to_dict().items() if v is not None} if facts is not None else {}
+    """The facts the record keeps: no empty values, nothing kept elsewhere on the record."""
+    if facts is None:
+        return {}
+    return {k: v for k, v in facts.to_dict().items() if v is not None and k not in _FACTS_NOT_KEPT}
 
 
 def flow_input(payment_id: str, stage: str, *, message: str | None = None, **extra: Any) -> dict:
@@ -185,10 +197,11 @@ class PaymentLifecycle:
                 raise UnsupportedMessage(
                     f"{parsed.message_id} is not accepted here; accepted: {', '.join(SUPPORTED_MESSAGES)}",
                     code="FF01")
-            summary = _facts_dict(iso20022.extract_facts(parsed))
+            parsed_facts = iso20022.extract_facts(parsed)
+            summary = _facts_dict(parsed_facts)
         except iso20022.MessageError as error:
             raise UnsupportedMessage(error.issue.message, code=error.issue.code) from None
-        payment_id = summary["paymentId"]
+        payment_id = parsed_facts.payment_id
         sha256 = iso20022.content_hash(data)
         archive_key = received_key(payment_id, sha256)
         # The raw bytes are durable before the payment exists (and before the 202).
@@ -198,11 +211,10 @@ class PaymentLifecycle:
             "clientId": client_id,
             "status": "RCVD",
             "messageType": parsed.message_id,
-            "contentSha256": sha256,
-            "archiveKey": archive_key,
+            "contentSha256": sha256,   # names the received message in the archive (received_key)
             "receivedAt": self.clock(),
             "facts": summary,
-            "messages": {RECEIVED_MESSAGE: {"key": archive_key}},
+            "messages": {},            # the generated ones; the received message is always there
         }
         created = True
         try:
@@ -485,11 +497,12 @@ class PaymentLifecycle:
            the payment id and the UETR (the engine's idempotency key).
         3. a refused send (definitive) is counted on the claim, then retried as TransientError; any
            other failure leaves the outcome unknown and is retried as it is.
-        Returns {"messageId"} ("alreadySent": true when a send was recorded before)."""
+        Returns {"messageId", "outbound"} (the outbound message as sent, base64, when it travels inline;
+        "alreadySent": true when a send was recorded before)."""
         record = self.store.get(payment_id)
         release = record.get("release") or {}
         if release.get("sentAt") or record["status"] == "ACSC":
-            return {"messageId": release.get("messageId"), "alreadySent": True}
+            return {"messageId": release.get("messageId"), "outbound": None, "alreadySent": True}
         if record["status"] != "ACSP":
             raise InvalidState(f"payment {payment_id} is {record['status']}; send expects ACSP")
         fence = self._fence(record)
@@ -516,7 +529,7 @@ class PaymentLifecycle:
             except StatusConflict:
                 pass  # a later attempt moved on: this failure stays uncounted (the safe side)
             raise TransientError(f"the release queue refused the send ({refused.detail})") from None
-        return {"messageId": message_id}
+        return {"messageId": message_id, "outbound": inline_message(outbound)}
 
     def _claim(self, record: Mapping[str, Any], fence: Fence) -> dict:
         payment_id = record["paymentId"]
@@ -555,10 +568,13 @@ class PaymentLifecycle:
 
     # -- PaymentFlow: Settle ----------------------------------------------------------------------
 
-    def settle(self, payment_id: str, message_id: str | None = None, message: bytes | None = None) -> dict:
+    def settle(self, payment_id: str, message_id: str | None = None, message: bytes | None = None,
+               outbound: bytes | None = None) -> dict:
         """ACSP -> ACSC after the send, in one conditional write with the pacs.002 ACSC, the outbound
         message as sent and the send (release.sentAt, messageId); then the event. Idempotent: a
-        settled payment answers at once."""
+        settled payment answers at once. `outbound`: the message as the Send step sent it (the flow
+        carries it); else it is built again, byte for byte, from the received message and the
+        release window it was sent in."""
         record = self.store.get(payment_id)
         if record["status"] == "ACSC":
             self._publish("payment.released", record)  # a repeated step: the event again (at least once)
@@ -572,9 +588,10 @@ class PaymentLifecycle:
         if not message_id:
             raise InvalidState(f"payment {payment_id}: settle needs the id of the message sent")
         now = self.clock()
-        outbound = iso20022.build_outbound_message(self._parse(self._received_bytes(record, message)),
-                                                   operator_bic=self.settings.operator_bic,
-                                                   now=parse_utc(release["windowAt"]))
+        if outbound is None:
+            outbound = iso20022.build_outbound_message(self._parse(self._received_bytes(record, message)),
+                                                       operator_bic=self.settings.operator_bic,
+                                                       now=parse_utc(release["windowAt"]))
         report = iso20022.build_status_report(self._facts_of(record), "ACSC", operator_bic=self.settings.operator_bic)
         if len(outbound) <= INLINE_MESSAGE_BYTES:
             stored_outbound = self._stored(payment_id, OUTBOUND_MESSAGE, outbound)
@@ -670,14 +687,14 @@ class PaymentLifecycle:
             "amount": _text(facts.get("amount") or facts.get("originalAmount")),
             "currency": facts.get("currency") or facts.get("originalCurrency"),
             "receivedAt": record.get("receivedAt"),
-            "updatedAt": record.get("updatedAt"),
+            "updatedAt": record.get("statusSince"),
             "contentSha256": record.get("contentSha256"),
             "history": [
                 {k: v for k, v in (("status", e.get("status")), ("time", e.get("time")),
                                    ("reason", e.get("reason"))) if v is not None}
                 for e in record.get("history") or []
             ],
-            "messages": sorted((record.get("messages") or {}).keys()),
+            "messages": sorted([RECEIVED_MESSAGE, *(record.get("messages") or {})]),
         }
         if record["status"] in ("RJCT", "CANC") and record.get("reason"):
             view["reason"] = {k: v for k, v in record["reason"].items() if v is not None}
@@ -689,7 +706,7 @@ class PaymentLifecycle:
 
     def get_message(self, client_id: str, payment_id: str, name: str) -> bytes:
         record = self._owned(client_id, payment_id)
-        entry = (record.get("messages") or {}).get(name)
+        entry = {"key": _received_key(record)} if name == RECEIVED_MESSAGE else (record.get("messages") or {}).get(name)
         if not entry:
             raise MessageNotFound(f"payment {payment_id} has no message {name!r}")
         try:
@@ -716,7 +733,7 @@ class PaymentLifecycle:
         """The received message: as the flow carries it (checked against its SHA-256 on the record),
         else from the archive."""
         if message is None:
-            return self.archive.get(record["archiveKey"])
+            return self.archive.get(_received_key(record))
         if iso20022.content_hash(message) != record.get("contentSha256"):
             raise InvalidState(f"the message carried for payment {record['paymentId']} is not the one received")
         return message
@@ -735,9 +752,10 @@ class PaymentLifecycle:
 
     def _facts_of(self, record: Mapping[str, Any]):
         """The Facts of a payment: from the record once validated, else from the archived message."""
-        if (record.get("facts") or {}).get("paymentId"):
-            return iso20022.Facts.from_dict(record["facts"])
-        return iso20022.extract_facts(self._parse(self.archive.get(record["archiveKey"])))
+        if record.get("facts"):
+            return iso20022.Facts.from_dict({**record["facts"], "paymentId": record["paymentId"],
+                                             "messageType": record.get("messageType")})
+        return iso20022.extract_facts(self._parse(self.archive.get(_received_key(record))))
 
     def _publish(self, event_type: str, record: Mapping[str, Any]) -> None:
         """An event for subscribers: ids and status only (details through the API)."""

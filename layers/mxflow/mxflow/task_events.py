@@ -24,7 +24,8 @@ TASK_EVENT_SCHEMAS: dict[str, dict] = {
     "send": {"type": "object", "required": ["paymentId"],
              "properties": {"paymentId": _ID, "message": _MESSAGE}},
     "settle": {"type": "object", "required": ["paymentId"],
-               "properties": {"paymentId": _ID, "messageId": {"type": ["string", "null"]}, "message": _MESSAGE}},
+               "properties": {"paymentId": _ID, "messageId": {"type": ["string", "null"]}, "message": _MESSAGE,
+                              "outbound": _MESSAGE}},
 }
 
 
@@ -42,12 +43,13 @@ def task_event(kind: str, event: Any) -> dict:
     return event
 
 
-def carried_message(event: dict) -> bytes | None:
-    """The received message the flow carries (base64 in the event), or None."""
-    encoded = event.get("message")
+def carried_message(event: dict, field: str = "message") -> bytes | None:
+    """A message the flow carries (base64 in the event: the received one, or the outbound one as
+    sent), or None."""
+    encoded = event.get(field)
     if not encoded:
         return None
     try:
         return base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):
-        raise InvalidTaskEvent("message: not base64") from None
+        raise InvalidTaskEvent(f"{field}: not base64") from None

@@ -1,7 +1,7 @@
 """PaymentStore (mxflow.ports) on the DynamoDB payment table (template.yaml `PaymentTable`).
 
 One item per payment (docs/flow.md): `pk` = paymentId, `sk` = "PAYMENT" (the composite key leaves
-room for other item kinds). Its history is a list inside the item, appended with `list_append` by the
+room for other item kinds); the record's paymentId is the key, not a second attribute. Its history is a list inside the item, appended with `list_append` by the
 same conditional UpdateItem that changes the status: no TransactWriteItems, no history rows (a
 strongly consistent global table supports neither need). Generated messages sit in `messages` as
 compressed bytes (or an archive key for large ones). A write is billed per KB of the whole item, so
@@ -73,6 +73,16 @@ def _from_dynamo(value: Any) -> Any:
 
 def _from_item(item: Mapping[str, Any]) -> dict:
     return {k: _from_dynamo(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def _record(item: Mapping[str, Any]) -> dict:
+    """The payment record of an item. Not stored twice: its paymentId is the key, and statusSince is the
+    time of the last history event."""
+    record = _from_item(item)
+    record["paymentId"] = record["pk"]
+    if record.get("history"):
+        record["statusSince"] = record["history"][-1]["time"]
+    return record
 
 
 def _expected_list(expected_status: str | Iterable[str]) -> list[str]:
@@ -170,7 +180,7 @@ class DynamoDbPaymentStore(AwsAdapter):
                                         Key=_to_item({"pk": payment_id, "sk": RECORD_SK}))
         if "Item" not in response:
             raise PaymentNotFound(payment_id)
-        return _from_item(response["Item"])
+        return _record(response["Item"])
 
     @service_errors
     def probe(self) -> None:
@@ -194,13 +204,14 @@ class DynamoDbPaymentStore(AwsAdapter):
         for start in range(0, len(keys), BATCH_GET_LIMIT):
             request = {self.table_name: {
                 "Keys": keys[start:start + BATCH_GET_LIMIT],
-                "ProjectionExpression": "paymentId, #status, statusSince, receivedAt",
+                "ProjectionExpression": "pk, #status, history, receivedAt",
                 "ExpressionAttributeNames": {"#status": "status"}}}
             while request:
                 response = self.client.batch_get_item(RequestItems=request)
-                found.extend(_from_item(item) for item in response.get("Responses", {}).get(self.table_name, []))
+                found.extend(_record(item) for item in response.get("Responses", {}).get(self.table_name, []))
                 request = response.get("UnprocessedKeys") or None
-        return [item for item in found if item.get("status") in IN_FLIGHT_STATUSES]
+        return [{k: item.get(k) for k in ("paymentId", "status", "statusSince", "receivedAt")} for item in found
+                if item.get("status") in IN_FLIGHT_STATUSES]
 
     @service_errors
     def suspended(self, region: str) -> list[str]:
@@ -224,8 +235,8 @@ class DynamoDbPaymentStore(AwsAdapter):
         payment_id = record["paymentId"]
         now = record.get("receivedAt") or self.clock()
         region = record.get("ownerRegion") or self.owner_region
-        item = {**record, "pk": payment_id, "sk": RECORD_SK, "version": 1, "ownerRegion": region,
-                "epoch": record.get("epoch", 1), "receivedAt": now, "updatedAt": now, "statusSince": now,
+        item = {**{k: v for k, v in record.items() if k != "paymentId"}, "pk": payment_id, "sk": RECORD_SK,
+                "version": 1, "ownerRegion": region, "epoch": record.get("epoch", 1), "receivedAt": now,
                 "history": [_event(record["status"], now, event, None)]}
         if record["status"] in IN_FLIGHT_STATUSES:
             item["inflight"] = inflight_key(payment_id, region)
@@ -237,7 +248,7 @@ class DynamoDbPaymentStore(AwsAdapter):
             if error_code(error) == "ConditionalCheckFailedException":
                 raise DuplicatePayment(self._current(payment_id, error)) from None
             raise
-        return _from_dynamo(_to_dynamo(item))
+        return {**_from_dynamo(_to_dynamo(item)), "paymentId": payment_id, "statusSince": now}
 
     @service_errors
     def transition(self, payment_id: str, *, expected_status: str | Iterable[str], expected_version: int,
@@ -255,8 +266,6 @@ class DynamoDbPaymentStore(AwsAdapter):
         update = _Expression()
         update.set("status", new_status)
         update.set("version", version)
-        update.set("updatedAt", now)
-        update.set("statusSince", now)
         update.sets.append(f"{update.name('history')} = list_append({update.name('history')}, "
                            f"{update.value(events)})")
         if reason is not None:
@@ -329,5 +338,5 @@ class DynamoDbPaymentStore(AwsAdapter):
         there is none."""
         item = error.response.get("Item")
         if item:
-            return _from_item(item)
+            return _record(item)
         return self.get(payment_id)
