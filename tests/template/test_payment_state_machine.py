@@ -458,3 +458,13 @@ def test_an_unknown_stage_fails_loudly(flow):
     described = flow.finished(flow.start_flow("pay-odd", "maybe"))
     assert described["status"] == "FAILED" and described["error"] == "UnknownStage"
     assert flow.script.names() == []
+
+
+def test_a_run_the_anchor_started_at_validate_parks_a_waiting_payment_with_the_anchors_token(flow):
+    flow.script.answers["Validate"].append(outcome("await"))
+    flow.script.answers["Park"].append({"paymentId": "pay-parked", "status": "PDNG", "action": "parked"})
+    described = flow.finished(flow.start_flow("pay-parked", "validate", taskToken="anchor-token", mode="anchored"))
+    assert described["status"] == "SUCCEEDED"
+    assert flow.script.names() == ["Validate", "Park"]
+    assert flow.script.events("Park") == [{"paymentId": "pay-parked", "taskToken": "anchor-token"}]
+    assert flow.sfn.list_executions(stateMachineArn=flow.anchor_arn)["executions"] == []  # no second anchor
