@@ -14,6 +14,7 @@ import sys
 # module name -> the subcommands it provides (imported lazily, so `mxflow validate` never loads moto)
 SUBCOMMAND_MODULES = {
     "validate": "mxflow_cli.validate_cmd",
+    "schemas": "mxflow_cli.schemas_cmd",
     "local": "mxflow_cli.local_cmd",
     "token": "mxflow_cli.local_cmd",
     "invoke": "mxflow_cli.invoke_cmd",
