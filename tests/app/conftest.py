@@ -22,6 +22,8 @@ from moto import mock_aws
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("MXFLOW_SHARED", REPO.parent / "shared"))
+# ../shared's official XSDs when they are there; else the built-in set alone (a bare clone)
+SCHEMA_DIRS = [str(SHARED / "iso20022" / "xsd")] if (SHARED / "iso20022" / "xsd").is_dir() else []
 TEMPLATE = REPO / "template.yaml"
 REGION = "eu-west-1"
 from api_gateway_event import ACCOUNT, CLIENT_ID, api_event  # noqa: E402,F401  (beside this file)
@@ -147,6 +149,15 @@ def _create_resources() -> Aws:
     return Aws(table_name, bucket, queue_url, topic_arn, state_machine_arn, table, attributes, key_arn)
 
 
+def _installed_versions() -> dict[str, str]:
+    """The message-version settings: CBPR+'s, or the newest installed where one has no schema (as the
+    demo chooses): camt.029.001.14 on the built-in set alone."""
+    from mxflow.iso20022 import CBPR_PLUS_VERSIONS, MessageVersions, SchemaRegistry
+
+    versions, _changes = CBPR_PLUS_VERSIONS.installed(SchemaRegistry(SCHEMA_DIRS))
+    return {variable: getattr(versions, name) for name, variable, _p, _s in MessageVersions.SETTINGS}
+
+
 @pytest.fixture
 def aws(monkeypatch):
     for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
@@ -172,7 +183,9 @@ def aws(monkeypatch):
             "DECISION_TIMEOUT_SECONDS": "3600",
             "AUTO_APPROVE_MAX_AMOUNT": "",
             "MAX_MESSAGE_BYTES": "1048576",
-            "MXFLOW_SCHEMA_DIR": str(SHARED / "iso20022" / "xsd"),
+            "MXFLOW_SCHEMA_DIR": os.pathsep.join(SCHEMA_DIRS),
+            "MXFLOW_ADDED_SCHEMAS": "",
+            **_installed_versions(),
             "POWERTOOLS_SERVICE_NAME": "mxflow",
             "POWERTOOLS_METRICS_NAMESPACE": "mxflow",
             "LOG_LEVEL": "INFO",
@@ -289,4 +302,6 @@ def client_id():
 
 @pytest.fixture
 def shared():
+    if not (SHARED / "iso20022" / "samples").is_dir():
+        pytest.skip(f"needs ../shared's third-party sample messages (not found at {SHARED})")
     return SHARED

@@ -124,9 +124,14 @@ def test_unknown_route_is_problem_404(call_api):
     assert status == 404 and headers["content-type"] == "application/problem+json"
 
 
-def test_health_needs_no_token_and_says_only_status_and_region(call_api):
+def test_health_needs_no_token_and_says_only_status_region_and_schema_sources(call_api):
+    from mxflow.iso20022 import default_registry
+
     status, body, _ = call_api(api_event("GET", "/health", client_id=None))
-    assert status == 200 and body == {"status": "ok", "region": "eu-west-1"}
+    assert status == 200 and body == {"status": "ok", "region": "eu-west-1", "schemas": default_registry().sources()}
+    # which source serves each message id, and nothing else (no payment data)
+    assert body["schemas"]["pacs.008.001.08"].split(" ")[0] in ("dir", "added", "builtin")
+    assert all(kind in ("dir", "added", "builtin") for kind in (v.split(" ")[0] for v in body["schemas"].values()))
 
 
 def test_logs_carry_no_payment_data(call_api, message, functions, context):

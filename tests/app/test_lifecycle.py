@@ -365,6 +365,73 @@ def test_different_counterparties_use_different_groups(aws, lifecycle, message):
     assert groups == {"BNPAFRPPXXX", "COBADEFFXXX"}
 
 
+# -- generated message versions and their schemas --------------------------------------------------
+
+def _with(lifecycle, *, versions=None, without=()):
+    """The same store and archive, other message versions and/or a registry lacking `without`."""
+    import dataclasses
+
+    from mxflow.iso20022.schema_sets import builtin_entries
+
+    settings = dataclasses.replace(lifecycle.settings, message_versions=versions or lifecycle.settings.message_versions)
+    registry = lifecycle.registry
+    if without:
+        registry = iso20022.SchemaRegistry(builtin=[e for e in builtin_entries() if e.message_id not in without])
+    return PaymentLifecycle(lifecycle.store, lifecycle.archive, settings, registry=registry)
+
+
+def _namespace(xml: bytes) -> str:
+    return iso20022.parse_message(xml).message_id
+
+
+def test_the_configured_versions_are_generated(lifecycle, message):
+    versions = iso20022.CBPR_PLUS_VERSIONS.with_version("camt.029.001.14")
+    assert Settings.from_environ({"MXFLOW_CANCELLATION_ANSWER_VERSION": "camt.029.001.14"}).message_versions == versions
+    service = _with(lifecycle, versions=versions)
+    payment_id = pending(service, message)
+    service.decide(CLIENT_ID, payment_id, "cancel", {"reasonCode": "DUPL"})
+    service.finalise(payment_id, {"action": "cancel"})
+    assert _namespace(service.get_message(CLIENT_ID, payment_id, "camt.029")) == "camt.029.001.14"
+
+
+def test_a_cancellation_answer_without_its_schema_fails_finalise_until_the_schema_is_added(lifecycle, message):
+    versions = iso20022.CBPR_PLUS_VERSIONS.with_version("camt.029.001.14")
+    without = _with(lifecycle, versions=versions, without=("camt.029.001.14",))
+    payment_id = pending(without, message)
+    without.decide(CLIENT_ID, payment_id, "cancel", {"reasonCode": "DUPL"})
+    with pytest.raises(iso20022.SchemaNotInstalled, match="camt.029.001.14"):
+        without.finalise(payment_id, {"action": "cancel"})
+    record = lifecycle.store.get(payment_id)
+    assert record["status"] == "CANC" and "camt.029" not in (record.get("messages") or {})  # nothing kept
+    # the schema added (a new layer version), the redriven step finishes the payment
+    redriven = _with(lifecycle, versions=versions)
+    assert redriven.finalise(payment_id, {"action": "cancel"})["message"] == "camt.029"
+    assert _namespace(redriven.get_message(CLIENT_ID, payment_id, "camt.029")) == "camt.029.001.14"
+
+
+def test_a_release_whose_status_report_has_no_schema_sends_nothing(aws, lifecycle, message):
+    without = _with(lifecycle, without=("pacs.002.001.10",))
+    payment_id = pending(lifecycle, message)
+    lifecycle.decide(CLIENT_ID, payment_id, "approve", {})
+    with pytest.raises(iso20022.SchemaNotInstalled, match="pacs.002.001.10"):
+        without.release(payment_id)
+    assert _released_messages(aws) == []  # checked before the send: nothing left
+    record = lifecycle.store.get(payment_id)
+    assert record["status"] == "ACSP" and not record.get("releaseMessageId")
+    assert "pacs.002" not in (record.get("messages") or {})
+    assert lifecycle.release(payment_id)["status"] == "ACSC"  # redriven with the schema installed
+    assert len(_released_messages(aws)) == 1
+
+
+def test_an_invalid_message_whose_rejection_has_no_schema_stays_received(lifecycle, message):
+    without = _with(lifecycle, without=("pacs.002.001.10",))
+    payment_id, _ = received(lifecycle, message, amount="12.345")  # EUR: CH20
+    with pytest.raises(iso20022.SchemaNotInstalled):
+        without.validate_and_persist(payment_id)
+    assert lifecycle.store.get(payment_id)["status"] == "RCVD"
+    assert lifecycle.validate_and_persist(payment_id)["outcome"] == "invalid"
+
+
 # -- redrive, health -------------------------------------------------------------------------------
 
 def test_redrive_not_redrivable_is_a_conflict(lifecycle, message, monkeypatch):
@@ -384,10 +451,12 @@ def test_redrive_not_redrivable_is_a_conflict(lifecycle, message, monkeypatch):
         lifecycle.redrive("someone-else", payment_id)
 
 
-def test_health_reports_region_and_table_reachability(aws, lifecycle):
-    assert lifecycle.health() == {"status": "ok", "region": "eu-west-1"}
+def test_health_reports_region_table_reachability_and_schema_sources(aws, lifecycle):
+    sources = lifecycle.registry.sources()
+    assert lifecycle.health() == {"status": "ok", "region": "eu-west-1", "schemas": sources}
+    assert sources["head.001.001.02"] == lifecycle.registry.entry_for("head.001.001.02").label
     boto3.client("dynamodb").delete_table(TableName=aws.table_name)
-    assert lifecycle.health() == {"status": "unhealthy", "region": "eu-west-1"}
+    assert lifecycle.health() == {"status": "unhealthy", "region": "eu-west-1", "schemas": sources}
 
 
 def test_park_before_validation_fails_and_changes_nothing(lifecycle, message):
