@@ -17,6 +17,8 @@ from pathlib import Path
 
 def add_parser(subparsers) -> None:
     """Register `local up` and `token` (called by mxflow_cli.main)."""
+    from mxflow_cli.main import help_without_subcommand
+
     local = subparsers.add_parser("local", help="the embedded local runtime")
     local_sub = local.add_subparsers(dest="local_command", metavar="SUBCOMMAND")
     up = local_sub.add_parser(
@@ -35,7 +37,7 @@ def add_parser(subparsers) -> None:
     up.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
                     help="the local Region (default $AWS_DEFAULT_REGION or us-east-1)")
     up.set_defaults(func=run_local_up)
-    local.set_defaults(func=_local_without_subcommand(local))
+    local.set_defaults(func=help_without_subcommand(local))
 
     token = subparsers.add_parser(
         "token",
@@ -47,13 +49,6 @@ def add_parser(subparsers) -> None:
     token.add_argument("--client", default="local", help="the API client id (default local)")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     token.set_defaults(func=run_token)
-
-
-def _local_without_subcommand(parser):
-    def run(_args) -> int:
-        parser.print_help(sys.stderr)
-        return 2
-    return run
 
 
 class LocalUsageError(ValueError):

@@ -33,6 +33,16 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+def help_without_subcommand(parser: argparse.ArgumentParser):
+    """The `func` of a command that needs a subcommand: its help on stderr and exit code 2."""
+
+    def run(_args) -> int:
+        parser.print_help(sys.stderr)
+        return 2
+
+    return run
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="mxflow", description="ISO 20022 payment workflow: validation, local runtime, demo")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)

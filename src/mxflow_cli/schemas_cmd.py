@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from .main import UsageError
+from .main import UsageError, help_without_subcommand
 
 
 def add_parser(subparsers) -> None:
@@ -54,14 +54,7 @@ def add_parser(subparsers) -> None:
     versions.add_argument("--json", action="store_true", help="one JSON document")
     versions.set_defaults(func=run_versions)
 
-    parser.set_defaults(func=_without_subcommand(parser))
-
-
-def _without_subcommand(parser):
-    def run(_args) -> int:
-        parser.print_help(sys.stderr)
-        return 2
-    return run
+    parser.set_defaults(func=help_without_subcommand(parser))
 
 
 def _registry(args):
