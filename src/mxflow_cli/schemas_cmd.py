@@ -84,8 +84,9 @@ def _versions_report(registry) -> tuple[list[dict], str | None]:
 def run_list(args) -> int:
     registry = _registry(args)
     entries = registry.entries()
+    # sam build puts the added and built-in schemas into the layer; schema directories stay here
     rows = [{"messageId": e.message_id, "kind": e.kind, "source": e.source, "sha256": e.sha256 or _sha256(e.path),
-             "file": str(e.path)} for e in entries]
+             "file": str(e.path), "inLayer": e.kind != "dir"} for e in entries]
     versions, note = _versions_report(registry)
     problems = [{"file": name, "reason": reason} for name, reason in registry.problems]
     if args.json:
@@ -99,6 +100,9 @@ def run_list(args) -> int:
     for row in rows:
         kinds[row["kind"]] = kinds.get(row["kind"], 0) + 1
     print(f"{len(rows)} schemas ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})")
+    if kinds.get("dir"):
+        print("  (sam build puts the added and built-in schemas into the layer; schema directories stay on this "
+              "machine: add them with `mxflow schemas add DIR` to deploy them)")
     print("generated message versions:")
     for row in versions:
         print(f"  {row['messageId']:<{width}}  {('schema: ' + row['schema']) if row['schema'] else 'NO SCHEMA'}"

