@@ -1,4 +1,4 @@
-"""Run every benchmark section and print one JSON document (keys: ../shared/DESIGN.md section 5).
+"""Run every benchmark section and print one JSON document (one key per section).
 
 Each section is a module in this package with `run() -> dict`; its dict is merged at the top level
 under the section's own keys (for example {"validation": {...}}). Progress goes to stderr.

@@ -2,7 +2,7 @@
 
 The usage of mxflow's own paths is measured by bench.payments (AWS API calls counted while real payments
 run through the local runtime, state transitions read from the execution history); the usage of AWS's
-reference sample is modelled from its architecture (REFERENCE_USAGE below, FACTS.md). This module only
+reference sample is modelled from its architecture (REFERENCE_USAGE below). This module only
 prices usage; it measures nothing itself.
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 PRICES = json.loads((Path(__file__).with_name("prices.json")).read_text())
 
-# AWS's sample for this guidance, per transaction (shared/notes/FACTS.md): API Gateway -> SQS FIFO inbox ->
+# AWS's sample for this guidance, per transaction: API Gateway -> SQS FIFO inbox ->
 # Lambda -> SQS FIFO process -> Lambda -> SQS FIFO release -> Lambda -> S3 + SNS, an outbox Lambda for
 # retrieval; about seven DynamoDB writes plus queries; two S3 object-lock writes; 128 MB x86 Lambdas.
 # Assumptions stated here, not measured: each SQS hop is send + receive + delete (3 requests, unbatched,

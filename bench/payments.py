@@ -1,5 +1,5 @@
 """Bench section `payments`: real payments through the application's template.yaml on the embedded local
-runtime, behind the local HTTP API (DESIGN.md section 5 keys: local, cost, capacity, cold_start_ms).
+runtime, behind the local HTTP API (keys: local, cost, capacity, cold_start_ms).
 
 - local: STP payments (auto-decision policy on) submitted over HTTP from a few client threads, each polled
   with GET until ACSC; throughput and submit-to-observed-ACSC latency.
@@ -215,6 +215,8 @@ def _price_units(service: str, operation: str, params: dict, response: dict) -> 
             units["s3_put"] += 1
         elif operation in ("GetObject", "HeadObject"):
             units["s3_get"] += 1
+        if operation in ("PutObject", "CopyObject", "GetObject", "HeadObject"):
+            units["cloudtrail_data_event"] += 1  # the archive's access trail (AuditArchiveAccess, on by default)
     elif service == "sqs" and operation.startswith("SendMessage"):
         units["sqs_fifo_request"] += 1
     elif service == "sns" and operation.startswith("Publish"):
@@ -309,7 +311,7 @@ def _local(api) -> dict:
 
 
 def _record_status(api, payment_id: str) -> str | None:
-    from mxflow.store import RECORD_SK
+    from mxflow.aws.dynamodb import RECORD_SK
 
     item = api.runtime.client("dynamodb").get_item(
         TableName=api.runtime.physical("PaymentTable"),
@@ -329,7 +331,7 @@ def _wait_record(api, payment_id: str, status: str) -> None:
 
 def _measure_path(api, decision: bool) -> dict:
     """Run COST_PAYMENTS payments of one path with the counter on; usage per payment."""
-    from mxflow.payments import execution_arn
+    from mxflow.aws.stepfunctions import execution_arn
 
     runtime = api.runtime
     memory = {spec.name: spec.memory_mb for spec in runtime.runner.functions.values()}
@@ -495,6 +497,9 @@ def run() -> dict:
                             "last full item written for that key), 2x per TransactWriteItems item; +1 WRU when "
                             "a write touches the sparse GSI InFlightByStatus (a lower bound: a key change is "
                             "2); RRU = ceil(4 KB) for consistent reads, half for eventual; streams not priced",
+                "cloudtrail": "AuditArchiveAccess=true (the template's default): one data event per object-level "
+                              "read or write of the archive; the trail's own log-file PUTs (a few per 5 minutes) "
+                              "are not per payment",
                 "kms": "the archive bucket has BucketKeyEnabled (template.yaml), so S3 SSE-KMS calls to KMS are "
                        "amortised to ~0 per object; DynamoDB's KMS use is cached by the service; only the "
                        "handlers' explicit KMS API calls are counted",

@@ -1,8 +1,8 @@
-"""ApiFunction: every HTTP route of the payment API (DESIGN.md section 5).
+"""ApiFunction: every HTTP route of the payment API (README.md, "Run the API locally").
 
 Thin: the client id and scopes come from the Cognito authorizer's claims, the work is
-mxflow.payments.PaymentLifecycle's, errors are application/problem+json. Logs carry payment ids and
-statuses only.
+mxflow.lifecycle.PaymentLifecycle's, and its errors become application/problem+json through one
+table (PROBLEMS). Logs carry payment ids and statuses only.
 """
 from __future__ import annotations
 
@@ -15,13 +15,20 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
-from mxflow.payments import (
+from mxflow.errors import (
+    Conflict,
     InvalidRequest,
+    MessageNotFound,
+    MessageTooLarge,
     PaymentError,
-    PendingAgeSampler,
+    PaymentNotFound,
+    UnknownReasonCode,
     UnsupportedMessage,
-    default_lifecycle,
 )
+from mxflow.lifecycle import RECEIVED_MESSAGE
+from mxflow.openapi import openapi_text
+from mxflow.pending_age import PendingAgeSampler
+from mxflow.service import default_lifecycle
 
 logger = Logger()
 tracer = Tracer()
@@ -34,18 +41,36 @@ PROBLEM = "application/problem+json"
 
 
 class Unauthorized(PaymentError):
-    status = 401
-    title = "Unauthorized"
+    """No authenticated client (API Gateway's authorizer lets none through; a direct invocation might)."""
 
 
 class Forbidden(PaymentError):
-    status = 403
-    title = "Forbidden"
+    """The token lacks the route's scope."""
 
 
 class UnsupportedMediaType(PaymentError):
-    status = 415
-    title = "Unsupported media type"
+    """The body is not sent as XML."""
+
+
+# Error -> (HTTP status, problem title): the one place where the API says what each error means in
+# HTTP. An error is looked up by its class, then its base classes; one not here is a 500.
+PROBLEMS: dict[type[PaymentError], tuple[int, str]] = {
+    UnsupportedMessage: (400, "Malformed or unsupported message"),
+    InvalidRequest: (400, "Invalid request body"),
+    Unauthorized: (401, "Unauthorized"),
+    Forbidden: (403, "Forbidden"),
+    PaymentNotFound: (404, "Not found"),
+    MessageNotFound: (404, "Not found"),
+    Conflict: (409, "Conflict"),
+    MessageTooLarge: (413, "Message too large"),
+    UnsupportedMediaType: (415, "Unsupported media type"),
+    UnknownReasonCode: (422, "Unknown reason code"),
+}
+
+
+def problem_of(error: PaymentError) -> tuple[int, str] | None:
+    """(status, title) of a domain error, or None when the API has no answer for it but 500."""
+    return next((PROBLEMS[kind] for kind in type(error).__mro__ if kind in PROBLEMS), None)
 
 
 def problem(status: int, title: str, detail: str, code: str | None = None) -> Response:
@@ -60,6 +85,13 @@ def json_response(status: int, body: dict) -> Response:
     return Response(status_code=status, content_type="application/json", body=json.dumps(body))
 
 
+def receipt_links(payment_id: str) -> dict:
+    """Where a consumer goes next with a submitted payment (the routes of template.yaml)."""
+    base = f"/payments/{payment_id}"
+    return {"self": base, "messages": f"{base}/messages/{RECEIVED_MESSAGE}", "approve": f"{base}/approve",
+            "reject": f"{base}/reject", "cancel": f"{base}/cancel"}
+
+
 def client_with(scope: str) -> str:
     """The calling client's id, once its token carries `scope` (API Gateway checks this first)."""
     claims = app.current_event.request_context.authorizer.claims or {}
@@ -71,14 +103,17 @@ def client_with(scope: str) -> str:
     return client_id
 
 
+def body_bytes() -> bytes:
+    body = app.current_event.body or ""
+    return base64.b64decode(body) if app.current_event.is_base64_encoded else body.encode("utf-8")
+
+
 def json_body() -> dict | None:
-    raw = app.current_event.body
+    raw = body_bytes()
     if not raw:
         return None
-    if app.current_event.is_base64_encoded:
-        raw = base64.b64decode(raw).decode("utf-8", errors="replace")
     try:
-        return json.loads(raw)
+        return json.loads(raw.decode("utf-8", errors="replace"))
     except json.JSONDecodeError:
         raise InvalidRequest("the body is not JSON") from None
 
@@ -90,15 +125,15 @@ def submit():
     media_type = (app.current_event.headers.get("content-type") or "").split(";")[0].strip().lower()
     if media_type not in XML_MEDIA_TYPES:
         raise UnsupportedMediaType(f"send the message as {' or '.join(XML_MEDIA_TYPES)}")
-    body = app.current_event.body or ""
-    data = base64.b64decode(body) if app.current_event.is_base64_encoded else body.encode("utf-8")
+    data = body_bytes()
     if not data:
         raise UnsupportedMessage("the body is empty", code="FF01")
     created, receipt = default_lifecycle().receive(client_id, data)
     logger.info("payment received", extra={"paymentId": receipt["paymentId"], "newPayment": created})
     metrics.add_metric(name="PaymentsReceived" if created else "PaymentsResubmitted",
                        unit=MetricUnit.Count, value=1)
-    return json_response(HTTPStatus.ACCEPTED if created else HTTPStatus.OK, receipt)
+    return json_response(HTTPStatus.ACCEPTED if created else HTTPStatus.OK,
+                         {**receipt, "links": receipt_links(receipt["paymentId"])})
 
 
 @app.get("/payments/<payment_id>")
@@ -114,39 +149,20 @@ def get_message(payment_id: str, name: str):
     return Response(status_code=200, content_type="application/xml", body=data.decode("utf-8"))
 
 
-def decide(payment_id: str, action: str) -> Response:
-    client_id = client_with("payments/decide")
-    result = default_lifecycle().decide(client_id, payment_id, action, json_body())
-    logger.info("decision claimed", extra={"paymentId": payment_id, "action": action,
-                                           "status": result["status"]})
+@app.post("/payments/<payment_id>/<action>")
+@tracer.capture_method
+def decide_or_redrive(payment_id: str, action: str):
+    """approve, reject and cancel (scope payments/decide); redrive (scope payments/operate)."""
+    if action == "redrive":
+        result = default_lifecycle().redrive(client_with("payments/operate"), payment_id)
+        logger.info("execution redriven", extra={"paymentId": payment_id})
+        return json_response(202, result)
+    if action not in ("approve", "reject", "cancel"):
+        return not_found(None)
+    result = default_lifecycle().decide(client_with("payments/decide"), payment_id, action, json_body())
+    logger.info("decision claimed", extra={"paymentId": payment_id, "action": action, "status": result["status"]})
     metrics.add_metric(name="Decisions", unit=MetricUnit.Count, value=1)
     return json_response(200, result)
-
-
-@app.post("/payments/<payment_id>/approve")
-@tracer.capture_method
-def approve(payment_id: str):
-    return decide(payment_id, "approve")
-
-
-@app.post("/payments/<payment_id>/reject")
-@tracer.capture_method
-def reject(payment_id: str):
-    return decide(payment_id, "reject")
-
-
-@app.post("/payments/<payment_id>/cancel")
-@tracer.capture_method
-def cancel(payment_id: str):
-    return decide(payment_id, "cancel")
-
-
-@app.post("/payments/<payment_id>/redrive")
-@tracer.capture_method
-def redrive(payment_id: str):
-    result = default_lifecycle().redrive(client_with("payments/operate"), payment_id)
-    logger.info("execution redriven", extra={"paymentId": payment_id})
-    return json_response(202, result)
 
 
 @app.get("/health")
@@ -161,9 +177,17 @@ def health():
     return json_response(200 if result["status"] == "ok" else 503, result)
 
 
+@app.get("/openapi.json")
+def openapi_document():
+    return Response(status_code=200, content_type="application/json", body=openapi_text())
+
+
 @app.exception_handler(PaymentError)
 def payment_error(error: PaymentError):
-    return problem(error.status, error.title, error.detail, error.code)
+    answer = problem_of(error)
+    if answer is None:
+        return unexpected(error)
+    return problem(*answer, error.detail, error.code)
 
 
 @app.not_found

@@ -1,7 +1,7 @@
 """DecisionTimeoutFunction (DecisionTimedOut): claims the timeout (PDNG->RJCT AB06)
 unless a consumer claimed a decision first; returns the winning decision.
 
-Thin: checks the task's event, calls mxflow.payments.PaymentLifecycle.decision_timeout, returns its answer
+Thin: checks the task's event, calls mxflow.lifecycle.PaymentLifecycle.decision_timeout, returns its answer
 to the state machine. Logs carry the payment id and status only.
 """
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-from mxflow.payments import default_lifecycle, task_event
+from mxflow.service import default_lifecycle
+from mxflow.task_events import task_event
 
 logger = Logger()
 tracer = Tracer()

@@ -1,7 +1,7 @@
 """FinaliseFunction (Finalise): the ISO answer of a terminal decision: pacs.002 RJCT (reject,
 timeout) or camt.029 CNCL (cancel), archived, added to the record, event published.
 
-Thin: checks the task's event, calls mxflow.payments.PaymentLifecycle.finalise, returns its answer
+Thin: checks the task's event, calls mxflow.lifecycle.PaymentLifecycle.finalise, returns its answer
 to the state machine. Logs carry the payment id and status only.
 """
 from __future__ import annotations
@@ -9,7 +9,8 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-from mxflow.payments import default_lifecycle, task_event
+from mxflow.service import default_lifecycle
+from mxflow.task_events import task_event
 
 logger = Logger()
 tracer = Tracer()

@@ -1,7 +1,7 @@
 """ParkFunction (AwaitDecision): stores the task token (conditional ACTC->PDNG) and publishes
 the payment.pending event; also samples the oldest pending age for its alarm.
 
-Thin: checks the task's event, calls mxflow.payments.PaymentLifecycle.park, returns its answer
+Thin: checks the task's event, calls mxflow.lifecycle.PaymentLifecycle.park, returns its answer
 to the state machine. Logs carry the payment id and status only.
 """
 from __future__ import annotations
@@ -9,7 +9,9 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-from mxflow.payments import PendingAgeSampler, default_lifecycle, task_event
+from mxflow.pending_age import PendingAgeSampler
+from mxflow.service import default_lifecycle
+from mxflow.task_events import task_event
 
 logger = Logger()
 tracer = Tracer()

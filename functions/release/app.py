@@ -2,7 +2,7 @@
 per counterparty), event, pacs.002 ACSC and the outbound message archived. Idempotent; technical
 failures surface as TransientError for the state machine's retry.
 
-Thin: checks the task's event, calls mxflow.payments.PaymentLifecycle.release, returns its answer
+Thin: checks the task's event, calls mxflow.lifecycle.PaymentLifecycle.release, returns its answer
 to the state machine. Logs carry the payment id and status only.
 """
 from __future__ import annotations
@@ -10,7 +10,8 @@ from __future__ import annotations
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-from mxflow.payments import default_lifecycle, task_event
+from mxflow.service import default_lifecycle
+from mxflow.task_events import task_event
 
 logger = Logger()
 tracer = Tracer()

@@ -34,6 +34,9 @@ def add_parser(subparsers) -> None:
                         help="directory of official XSDs, searched before $MXFLOW_SCHEMA_DIR's, the added schemas "
                         "and the built-in set (without either: ../shared/iso20022/xsd when present)")
     parser.add_argument("--output", default=".mxflow/demo", help="where generated messages are written")
+    parser.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), default=None,
+                        help="also show the logs, at this level: the functions' Powertools JSON logs and metrics "
+                             "(stdout) and the local runtime's own log (stderr); default: warnings only, no metrics")
     parser.set_defaults(func=run)
 
 
@@ -45,6 +48,7 @@ class Outcome:
     detail: str = ""
     problems: list[str] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)   # lines printed after the detail
 
     def expect(self, condition: bool, problem: str) -> None:
         if not condition:
@@ -85,12 +89,17 @@ def run(args) -> int:
 
     from mxflow.iso20022 import parse_message
     from mxflow_cli.local_schemas import function_environment, version_parameters
+    from mxflow_local.aws_endpoint import AwsEndpoint
     from mxflow_local.client import ALL_SCOPES, PaymentsClient
     from mxflow_local.http_api import LocalApi
 
     overrides = {"DecisionTimeoutSeconds": str(DEMO_DECISION_TIMEOUT_SECONDS), **version_parameters(versions)}
-    # The functions' own logs and metrics (JSON lines) would drown the story the demo tells: keep warnings.
-    env = {**function_environment(dirs), "LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+    # The functions' own logs and metrics (JSON lines) would drown the story the demo tells: keep warnings,
+    # unless --log-level asks for everything the functions would write to CloudWatch Logs.
+    env = {**function_environment(dirs), "LOG_LEVEL": args.log_level or "WARNING",
+           "POWERTOOLS_METRICS_DISABLED": "false" if args.log_level else "true"}
+    if args.log_level:
+        _log_runtime(args.log_level)
     started = time.monotonic()
     print(f"mxflow demo: starting the local runtime on {template} ...", flush=True)
     for configured, chosen in changes.items():
@@ -99,18 +108,40 @@ def run(args) -> int:
     print("  schemas (message id: source):")
     for message_id in (*RECEIVED_MESSAGES, *[m for m in versions.message_ids() if m not in RECEIVED_MESSAGES]):
         print(f"    {message_id}: {registry.entry_for(message_id).label}")
-    with LocalApi.start(template, port=0, parameter_overrides=overrides, env_overrides=env) as api:
+    with LocalApi.start(template, port=0, parameter_overrides=overrides, env_overrides=env) as api, \
+            AwsEndpoint.start(api.runtime, port=0) as aws_endpoint:
         client = PaymentsClient(api.url, api.issue_token(ALL_SCOPES, client_id="demo"))
         print(f"  local API {api.url} (Region {api.region}), up in {time.monotonic() - started:.1f}s")
+        print(f"  AWS service APIs for the AWS CLI and boto3: AWS_ENDPOINT_URL={aws_endpoint.url} (127.0.0.1 only)")
         print(f"  decision timeout for this demo: {DEMO_DECISION_TIMEOUT_SECONDS}s\n", flush=True)
-        demo = _Demo(client, api, registry, parse_message, output)
+        demo = _Demo(client, api, registry, parse_message, output, aws_endpoint)
         outcomes = demo.run_all()
     return _report(outcomes, output)
 
 
+def _log_runtime(level: str) -> None:
+    """The local runtime's own log (mxflow_local: requests, routes, faults) at `level` on stderr; other
+    libraries at WARNING, as the Lambda runtime's root logger keeps them quiet in AWS.
+
+    The runtime's log has its own handler: Powertools' Logger (service "mxflow") adds a filter to every
+    root handler that drops records of loggers whose name contains the service name, mxflow_local's too."""
+    import logging
+
+    log_format = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    logging.root.handlers[0].setFormatter(log_format)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(log_format)
+    runtime_log = logging.getLogger("mxflow_local")
+    runtime_log.addHandler(handler)
+    runtime_log.setLevel(level)
+    runtime_log.propagate = False
+
+
 class _Demo:
-    def __init__(self, client, api, registry, parse_message, output: Path):
+    def __init__(self, client, api, registry, parse_message, output: Path, aws_endpoint):
         self.client, self.api, self.registry, self.parse_message, self.output = client, api, registry, parse_message, output
+        self.aws_endpoint = aws_endpoint
         from mxflow_local.sample_messages import credit_transfer
 
         self.credit_transfer = credit_transfer
@@ -224,6 +255,15 @@ class _Demo:
         outcome.detail = (f"execution FAILED at Release with status {stuck.get('status')}; redriven "
                           f"(redriveCount {description.get('redriveCount')}) -> {payment['status']}; a second redrive: "
                           f"{again.status}. " + outcome.detail)
+        from mxflow_local.aws_endpoint import aws_cli_command
+
+        outcome.notes += [
+            f"redriven with POST /payments/{outcome.payment_id}/redrive; the same with the AWS CLI (while the "
+            "runtime runs):",
+            "  " + aws_cli_command(self.aws_endpoint.url, self.api.region, "stepfunctions", "redrive-execution",
+                                   "--execution-arn", execution_arn),
+            f"in AWS: Step Functions console, state machine {machine.rsplit(':', 1)[-1]}, execution "
+            f"{outcome.payment_id}, Redrive"]
         return outcome
 
     # --- shared steps ---------------------------------------------------------------------------------------
@@ -297,6 +337,8 @@ class _Demo:
         print(f"         path: {' -> '.join(outcome.path) if outcome.path else '-'}")
         if outcome.detail:
             print(f"         {outcome.detail}")
+        for note in outcome.notes:
+            print(f"         {note}")
         for problem in outcome.problems:
             print(f"         PROBLEM: {problem}")
         sys.stdout.flush()

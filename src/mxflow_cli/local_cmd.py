@@ -1,11 +1,14 @@
 """`mxflow local up` (the embedded runtime and the local HTTP API) and `mxflow token` (a bearer token
-the local API accepts). Contract: ../shared/DESIGN.md section 5.
+the local API accepts), as README.md ("Run the API locally") describes them.
 
 `mxflow local up` publishes its token-signing key in the state directory ($MXFLOW_STATE_DIR, default
-~/.mxflow/) so that `mxflow token`, another process, can sign with it; the file goes when it stops.
+~/.mxflow/) so that `mxflow token`, another process, can sign with it; the file goes when it stops. It
+also serves the runtime's AWS service APIs for the AWS CLI and boto3 (mxflow_local.aws_endpoint) and
+publishes that endpoint there too; `mxflow local env` prints the environment that reaches it.
 """
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import signal
@@ -36,7 +39,21 @@ def add_parser(subparsers) -> None:
                     help="template parameters as sam deploy takes them: K=V ... or ParameterKey=K,ParameterValue=V")
     up.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
                     help="the local Region (default $AWS_DEFAULT_REGION or us-east-1)")
+    up.add_argument("--aws-port", type=int, default=None,
+                    help="port on 127.0.0.1 of the runtime's AWS service APIs, for the AWS CLI and boto3 "
+                    "(default 3001, as `sam local start-lambda`; a free port when --port is 0; 0 picks a free one)")
+    up.add_argument("--no-aws-endpoint", action="store_true",
+                    help="do not serve the AWS service APIs")
     up.set_defaults(func=run_local_up)
+    env = local_sub.add_parser(
+        "env",
+        help="print the environment that points the AWS CLI and boto3 at the running 'mxflow local up'",
+        description='Print export lines for the running local runtime\'s AWS endpoint: eval "$(mxflow local env)".',
+    )
+    env.add_argument("--json", action="store_true", help="everything published: endpoint, environment, the "
+                     "stack's resources (logical id -> name, URL or ARN) per Region")
+    env.add_argument("--region", help="the Region to use (default: the runtime's)")
+    env.set_defaults(func=run_local_env)
     local.set_defaults(func=help_without_subcommand(local))
 
     token = subparsers.add_parser(
@@ -92,6 +109,8 @@ def local_up_settings(args) -> dict:
         raise LocalUsageError(f"template {template} not found (use --template)")
     if not 0 <= args.port <= 65535:
         raise LocalUsageError("--port must be between 0 and 65535")
+    if args.aws_port is not None and not 0 <= args.aws_port <= 65535:
+        raise LocalUsageError("--aws-port must be between 0 and 65535")
     from mxflow_cli.local_schemas import (
         configured_versions, function_environment, local_registry, schema_dirs, version_parameters,
     )
@@ -125,6 +144,17 @@ def _declared(template: Path, parameters: dict) -> dict:
     return {name: value for name, value in parameters.items() if name in declared}
 
 
+def aws_endpoint_port(args) -> int | None:
+    """The AWS endpoint's port for `local up` (None: no endpoint)."""
+    if args.no_aws_endpoint:
+        return None
+    if args.aws_port is not None:
+        return args.aws_port
+    from mxflow_local.aws_endpoint import DEFAULT_PORT
+
+    return DEFAULT_PORT if args.port != 0 else 0
+
+
 def run_local_up(args) -> int:
     try:
         settings = local_up_settings(args)
@@ -140,6 +170,7 @@ def run_local_up(args) -> int:
     note = missing_versions_note(versions, registry) if versions else None
     if note:
         print(f"mxflow: warning: {note}", file=sys.stderr, flush=True)
+    aws_port = aws_endpoint_port(args)
 
     stop = threading.Event()
 
@@ -163,6 +194,7 @@ def run_local_up(args) -> int:
         except ValueError as exc:  # the template's routes cannot be served (duplicate route, bad method, ...)
             print(f"mxflow: error: {exc}", file=sys.stderr)
             return 1
+        endpoint = endpoint_file = None
         try:
             try:
                 key_file = publish_signing_key(api.issuer, url=api.url)
@@ -170,14 +202,24 @@ def run_local_up(args) -> int:
                 print(f"mxflow: error: cannot write the token-signing key in the state directory "
                       f"(set MXFLOW_STATE_DIR): {exc}", file=sys.stderr)
                 return 1
+            if aws_port is not None:
+                endpoint, endpoint_file = _start_aws_endpoint(api.runtime, aws_port)
+                if endpoint is None:
+                    return 1
             print(api.url, flush=True)
             started = getattr(api.runtime, "start_seconds", None)
             print(f"mxflow: local API for {template} in {args.region}"
                   f"{f' (runtime started in {started:.2f} s)' if started else ''}; token key in {key_file}; "
                   "Ctrl-C to stop", file=sys.stderr, flush=True)
+            if endpoint is not None:
+                _print_aws_endpoint(endpoint, endpoint_file)
+            else:
+                print("mxflow: no AWS endpoint (--no-aws-endpoint)", file=sys.stderr, flush=True)
             while not stop.wait(0.5):
                 pass
         finally:
+            if endpoint is not None:
+                _stop_aws_endpoint(endpoint)
             withdraw_signing_key(api.issuer)
             api.close()
         print("mxflow: local API stopped", file=sys.stderr, flush=True)
@@ -185,6 +227,63 @@ def run_local_up(args) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _start_aws_endpoint(runtime, port: int):
+    """(the runtime's AWS endpoint, started, and the file it is published in); (None, None) after a message
+    when it cannot be."""
+    from mxflow_local.aws_endpoint import AwsEndpoint, publish_endpoint
+
+    try:
+        endpoint = AwsEndpoint.start(runtime, port=port)
+    except OSError as exc:
+        print(f"mxflow: error: cannot serve the AWS endpoint on 127.0.0.1:{port}: {exc.strerror or exc} "
+              "(choose another with --aws-port, 0 for a free one, or turn it off with --no-aws-endpoint)",
+              file=sys.stderr)
+        return None, None
+    try:
+        return endpoint, publish_endpoint(endpoint)
+    except OSError as exc:
+        endpoint.close()
+        print(f"mxflow: error: cannot write the AWS endpoint in the state directory (set MXFLOW_STATE_DIR): {exc}",
+              file=sys.stderr)
+        return None, None
+
+
+def _print_aws_endpoint(endpoint, published_file) -> None:
+    from mxflow_local.aws_endpoint import SQS_CLI_NOTE, shell_exports
+
+    print(f"mxflow: AWS service APIs of this runtime at {endpoint.url} (listening on 127.0.0.1 only; the Region "
+          f"of each request is taken from its signature, the stack is in {endpoint.region}). For the AWS CLI and "
+          f"boto3:\n{shell_exports(endpoint.environment())}\n"
+          f"mxflow: written to {published_file} ('eval \"$(mxflow local env)\"' sets it); {SQS_CLI_NOTE}",
+          file=sys.stderr, flush=True)
+
+
+def _stop_aws_endpoint(endpoint) -> None:
+    from mxflow_local.aws_endpoint import withdraw_endpoint
+
+    withdraw_endpoint(endpoint)
+    endpoint.close()
+
+
+def run_local_env(args) -> int:
+    from mxflow_local.auth import NoRunningServer
+    from mxflow_local.aws_endpoint import aws_environment, load_published_endpoint, shell_exports
+
+    try:
+        state = load_published_endpoint()
+    except NoRunningServer as exc:
+        return _usage_error(str(exc))
+    region = args.region or state["region"]
+    if region not in state["regions"]:
+        return _usage_error(f"--region {region}: the running runtime serves {', '.join(state['regions'])}")
+    environment = aws_environment(state["endpointUrl"], region)
+    if args.json:
+        print(json.dumps({**state, "region": region, "environment": environment}, indent=2))
+    else:
+        print(shell_exports(environment))
+    return 0
 
 
 def run_token(args) -> int:

@@ -1,4 +1,4 @@
-"""Entry point of the `mxflow` command line (contract: ../shared/DESIGN.md section 5).
+"""Entry point of the `mxflow` command line (the commands of README.md).
 
 Each subcommand lives in its own module and registers itself through `add_parser(subparsers)`;
 this module only wires them together and maps outcomes to exit codes:

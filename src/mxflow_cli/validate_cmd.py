@@ -1,4 +1,4 @@
-"""`mxflow validate FILE... [--schema-dir DIR] [--profile iso|cbpr+] [--json]` (contract: DESIGN section 5).
+"""`mxflow validate FILE... [--schema-dir DIR] [--profile iso|cbpr+] [--json]` (README.md).
 
 Each file goes through the library's validation pipeline (mxflow.iso20022.validation.validate_message),
 with the schemas every local command uses (local_schemas.py: --schema-dir and MXFLOW_SCHEMA_DIR

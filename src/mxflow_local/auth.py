@@ -226,8 +226,13 @@ def signing_key_path(directory: Path | None = None) -> Path:
 def publish_signing_key(issuer: LocalTokenIssuer, *, url: str, directory: Path | None = None) -> Path:
     """Write the key (mode 0600, atomically) with the server's URL and process id."""
     path = signing_key_path(directory)
+    write_private_json(path, issuer.to_state() | {"url": url, "pid": os.getpid(), "createdAt": int(time.time())})
+    return path
+
+
+def write_private_json(path: Path, state: dict) -> None:
+    """Write a state file of the running server: JSON, mode 0600, atomically (its folder 0700)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    state = issuer.to_state() | {"url": url, "pid": os.getpid(), "createdAt": int(time.time())}
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
@@ -239,7 +244,6 @@ def publish_signing_key(issuer: LocalTokenIssuer, *, url: str, directory: Path |
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    return path
 
 
 def withdraw_signing_key(issuer: LocalTokenIssuer, directory: Path | None = None) -> None:
@@ -254,7 +258,8 @@ def withdraw_signing_key(issuer: LocalTokenIssuer, directory: Path | None = None
             path.unlink()
 
 
-def _process_alive(pid) -> bool:
+def process_alive(pid) -> bool:
+    """True while the process `pid` (as a state file records it) exists."""
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
@@ -277,7 +282,7 @@ def load_published_issuer(directory: Path | None = None) -> tuple[LocalTokenIssu
         raise NoRunningServer(f"cannot read the local signing key {path}: {exc}") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise NoRunningServer(f"{path} is not a signing key written by this version of mxflow")
-    if not _process_alive(state.get("pid")):
+    if not process_alive(state.get("pid")):
         raise NoRunningServer(
             f"the 'mxflow local up' that wrote {path} (pid {state.get('pid')}) is no longer running; start it again"
         )

@@ -1,4 +1,4 @@
-"""A small client of mxflow's HTTP API (DESIGN.md section 5), used by the demo, the end-to-end tests and
+"""A small client of mxflow's HTTP API (README.md, "Run the API locally"), used by the demo, the end-to-end tests and
 the bench. Standard library only; it talks to any base URL (the local API or a deployed stage).
 """
 from __future__ import annotations
@@ -6,11 +6,19 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 
 ALL_SCOPES = ("payments/submit", "payments/read", "payments/decide", "payments/operate")
 TERMINAL = ("ACSC", "RJCT", "CANC")
+
+# An opener that speaks http and https only: urllib's default one also opens file:, ftp: and data: URLs,
+# so a mistyped or hostile base URL could read local files. Proxies from the environment still apply.
+_HTTP_ONLY = urllib.request.OpenerDirector()
+for _handler in (urllib.request.ProxyHandler(), urllib.request.HTTPHandler(), urllib.request.HTTPSHandler(),
+                 urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPErrorProcessor()):
+    _HTTP_ONLY.add_handler(_handler)
 
 
 @dataclass
@@ -30,6 +38,8 @@ class Reply:
 
 class PaymentsClient:
     def __init__(self, base_url: str, token: str | None, *, timeout: float = 30.0):
+        if urllib.parse.urlsplit(base_url).scheme not in ("http", "https"):
+            raise ValueError(f"the API base URL must be http:// or https://, not {base_url!r}")
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout = timeout
@@ -44,7 +54,7 @@ class PaymentsClient:
             all_headers["Content-Type"] = content_type
         request = urllib.request.Request(self.base_url + path, data=body, method=method, headers=all_headers)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with _HTTP_ONLY.open(request, timeout=self.timeout) as response:
                 return Reply(response.status, {k.lower(): v for k, v in response.headers.items()}, response.read())
         except urllib.error.HTTPError as error:
             return Reply(error.code, {k.lower(): v for k, v in error.headers.items()}, error.read())

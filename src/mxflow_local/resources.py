@@ -24,16 +24,16 @@ import string
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
-from mxflow_local.template import LoadedTemplate, TemplateError
+from mxflow_local.template import LoadedTemplate, Resolver, TemplateError, creation_order, with_dependencies
 
 SKIPPED_TYPES_PREFIXES = ("AWS::IAM::", "AWS::CloudWatch::", "AWS::Logs::", "AWS::ApiGateway::",
                           "AWS::ApiGatewayV2::", "AWS::Lambda::Permission", "AWS::Lambda::Version",
                           "AWS::Lambda::Alias", "AWS::Lambda::EventInvokeConfig", "AWS::SNS::TopicPolicy",
                           "AWS::Route53", "AWS::Route53RecoveryControl", "AWS::Route53RecoveryReadiness",
                           "AWS::XRay::", "AWS::CloudFormation::", "AWS::SSM::Document", "AWS::Budgets::",
-                          "AWS::WAFv2::", "AWS::CertificateManager::")
+                          "AWS::WAFv2::", "AWS::CertificateManager::", "AWS::CloudTrail::")
 
 
 @dataclass
@@ -487,3 +487,38 @@ class StackBuilder:
         name = props["Name"]
         arn = self.client("events").create_event_bus(Name=name)["EventBusArn"]
         return Created(name, {"Arn": arn, "Name": name})
+
+
+def create_resources(builder: StackBuilder, only: Iterable[str] | None = None) -> Resolver:
+    """Create the builder's template's resources in dependency order, with their intrinsic functions
+    resolved; with `only`, just those resources and what they refer to. Returns the resolver, which
+    answers Ref / GetAtt for what was created."""
+    cfn = builder.template.cfn
+    resources = cfn.get("Resources") or {}
+    record = builder.record
+
+    def ref(logical_id: str) -> Any:
+        if logical_id not in record.resources:
+            raise TemplateError(f"{logical_id} is referred to but not created (its Condition is false?)")
+        return record.resources[logical_id].ref
+
+    def attr(logical_id: str, name: str) -> Any:
+        created = record.resources.get(logical_id)
+        if created is None:
+            raise TemplateError(f"Fn::GetAtt {logical_id}.{name}: no such resource (or its Condition is false)")
+        if name not in created.attrs:
+            raise TemplateError(f"Fn::GetAtt {logical_id}.{name}: attribute not available locally "
+                                f"(known: {', '.join(sorted(created.attrs)) or 'none'})")
+        return created.attrs[name]
+
+    resolver = Resolver(cfn, builder.template.parameters, ref, attr)
+    wanted = set(resources) if only is None else with_dependencies(resources, only)
+    for logical_id in creation_order(resources):
+        if logical_id not in wanted:
+            continue
+        resource = resources[logical_id]
+        if not resolver.resource_enabled(resource):
+            builder.note(f"{logical_id}: not created (Condition {resource['Condition']} is false)")
+            continue
+        builder.create(logical_id, resource["Type"], resolver.resolve(resource.get("Properties") or {}))
+    return resolver

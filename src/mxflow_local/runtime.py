@@ -34,9 +34,9 @@ from typing import Any
 from mxflow_local import dynamodb, lambda_runner, stepfunctions
 from mxflow_local.faults import FaultInjector, RegionSwitch
 from mxflow_local.lambda_runner import FunctionSpec, InvocationOutcome, LambdaRunner, LambdaServiceError
-from mxflow_local.resources import StackBuilder, StackRecord
+from mxflow_local.resources import StackBuilder, StackRecord, create_resources
 from mxflow_local.scheduler import LocalScheduler
-from mxflow_local.template import LoadedTemplate, Resolver, TemplateError, creation_order, load_template
+from mxflow_local.template import LoadedTemplate, Resolver, TemplateError, load_template
 
 DEFAULT_ACCOUNT_ID = "123456789012"
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
@@ -111,6 +111,7 @@ class LocalRuntime:
         self.env_overrides = env_overrides or {}
         self._run_scheduler = scheduler
         self.template: LoadedTemplate | None = None
+        self.resolver: Resolver | None = None  # after start(): intrinsic functions against the created stack
         self.record = StackRecord()
         self.region_switch = RegionSwitch(region)
         self.faults = FaultInjector(self._function_name)
@@ -159,37 +160,13 @@ class LocalRuntime:
         self.stop()
 
     def _create_stack(self) -> None:
-        cfn = self.template.cfn
-        resources = cfn.get("Resources") or {}
         builder = StackBuilder(self.template, region=self.region, account_id=self.account_id,
                                stack_name=self.stack_name, client=self.client)
         self.record = builder.record
-
-        def ref(logical_id: str) -> Any:
-            if logical_id not in self.record.resources:
-                raise TemplateError(f"{logical_id} is referred to but not created (its Condition is false?)")
-            return self.record.resources[logical_id].ref
-
-        def attr(logical_id: str, name: str) -> Any:
-            created = self.record.resources.get(logical_id)
-            if created is None:
-                raise TemplateError(f"Fn::GetAtt {logical_id}.{name}: no such resource (or its Condition is false)")
-            if name not in created.attrs:
-                raise TemplateError(f"Fn::GetAtt {logical_id}.{name}: attribute not available locally "
-                                    f"(known: {', '.join(sorted(created.attrs)) or 'none'})")
-            return created.attrs[name]
-
-        self.resolver = Resolver(cfn, self.template.parameters, ref, attr)
-        for logical_id in creation_order(resources):
-            resource = resources[logical_id]
-            if not self.resolver.resource_enabled(resource):
-                builder.note(f"{logical_id}: not created (Condition {resource['Condition']} is false)")
-                continue
-            properties = self.resolver.resolve(resource.get("Properties") or {})
-            builder.create(logical_id, resource["Type"], properties)
+        self.resolver = create_resources(builder)
         for logical_id, props in self.record.functions.items():
             self.runner.add(self._function_spec(logical_id, props))
-        for name, output in (cfn.get("Outputs") or {}).items():
+        for name, output in (self.template.cfn.get("Outputs") or {}).items():
             if output.get("Condition") and not self.resolver.condition(output["Condition"]):
                 continue
             try:
@@ -229,7 +206,7 @@ class LocalRuntime:
     # ---------------------------------------------------------------------------------------- lookups
     @property
     def sam_template(self) -> dict:
-        """The template as written (short tags as long-form dicts), e.g. for API route extraction."""
+        """The template as written (short tags as long-form dicts)."""
         self._require_loaded()
         return self.template.sam
 

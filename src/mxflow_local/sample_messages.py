@@ -34,6 +34,15 @@ def _nested(parent, ns, names, text):
     return _sub(parent, ns, names[-1], text)
 
 
+def _party(tx, role: str, name: str, town: str, country: str) -> None:
+    """The debtor or creditor (`role` Dbtr / Cdtr): name and postal address."""
+    party = _sub(tx, PACS008_NS, role)
+    _sub(party, PACS008_NS, "Nm", name)
+    address = _sub(party, PACS008_NS, "PstlAdr")
+    _sub(address, PACS008_NS, "TwnNm", town)
+    _sub(address, PACS008_NS, "Ctry", country)
+
+
 def _agent(parent, ns, name, bic):
     _nested(parent, ns, [name, "FinInstnId", "BICFI"], bic)
 
@@ -92,19 +101,11 @@ def credit_transfer(
     _sub(tx, PACS008_NS, "ChrgBr", "SHAR")
     _agent(tx, PACS008_NS, "InstgAgt", sender_bic)
     _agent(tx, PACS008_NS, "InstdAgt", operator_bic)
-    debtor = _sub(tx, PACS008_NS, "Dbtr")
-    _sub(debtor, PACS008_NS, "Nm", debtor_name)
-    address = _sub(debtor, PACS008_NS, "PstlAdr")
-    _sub(address, PACS008_NS, "TwnNm", "Frankfurt am Main")
-    _sub(address, PACS008_NS, "Ctry", "DE")
+    _party(tx, "Dbtr", debtor_name, "Frankfurt am Main", "DE")
     _nested(tx, PACS008_NS, ["DbtrAcct", "Id", "IBAN"], debtor_iban)
     _agent(tx, PACS008_NS, "DbtrAgt", sender_bic)
     _agent(tx, PACS008_NS, "CdtrAgt", creditor_agent_bic)
-    creditor = _sub(tx, PACS008_NS, "Cdtr")
-    _sub(creditor, PACS008_NS, "Nm", creditor_name)
-    address = _sub(creditor, PACS008_NS, "PstlAdr")
-    _sub(address, PACS008_NS, "TwnNm", "Paris")
-    _sub(address, PACS008_NS, "Ctry", "FR")
+    _party(tx, "Cdtr", creditor_name, "Paris", "FR")
     _nested(tx, PACS008_NS, ["CdtrAcct", "Id", "IBAN"], creditor_iban)
     _nested(tx, PACS008_NS, ["RmtInf", "Ustrd"], remittance)
     return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")

@@ -75,17 +75,24 @@ _CfnLoader.yaml_implicit_resolvers = {
 }
 
 
-def load_yaml(path: str | Path) -> dict:
-    """Read a CloudFormation/SAM template (YAML or JSON) with its short-form tags as long-form dicts."""
+def load_document(path: str | Path, what: str = "template") -> Any:
+    """Read a YAML or JSON document (a template, an OpenAPI definition) with CloudFormation's
+    short-form tags as long-form dicts."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
-        raise TemplateError(f"cannot read template {path}: {exc.strerror}") from None
+        raise TemplateError(f"cannot read {what} {path}: {exc.strerror}") from None
     try:
-        document = yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+        # _CfnLoader is a yaml.SafeLoader subclass that only adds CloudFormation's tags: no Python objects.
+        return yaml.load(text, Loader=_CfnLoader)  # noqa: S506  # nosec B506 # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise TemplateError(f"{path} is not valid YAML: {exc}") from None
+
+
+def load_yaml(path: str | Path) -> dict:
+    """Read a CloudFormation/SAM template (YAML or JSON) with its short-form tags as long-form dicts."""
+    document = load_document(path)
     if not isinstance(document, dict) or not isinstance(document.get("Resources"), dict):
         raise TemplateError(f"{path} has no Resources section")
     return document
@@ -240,8 +247,8 @@ def references_of(value: Any) -> set[str]:
     return found
 
 
-def creation_order(resources: dict[str, dict]) -> list[str]:
-    """Logical ids in an order where every resource comes after those it refers to."""
+def _dependencies(resources: dict[str, dict]) -> dict[str, set[str]]:
+    """Logical id -> the resources it refers to (Ref, GetAtt, Sub) or names in DependsOn."""
     deps: dict[str, set[str]] = {}
     for logical_id, resource in resources.items():
         refs = references_of(resource.get("Properties") or {}) & set(resources)
@@ -249,6 +256,27 @@ def creation_order(resources: dict[str, dict]) -> list[str]:
         refs |= set([depends_on] if isinstance(depends_on, str) else depends_on) & set(resources)
         refs.discard(logical_id)
         deps[logical_id] = refs
+    return deps
+
+
+def with_dependencies(resources: dict[str, dict], wanted) -> set[str]:
+    """The resources `wanted` names and every resource they refer to, directly or not."""
+    deps = _dependencies(resources)
+    found: set[str] = set()
+    todo = list(wanted)
+    while todo:
+        logical_id = todo.pop()
+        if logical_id not in resources:
+            raise TemplateError(f"no resource {logical_id} in the template")
+        if logical_id not in found:
+            found.add(logical_id)
+            todo.extend(deps[logical_id])
+    return found
+
+
+def creation_order(resources: dict[str, dict]) -> list[str]:
+    """Logical ids in an order where every resource comes after those it refers to."""
+    deps = _dependencies(resources)
     order: list[str] = []
     state: dict[str, int] = {}
 

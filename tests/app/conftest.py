@@ -1,9 +1,13 @@
-"""Fixtures of the payment-lifecycle unit tests: moto AWS built from template.yaml, the lifecycle, the
-handlers, Lambda contexts and realistic messages.
+"""Fixtures of the layer and handler tests.
 
-The table, queue, topic and bucket are created from the resource properties in template.yaml
-(KeySchema, AttributeDefinitions, GlobalSecondaryIndexes, FifoQueue, ...), so tests and template
-cannot drift. Until template.yaml exists, FALLBACK_RESOURCES (the shared design) stands in.
+- `ports` / `lifecycle`: the payment lifecycle on in-memory fakes of its ports (tests/app/fakes.py): no
+  AWS, no moto, fast.
+- `aws`: moto with the resources the adapters and handlers use, created from template.yaml by the
+  local runtime's template reader (mxflow_local.template, mxflow_local.resources): the real table,
+  queues, topic, bucket, key and payment state machine (its definition as deployed, with
+  `.waitForTaskToken`), and the functions' environment as the template sets it. Tests and template
+  cannot drift.
+- `functions`, `call_api`, `context`: the six handlers and Lambda contexts, inside `aws`.
 """
 from __future__ import annotations
 
@@ -11,7 +15,6 @@ import functools
 import importlib.util
 import json
 import os
-import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,65 +29,22 @@ SHARED = Path(os.environ.get("MXFLOW_SHARED", REPO.parent / "shared"))
 SCHEMA_DIRS = [str(SHARED / "iso20022" / "xsd")] if (SHARED / "iso20022" / "xsd").is_dir() else []
 TEMPLATE = REPO / "template.yaml"
 REGION = "eu-west-1"
+STACK = "mxflow"
+DECISION_TIMEOUT_SECONDS = 3600
 from api_gateway_event import ACCOUNT, CLIENT_ID, api_event  # noqa: E402,F401  (beside this file)
 
-# The shared design's resources (C-shared.md), used only while template.yaml does not exist yet.
-FALLBACK_RESOURCES = {
-    "PaymentTable": {"Type": "AWS::DynamoDB::Table", "Properties": {
-        "BillingMode": "PAY_PER_REQUEST",
-        "AttributeDefinitions": [
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "S"},
-            {"AttributeName": "inflightShard", "AttributeType": "S"},
-            {"AttributeName": "statusSince", "AttributeType": "S"},
-        ],
-        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
-                      {"AttributeName": "sk", "KeyType": "RANGE"}],
-        "GlobalSecondaryIndexes": [{
-            "IndexName": "InFlightByStatus",
-            "KeySchema": [{"AttributeName": "inflightShard", "KeyType": "HASH"},
-                          {"AttributeName": "statusSince", "KeyType": "RANGE"}],
-            "Projection": {"ProjectionType": "INCLUDE",
-                           "NonKeyAttributes": ["status", "version", "ownerRegion"]},
-        }],
-        "StreamSpecification": {"StreamViewType": "NEW_AND_OLD_IMAGES"},
-    }},
-    "ReleaseQueue": {"Type": "AWS::SQS::Queue", "Properties": {
-        "FifoQueue": True, "ContentBasedDeduplication": False}},
-    "PaymentEventsTopic": {"Type": "AWS::SNS::Topic", "Properties": {}},
-    "ArchiveBucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketEncryption": {
-        "ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {
-            "SSEAlgorithm": "aws:kms"}, "BucketKeyEnabled": True}]}}},
-}
+# What the adapters and handlers use; their dependencies (key, DLQ, layer, task functions) come along.
+RESOURCES = ("PaymentTable", "ArchiveBucket", "ReleaseQueue", "PaymentEventsTopic", "PaymentStateMachine",
+             "ApiFunction")
 
 
 @functools.cache
-def template_resources() -> dict:
-    """Resources of template.yaml (parsed once; _literal copies what it returns)."""
-    if not TEMPLATE.exists():
-        return FALLBACK_RESOURCES
-    from samtranslator.yaml_helper import yaml_parse
+def application_template():
+    """template.yaml as SAM translates it (read once per session)."""
+    from mxflow_local.template import load_template
 
-    return yaml_parse(TEMPLATE.read_text())["Resources"]
-
-
-def _literal(value):
-    """A property value usable by moto: intrinsic functions (Ref, Sub, If...) are dropped."""
-    if isinstance(value, dict):
-        if len(value) == 1 and next(iter(value)).startswith(("Fn::", "Ref")):
-            return None
-        return {k: v for k, v in ((k, _literal(v)) for k, v in value.items()) if v is not None}
-    if isinstance(value, list):
-        return [v for v in (_literal(v) for v in value) if v is not None]
-    return value
-
-
-def _resource(resources: dict, type_name: str, preferred: str) -> dict:
-    if preferred in resources and resources[preferred]["Type"] == type_name:
-        return _literal(resources[preferred].get("Properties", {}))
-    matches = [r for r in resources.values() if r["Type"] == type_name]
-    assert matches, f"template.yaml has no {type_name}"
-    return _literal(matches[0].get("Properties", {}))
+    return load_template(TEMPLATE, region=REGION, account_id=ACCOUNT, stack_name=STACK,
+                         parameter_overrides={"DecisionTimeoutSeconds": str(DECISION_TIMEOUT_SECONDS)})
 
 
 @dataclass
@@ -94,68 +54,34 @@ class Aws:
     queue_url: str
     topic_arn: str
     state_machine_arn: str
-    table_properties: dict
-    queue_attributes: dict
     key_arn: str
+    environment: dict  # the ApiFunction's environment variables as the template resolves them
+
+
+@functools.cache
+def _client(service: str):
+    """One boto3 client per service for the session (moto answers whichever mock is running)."""
+    return boto3.client(service, region_name=REGION)
 
 
 def _create_resources() -> Aws:
-    resources = template_resources()
-    table = _resource(resources, "AWS::DynamoDB::Table", "PaymentTable")
-    ddb = boto3.client("dynamodb")
-    table_name = "mxflow-payments"
-    create = {k: table[k] for k in ("AttributeDefinitions", "KeySchema", "GlobalSecondaryIndexes")
-              if k in table}
-    if table.get("StreamSpecification"):  # CloudFormation infers StreamEnabled; the API needs it
-        create["StreamSpecification"] = {"StreamEnabled": True, **table["StreamSpecification"]}
-    create["BillingMode"] = table.get("BillingMode", "PAY_PER_REQUEST")
-    ddb.create_table(TableName=table_name, **create)
+    from mxflow_local.resources import StackBuilder, create_resources
 
-    queue = _resource(resources, "AWS::SQS::Queue", "ReleaseQueue")
-    attributes = {"FifoQueue": "true"} if queue.get("FifoQueue") else {}
-    if "ContentBasedDeduplication" in queue:
-        attributes["ContentBasedDeduplication"] = str(queue["ContentBasedDeduplication"]).lower()
-    name = "mxflow-release" + (".fifo" if queue.get("FifoQueue") else "")
-    queue_url = boto3.client("sqs").create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-
-    topic_arn = boto3.client("sns").create_topic(Name="mxflow-payment-events")["TopicArn"]
-    bucket = "mxflow-archive"
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
-    # The template's default encryption, with a moto KMS key standing in for !GetAtt PaymentKey.Arn.
-    key_arn = boto3.client("kms").create_key(Description="mxflow payment key")["KeyMetadata"]["Arn"]
-    rules = _resource(resources, "AWS::S3::Bucket", "ArchiveBucket").get("BucketEncryption", {}).get(
-        "ServerSideEncryptionConfiguration", [])
-    api_rules = []  # CloudFormation's ServerSideEncryptionByDefault is the API's Apply... element
-    for rule in rules:
-        default = dict(rule.get("ServerSideEncryptionByDefault", {}))
-        if default.get("SSEAlgorithm") == "aws:kms":
-            default["KMSMasterKeyID"] = key_arn
-        api_rules.append({"ApplyServerSideEncryptionByDefault": default,
-                          **({"BucketKeyEnabled": rule["BucketKeyEnabled"]} if "BucketKeyEnabled" in rule else {})})
-    if api_rules:
-        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": api_rules})
-
-    definition = (REPO / "statemachines" / "payment.asl.json").read_text()
-    for placeholder in ("LambdaInvoke", "LambdaInvokeWaitForTaskToken"):
-        definition = definition.replace("${%s}" % placeholder, "arn:aws:states:::lambda:invoke")
-    for function in ("Validate", "Park", "DecisionTimeout", "Finalise", "Release"):
-        definition = definition.replace(
-            "${%sFunctionArn}" % function,
-            f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:mxflow-{function}")
-    state_machine_arn = boto3.client("stepfunctions").create_state_machine(
-        name="mxflow-payment", definition=definition,
-        roleArn=f"arn:aws:iam::{ACCOUNT}:role/mxflow-payment-sfn")["stateMachineArn"]
-    return Aws(table_name, bucket, queue_url, topic_arn, state_machine_arn, table, attributes, key_arn)
+    builder = StackBuilder(application_template(), region=REGION, account_id=ACCOUNT, stack_name=STACK,
+                           client=_client)
+    resolver = create_resources(builder, only=RESOURCES)
+    environment = builder.record.functions["ApiFunction"]["Environment"]["Variables"]
+    return Aws(resolver.ref("PaymentTable"), resolver.ref("ArchiveBucket"), resolver.ref("ReleaseQueue"),
+               resolver.ref("PaymentEventsTopic"), resolver.ref("PaymentStateMachine"),
+               resolver.resolve({"Fn::GetAtt": ["PaymentKey", "Arn"]}), {k: str(v) for k, v in environment.items()})
 
 
-def _installed_versions() -> dict[str, str]:
-    """The message-version settings: CBPR+'s, or the newest installed where one has no schema (as the
+def installed_versions():
+    """The message versions to generate: CBPR+'s, or the newest installed where one has no schema (as the
     demo chooses): camt.029.001.14 on the built-in set alone."""
-    from mxflow.iso20022 import CBPR_PLUS_VERSIONS, MessageVersions, SchemaRegistry
+    from mxflow.iso20022 import CBPR_PLUS_VERSIONS
 
-    versions, _changes = CBPR_PLUS_VERSIONS.installed(SchemaRegistry(SCHEMA_DIRS))
-    return {variable: getattr(versions, name) for name, variable, _p, _s in MessageVersions.SETTINGS}
+    return CBPR_PLUS_VERSIONS.installed(schema_registry())[0]
 
 
 @pytest.fixture
@@ -166,35 +92,25 @@ def aws(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
     monkeypatch.setenv("AWS_REGION", REGION)
-    from mxflow import payments, store
+    from mxflow import service
+    from mxflow.aws import clients
 
     with mock_aws():
-        store.reset_clients()
-        payments.default_lifecycle.cache_clear()
+        clients.reset_clients()
+        service.default_lifecycle.cache_clear()
         resources = _create_resources()
-        env = {
-            "PAYMENT_TABLE": resources.table_name,
-            "ARCHIVE_BUCKET": resources.bucket,
-            "RELEASE_QUEUE_URL": resources.queue_url,
-            "EVENTS_TOPIC_ARN": resources.topic_arn,
-            "STATE_MACHINE_ARN": resources.state_machine_arn,
-            "OPERATOR_BIC": "MXFLGB2LXXX",
-            "VALIDATION_PROFILE": "iso",
-            "DECISION_TIMEOUT_SECONDS": "3600",
-            "AUTO_APPROVE_MAX_AMOUNT": "",
-            "MAX_MESSAGE_BYTES": "1048576",
-            "MXFLOW_SCHEMA_DIR": os.pathsep.join(SCHEMA_DIRS),
-            "MXFLOW_ADDED_SCHEMAS": "",
-            **_installed_versions(),
-            "POWERTOOLS_SERVICE_NAME": "mxflow",
-            "POWERTOOLS_METRICS_NAMESPACE": "mxflow",
-            "LOG_LEVEL": "INFO",
-        }
-        for key, value in env.items():
+        for key, value in resources.environment.items():
             monkeypatch.setenv(key, value)
+        # The template points the functions at /opt/schemas (the schema layer); here: the shared XSDs when
+        # they are there (else the built-in set alone), no added schemas, and versions they have.
+        monkeypatch.setenv("MXFLOW_SCHEMA_DIR", os.pathsep.join(SCHEMA_DIRS))
+        monkeypatch.setenv("MXFLOW_ADDED_SCHEMAS", "")
+        versions = installed_versions()
+        for name, variable, _parameter, _supported in versions.SETTINGS:
+            monkeypatch.setenv(variable, getattr(versions, name))
         yield resources
-        store.reset_clients()
-        payments.default_lifecycle.cache_clear()
+        clients.reset_clients()
+        service.default_lifecycle.cache_clear()
 
 
 @pytest.fixture
@@ -206,30 +122,39 @@ def serialised_dynamodb():
     return dynamodb.install()
 
 
-@pytest.fixture
-def lifecycle(aws):
-    from mxflow.payments import PaymentLifecycle
+@functools.cache
+def schema_registry():
+    from mxflow.iso20022 import SchemaRegistry
 
-    return PaymentLifecycle()
-
-
-class SfnCalls:
-    """Records the Step Functions calls a client makes (a botocore event hook on the real client)."""
-
-    def __init__(self, client):
-        self.calls: list[tuple[str, dict]] = []
-        client.meta.events.register("provide-client-params.sfn", self._record)
-
-    def _record(self, params, model, **_):
-        self.calls.append((model.name, dict(params)))
-
-    def named(self, operation: str) -> list[dict]:
-        return [params for name, params in self.calls if name == operation]
+    return SchemaRegistry(schema_dirs=SCHEMA_DIRS)
 
 
 @pytest.fixture
-def sfn_calls(lifecycle):
-    return SfnCalls(lifecycle.stepfunctions)
+def settings():
+    """The functions' settings as the template configures them (decision timeout 3600 s here)."""
+    from mxflow.settings import Settings
+
+    return Settings(decision_timeout_seconds=DECISION_TIMEOUT_SECONDS, region=REGION,
+                    message_versions=installed_versions())
+
+
+@pytest.fixture
+def ports():
+    from fakes import Ports
+
+    return Ports.new()
+
+
+@pytest.fixture
+def lifecycle_with(ports):
+    """lifecycle_with(settings): a lifecycle with other settings on the same fakes."""
+    return lambda settings: ports.lifecycle(settings, registry=schema_registry())
+
+
+@pytest.fixture
+def lifecycle(lifecycle_with, settings):
+    """The lifecycle on in-memory fakes of its ports."""
+    return lifecycle_with(settings)
 
 
 @pytest.fixture
@@ -276,6 +201,10 @@ def functions(aws):
             for name in ("api", "validate", "park", "decision_timeout", "finalise", "release")}
 
 
+@pytest.fixture(scope="session")
+def api_problems():
+    """The ApiFunction's error -> (status, title) lookup (functions/api/app.py `problem_of`)."""
+    return load_function("api").problem_of
 
 
 def invoke_api(functions, context, event) -> tuple[int, dict | str, dict]:

@@ -1,4 +1,4 @@
-"""ApiFunction: the HTTP contract of DESIGN.md section 5 through the handler, with moto behind it."""
+"""ApiFunction: the HTTP contract (README.md, "Run the API locally") through the handler, with moto behind it."""
 from __future__ import annotations
 
 import json
@@ -181,3 +181,26 @@ def test_the_first_use_of_the_schemas_logs_each_message_ids_source(call_api, fun
     assert line["level"] == "INFO" and line["message"].startswith("ISO 20022 schema sources: ")
     assert line["schemaSources"] == body["schemas"]
     assert line["schemaSources"]["head.001.001.02"].split(" ")[0] in ("dir", "builtin")
+
+
+def test_every_domain_error_has_its_http_status_in_one_table(api_problems):
+    from mxflow.errors import (
+        Conflict,
+        DuplicateIdentity,
+        InvalidRequest,
+        InvalidState,
+        MessageNotFound,
+        MessageTooLarge,
+        PaymentNotFound,
+        TransientError,
+        UnknownReasonCode,
+        UnsupportedMessage,
+    )
+
+    expected = {UnsupportedMessage("x"): 400, InvalidRequest("x"): 400, PaymentNotFound("p-1"): 404,
+                MessageNotFound("x"): 404, Conflict("x"): 409, DuplicateIdentity("x", code="AM05"): 409,
+                MessageTooLarge("x"): 413, UnknownReasonCode("x"): 422}
+    assert {type(e).__name__: api_problems(e)[0] for e in expected} == {
+        type(e).__name__: status for e, status in expected.items()}
+    for defect in (InvalidState("x"), TransientError("x")):  # not the consumer's doing: a 500
+        assert api_problems(defect) is None

@@ -63,16 +63,16 @@ def replay(functions, context, call_api, name: str):
 
 @pytest.fixture
 def no_redrive_in_moto(functions, monkeypatch):
-    """moto 5.2.5 has no RedriveExecution (FACTS.md); Step Functions answers ExecutionNotRedrivable
-    for an execution that has not failed, which is what the replayed payment's is."""
-    from mxflow.payments import default_lifecycle
+    """moto 5.2.5 has no RedriveExecution; Step Functions answers ExecutionNotRedrivable for an
+    execution that has not failed, which is what the replayed payment's is."""
+    from mxflow.service import default_lifecycle
 
     def redrive_execution(**_):
         raise ClientError({"Error": {"Code": "ExecutionNotRedrivable",
                                      "Message": "Execution is RUNNING and cannot be redriven"}},
                           "RedriveExecution")
 
-    monkeypatch.setattr(default_lifecycle().stepfunctions, "redrive_execution", redrive_execution)
+    monkeypatch.setattr(default_lifecycle().workflow.client, "redrive_execution", redrive_execution)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

@@ -1,4 +1,6 @@
-"""PaymentStore and MessageArchive against moto, with the table built from template.yaml."""
+"""The PaymentStore contract (mxflow.ports), checked on the DynamoDB adapter (moto, the table built from
+template.yaml) and on the in-memory fake the lifecycle tests use, so the fake keeps the real rules;
+then what is DynamoDB's own: the item layout and the sparse in-flight index."""
 from __future__ import annotations
 
 import threading
@@ -6,16 +8,8 @@ import threading
 import boto3
 import pytest
 
-from mxflow.store import (
-    INFLIGHT_INDEX,
-    DuplicatePayment,
-    MessageArchive,
-    MessageNotFound,
-    PaymentNotFound,
-    PaymentStore,
-    StatusConflict,
-    inflight_shard,
-)
+from mxflow.aws.dynamodb import INFLIGHT_INDEX, DynamoDbPaymentStore, inflight_shard
+from mxflow.errors import DuplicatePayment, PaymentNotFound, StatusConflict
 
 
 def new_record(payment_id="P-1", status="RCVD"):
@@ -26,24 +20,25 @@ def new_record(payment_id="P-1", status="RCVD"):
 
 
 @pytest.fixture
-def store(aws):
-    return PaymentStore()
+def dynamodb_store(aws):
+    return DynamoDbPaymentStore(aws.table_name)
 
 
-def test_table_comes_from_the_template_design(aws):
-    table = boto3.client("dynamodb").describe_table(TableName=aws.table_name)["Table"]
-    assert {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]} == {"pk": "HASH", "sk": "RANGE"}
-    index = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}[INFLIGHT_INDEX]
-    assert {k["AttributeName"]: k["KeyType"] for k in index["KeySchema"]} == {
-        "inflightShard": "HASH", "statusSince": "RANGE"}
+@pytest.fixture(params=["dynamodb", "fake"])
+def store(request):
+    if request.param == "fake":
+        from fakes import FakePaymentStore
 
+        return FakePaymentStore()
+    return request.getfixturevalue("dynamodb_store")
+
+
+# -- the contract, on both -------------------------------------------------------------------------
 
 def test_create_writes_record_and_first_history_event(store):
     store.create(new_record())
     record = store.get("P-1")
     assert record["status"] == "RCVD" and record["version"] == 1
-    assert record["ownerRegion"] == "eu-west-1" and record["epoch"] == 1
-    assert record["inflightShard"] == inflight_shard("P-1", "RCVD")
     assert record["facts"] == {"amount": "10.50", "currency": "EUR"}
     history = store.history("P-1")
     assert [(e["status"], e["version"]) for e in history] == [("RCVD", 1)]
@@ -87,7 +82,7 @@ def test_transition_of_unknown_payment_raises_not_found(store):
         store.transition("ghost", expected_status="RCVD", expected_version=1, new_status="ACTC")
 
 
-def test_terminal_status_leaves_the_sparse_in_flight_index(store):
+def test_terminal_status_leaves_the_in_flight_set(store):
     store.create(new_record())
     store.transition("P-1", expected_status="RCVD", expected_version=1, new_status="ACTC")
     store.transition("P-1", expected_status="ACTC", expected_version=2, new_status="PDNG",
@@ -96,15 +91,15 @@ def test_terminal_status_leaves_the_sparse_in_flight_index(store):
     store.transition("P-1", expected_status="PDNG", expected_version=3, new_status="RJCT",
                      reason={"code": "AB06", "additionalInfo": "timeout"}, remove=("taskToken",))
     record = store.get("P-1")
-    assert "inflightShard" not in record and "taskToken" not in record
+    assert "taskToken" not in record
     assert record["reason"] == {"code": "AB06", "additionalInfo": "timeout"}
     assert store.oldest_in_flight_since("PDNG") is None
     assert store.history("P-1")[-1]["reason"]["code"] == "AB06"
+    assert store.history("P-1")[-1]["fromStatus"] == "PDNG"
 
 
-def test_oldest_pending_is_found_across_shards(store):
+def test_oldest_pending_is_the_earliest_status_since(store):
     ids = [f"P-{n}" for n in range(12)]
-    assert len({inflight_shard(i, "PDNG") for i in ids}) > 1
     for i in ids:
         store.create(new_record(i))
         store.transition(i, expected_status="RCVD", expected_version=1, new_status="PDNG")
@@ -161,16 +156,30 @@ def test_record_message_and_set_attributes(store):
         store.record_message("ghost", "x", "y")
 
 
-def test_archive_uses_the_buckets_kms_key_unless_one_is_named(aws):
-    s3 = boto3.client("s3")
-    archive = MessageArchive()
-    archive.put("generated/P-1/pacs.002.xml", b"<Envelope/>")
-    assert archive.get("generated/P-1/pacs.002.xml") == b"<Envelope/>"
-    head = s3.head_object(Bucket=aws.bucket, Key="generated/P-1/pacs.002.xml")
-    assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == aws.key_arn
-    named = boto3.client("kms").create_key(Description="operator key")["KeyMetadata"]["Arn"]
-    MessageArchive(kms_key_id=named).put("generated/P-1/camt.029.xml", b"<Envelope/>")
-    head = s3.head_object(Bucket=aws.bucket, Key="generated/P-1/camt.029.xml")
-    assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"] == named
-    with pytest.raises(MessageNotFound):
-        archive.get("generated/P-1/none.xml")
+# -- DynamoDB's own --------------------------------------------------------------------------------
+
+def test_table_comes_from_the_template_design(aws):
+    table = boto3.client("dynamodb").describe_table(TableName=aws.table_name)["Table"]
+    assert {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]} == {"pk": "HASH", "sk": "RANGE"}
+    index = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}[INFLIGHT_INDEX]
+    assert {k["AttributeName"]: k["KeyType"] for k in index["KeySchema"]} == {
+        "inflightShard": "HASH", "statusSince": "RANGE"}
+
+
+def test_item_layout_owner_region_epoch_and_sparse_index_key(dynamodb_store):
+    dynamodb_store.create(new_record())
+    record = dynamodb_store.get("P-1")
+    assert record["ownerRegion"] == "eu-west-1" and record["epoch"] == 1
+    assert record["inflightShard"] == inflight_shard("P-1", "RCVD")
+    dynamodb_store.transition("P-1", expected_status="RCVD", expected_version=1, new_status="RJCT",
+                              reason={"code": "AB06", "additionalInfo": "timeout"})
+    assert "inflightShard" not in dynamodb_store.get("P-1")  # terminal: out of the sparse index
+
+
+def test_oldest_pending_is_found_across_shards(dynamodb_store):
+    ids = [f"P-{n}" for n in range(12)]
+    assert len({inflight_shard(i, "PDNG") for i in ids}) > 1
+    for i in ids:
+        dynamodb_store.create(new_record(i))
+        dynamodb_store.transition(i, expected_status="RCVD", expected_version=1, new_status="PDNG")
+    assert dynamodb_store.oldest_in_flight_since("PDNG") == dynamodb_store.get(ids[0])["statusSince"]

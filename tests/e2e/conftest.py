@@ -26,6 +26,13 @@ def schema_dirs() -> list[str]:
 
 
 @pytest.fixture(scope="session")
+def schema_dir_args(schema_dirs) -> list[str]:
+    """The --schema-dir options of an `mxflow` subprocess: ../shared's XSDs when they are there (else the
+    built-in set alone)."""
+    return [arg for directory in schema_dirs for arg in ("--schema-dir", directory)]
+
+
+@pytest.fixture(scope="session")
 def registry(schema_dirs):
     from mxflow.iso20022 import SchemaRegistry
 

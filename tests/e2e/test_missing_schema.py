@@ -23,11 +23,11 @@ def layer_without_camt029_14(monkeypatch):
     monkeypatch.setattr(schemas, "_defaults", {})
 
     def install():
-        from mxflow import payments
+        from mxflow import service
 
         schema_sets._builtin_cache["entries"] = full
         schemas._defaults.clear()
-        payments.default_lifecycle.cache_clear()  # the functions' services, with their registries
+        service.default_lifecycle.cache_clear()  # the functions' services, with their registries
 
     return install
 

@@ -72,6 +72,20 @@ def test_no_token_is_401_and_a_wrong_scope_is_403(client, client_for):
     _problem(client_for(["payments/decide"]).redrive("p-00000000000000000000000000000000"), 403)
 
 
+@pytest.mark.parametrize("method, path", [
+    ("TRACE", "/payments"), ("GET", "/nowhere"), ("PUT", "/payments"), ("DELETE", "/payments/p-0"),
+    ("PATCH", "/health"), ("OPTIONS", "/payments"),
+])
+def test_undeclared_paths_and_methods_are_api_gateways_403(client, method, path):
+    """What API Gateway answers for a method or path no route declares (MISSING_AUTHENTICATION_TOKEN),
+    in the template's problem document that keeps API Gateway's own "message"."""
+    reply = client.request(method, path)
+    body = _problem(reply, 403)
+    assert reply.headers.get("x-amzn-errortype") == "MissingAuthenticationTokenException"
+    assert body["title"] == "Forbidden" and body["message"] == "Missing Authentication Token"
+    assert body["type"] == "about:blank" and body["requestId"] == reply.headers.get("x-amzn-requestid")
+
+
 def test_another_clients_payment_is_404(client, client_for):
     payment_id, _, _ = _submit_pending(client)
     stranger = client_for(["payments/read", "payments/decide", "payments/operate"], client_id="someone-else")

@@ -56,7 +56,7 @@ def require_schemas(registry):
     return check
 
 
-# --- A2 (rules, facts, builders): samples as bytes and freshly parsed ------------------------------
+# --- rules, facts, builders: samples as bytes and freshly parsed ------------------------------
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,9 @@
 """Every sample message of ../shared/iso20022/samples against the XSD step, with the outcome that
-../shared/iso20022/INDEX.md records (written out below, not recomputed): against ../shared's XSDs
-alone, as INDEX.md did; then the parts INDEX.md found no XSD for, against the built-in set.
+the samples' own index records (written out below, not recomputed): against ../shared's XSDs alone, as
+the index did; then the parts the index found no XSD for, against the built-in set.
 
 Per file: the AppHdr outcome, the Document outcome, and for invalid parts the element path of the
-first XSD error (the element INDEX.md names in "first XSD error").
+first XSD error (the element the index names in "first XSD error").
 """
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ EXPECTED = {
     "phoughton-cbpr-ur/2025/cbprplus_pacs008_sample_bic_mismatch.xml": (VALID, "pacs.008.001.08", VALID),
     "phoughton-cbpr-ur/2025/cbprplus_pacs008_sample_dodgy_IBAN_and_bic_mismatch.xml": (VALID, "pacs.008.001.08", VALID),
     "phoughton-cbpr-ur/2025/cbprplus_pacs008_sample_tag_mismatch_issue.xml": (VALID, "pacs.008.001.08", VALID),
-    # INDEX.md: "Element CdtrAgt: This element is not expected" - the second of two CdtrAgt siblings.
+    # the samples' index: "Element CdtrAgt: This element is not expected" - the second of two CdtrAgt siblings.
     "phoughton-cbpr-ur/2025/cbprplus_pacs008_sample_xsd_issue.xml": (
         VALID,
         "pacs.008.001.08",
@@ -103,7 +103,7 @@ def _outcome(issues, part_path):
 
 @pytest.fixture(scope="module")
 def shared_registry(xsd_dir):
-    """../shared/iso20022/xsd alone: the schemas INDEX.md's outcomes were computed with."""
+    """../shared/iso20022/xsd alone: the schemas the samples' index was computed with."""
     return SchemaRegistry([xsd_dir], builtin=False)
 
 

@@ -1,4 +1,4 @@
-"""`mxflow validate` (DESIGN section 5): exit codes 0/1/2, the --json object shape, --schema-dir,
+"""`mxflow validate` (README.md): exit codes 0/1/2, the --json object shape, --schema-dir,
 --profile, missing files, hostile input as an ordinary invalid file."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Fixtures for the embedded local runtime's tests (B2 may append fixtures below; append only)."""
+"""Fixtures for the embedded local runtime's tests."""
 from __future__ import annotations
 
 import json
@@ -126,4 +126,4 @@ def fixture_api(_fixture_api_server):
     Region started again after each test."""
     yield _fixture_api_server
     _fixture_api_server.runtime.faults.clear()
-    _fixture_api_server.start_region()
+    _fixture_api_server.runtime.start_region()

@@ -1,12 +1,15 @@
-"""The local HTTP API (mxflow_local.http_api): API Gateway REST semantics on the embedded runtime.
+"""The local HTTP API (mxflow_local.http_api and mxflow_local.gateway): API Gateway REST semantics on
+the embedded runtime.
 
-The first part checks the pieces on small templates with a recording runtime double (routing, the
-proxy event, gateway responses, the admin routes); the second part runs the real LocalRuntime on the
-fixture template (tests/local/fixture) and checks what a client sees over HTTP.
+The first part checks the pieces on small SAM templates, translated by the runtime's template reader,
+with a recording runtime double (routing, the proxy event, gateway responses, the admin routes); the
+second part runs the real LocalRuntime on the fixture template (tests/local/fixture) and checks what a
+client sees over HTTP.
 """
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import socket
 import time
@@ -14,17 +17,15 @@ from types import SimpleNamespace
 
 import pytest
 
-from mxflow_local.http_api import (
-    HttpRequest,
-    LocalApi,
-    MalformedProxyResponse,
-    RouteTable,
-    build_proxy_event,
-    gateway_reply,
-    load_apis,
-    reply_from_proxy_response,
-    routes_from_template,
-)
+from mxflow_local.faults import RegionSwitch
+from mxflow_local.gateway.proxy import HttpRequest, MalformedProxyResponse, build_proxy_event, reply_from_proxy_response
+from mxflow_local.gateway.responses import gateway_reply
+from mxflow_local.gateway.routes import RouteTable, read_apis
+from mxflow_local.http_api import LocalApi
+from mxflow_local.template import Resolver, load_template
+
+ACCOUNT = "123456789012"
+POOL_ID = "us-east-1_AbCdEf"
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -74,7 +75,7 @@ TEMPLATE = {
             },
         },
         "Things": _function({
-            "Get": _api_event("/things/{id}", "get", "Api", AuthorizationScopes=["things/read"]),
+            "Get": _api_event("/things/{id}", "get", "Api", Authorizer="Users", AuthorizationScopes=["things/read"]),
             "Default": _api_event("/things", "post", "Api"),
             "Open": _api_event("/things/open", "get", "Api", Authorizer="NONE"),
             "Lambda": _api_event("/things/lambda", "get", "Api", Authorizer="Other"),
@@ -86,21 +87,59 @@ TEMPLATE = {
 }
 
 
-class RecordingRuntime:
-    """Runtime double: the template, and `invoke` answering through a Python function."""
+def translated(sam: dict, directory, **overrides):
+    """A small SAM template as the runtime reads it (written out, then SAM-translated)."""
+    sam = copy.deepcopy(sam)
+    sam["Transform"] = "AWS::Serverless-2016-10-31"
+    for resource in sam["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::Function":
+            resource["Properties"].update(CodeUri=".", Runtime="python3.13")
+    path = directory / "template.json"
+    path.write_text(json.dumps(sam))
+    return load_template(path, region="us-east-1", account_id=ACCOUNT, stack_name="small",
+                         parameter_overrides=overrides)
 
-    def __init__(self, template, answer):
-        self.sam_template = template
-        self.parameters = {"StageName": "live", "AWS::Region": "us-east-1"}
+
+def fake_resolver(template) -> Resolver:
+    """Ref / GetAtt answered as the runtime would, without creating anything."""
+    def ref(logical_id):
+        return POOL_ID if logical_id == "Pool" else logical_id
+
+    def attr(logical_id, name):
+        if logical_id == "Pool":
+            return f"arn:aws:cognito-idp:us-east-1:{ACCOUNT}:userpool/{POOL_ID}"
+        return f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:{logical_id}"
+
+    return Resolver(template.cfn, template.parameters, ref, attr)
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """TEMPLATE translated with StageName=live, and its resolver."""
+    template = translated(TEMPLATE, tmp_path_factory.mktemp("small"), StageName="live")
+    return template, fake_resolver(template)
+
+
+def apis_and_routes(sam: dict, directory):
+    template = translated(sam, directory)
+    return read_apis(template, fake_resolver(template).resolve)
+
+
+class RecordingRuntime:
+    """Runtime double: the translated template, and `invoke` answering through a Python function."""
+
+    def __init__(self, template, resolver, answer):
+        self.template = template
+        self.resolver = resolver
+        self.region = "us-east-1"
+        self.region_switch = RegionSwitch(self.region)
         self.answer = answer
         self.events = []
         self.injected = []
         self.faults = SimpleNamespace(inject=lambda *a, **k: self.injected.append((a, k)))
 
     def physical(self, logical_id):
-        if logical_id == "Pool":
-            return "us-east-1_AbCdEf"
-        raise KeyError(logical_id)
+        raise KeyError(logical_id)  # nothing is created: the API ids are made up
 
     def invoke(self, function, event):
         self.events.append((function, event))
@@ -116,8 +155,10 @@ def _echo(event):
     return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": json.dumps({"ok": True})}
 
 
-def test_routes_carry_api_authorizer_and_scopes():
-    routes = {(r.method, r.path): r for r in routes_from_template(TEMPLATE, {"StageName": "live"})}
+def test_routes_carry_api_authorizer_and_scopes(small):
+    template, resolver = small
+    apis, found = read_apis(template, resolver.resolve)
+    routes = {(r.method, r.path): r for r in found}
     assert set(routes) == {("GET", "/things/{id}"), ("POST", "/things"), ("GET", "/things/open"),
                            ("GET", "/things/lambda"), ("ANY", "/files/{proxy+}"), ("GET", "/files/special"),
                            ("GET", "/ping")}
@@ -129,13 +170,14 @@ def test_routes_carry_api_authorizer_and_scopes():
     assert routes[("GET", "/things/lambda")].authorizer_type == "unsupported"
     ping = routes[("GET", "/ping")]
     assert (ping.api, ping.authorizer) == ("ServerlessRestApi", None)
-    apis = load_apis(TEMPLATE, {"StageName": "live"})
     assert apis["Api"].stage == "live" and apis["ServerlessRestApi"].stage == "Prod"
     assert apis["Api"].binary_media_types == ("application/octet-stream",)
+    assert apis["Api"].authorizers["Users"].provider_arns == (f"arn:aws:cognito-idp:us-east-1:{ACCOUNT}:userpool/{POOL_ID}",)
 
 
-def test_resource_resolution_prefers_literal_then_parameter_then_greedy():
-    table = RouteTable(routes_from_template(TEMPLATE))
+def test_resource_resolution_prefers_literal_then_parameter_then_greedy(small):
+    template, resolver = small
+    table = RouteTable(read_apis(template, resolver.resolve)[1])
     route, params = table.match("GET", "/files/special")
     assert (route.path, params) == ("/files/special", {})
     route, params = table.match("DELETE", "/files/a/b%20c")
@@ -149,18 +191,19 @@ def test_resource_resolution_prefers_literal_then_parameter_then_greedy():
     assert table.match("GET", "/nowhere") == (None, None)
 
 
-def test_admin_prefix_and_duplicate_routes_are_refused():
+def test_admin_prefix_and_duplicate_routes_are_refused(tmp_path):
     clash = {"Resources": {"F": _function({"A": _api_event("/_local/x", "get")})}}
     with pytest.raises(ValueError, match="admin"):
-        RouteTable(routes_from_template(clash))
+        RouteTable(apis_and_routes(clash, tmp_path)[1])
     twice = {"Resources": {"F": _function({"A": _api_event("/a/{x}", "get"), "B": _api_event("/a/{y}", "get")})}}
     with pytest.raises(ValueError, match="defined twice"):
-        RouteTable(routes_from_template(twice))
+        RouteTable(apis_and_routes(twice, tmp_path)[1])
 
 
-def test_proxy_event_has_the_rest_api_v1_shape():
-    apis = load_apis(TEMPLATE, {"StageName": "live"})
-    table = RouteTable(routes_from_template(TEMPLATE, {"StageName": "live"}))
+def test_proxy_event_has_the_rest_api_v1_shape(small):
+    template, resolver = small
+    apis, routes = read_apis(template, resolver.resolve)
+    table = RouteTable(routes)
     request = HttpRequest("GET", "/things/42?a=1&a=2&b=&c=x%20y",
                           [("Host", "127.0.0.1:3000"), ("X-Multi", "one"), ("X-Multi", "two"),
                            ("User-Agent", "pytest")], b"", "127.0.0.1")
@@ -211,8 +254,9 @@ def test_proxy_response_to_http():
             reply_from_proxy_response(bad, accept=None, binary_types=())
 
 
-def test_gateway_responses_from_the_template_and_aws_defaults():
-    apis = load_apis(TEMPLATE)
+def test_gateway_responses_from_the_template_and_aws_defaults(small):
+    template, resolver = small
+    apis = read_apis(template, resolver.resolve)[0]
     request = HttpRequest("GET", "/things/1", [("X-Trace", "t-9")], b"", "127.0.0.1")
     reply = gateway_reply("UNAUTHORIZED", apis["Api"], {"requestId": "r-2"}, request)
     assert reply.status == 401
@@ -229,15 +273,15 @@ def test_gateway_responses_from_the_template_and_aws_defaults():
 
 
 @pytest.fixture()
-def small_api():
-    runtime = RecordingRuntime(TEMPLATE, _echo)
+def small_api(small):
+    runtime = RecordingRuntime(*small, _echo)
     with LocalApi(runtime, port=0) as api:
         yield api, runtime
 
 
 def test_server_on_a_runtime_double(small_api, http):
     api, runtime = small_api
-    assert api.issuer.issuer == "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_AbCdEf"
+    assert api.issuer.issuer == f"https://cognito-idp.us-east-1.amazonaws.com/{POOL_ID}"
     token = api.issue_token(["things/read"], client_id="c1")
     status, _, body = http(api.url, "GET", "/things/9?q=1", token=token)
     assert (status, body) == (200, {"ok": True})
@@ -392,3 +436,71 @@ def test_throttled_invocation_is_500(fixture_api, http):
     status, headers, body = http(fixture_api.url, "GET", "/items/1", token=token)
     assert (status, body) == (500, {"message": "Internal server error"})
     assert http(fixture_api.url, "GET", "/items/1", token=token)[0] == 200
+
+
+def _raw_exchange(port: int, request: bytes) -> tuple[int, dict, bytes]:
+    """Send bytes as they are and read the whole answer (until the server closes the connection:
+    well-formed requests here say `Connection: close`)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+        connection.sendall(request)
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_undeclared_methods_are_403_missing_authentication_token(fixture_api, http):
+    for method, path in (("TRACE", "/items"), ("PUT", "/items"), ("PATCH", "/health"), ("OPTIONS", "/items/1"),
+                         ("GET", "/nowhere")):
+        status, headers, body = http(fixture_api.url, method, path)
+        assert (status, body) == (403, {"message": "Missing Authentication Token"}), (method, path)
+        assert headers["x-amzn-ErrorType"] == "MissingAuthenticationTokenException"
+
+
+def test_a_malformed_request_is_answered_in_json_not_html(fixture_api):
+    for request in (b"GARBAGE\r\n\r\n", b"GET /health HTTP/9.9\r\n\r\n", b"GET /\x00 HTTP/1.1 extra\r\n\r\n",
+                    b"GET /health HTTP/1.1\r\n" + b"X-Long: " + b"x" * 70000 + b"\r\n\r\n"):
+        status, headers, body = _raw_exchange(fixture_api.port, request)
+        assert 400 <= status < 600 and headers["Content-Type"] == "application/json", request
+        assert isinstance(json.loads(body)["message"], str)
+
+
+def test_chunked_bodies_reach_the_handler_and_bad_framing_is_400(fixture_api):
+    token = fixture_api.issue_token(["items/write"])
+    chunked = (b"POST /items HTTP/1.1\r\nHost: local\r\nConnection: close\r\nAuthorization: Bearer " + token.encode() +
+               b"\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"7\r\n{\"name\"\r\n9\r\n: \"bolt\"}\r\n0\r\n\r\n")
+    status, _, body = _raw_exchange(fixture_api.port, chunked)
+    assert status == 200 and json.loads(body)["received"] == {"name": "bolt"}
+    broken = chunked.replace(b"7\r\n{", b"zz\r\n{")
+    status, headers, body = _raw_exchange(fixture_api.port, broken)
+    assert status == 400 and json.loads(body) == {"message": "malformed request body framing"}
+    bad_length = b"POST /items HTTP/1.1\r\nHost: local\r\nContent-Length: ten\r\n\r\n"
+    assert _raw_exchange(fixture_api.port, bad_length)[0] == 400
+
+
+def test_head_answers_without_a_body(fixture_api):
+    status, headers, body = _raw_exchange(fixture_api.port, b"HEAD /health HTTP/1.1\r\nHost: local\r\nConnection: close\r\n\r\n")
+    assert status == 403 and body == b"" and headers["Content-Length"] == "0"  # HEAD is not declared
+
+
+def test_a_connection_serves_several_requests(fixture_api):
+    """HTTP/1.1 keep-alive: the answers come back on the connection that asked."""
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", fixture_api.port, timeout=10)
+    try:
+        statuses = []
+        for _ in range(3):
+            connection.request("GET", "/health")
+            response = connection.getresponse()
+            response.read()
+            statuses.append(response.status)
+            if len(statuses) == 1:
+                first_socket = connection.sock
+        assert statuses == [200, 200, 200] and connection.sock is first_socket
+    finally:
+        connection.close()

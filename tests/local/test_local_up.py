@@ -76,10 +76,22 @@ def test_local_up_serves_and_mxflow_token_is_accepted(tmp_path, http):
         assert status == 200 and body["claims"]["client_id"] == "cli-client"
         assert body["pathParameters"] == {"id": "7"}
         assert http(url, "POST", "/items", token=bearer, body={})[0] == 403  # read scope only
+
+        # the AWS endpoint (a free port, as --port is 0), published next to the key
+        endpoint_file = tmp_path / "state" / "local-aws-endpoint.json"
+        assert oct(endpoint_file.stat().st_mode & 0o777) == "0o600"
+        exports = subprocess.run(MXFLOW + ["local", "env"], capture_output=True, text=True, env=env, timeout=60)
+        assert exports.returncode == 0, exports.stderr
+        variables = dict(line.removeprefix("export ").split("=", 1) for line in exports.stdout.splitlines())
+        assert variables["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:") and variables["AWS_REGION"] == "us-east-1"
+        assert variables["AWS_ENDPOINT_URL"] != url and not variables["AWS_ENDPOINT_URL"].endswith(":0")
     finally:
         code = _stop(process)
-    assert code == 0, process.stderr.read()[-3000:]
+    stderr = process.stderr.read()
+    assert code == 0, stderr[-3000:]
+    assert f"export AWS_ENDPOINT_URL={variables['AWS_ENDPOINT_URL']}" in stderr and "127.0.0.1 only" in stderr
     assert not key_file.exists()  # withdrawn on a clean stop
+    assert not endpoint_file.exists()
     missing = subprocess.run(MXFLOW + ["token", "--scope", "items/read"], capture_output=True, text=True,
                              env=env, timeout=60)
     assert missing.returncode == 2 and "no running 'mxflow local up'" in missing.stderr
@@ -177,3 +189,34 @@ def test_local_up_says_at_start_which_configured_versions_have_no_schema(tmp_pat
     assert main(["local", "up", "--template", template, "--port", "0",
                  "--parameter-overrides", "CancellationAnswerVersion=camt.029.001.14"]) == 1
     assert "no schema is installed" not in capsys.readouterr().err
+
+
+def test_local_up_without_the_aws_endpoint(tmp_path):
+    env = _environment(tmp_path / "state")
+    process = subprocess.Popen(MXFLOW + ["local", "up", "--port", "0", "--no-aws-endpoint", "--template",
+                                         str(FIXTURE_TEMPLATE)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        url = _read_line(process, time.monotonic() + START_TIMEOUT_S).strip()
+        assert url.startswith("http://127.0.0.1:"), process.stderr.read()[-3000:] if not url else url
+        assert (tmp_path / "state" / "local-signing-key.json").exists()
+        assert not (tmp_path / "state" / "local-aws-endpoint.json").exists()
+        missing = subprocess.run(MXFLOW + ["local", "env"], capture_output=True, text=True, env=env, timeout=60)
+        assert missing.returncode == 2 and "no running 'mxflow local up' with an AWS endpoint" in missing.stderr
+    finally:
+        code = _stop(process)
+    stderr = process.stderr.read()
+    assert code == 0 and "no AWS endpoint (--no-aws-endpoint)" in stderr and "AWS_ENDPOINT_URL" not in stderr
+
+
+def test_aws_endpoint_port_options():
+    from mxflow_cli.local_cmd import aws_endpoint_port
+
+    parse = build_parser().parse_args
+    assert aws_endpoint_port(parse(["local", "up"])) == 3001            # as `sam local start-lambda`
+    assert aws_endpoint_port(parse(["local", "up", "--port", "0"])) == 0   # a free port, as the API's
+    assert aws_endpoint_port(parse(["local", "up", "--port", "0", "--aws-port", "4001"])) == 4001
+    assert aws_endpoint_port(parse(["local", "up", "--aws-port", "0"])) == 0
+    assert aws_endpoint_port(parse(["local", "up", "--no-aws-endpoint"])) is None
+    with pytest.raises(LocalUsageError, match="--aws-port"):
+        local_up_settings(parse(["local", "up", "--template", str(FIXTURE_TEMPLATE), "--aws-port", "70000"]))

@@ -60,7 +60,7 @@ def test_condition_false_resource_is_not_created(runtime):
     assert any("AlertsTopic" in note and "Condition IsProd" in note for note in runtime.notes)
 
 
-def test_sam_template_keeps_routes_and_auth_for_the_local_api(runtime):
+def test_sam_template_keeps_routes_and_auth_as_written(runtime):
     events = runtime.sam_template["Resources"]["ApiFunction"]["Properties"]["Events"]
     assert events["GetItem"]["Properties"]["Auth"]["AuthorizationScopes"] == ["items/read"]
     api_auth = runtime.sam_template["Resources"]["FixtureApi"]["Properties"]["Auth"]

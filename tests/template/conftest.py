@@ -1,9 +1,10 @@
 """Fixtures of the template tests: the SAM template as written, and as CloudFormation receives it.
 
-The SAM template is read with aws-sam-translator's YAML loader (CloudFormation short tags such as
-``!GetAtt`` become their long form) and expanded with the local runtime's loader, which runs
-aws-sam-translator exactly as ``sam deploy`` relies on it: the generated IAM roles, the REST API's
-OpenAPI body, the state machine resource are inspected, not the SAM shorthand that produced them.
+Both come from the local runtime's template reader (mxflow_local.template), the one reader of
+template.yaml: CloudFormation short tags such as ``!GetAtt`` become their long form, and the
+expansion runs aws-sam-translator exactly as ``sam deploy`` relies on it: the generated IAM roles, the
+REST API's OpenAPI body, the state machine resource are inspected, not the SAM shorthand that
+produced them.
 """
 
 from __future__ import annotations
@@ -13,25 +14,35 @@ import re
 from pathlib import Path
 
 import pytest
-from samtranslator.yaml_helper import yaml_parse
 
-from mxflow_local.template import load_template
+from mxflow_local.template import LoadedTemplate, load_template
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template.yaml"
 STATE_MACHINE = REPO / "statemachines" / "payment.asl.json"
 PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
+ACCOUNT, REGION, STACK = "123456789012", "us-east-1", "mxflow"
+
+
+def application_template(stack_name: str = STACK) -> LoadedTemplate:
+    """template.yaml read and expanded with default parameter values."""
+    return load_template(TEMPLATE, region=REGION, account_id=ACCOUNT, stack_name=stack_name)
 
 
 @pytest.fixture(scope="session")
-def sam() -> dict:
-    return yaml_parse(TEMPLATE.read_text())
+def loaded() -> LoadedTemplate:
+    return application_template()
 
 
 @pytest.fixture(scope="session")
-def cfn() -> dict:
+def sam(loaded) -> dict:
+    return loaded.sam
+
+
+@pytest.fixture(scope="session")
+def cfn(loaded) -> dict:
     """The template after the SAM transform (default parameter values)."""
-    return load_template(TEMPLATE, region="us-east-1", account_id="123456789012", stack_name="mxflow").cfn
+    return loaded.cfn
 
 
 @pytest.fixture(scope="session")

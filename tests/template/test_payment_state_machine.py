@@ -1,10 +1,14 @@
-"""statemachines/payment.asl.json: its shape per the shared design (names, inputs, outputs, Retry and
-Catch), and its behaviour, run by moto's Step Functions interpreter (real ASL semantics: ResultSelector,
-Choice, waitForTaskToken, TimeoutSecondsPath, Retry, Catch) with scripted Lambda functions standing in
-for the handlers (what is under test here is the flow, not the functions)."""
+"""statemachines/payment.asl.json: its shape (names, inputs, outputs, Retry and Catch, as
+docs/architecture.md describes the flow), and its behaviour, run by moto's Step Functions interpreter
+(real ASL semantics: ResultSelector, Choice, waitForTaskToken, TimeoutSecondsPath, Retry, Catch). The
+state machine and its task functions are created from template.yaml by the local runtime's template
+reader (the definition as deployed, DefinitionSubstitutions applied); scripted code stands in for the
+handlers (what is under test here is the flow, not the functions)."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import sys
 import threading
@@ -17,8 +21,9 @@ import pytest
 from moto import mock_aws
 
 from mxflow_local.lambda_runner import FunctionSpec, LambdaRunner, install
+from mxflow_local.resources import StackBuilder, create_resources
 
-from .conftest import PLACEHOLDER
+from .conftest import ACCOUNT, PLACEHOLDER, REGION, application_template
 
 LAMBDA_SERVICE_ERRORS = ["Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException",
                          "Lambda.TooManyRequestsException"]
@@ -144,16 +149,26 @@ def test_placeholders_are_the_agreed_ones(asl_text):
 # --------------------------------------------------------------------------------------------------
 # behaviour in moto's interpreter
 
-ACCOUNT, REGION = "123456789012", "us-east-1"
 FUNCTIONS = ("Validate", "Park", "DecisionTimeout", "Finalise", "Release")
 SCRIPT_MODULE = "mxflow_template_tests_lambda_script"
 FAKE_HANDLER = f"""
+import os
 import sys
 
 def lambda_handler(event, context):
-    # function names are "<Name>-<run suffix>": the script is keyed by <Name>
-    return sys.modules[{SCRIPT_MODULE!r}].handle(context.function_name.rsplit("-", 1)[0], event)
+    return sys.modules[{SCRIPT_MODULE!r}].handle(os.environ["SCRIPTED_FUNCTION"], event)
 """
+
+
+@functools.cache
+def translated_template():
+    return application_template()
+
+
+@functools.cache
+def aws_client(service: str):
+    """One client per service for the module (moto answers whichever mock is running)."""
+    return boto3.client(service, region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
 class TransientError(Exception):
@@ -185,35 +200,42 @@ class LambdaScript:
 
 
 @pytest.fixture()
-def flow(tmp_path, asl_text):
-    """A running payment state machine in moto whose Lambda tasks call the scripted functions."""
+def flow(tmp_path):
+    """A running payment state machine in moto, created from template.yaml with its five task
+    functions; each function's code is the script."""
     (tmp_path / "app.py").write_text(FAKE_HANDLER)
     script = LambdaScript()
     sys.modules[SCRIPT_MODULE] = script
     install()
-    # Unique names: another suite's local runtime may keep moto's state alive in this process.
-    suffix = uuid.uuid4().hex[:8]
+    # A stack name of its own: another suite's local runtime may keep moto's state alive in this process.
+    stack = f"payment-{uuid.uuid4().hex[:8]}"
+    template = translated_template()
+    template = dataclasses.replace(template, parameters={**template.parameters, "AWS::StackName": stack})
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}):
-        iam = boto3.client("iam", region_name=REGION)
-        role = iam.create_role(RoleName=f"payment-test-{suffix}", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-        awslambda = boto3.client("lambda", region_name=REGION)
+        builder = StackBuilder(template, region=REGION, account_id=ACCOUNT, stack_name=stack,
+                               client=aws_client)
+        machine_arn = create_resources(builder, only=["PaymentStateMachine"]).ref("PaymentStateMachine")
         runner = LambdaRunner(ACCOUNT, REGION)
-        definition = asl_text
         for name in FUNCTIONS:
-            arn = awslambda.create_function(FunctionName=f"{name}-{suffix}", Runtime="python3.13", Role=role, Handler="app.lambda_handler",
-                                            Code={"ZipFile": b"unused"})["FunctionArn"]
-            runner.add(FunctionSpec(logical_id=f"{name}Function", name=f"{name}-{suffix}", arn=arn, code_dir=tmp_path,
-                                    handler="app.lambda_handler", layer_dirs=[], environment={}, timeout_s=10))
-            definition = definition.replace("${%sFunctionArn}" % name, arn)
-        definition = definition.replace("${LambdaInvokeWaitForTaskToken}", "arn:aws:states:::lambda:invoke.waitForTaskToken")
-        definition = definition.replace("${LambdaInvoke}", "arn:aws:states:::lambda:invoke")
-        sfn = boto3.client("stepfunctions", region_name=REGION)
-        machine = sfn.create_state_machine(name=f"payment-{suffix}", definition=definition, roleArn=role, type="STANDARD")
+            created = builder.record.functions[f"{name}Function"]
+            runner.add(FunctionSpec(logical_id=f"{name}Function", name=created["FunctionName"], arn=created["Arn"],
+                                    code_dir=tmp_path, handler="app.lambda_handler", layer_dirs=[],
+                                    environment={"SCRIPTED_FUNCTION": name}, timeout_s=10))
         try:
-            yield Flow(sfn, machine["stateMachineArn"], script)
+            yield Flow(aws_client("stepfunctions"), machine_arn, script)
         finally:
             runner.close()
             sys.modules.pop(SCRIPT_MODULE, None)
+
+
+def test_the_state_machine_is_the_template_s_with_the_callback_task(flow):
+    """The definition moto runs is payment.asl.json with the template's substitutions: the callback
+    task stays `.waitForTaskToken` and every task names its function's ARN."""
+    definition = json.loads(flow.sfn.describe_state_machine(stateMachineArn=flow.machine_arn)["definition"])
+    assert definition["States"]["AwaitDecision"]["Resource"] == "arn:aws:states:::lambda:invoke.waitForTaskToken"
+    assert definition["States"]["ValidateAndPersist"]["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert not PLACEHOLDER.findall(json.dumps(definition))
+    assert flow.machine_arn.endswith("-payment")
 
 
 class Flow:

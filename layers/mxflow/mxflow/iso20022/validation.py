@@ -34,7 +34,7 @@ MAX_SCHEMA_ISSUES = 20  # per part; libxml2 can report one error per element of 
 @dataclass
 class ValidationResult:
     """valid: no errors. message_type: the Document's message id ("pacs.008.001.08") or None when the
-    input could not be identified. errors: every Issue, in pipeline order. facts: A2's Facts (with
+    input could not be identified. errors: every Issue, in pipeline order. facts: the Facts (with
     to_dict()) or None. parsed: the ParsedMessage or None."""
 
     valid: bool

@@ -1,10 +1,11 @@
 """The payment lifecycle: what the Lambda handlers call (receive, validate, park, decide, time out,
 finalise, release, redrive) and the read model of GET /payments/{id}.
 
-Testable without Lambda: every AWS access goes through `PaymentStore`/`MessageArchive` (mxflow.store)
-or the Step Functions, SQS and SNS clients given to `PaymentLifecycle` (created once per process
-otherwise). Every ISO 20022 concern (parsing, validation, facts, messages, codes) is the library's
-(`mxflow.iso20022`); this module never reads XML itself.
+Pure domain: it talks to the outside world only through the ports of mxflow.ports (store, archive,
+workflow, release queue, event publisher, clock) and raises the errors of mxflow.errors. It imports
+no AWS library; mxflow.service composes it with the AWS adapters (mxflow.aws), the tests with
+in-memory fakes. Every ISO 20022 concern (parsing, validation, facts, messages, codes) is the
+library's (mxflow.iso20022); this module never reads XML itself.
 
 Statuses are ISO ExternalPaymentTransactionStatus1Code values: RCVD, ACTC, PDNG, ACSP, ACSC, RJCT, CANC.
 Every status change is conditional (expected status and version) and appends a history event.
@@ -13,180 +14,76 @@ and neither repeats a side effect (the release is sent once) nor fails on them.
 """
 from __future__ import annotations
 
-import functools
-import json
-import os
-import time
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
 import jsonschema
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionError as BotoConnectionError
 
 from mxflow import iso20022
-from mxflow.iso20022 import codes as iso_codes
-from mxflow.store import (
+from mxflow.clock import parse_utc, utc_now
+from mxflow.errors import (
+    Conflict,
+    DuplicateIdentity,
     DuplicatePayment,
-    MessageArchive,
+    InvalidRequest,
+    InvalidState,
     MessageNotFound,
+    MessageTooLarge,
+    NotRedrivable,
     PaymentNotFound,
-    PaymentStore,
+    ServiceError,
     StatusConflict,
-    aws_client,
-    current_region,
-    utc_now,
+    UnknownReasonCode,
+    UnsupportedMessage,
 )
+from mxflow.iso20022 import codes as iso_codes
+from mxflow.openapi import decision_request_schemas
+from mxflow.ports import Clock, EventPublisher, MessageArchive, PaymentStore, ReleaseQueue, Workflow
+from mxflow.settings import Settings
 
 SUPPORTED_MESSAGES = ("pacs.008", "pacs.009", "camt.056")
 DECISION_STATUS = {"approve": "ACSP", "reject": "RJCT", "cancel": "CANC"}
 TIMEOUT_REASON = "AB06"  # ExternalStatusReason1Code AB06: time-out at the instructed agent
 DUPLICATE_REASON = "AM05"  # ExternalStatusReason1Code AM05: duplication
+AUTO_APPROVER = "policy:auto-approve"
 RECEIVED_MESSAGE = "received"
 STATUS_REPORT = "pacs.002"
 CANCELLATION_ANSWER = "camt.029"
 OUTBOUND_MESSAGE = "outbound"
 MAX_ADDITIONAL_INFO = 105  # pacs.002 AddtlInf is Max105Text
-MAX_INLINE_RELEASE_BYTES = 200 * 1024  # SQS allows 256 KiB; larger messages go by S3 key only
+MAX_INLINE_RELEASE_BYTES = 200 * 1024  # SQS allows 256 KiB; larger messages go by archive key only
 
-_INFO = {"type": "string", "minLength": 1, "maxLength": MAX_ADDITIONAL_INFO}
-_CODE = {"type": "string", "minLength": 1, "maxLength": 35}
-DECISION_REQUEST_SCHEMAS: dict[str, dict] = {
-    "approve": {"type": "object", "properties": {"additionalInfo": _INFO},
-                "additionalProperties": False},
-    "reject": {"type": "object", "required": ["reasonCode"],
-               "properties": {"reasonCode": _CODE, "additionalInfo": _INFO},
-               "additionalProperties": False},
-    "cancel": {"type": "object", "required": ["reasonCode"],
-               "properties": {"reasonCode": _CODE, "additionalInfo": _INFO},
-               "additionalProperties": False},
-}
-_TRANSIENT_CODES = {
-    "ThrottlingException", "Throttling", "ThrottledException", "RequestLimitExceeded",
-    "ProvisionedThroughputExceededException", "RequestThrottled", "SlowDown", "ServiceUnavailable",
-    "InternalError", "InternalServerError", "InternalFailure", "ServiceException",
-    "KMSThrottlingException", "TransactionInProgressException", "RequestTimeout",
-}
+# The decision bodies' JSON Schemas are the published ones: components.schemas of the API's OpenAPI
+# document (mxflow/openapi.json), whose additionalInfo maxLength is MAX_ADDITIONAL_INFO.
+DECISION_REQUEST_SCHEMAS: dict[str, dict] = decision_request_schemas()
 
 
-# -- errors ----------------------------------------------------------------------------------------
-
-class PaymentError(Exception):
-    """A request the lifecycle refuses; carries what an HTTP problem needs."""
-
-    status = 400
-    title = "Bad request"
-
-    def __init__(self, detail: str, *, code: str | None = None):
-        super().__init__(detail)
-        self.detail = detail
-        self.code = code
+def received_key(payment_id: str, content_hash: str) -> str:
+    """Where the archive keeps a received message (one key per distinct content)."""
+    return f"received/{payment_id}/{content_hash}.xml"
 
 
-class UnsupportedMessage(PaymentError):
-    title = "Malformed or unsupported message"
+def generated_key(payment_id: str, name: str) -> str:
+    """Where the archive keeps a message generated for the payment (pacs.002, camt.029, outbound)."""
+    return f"generated/{payment_id}/{name}.xml"
 
 
-class MessageTooLarge(PaymentError):
-    status = 413
-    title = "Message too large"
-
-
-class InvalidRequest(PaymentError):
-    title = "Invalid request body"
-
-
-class NotFound(PaymentError):
-    status = 404
-    title = "Not found"
-
-
-class Conflict(PaymentError):
-    status = 409
-    title = "Conflict"
-
-
-class UnknownReasonCode(PaymentError):
-    status = 422
-    title = "Unknown reason code"
-
-
-class TransientError(Exception):
-    """A technical failure worth retrying; the state machine retries it by this class name."""
-
-
-class InvalidState(Exception):
-    """A step found the payment in a status its flow never leads to (a defect: fail the execution)."""
-
-
-def transient_aws_errors(method):
-    """Turn throttling, 5xx and connection failures of AWS calls into TransientError (retried by the
-    state machine); every other error propagates unchanged."""
-
-    @functools.wraps(method)
-    def wrapper(*args, **kwargs):
-        try:
-            return method(*args, **kwargs)
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            http = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-            if code in _TRANSIENT_CODES or http >= 500:
-                raise TransientError(f"{method.__name__}: {code or http}") from error
-            raise
-        except BotoConnectionError as error:
-            raise TransientError(f"{method.__name__}: {type(error).__name__}") from error
-
-    return wrapper
-
-
-# -- settings --------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Settings:
-    """The functions' configuration (template Globals), read once per process."""
-
-    operator_bic: str = "MXFLGB2LXXX"
-    profile: str = "iso"
-    decision_timeout_seconds: int = 86400
-    auto_approve_max_amount: Decimal | None = None
-    max_message_bytes: int = 1048576
-    state_machine_arn: str | None = None
-    release_queue_url: str | None = None
-    events_topic_arn: str | None = None
-    message_versions: iso20022.MessageVersions = iso20022.CBPR_PLUS_VERSIONS  # what the builders emit
-
-    @classmethod
-    def from_environ(cls, env: Mapping[str, str] = os.environ) -> "Settings":
-        auto = (env.get("AUTO_APPROVE_MAX_AMOUNT") or "").strip()
-        try:
-            auto_amount = Decimal(auto) if auto else None
-        except InvalidOperation:
-            raise ValueError("AUTO_APPROVE_MAX_AMOUNT must be empty or a decimal amount") from None
-        return cls(
-            operator_bic=env.get("OPERATOR_BIC") or cls.operator_bic,
-            profile=env.get("VALIDATION_PROFILE") or cls.profile,
-            decision_timeout_seconds=int(env.get("DECISION_TIMEOUT_SECONDS") or cls.decision_timeout_seconds),
-            auto_approve_max_amount=auto_amount,
-            max_message_bytes=int(env.get("MAX_MESSAGE_BYTES") or cls.max_message_bytes),
-            state_machine_arn=env.get("STATE_MACHINE_ARN") or None,
-            release_queue_url=env.get("RELEASE_QUEUE_URL") or None,
-            events_topic_arn=env.get("EVENTS_TOPIC_ARN") or None,
-            message_versions=iso20022.MessageVersions.from_environ(env),
-        )
-
-
-def execution_arn(state_machine_arn: str, name: str) -> str:
-    """arn:...:stateMachine:Name -> arn:...:execution:Name:<name> (the ARN Step Functions gives)."""
-    head, sep, machine = state_machine_arn.rpartition(":stateMachine:")
-    if not sep:
-        raise ValueError("not a state machine ARN")
-    return f"{head}:execution:{machine}:{name}"
-
-
-def _decision_output(decision: Mapping[str, Any]) -> dict:
+def decision_output(decision: Mapping[str, Any]) -> dict:
     """The four keys the state machine reads from a decision (null where not applicable)."""
     return {key: decision.get(key) for key in ("action", "reasonCode", "additionalInfo", "decidedBy")}
+
+
+def counterparty(facts: Mapping[str, Any], payment_id: str) -> str:
+    """The release queue's message group: the creditor agent (or the next agent) BIC, so ordering
+    holds per counterparty and payments to different counterparties flow in parallel; the payment
+    itself when the message names no agent."""
+    for key in ("creditorAgentBic", "creditorAgent", "instructedAgentBic", "instructedAgent",
+                "receiverBic", "receiver"):
+        value = facts.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return payment_id
 
 
 def _short(text: str | None) -> str | None:
@@ -203,51 +100,20 @@ def _facts_dict(facts) -> dict:
     return facts.to_dict() if facts is not None else {}
 
 
-def counterparty(facts: Mapping[str, Any], payment_id: str) -> str:
-    """The SQS FIFO message group: the creditor agent (or the next agent) BIC, so ordering holds per
-    counterparty and payments to different counterparties flow in parallel; the payment itself when
-    the message names no agent."""
-    for key in ("creditorAgentBic", "creditorAgent", "instructedAgentBic", "instructedAgent",
-                "receiverBic", "receiver"):
-        value = facts.get(key)
-        if isinstance(value, str) and value:
-            return value
-    return payment_id
-
-
-# -- the lifecycle ---------------------------------------------------------------------------------
-
 class PaymentLifecycle:
     """The domain service every function calls."""
 
-    def __init__(self, store: PaymentStore | None = None, archive: MessageArchive | None = None,
-                 settings: Settings | None = None, *, stepfunctions=None, sqs=None, sns=None,
-                 registry=None):
-        self.store = store or PaymentStore()
-        self.archive = archive or MessageArchive()
-        self.settings = settings or Settings.from_environ()
-        self._stepfunctions = stepfunctions
-        self._sqs = sqs
-        self._sns = sns
+    def __init__(self, *, store: PaymentStore, archive: MessageArchive, workflow: Workflow,
+                 release_queue: ReleaseQueue, events: EventPublisher | None, settings: Settings,
+                 registry=None, clock: Clock = utc_now):
+        self.store = store
+        self.archive = archive
+        self.workflow = workflow
+        self.release_queue = release_queue
+        self.events = events  # None: no event topic configured, nothing is published
+        self.settings = settings
+        self.clock = clock
         self._registry = registry
-
-    @property
-    def stepfunctions(self):
-        if self._stepfunctions is None:
-            self._stepfunctions = aws_client("stepfunctions")
-        return self._stepfunctions
-
-    @property
-    def sqs(self):
-        if self._sqs is None:
-            self._sqs = aws_client("sqs")
-        return self._sqs
-
-    @property
-    def sns(self):
-        if self._sns is None:
-            self._sns = aws_client("sns")
-        return self._sns
 
     @property
     def registry(self):
@@ -262,25 +128,24 @@ class PaymentLifecycle:
         """Accept a submitted message. Returns (created, receipt): created False for an identical
         resubmission (same client, same identity, same bytes), whose receipt is the same.
 
-        Raises MessageTooLarge, UnsupportedMessage (with the ISO reason), Conflict (AM05) for the
-        same identity with other bytes or from another client.
+        Raises MessageTooLarge, UnsupportedMessage (with the ISO reason), DuplicateIdentity (AM05)
+        for the same identity with other bytes or from another client.
         """
         limit = self.settings.max_message_bytes
         if len(data) > limit:
             raise MessageTooLarge(f"the message has {len(data)} bytes; the limit is {limit}")
         try:
-            parsed = iso20022.parse_message(data, limits=iso20022.ParseLimits(max_bytes=limit))
+            parsed = self._parse(data)
             if parsed.business_area not in SUPPORTED_MESSAGES:
                 raise UnsupportedMessage(
                     f"{parsed.message_id} is not accepted here; accepted: {', '.join(SUPPORTED_MESSAGES)}",
                     code="FF01")
-            facts = iso20022.extract_facts(parsed)
+            summary = _facts_dict(iso20022.extract_facts(parsed))
         except iso20022.MessageError as error:
             raise UnsupportedMessage(error.issue.message, code=error.issue.code) from None
-        summary = _facts_dict(facts)
         payment_id = summary["paymentId"]
         content_hash = iso20022.content_hash(data)
-        archive_key = self.archive.received_key(payment_id, content_hash)
+        archive_key = received_key(payment_id, content_hash)
         record = {
             "paymentId": payment_id,
             "clientId": client_id,
@@ -288,7 +153,7 @@ class PaymentLifecycle:
             "messageType": parsed.message_id,
             "contentHash": content_hash,
             "archiveKey": archive_key,
-            "receivedAt": utc_now(),
+            "receivedAt": self.clock(),
             "facts": summary,
             "messages": {RECEIVED_MESSAGE: archive_key},
         }
@@ -298,7 +163,7 @@ class PaymentLifecycle:
         except DuplicatePayment as duplicate:
             existing = duplicate.existing
             if existing.get("clientId") != client_id or existing.get("contentHash") != content_hash:
-                raise Conflict(
+                raise DuplicateIdentity(
                     "a payment with the same identity (sender, message id, end-to-end id, UETR) and "
                     "different content exists (DUPL)", code=DUPLICATE_REASON) from None
             record, created = existing, False
@@ -307,36 +172,21 @@ class PaymentLifecycle:
         # New, or an identical resubmission of one whose start may not have completed: archiving the
         # same bytes under the same key and starting the same execution name are both idempotent.
         self.archive.put(archive_key, data)
-        self._start(record)
+        self.workflow.start(record["paymentId"], {"paymentId": record["paymentId"],
+                                                  "archiveKey": record["archiveKey"],
+                                                  "receivedAt": record["receivedAt"]})
         return created, self._receipt(record)
-
-    def _start(self, record: Mapping[str, Any]) -> None:
-        execution_input = {"paymentId": record["paymentId"], "archiveKey": record["archiveKey"],
-                           "receivedAt": record["receivedAt"]}
-        try:
-            self.stepfunctions.start_execution(
-                stateMachineArn=self.settings.state_machine_arn, name=record["paymentId"],
-                input=json.dumps(execution_input, sort_keys=True))
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ExecutionAlreadyExists":
-                raise
 
     @staticmethod
     def _receipt(record: Mapping[str, Any]) -> dict:
-        payment_id = record["paymentId"]
-        base = f"/payments/{payment_id}"
-        return {
-            "paymentId": payment_id,
-            "status": "RCVD",  # the status of the submission; GET /payments/{id} gives the current one
-            "receivedAt": record["receivedAt"],
-            "links": {"self": base, "messages": f"{base}/messages/{RECEIVED_MESSAGE}",
-                      "approve": f"{base}/approve", "reject": f"{base}/reject",
-                      "cancel": f"{base}/cancel"},
-        }
+        # the status of the submission; GET /payments/{id} gives the current one
+        return {"paymentId": record["paymentId"], "status": "RCVD", "receivedAt": record["receivedAt"]}
+
+    def _parse(self, data: bytes):
+        return iso20022.parse_message(data, limits=iso20022.ParseLimits(max_bytes=self.settings.max_message_bytes))
 
     # -- ValidateAndPersist ----------------------------------------------------------------------
 
-    @transient_aws_errors
     def validate_and_persist(self, payment_id: str) -> dict:
         """RCVD -> ACTC (facts) or RCVD -> RJCT (first issue's code, pacs.002 RJCT archived); with the
         auto-decision policy, ACTC -> ACSP for amounts up to AUTO_APPROVE_MAX_AMOUNT.
@@ -361,11 +211,11 @@ class PaymentLifecycle:
         record = {**record, "status": "ACTC", "version": version, "facts": summary}
         if self._auto_approves(summary):
             decision = {"action": "approve", "reasonCode": None, "additionalInfo": None,
-                        "decidedBy": "policy:auto-approve", "decidedAt": utc_now()}
+                        "decidedBy": AUTO_APPROVER, "decidedAt": self.clock()}
             version = self.store.transition(payment_id, expected_status="ACTC", expected_version=version,
                                             new_status="ACSP", set_values={"decision": decision},
                                             require_no_decision=True,
-                                            event_detail={"actor": "policy:auto-approve"})
+                                            event_detail={"actor": AUTO_APPROVER})
             record = {**record, "status": "ACSP", "version": version, "decision": decision}
         return record
 
@@ -389,7 +239,7 @@ class PaymentLifecycle:
                 result.facts, "RJCT", reason_code=reason["code"], additional_info=reason["additionalInfo"],
                 operator_bic=self.settings.operator_bic, versions=self.settings.message_versions), self.registry)
             messages[STATUS_REPORT] = self.archive.put(
-                self.archive.generated_key(payment_id, STATUS_REPORT), report)
+                generated_key(payment_id, STATUS_REPORT), report)
         values = {"messages": messages,
                   "validationErrors": [e.to_dict() for e in result.errors[:20]]}
         if result.facts is not None:
@@ -406,7 +256,7 @@ class PaymentLifecycle:
         decision = record.get("decision") or {}
         if status == "RJCT" and not decision:
             outcome = "invalid"
-        elif status in ("ACSP", "ACSC") and decision.get("decidedBy") == "policy:auto-approve":
+        elif status in ("ACSP", "ACSC") and decision.get("decidedBy") == AUTO_APPROVER:
             outcome = "auto-approve"
         else:
             outcome = "await"
@@ -415,13 +265,12 @@ class PaymentLifecycle:
 
     # -- AwaitDecision (Park) --------------------------------------------------------------------
 
-    @transient_aws_errors
     def park(self, payment_id: str, task_token: str) -> dict:
         """ACTC -> PDNG storing the task token, then the "payment.pending" event. A retried park
         refreshes the token; if a decision was claimed meanwhile it is delivered at once."""
         record = self.store.get(payment_id)
         if record.get("decision"):
-            self._deliver(task_token, record["decision"])
+            self.workflow.send_task_success(task_token, decision_output(record["decision"]))
             return {"paymentId": payment_id, "status": record["status"]}
         if record["status"] == "ACTC":
             self.store.transition(payment_id, expected_status="ACTC", expected_version=record["version"],
@@ -433,27 +282,15 @@ class PaymentLifecycle:
         self._publish("payment.pending", {**record, "status": "PDNG"})
         return {"paymentId": payment_id, "status": "PDNG"}
 
-    def _deliver(self, task_token: str, decision: Mapping[str, Any]) -> bool:
-        """SendTaskSuccess with the decision; False when the task is gone (timed out or finished):
-        the timeout path then reads the claimed decision and honours it."""
-        try:
-            self.stepfunctions.send_task_success(taskToken=task_token,
-                                                 output=json.dumps(_decision_output(decision)))
-            return True
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("TaskTimedOut", "InvalidToken",
-                                                               "TaskDoesNotExist"):
-                return False
-            raise
-
     # -- decisions (API) -------------------------------------------------------------------------
 
     def decide(self, client_id: str, payment_id: str, action: str, request: Any) -> dict:
         """Approve, reject or cancel a PDNG payment: one conditional write claims the decision
-        (PDNG and no decision yet -> ACSP/RJCT/CANC, history event), then SendTaskSuccess.
-        Raises InvalidRequest, UnknownReasonCode (422), NotFound, Conflict (409)."""
+        (PDNG and no decision yet -> ACSP/RJCT/CANC, history event), then the task token is resumed.
+        Raises InvalidRequest, UnknownReasonCode, PaymentNotFound, Conflict. A token whose task is
+        gone (timed out meanwhile) is not an error: the timeout path honours the claimed decision."""
         if action not in DECISION_STATUS:
-            raise NotFound(f"unknown action {action}")
+            raise InvalidRequest(f"unknown action {action}")
         request = {} if request is None else request
         try:
             jsonschema.validate(request, DECISION_REQUEST_SCHEMAS[action])
@@ -471,7 +308,7 @@ class PaymentLifecycle:
                            + (" and already decided" if record.get("decision") else "")
                            + f"; {action} needs PDNG")
         decision = {"action": action, "reasonCode": code, "additionalInfo": request.get("additionalInfo"),
-                    "decidedBy": client_id, "decidedAt": utc_now()}
+                    "decidedBy": client_id, "decidedAt": self.clock()}
         new_status = DECISION_STATUS[action]
         reason = None if action == "approve" else {"code": code,
                                                    "additionalInfo": request.get("additionalInfo")}
@@ -485,23 +322,22 @@ class PaymentLifecycle:
                            f"(now {conflict.current_status})") from None
         token = record.get("taskToken")
         if token:
-            self._deliver(token, decision)
-        return {"paymentId": payment_id, "status": new_status, "decision": _decision_output(decision)}
+            self.workflow.send_task_success(token, decision_output(decision))
+        return {"paymentId": payment_id, "status": new_status, "decision": decision_output(decision)}
 
     # -- DecisionTimedOut ------------------------------------------------------------------------
 
-    @transient_aws_errors
     def decision_timeout(self, payment_id: str) -> dict:
         """Claim the timeout (-> RJCT AB06) unless a decision was claimed first; returns the winning
         decision as {action, reasonCode, additionalInfo, decidedBy}."""
         record = self.store.get(payment_id)
         if record.get("decision"):
-            return _decision_output(record["decision"])
+            return decision_output(record["decision"])
         if record["status"] not in ("PDNG", "ACTC"):
             raise InvalidState(f"payment {payment_id} is {record['status']}; nothing awaits a decision")
         info = f"No decision within {int(self.settings.decision_timeout_seconds)} seconds"
         decision = {"action": "timeout", "reasonCode": TIMEOUT_REASON, "additionalInfo": info,
-                    "decidedBy": "timeout", "decidedAt": utc_now()}
+                    "decidedBy": "timeout", "decidedAt": self.clock()}
         try:
             self.store.transition(payment_id, expected_status=("PDNG", "ACTC"),
                                   expected_version=record["version"], new_status="RJCT",
@@ -510,13 +346,12 @@ class PaymentLifecycle:
                                   require_no_decision=True, event_detail={"actor": "timeout"})
         except StatusConflict as conflict:
             if conflict.current.get("decision"):
-                return _decision_output(conflict.current["decision"])
+                return decision_output(conflict.current["decision"])
             raise
-        return _decision_output(decision)
+        return decision_output(decision)
 
     # -- Finalise --------------------------------------------------------------------------------
 
-    @transient_aws_errors
     def finalise(self, payment_id: str, decision: Mapping[str, Any] | None = None) -> dict:
         """The ISO answer of a terminal decision: pacs.002 RJCT with the reason (reject, timeout) or
         camt.029 CNCL (cancel), archived and added to the record, then an event. Idempotent."""
@@ -538,16 +373,15 @@ class PaymentLifecycle:
                     additional_info=_short(reason.get("additionalInfo")),
                     operator_bic=self.settings.operator_bic, versions=self.settings.message_versions)
             iso20022.check_generated(message, self.registry)
-            key = self.archive.put(self.archive.generated_key(payment_id, name), message)
+            key = self.archive.put(generated_key(payment_id, name), message)
             self.store.record_message(payment_id, name, key)
         self._publish("payment.cancelled" if status == "CANC" else "payment.rejected", record)
         return {"paymentId": payment_id, "status": status, "message": name}
 
     # -- Release ---------------------------------------------------------------------------------
 
-    @transient_aws_errors
     def release(self, payment_id: str) -> dict:
-        """ACSP -> ACSC: outbound message archived, sent once to the release queue (FIFO, dedup id =
+        """ACSP -> ACSC: outbound message archived, sent once to the release queue (deduplication id =
         paymentId, group = counterparty), pacs.002 ACSC archived, event published. A retried or
         redriven release skips what is already done (the send is marked on the record)."""
         record = self.store.get(payment_id)
@@ -556,8 +390,7 @@ class PaymentLifecycle:
         if record["status"] != "ACSP":
             raise InvalidState(f"payment {payment_id} is {record['status']}; release expects ACSP")
         messages = dict(record.get("messages") or {})
-        parsed = iso20022.parse_message(self.archive.get(record["archiveKey"]),
-                                        limits=iso20022.ParseLimits(max_bytes=self.settings.max_message_bytes))
+        parsed = self._parse(self.archive.get(record["archiveKey"]))
         facts = iso20022.extract_facts(parsed)
         summary = _facts_dict(facts)
         outbound = None
@@ -565,7 +398,7 @@ class PaymentLifecycle:
             outbound = iso20022.check_generated(iso20022.build_outbound_message(
                 parsed, operator_bic=self.settings.operator_bic, versions=self.settings.message_versions),
                 self.registry)
-            key = self.archive.put(self.archive.generated_key(payment_id, OUTBOUND_MESSAGE), outbound)
+            key = self.archive.put(generated_key(payment_id, OUTBOUND_MESSAGE), outbound)
             self.store.record_message(payment_id, OUTBOUND_MESSAGE, key)
             messages[OUTBOUND_MESSAGE] = key
         report = None
@@ -581,13 +414,12 @@ class PaymentLifecycle:
                     "key": messages[OUTBOUND_MESSAGE]}
             if len(outbound) <= MAX_INLINE_RELEASE_BYTES:
                 body["message"] = outbound.decode("utf-8")
-            sent = self.sqs.send_message(
-                QueueUrl=self.settings.release_queue_url, MessageBody=json.dumps(body),
-                MessageDeduplicationId=payment_id, MessageGroupId=counterparty(summary, payment_id))
-            self.store.set_attributes(payment_id, {"releaseMessageId": sent["MessageId"],
-                                                   "releasedAt": utc_now()}, expected_status="ACSP")
+            message_id = self.release_queue.send(body, deduplication_id=payment_id,
+                                                 group_id=counterparty(summary, payment_id))
+            self.store.set_attributes(payment_id, {"releaseMessageId": message_id,
+                                                   "releasedAt": self.clock()}, expected_status="ACSP")
         if report is not None:
-            key = self.archive.put(self.archive.generated_key(payment_id, STATUS_REPORT), report)
+            key = self.archive.put(generated_key(payment_id, STATUS_REPORT), report)
             self.store.record_message(payment_id, STATUS_REPORT, key)
         try:
             self.store.transition(payment_id, expected_status="ACSP", expected_version=record["version"],
@@ -601,20 +433,13 @@ class PaymentLifecycle:
     # -- redrive (API) ---------------------------------------------------------------------------
 
     def redrive(self, client_id: str, payment_id: str) -> dict:
-        """RedriveExecution of the payment's execution from its failed step; Conflict (409) when
-        Step Functions says it is not redrivable."""
+        """Redrive the payment's execution from its failed step; Conflict when the workflow says it
+        is not redrivable."""
         record = self._owned(client_id, payment_id)
-        arn = execution_arn(self.settings.state_machine_arn, payment_id)
         try:
-            response = self.stepfunctions.redrive_execution(executionArn=arn)
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code")
-            if code in ("ExecutionNotRedrivable", "ExecutionDoesNotExist"):
-                raise Conflict(f"the execution of payment {payment_id} is not redrivable ({code})") from None
-            raise
-        redriven_at = response.get("redriveDate")
-        if isinstance(redriven_at, datetime):
-            redriven_at = redriven_at.astimezone(timezone.utc).isoformat()
+            redriven_at = self.workflow.redrive(payment_id)
+        except NotRedrivable as refused:
+            raise Conflict(f"the execution of payment {payment_id} is not redrivable ({refused.reason})") from None
         return {"paymentId": payment_id, "status": record["status"], "redriveDate": redriven_at}
 
     # -- read model (API) ------------------------------------------------------------------------
@@ -648,19 +473,16 @@ class PaymentLifecycle:
         record = self._owned(client_id, payment_id)
         key = (record.get("messages") or {}).get(name)
         if not key:
-            raise NotFound(f"payment {payment_id} has no message {name!r}")
+            raise MessageNotFound(f"payment {payment_id} has no message {name!r}")
         try:
             return self.archive.get(key)
         except MessageNotFound:
-            raise NotFound(f"message {name!r} of payment {payment_id} is not archived (yet)") from None
+            raise MessageNotFound(f"message {name!r} of payment {payment_id} is not archived (yet)") from None
 
     def _owned(self, client_id: str, payment_id: str) -> dict:
-        try:
-            record = self.store.get(payment_id)
-        except PaymentNotFound:
-            raise NotFound(f"payment {payment_id} not found") from None
+        record = self.store.get(payment_id)
         if record.get("clientId") != client_id:
-            raise NotFound(f"payment {payment_id} not found")  # another client's payment: 404
+            raise PaymentNotFound(payment_id)  # another client's payment: not found either
         return record
 
     # -- operations ------------------------------------------------------------------------------
@@ -669,19 +491,17 @@ class PaymentLifecycle:
         try:
             self.store.probe()
             status = "ok"
-        except (ClientError, BotoCoreError):
+        except ServiceError:
             status = "unhealthy"
         # which source serves each message id (built-in package@version, added, schema layer): no payment data
-        return {"status": status, "region": current_region(), "schemas": self.registry.sources()}
+        return {"status": status, "region": self.settings.region, "schemas": self.registry.sources()}
 
     def oldest_pending_age_seconds(self, now: datetime | None = None) -> float:
         """Age of the oldest PDNG payment (0 when none): the pending-age alarm's metric."""
         since = self.store.oldest_in_flight_since("PDNG")
         if since is None:
             return 0.0
-        now = now or datetime.now(timezone.utc)
-        started = datetime.fromisoformat(since.replace("Z", "+00:00"))
-        return max(0.0, (now - started).total_seconds())
+        return max(0.0, ((now or parse_utc(self.clock())) - parse_utc(since)).total_seconds())
 
     # -- internals -------------------------------------------------------------------------------
 
@@ -689,92 +509,17 @@ class PaymentLifecycle:
         """The Facts of a payment: from the record once validated, else from the archived message."""
         if (record.get("facts") or {}).get("paymentId"):
             return iso20022.Facts.from_dict(record["facts"])
-        parsed = iso20022.parse_message(self.archive.get(record["archiveKey"]),
-                                        limits=iso20022.ParseLimits(max_bytes=self.settings.max_message_bytes))
-        return iso20022.extract_facts(parsed)
+        return iso20022.extract_facts(self._parse(self.archive.get(record["archiveKey"])))
 
     def _publish(self, event_type: str, record: Mapping[str, Any]) -> None:
         """An event for subscribers: ids and status only (details through the API)."""
-        if not self.settings.events_topic_arn:
+        if self.events is None:
             return
         payment_id = record["paymentId"]
         status = record["status"]
         event = {"type": event_type, "eventId": f"{payment_id}:{status}", "paymentId": payment_id,
-                 "status": status, "messageType": record.get("messageType"), "time": utc_now()}
+                 "status": status, "messageType": record.get("messageType"), "time": self.clock()}
         reason = record.get("reason")
         if status in ("RJCT", "CANC") and reason:
             event["reasonCode"] = reason.get("code")
-        self.sns.publish(TopicArn=self.settings.events_topic_arn, Message=json.dumps(event),
-                         MessageAttributes={"eventType": {"DataType": "String", "StringValue": event_type},
-                                            "status": {"DataType": "String", "StringValue": status}})
-
-
-# -- what the handlers share -----------------------------------------------------------------------
-
-_ID = {"type": "string", "minLength": 1, "maxLength": 80}
-_DECISION = {"type": "object", "required": ["action"],
-             "properties": {"action": {"enum": ["approve", "reject", "cancel", "timeout"]}}}
-TASK_EVENT_SCHEMAS: dict[str, dict] = {
-    "validate": {"type": "object", "required": ["paymentId"], "properties": {"paymentId": _ID}},
-    "park": {"type": "object", "required": ["paymentId", "taskToken"],
-             "properties": {"paymentId": _ID, "taskToken": {"type": "string", "minLength": 1}}},
-    "decision_timeout": {"type": "object", "required": ["paymentId"], "properties": {"paymentId": _ID}},
-    "finalise": {"type": "object", "required": ["paymentId", "decision"],
-                 "properties": {"paymentId": _ID, "decision": _DECISION}},
-    "release": {"type": "object", "required": ["paymentId"], "properties": {"paymentId": _ID}},
-}
-
-
-class InvalidTaskEvent(Exception):
-    """A function was invoked with an event its task never sends (fails the execution clearly)."""
-
-
-def task_event(kind: str, event: Any) -> dict:
-    """The event of a state-machine task, checked against its JSON Schema."""
-    try:
-        jsonschema.validate(event, TASK_EVENT_SCHEMAS[kind])
-    except jsonschema.ValidationError as error:
-        where = "/".join(str(p) for p in error.absolute_path) or "event"
-        raise InvalidTaskEvent(f"{kind} event: {where}: {error.message}") from None
-    return event
-
-
-_lifecycles: dict[tuple, PaymentLifecycle] = {}
-
-
-def default_lifecycle() -> PaymentLifecycle:
-    """The lifecycle service for the environment this invocation runs in, created on first use.
-
-    In AWS a process has one function's environment, so this is one service per process. The embedded
-    local runtime runs every function (and possibly two Regions) in one process, each invocation with its
-    own environment: keying by the configuration gives each function and Region its own service instead
-    of whichever ran first."""
-    settings = Settings.from_environ()
-    key = (settings, current_region(), os.environ.get("PAYMENT_TABLE"), os.environ.get("ARCHIVE_BUCKET"),
-           os.environ.get("ARCHIVE_KMS_KEY_ID"))
-    lifecycle = _lifecycles.get(key)
-    if lifecycle is None:
-        lifecycle = _lifecycles.setdefault(key, PaymentLifecycle(settings=settings))
-    return lifecycle
-
-
-default_lifecycle.cache_clear = _lifecycles.clear  # forget the services (tests switching mocked environments)
-
-
-class PendingAgeSampler:
-    """Reads the oldest pending age at most once per `interval_seconds` per process (16 Limit-1
-    queries of the InFlightByStatus index), so the metric costs next to nothing per payment."""
-
-    def __init__(self, interval_seconds: float = 60.0):
-        self.interval_seconds = interval_seconds
-        self._last: float | None = None
-
-    def sample(self, lifecycle: PaymentLifecycle, *, clock=None) -> float | None:
-        now = (clock or time.monotonic)()
-        if self._last is not None and now - self._last < self.interval_seconds:
-            return None
-        self._last = now
-        try:
-            return lifecycle.oldest_pending_age_seconds()
-        except (ClientError, BotoCoreError):
-            return None  # the metric is best effort: it never fails the step that samples it
+        self.events.publish(event, attributes={"eventType": event_type, "status": status})

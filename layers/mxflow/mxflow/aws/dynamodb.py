@@ -1,6 +1,6 @@
-"""The payment store (DynamoDB) and the message archive (S3): every AWS data access of mxflow.
+"""PaymentStore (mxflow.ports) on the DynamoDB payment table (template.yaml `PaymentTable`).
 
-Table layout (shared design, template.yaml `PaymentTable`):
+Table layout:
 - `pk` = paymentId, `sk` = "PAYMENT" for the payment record;
 - `sk` = "EVENT#<10-digit version>" for each history event: append-only, written with
   `attribute_not_exists(pk)` in the same TransactWriteItems as the record's conditional update, so a
@@ -8,99 +8,30 @@ Table layout (shared design, template.yaml `PaymentTable`):
 - GSI `InFlightByStatus`: HASH `inflightShard` ("PDNG#07": status + shard 00-15, present only while the
   payment is in flight, removed at a terminal status: a sparse index), RANGE `statusSince` (ISO-8601 UTC).
 
-Every status change is conditional on the expected status and version. The boto3 clients are created
-once per process (or injected) and are region-agnostic (the Region comes from the environment).
+Every status change is conditional on the expected status and version.
 """
 from __future__ import annotations
 
 import hashlib
-import os
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Iterable, Mapping
+from typing import Any, ClassVar, Iterable, Mapping
 
-import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from mxflow.aws.clients import AwsAdapter, error_code, service_errors
+from mxflow.clock import utc_now
+from mxflow.errors import DuplicatePayment, PaymentNotFound, StatusConflict
+from mxflow.ports import IN_FLIGHT_STATUSES, Clock
 
 RECORD_SK = "PAYMENT"
 EVENT_SK_PREFIX = "EVENT#"
 INFLIGHT_INDEX = "InFlightByStatus"
 INFLIGHT_SHARDS = 16
-IN_FLIGHT_STATUSES = frozenset({"RCVD", "ACTC", "PDNG", "ACSP"})
-TERMINAL_STATUSES = frozenset({"ACSC", "RJCT", "CANC"})
 
-_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
-_clients: dict[tuple[str, str], Any] = {}
-
-
-def aws_client(service: str):
-    """One boto3 client per service and Region, reused across invocations as Lambda reuses a process.
-
-    In AWS a process lives in one Region, so this is one client per service; the embedded local runtime
-    runs several Regions' functions in one process, and keying by the invocation's Region keeps each
-    Region's calls in that Region."""
-    region = current_region()
-    client = _clients.get((service, region))
-    if client is None:
-        client = _clients[(service, region)] = boto3.client(service, region_name=region, config=_CLIENT_CONFIG)
-    return client
-
-
-def reset_clients() -> None:
-    """Forget the cached clients (tests that switch between mocked environments)."""
-    _clients.clear()
-
-
-def utc_now() -> str:
-    """ISO-8601 UTC with milliseconds, sortable as a string (the GSI range key)."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def current_region() -> str:
-    return os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-
-
-class StoreError(Exception):
-    """Base of the store's named errors."""
-
-
-class PaymentNotFound(StoreError):
-    def __init__(self, payment_id: str):
-        super().__init__(f"payment {payment_id} not found")
-        self.payment_id = payment_id
-
-
-class DuplicatePayment(StoreError):
-    """A record with this payment id already exists; `existing` is that record."""
-
-    def __init__(self, existing: dict):
-        super().__init__(f"payment {existing.get('paymentId')} already exists")
-        self.existing = existing
-
-
-class StatusConflict(StoreError):
-    """The conditional write failed: the payment is not in the expected status/version any more."""
-
-    def __init__(self, payment_id: str, expected: str | Iterable[str], current: dict | None):
-        self.payment_id = payment_id
-        self.expected = expected if isinstance(expected, str) else "|".join(sorted(expected))
-        self.current = current or {}
-        status = self.current.get("status")
-        super().__init__(f"payment {payment_id} is {status}, expected {self.expected}")
-
-    @property
-    def current_status(self) -> str | None:
-        return self.current.get("status")
-
-
-class MessageNotFound(StoreError):
-    def __init__(self, key: str):
-        super().__init__(f"archived message {key} not found")
-        self.key = key
 
 
 def _to_item(values: Mapping[str, Any]) -> dict:
@@ -132,7 +63,7 @@ def _from_item(item: Mapping[str, Any]) -> dict:
 
 
 def _is_conditional_failure(error: ClientError) -> bool:
-    code = error.response.get("Error", {}).get("Code")
+    code = error_code(error)
     if code == "ConditionalCheckFailedException":
         return True
     if code == "TransactionCanceledException":
@@ -142,6 +73,10 @@ def _is_conditional_failure(error: ClientError) -> bool:
         # Some endpoints only put the reasons in the message.
         return "ConditionalCheckFailed" in str(error.response.get("Error", {}).get("Message", ""))
     return False
+
+
+def _expected_list(expected_status: str | Iterable[str]) -> list[str]:
+    return [expected_status] if isinstance(expected_status, str) else sorted(expected_status)
 
 
 def inflight_shard(payment_id: str, status: str) -> str:
@@ -154,22 +89,17 @@ def event_sk(version: int) -> str:
     return f"{EVENT_SK_PREFIX}{version:010d}"
 
 
-class PaymentStore:
-    """All DynamoDB access of the payment lifecycle."""
+@dataclass
+class DynamoDbPaymentStore(AwsAdapter):
+    """The payment records and their history in one DynamoDB table."""
 
-    def __init__(self, table_name: str | None = None, *, client=None, region: str | None = None):
-        self.table_name = table_name or os.environ["PAYMENT_TABLE"]
-        self._client = client
-        self.region = region or current_region()
-
-    @property
-    def client(self):
-        if self._client is None:
-            self._client = aws_client("dynamodb")
-        return self._client
+    service: ClassVar[str] = "dynamodb"
+    table_name: str
+    clock: Clock = utc_now
 
     # -- reads -------------------------------------------------------------------------------------
 
+    @service_errors
     def get(self, payment_id: str, *, consistent: bool = True) -> dict:
         response = self.client.get_item(
             TableName=self.table_name,
@@ -180,6 +110,7 @@ class PaymentStore:
             raise PaymentNotFound(payment_id)
         return _from_item(response["Item"])
 
+    @service_errors
     def history(self, payment_id: str) -> list[dict]:
         """The payment's history events, oldest first."""
         events: list[dict] = []
@@ -196,13 +127,15 @@ class PaymentStore:
                 return events
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
+    @service_errors
     def probe(self) -> None:
         """A cheap reachability check: one GetItem of a key no payment uses (the same permission and
-        KMS path as real reads); raises the client's error when the table is unreachable."""
+        KMS path as real reads); ServiceError when the table is unreachable."""
         self.client.get_item(TableName=self.table_name,
                              Key=_to_item({"pk": "health-probe", "sk": RECORD_SK}),
                              ProjectionExpression="pk")
 
+    @service_errors
     def oldest_in_flight_since(self, status: str) -> str | None:
         """The earliest `statusSince` among payments in `status` (one Limit-1 query per shard)."""
         oldest: str | None = None
@@ -223,20 +156,21 @@ class PaymentStore:
 
     # -- writes ------------------------------------------------------------------------------------
 
+    @service_errors
     def create(self, record: Mapping[str, Any], *, event: Mapping[str, Any] | None = None) -> dict:
-        """Put a new payment record (status and version 1 set here) and its first history event.
+        """Put a new payment record (version 1) and its first history event.
 
         Raises DuplicatePayment (carrying the existing record) when the payment id exists.
         """
         payment_id = record["paymentId"]
-        now = record.get("receivedAt") or utc_now()
+        now = record.get("receivedAt") or self.clock()
         status = record["status"]
         item = {
             **record,
             "pk": payment_id,
             "sk": RECORD_SK,
             "version": 1,
-            "ownerRegion": record.get("ownerRegion") or self.region,
+            "ownerRegion": record.get("ownerRegion") or self.region or self.client.meta.region_name,
             "epoch": record.get("epoch", 1),
             "updatedAt": now,
             "statusSince": now,
@@ -260,6 +194,7 @@ class PaymentStore:
             raise
         return _from_dynamo(_to_dynamo(item))
 
+    @service_errors
     def transition(
         self,
         payment_id: str,
@@ -272,7 +207,7 @@ class PaymentStore:
         reason: Mapping[str, Any] | None = None,
         require_no_decision: bool = False,
         event_detail: Mapping[str, Any] | None = None,
-    ) -> dict:
+    ) -> int:
         """Conditional status change plus its history event, in one TransactWriteItems.
 
         The record must be in `expected_status` (one or several) at `expected_version` (and, with
@@ -280,7 +215,7 @@ class PaymentStore:
         record) or PaymentNotFound. `set_values` sets top-level attributes, `remove` removes them.
         Returns the new version.
         """
-        now = utc_now()
+        now = self.clock()
         version = expected_version + 1
         values: dict[str, Any] = {"status": new_status, "version": version, "updatedAt": now,
                                   "statusSince": now}
@@ -292,7 +227,7 @@ class PaymentStore:
             values["inflightShard"] = inflight_shard(payment_id, new_status)
         else:
             removals.append("inflightShard")
-        expected = [expected_status] if isinstance(expected_status, str) else sorted(expected_status)
+        expected = _expected_list(expected_status)
 
         names: dict[str, str] = {}
         attr_values: dict[str, Any] = {}
@@ -308,14 +243,9 @@ class PaymentStore:
             rems.append(f"#r{i}")
         if rems:
             update += " REMOVE " + ", ".join(rems)
-        names["#status"] = "status"
         names["#version"] = "version"
-        status_terms = []
-        for i, status in enumerate(expected):
-            attr_values[f":e{i}"] = status
-            status_terms.append(f":e{i}")
+        condition = self._status_condition(expected, names, attr_values) + " AND #version = :ev"
         attr_values[":ev"] = expected_version
-        condition = f"#status IN ({', '.join(status_terms)}) AND #version = :ev"
         if require_no_decision:
             names["#decision"] = "decision"
             condition += " AND attribute_not_exists(#decision)"
@@ -360,13 +290,7 @@ class PaymentStore:
             sets.append(f"#a{i} = :a{i}")
         condition = "attribute_exists(#pk)"
         if expected_status is not None:
-            expected = [expected_status] if isinstance(expected_status, str) else sorted(expected_status)
-            names["#status"] = "status"
-            terms = []
-            for i, status in enumerate(expected):
-                attr_values[f":e{i}"] = status
-                terms.append(f":e{i}")
-            condition += f" AND #status IN ({', '.join(terms)})"
+            condition += " AND " + self._status_condition(_expected_list(expected_status), names, attr_values)
         self._update(payment_id, "SET " + ", ".join(sets), condition, names, attr_values,
                      expected_status)
 
@@ -375,6 +299,16 @@ class PaymentStore:
         self._update(payment_id, "SET #messages.#name = :key", "attribute_exists(#pk)",
                      {"#messages": "messages", "#name": name, "#pk": "pk"}, {":key": key}, None)
 
+    @staticmethod
+    def _status_condition(expected: list[str], names: dict, attr_values: dict) -> str:
+        names["#status"] = "status"
+        terms = []
+        for i, status in enumerate(expected):
+            attr_values[f":e{i}"] = status
+            terms.append(f":e{i}")
+        return f"#status IN ({', '.join(terms)})"
+
+    @service_errors
     def _update(self, payment_id, update, condition, names, attr_values, expected_status) -> None:
         kwargs = {
             "TableName": self.table_name,
@@ -397,46 +331,3 @@ class PaymentStore:
     def _event_item(payment_id: str, version: int, history: Mapping[str, Any]) -> dict:
         return {"pk": payment_id, "sk": event_sk(version), "paymentId": payment_id,
                 "version": version, **history}
-
-
-class MessageArchive:
-    """All S3 access: the raw received messages and every generated message, SSE-KMS encrypted."""
-
-    def __init__(self, bucket: str | None = None, *, client=None, kms_key_id: str | None = None):
-        self.bucket = bucket or os.environ["ARCHIVE_BUCKET"]
-        self._client = client
-        self.kms_key_id = kms_key_id if kms_key_id is not None else os.environ.get("ARCHIVE_KMS_KEY_ID")
-
-    @property
-    def client(self):
-        if self._client is None:
-            self._client = aws_client("s3")
-        return self._client
-
-    @staticmethod
-    def received_key(payment_id: str, content_hash: str) -> str:
-        return f"received/{payment_id}/{content_hash}.xml"
-
-    @staticmethod
-    def generated_key(payment_id: str, name: str) -> str:
-        return f"generated/{payment_id}/{name}.xml"
-
-    def put(self, key: str, data: bytes, *, content_type: str = "application/xml") -> str:
-        """Store `data` under `key`. With a KMS key id (ARCHIVE_KMS_KEY_ID) the request names it
-        (SSE-KMS, S3 Bucket Key); without one no encryption header is sent, so the bucket's default
-        SSE-KMS key applies (a bare `aws:kms` header would select the AWS-managed aws/s3 key)."""
-        kwargs = {"Bucket": self.bucket, "Key": key, "Body": data, "ContentType": content_type,
-                  "ChecksumAlgorithm": "SHA256"}
-        if self.kms_key_id:
-            kwargs.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.kms_key_id,
-                          BucketKeyEnabled=True)
-        self.client.put_object(**kwargs)
-        return key
-
-    def get(self, key: str) -> bytes:
-        try:
-            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404", "NotFound"):
-                raise MessageNotFound(key) from None
-            raise

@@ -1,0 +1,32 @@
+"""ReleaseQueue and EventPublisher (mxflow.ports) on SQS and SNS: the FIFO release queue the payment
+engine reads (template.yaml `ReleaseQueue`) and the payment events topic (`PaymentEventsTopic`)."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, ClassVar, Mapping
+
+from mxflow.aws.clients import AwsAdapter, service_errors
+
+
+@dataclass
+class SqsReleaseQueue(AwsAdapter):
+    service: ClassVar[str] = "sqs"
+    queue_url: str | None
+
+    @service_errors
+    def send(self, body: Mapping[str, Any], *, deduplication_id: str, group_id: str) -> str:
+        sent = self.client.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(body),
+                                        MessageDeduplicationId=deduplication_id, MessageGroupId=group_id)
+        return sent["MessageId"]
+
+
+@dataclass
+class SnsEventPublisher(AwsAdapter):
+    service: ClassVar[str] = "sns"
+    topic_arn: str
+
+    @service_errors
+    def publish(self, event: Mapping[str, Any], *, attributes: Mapping[str, str]) -> None:
+        self.client.publish(TopicArn=self.topic_arn, Message=json.dumps(event), MessageAttributes={
+            name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()})

@@ -1,0 +1,92 @@
+"""The OpenAPI document over the local HTTP API: served at GET /openapi.json without a token (the local
+API takes its routes from template.yaml), and every answer of a walk through each route conforms to it:
+a status the operation documents (or its default), that response's media type, and a body valid against
+its schema. A contract check of the answers; schemathesis fuzzes the same document (issue 8)."""
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+import pytest
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from mxflow.openapi import openapi_document
+from mxflow_local.client import PaymentsClient
+from mxflow_local.sample_messages import credit_transfer
+
+DOCUMENT_URI = "urn:mxflow:openapi"
+
+
+@pytest.fixture(scope="module")
+def document() -> dict:
+    return openapi_document()
+
+
+@pytest.fixture(scope="module")
+def conforms(document):
+    registry = Registry().with_resource(DOCUMENT_URI, Resource(contents=document, specification=DRAFT202012))
+    templates = [(re.compile("^" + re.sub(r"\{[^}]+\}", "[^/]+", path) + "$"), path) for path in document["paths"]]
+    seen: set[tuple[str, str, str]] = set()
+
+    def check(method: str, url_path: str, reply) -> None:
+        (template,) = [path for pattern, path in templates if pattern.match(url_path)]
+        operation = document["paths"][template][method.lower()]
+        status = str(reply.status)
+        response = operation["responses"].get(status) or operation["responses"]["default"]
+        while "$ref" in response:
+            response = document["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]]
+        media_type = reply.content_type.split(";")[0].strip()
+        assert media_type in response["content"], (method, url_path, status, media_type, list(response["content"]))
+        schema = response["content"][media_type]["schema"]
+        if media_type.endswith("json"):
+            schema = {"$ref": DOCUMENT_URI + schema["$ref"]} if "$ref" in schema else schema
+            Draft202012Validator(schema, registry=registry).validate(json.loads(reply.body))
+        seen.add((template, method.lower(), status))
+
+    check.seen = seen
+    return check
+
+
+def test_the_document_is_served_to_anyone(api, document):
+    anonymous = PaymentsClient(api.url, None)
+    reply = anonymous.request("GET", "/openapi.json")
+    assert reply.status == 200 and reply.content_type.startswith("application/json")
+    assert reply.json == document
+
+
+def test_every_route_answers_as_the_document_says(api, client, client_for, conforms, document):
+    message = credit_transfer(uetr=str(uuid.uuid4()), amount="812.50")
+    first = client.submit(message)
+    conforms("POST", "/payments", first)
+    payment_id = first.json["paymentId"]
+    conforms("POST", "/payments", client.submit(message))                                        # 200 resubmission
+    conforms("POST", "/payments", client.submit(message.replace(b"Invoice", b"Factura")))        # 409 AM05
+    conforms("POST", "/payments", client.submit(b"not xml"))                                     # 400
+    conforms("POST", "/payments", client.submit(message, content_type="application/json"))      # 415
+    conforms("POST", "/payments", PaymentsClient(api.url, None).submit(message))                 # 401
+    conforms("POST", "/payments", client_for(["payments/read"]).submit(message))                 # 403
+    client.wait_for_status(payment_id, "PDNG")
+    base = f"/payments/{payment_id}"
+    conforms("GET", base, client.get(payment_id))
+    conforms("GET", "/payments/p-" + "0" * 32, client.get("p-" + "0" * 32))                      # 404
+    conforms("GET", base + "/messages/received", client.message(payment_id, "received"))
+    conforms("GET", base + "/messages/nothing", client.message(payment_id, "nothing"))           # 404
+    conforms("POST", base + "/reject", client.reject(payment_id, "ZZZZ"))                        # 422
+    conforms("POST", base + "/cancel", client.cancel(payment_id, "NOPE"))                        # 422
+    conforms("POST", base + "/approve", client.request("POST", base + "/approve", body=b"{",
+                                                       content_type="application/json"))         # 400
+    conforms("POST", base + "/redrive", client.redrive(payment_id))                              # 409
+    conforms("POST", base + "/approve", client.approve(payment_id))                              # 200
+    conforms("POST", base + "/reject", client.reject(payment_id, "AM04"))                        # 409 decided
+    client.wait_for_status(payment_id, "ACSC")
+    conforms("GET", base, client.get(payment_id))                                                # released
+    conforms("GET", "/health", client.health())
+    conforms("GET", "/openapi.json", PaymentsClient(api.url, None).request("GET", "/openapi.json"))
+    # Every documented operation was exercised.
+    operations = {(path, method) for path, item in document["paths"].items() for method in item}
+    assert {(path, method) for path, method, _ in conforms.seen} == operations
+    statuses = {status for _, _, status in conforms.seen}
+    assert {"200", "202", "400", "401", "403", "404", "409", "415", "422"} <= statuses
