@@ -453,6 +453,77 @@ def test_throttled_send_is_a_transient_error_and_the_retry_sends_once(lifecycle,
     assert len(ports.release_queue.sent) == 1
 
 
+# -- generated message versions and their schemas --------------------------------------------------
+
+def _with(lifecycle_with, settings, *, versions=None, without=()):
+    """A lifecycle on the same fakes, with other message versions and/or a registry lacking `without`
+    (as a layer without those schemas would be)."""
+    import dataclasses
+
+    from mxflow.iso20022.schema_sets import builtin_entries
+
+    service = lifecycle_with(dataclasses.replace(settings, message_versions=versions or settings.message_versions))
+    if without:
+        service._registry = iso20022.SchemaRegistry(
+            builtin=[e for e in builtin_entries() if e.message_id not in without])
+    return service
+
+
+def _namespace(xml: bytes) -> str:
+    return iso20022.parse_message(xml).message_id
+
+
+def test_the_configured_versions_are_generated(lifecycle_with, settings, message):
+    versions = iso20022.CBPR_PLUS_VERSIONS.with_version("camt.029.001.14")
+    assert Settings.from_environ({"MXFLOW_CANCELLATION_ANSWER_VERSION": "camt.029.001.14"}).message_versions == versions
+    service = _with(lifecycle_with, settings, versions=versions)
+    payment_id = pending(service, message)
+    service.decide(CLIENT_ID, payment_id, "cancel", {"reasonCode": "DUPL"})
+    service.finalise(payment_id, {"action": "cancel"})
+    assert _namespace(service.get_message(CLIENT_ID, payment_id, "camt.029")) == "camt.029.001.14"
+
+
+def test_a_cancellation_answer_without_its_schema_fails_finalise_until_the_schema_is_added(
+        lifecycle_with, settings, message):
+    versions = iso20022.CBPR_PLUS_VERSIONS.with_version("camt.029.001.14")
+    without = _with(lifecycle_with, settings, versions=versions, without=("camt.029.001.14",))
+    payment_id = pending(without, message)
+    without.decide(CLIENT_ID, payment_id, "cancel", {"reasonCode": "DUPL"})
+    with pytest.raises(iso20022.SchemaNotInstalled, match="camt.029.001.14"):
+        without.finalise(payment_id, {"action": "cancel"})
+    record = without.store.get(payment_id)
+    assert record["status"] == "CANC" and "camt.029" not in (record.get("messages") or {})  # nothing kept
+    # the schema added (a new layer version), the redriven step finishes the payment
+    redriven = _with(lifecycle_with, settings, versions=versions)
+    assert redriven.finalise(payment_id, {"action": "cancel"})["message"] == "camt.029"
+    assert _namespace(redriven.get_message(CLIENT_ID, payment_id, "camt.029")) == "camt.029.001.14"
+
+
+def test_a_release_whose_status_report_has_no_schema_sends_nothing(lifecycle_with, settings, lifecycle, ports,
+                                                                   message):
+    without = _with(lifecycle_with, settings, without=("pacs.002.001.10",))
+    payment_id = pending(lifecycle, message)
+    lifecycle.decide(CLIENT_ID, payment_id, "approve", {})
+    with pytest.raises(iso20022.SchemaNotInstalled, match="pacs.002.001.10"):
+        without.release(payment_id)
+    assert ports.release_queue.sent == []  # checked before the send: nothing left
+    record = lifecycle.store.get(payment_id)
+    assert record["status"] == "ACSP" and not record.get("releaseMessageId")
+    assert "pacs.002" not in (record.get("messages") or {})
+    assert lifecycle.release(payment_id)["status"] == "ACSC"  # redriven with the schema installed
+    assert len(ports.release_queue.sent) == 1
+
+
+def test_an_invalid_message_whose_rejection_has_no_schema_stays_received(lifecycle_with, settings, lifecycle,
+                                                                         message):
+    without = _with(lifecycle_with, settings, without=("pacs.002.001.10",))
+    payment_id, _ = received(lifecycle, message, amount="12.345")  # EUR: CH20
+    with pytest.raises(iso20022.SchemaNotInstalled):
+        without.validate_and_persist(payment_id)
+    assert lifecycle.store.get(payment_id)["status"] == "RCVD"
+    assert lifecycle.validate_and_persist(payment_id)["outcome"] == "invalid"
+
+
 # -- redrive, health -------------------------------------------------------------------------------
 
 def test_redrive_not_redrivable_is_a_conflict(lifecycle, ports, message, api_problems):
@@ -468,10 +539,12 @@ def test_redrive_not_redrivable_is_a_conflict(lifecycle, ports, message, api_pro
     assert ports.workflow.redrives == [payment_id]
 
 
-def test_health_reports_region_and_store_reachability(lifecycle, ports):
-    assert lifecycle.health() == {"status": "ok", "region": "eu-west-1"}
+def test_health_reports_region_store_reachability_and_schema_sources(lifecycle, ports):
+    sources = lifecycle.registry.sources()
+    assert lifecycle.health() == {"status": "ok", "region": "eu-west-1", "schemas": sources}
+    assert sources["head.001.001.02"] == lifecycle.registry.entry_for("head.001.001.02").label
     ports.unavailable.on = True
-    assert lifecycle.health() == {"status": "unhealthy", "region": "eu-west-1"}
+    assert lifecycle.health() == {"status": "unhealthy", "region": "eu-west-1", "schemas": sources}
 
 
 def test_park_before_validation_fails_and_changes_nothing(lifecycle, message):

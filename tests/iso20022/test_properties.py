@@ -2,7 +2,8 @@
 
 - Built messages (pacs.002 for every status, camt.029 both ways, outbound pacs.008) validate against
   the official XSDs for any amount within the XSD limits, any active ISO 4217 currency and any
-  XSD-legal Max35Text identifier.
+  XSD-legal Max35Text identifier, in every message version the builders offer whose schema is installed
+  (all of them with ../shared; on the built-in set alone, those it has).
 - Mutated real messages (element deletions, text replacements, duplications) never crash the
   pipeline, the rules or the facts, and every issue carries a real ExternalStatusReason1Code, a path
   and a message.
@@ -18,7 +19,15 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from mxflow.iso20022 import codes
-from mxflow.iso20022.builders import build_cancellation_answer, build_outbound_message, build_status_report
+from mxflow.iso20022.builders import (
+    CANCELLATION_ANSWER_VERSIONS,
+    HEADER_VERSIONS,
+    STATUS_REPORT_VERSIONS,
+    MessageVersions,
+    build_cancellation_answer,
+    build_outbound_message,
+    build_status_report,
+)
 from mxflow.iso20022.facts import Facts, extract_facts
 from mxflow.iso20022.message import MessageError
 from mxflow.iso20022.parsing import parse_message
@@ -58,29 +67,41 @@ def payment_facts(draw):
     )
 
 
-def assert_valid(data: bytes, registry, message_id: str):
+def assert_valid(data: bytes, registry, message_id: str, header_id: str = "head.001.001.02"):
     parsed = parse_message(data)
     assert parsed.message_id == message_id
+    assert parsed.header_namespace.endswith(":" + header_id)
     assert validate_schema(parsed, registry) == []
+
+
+def installed_versions(data, registry, family_versions) -> MessageVersions:
+    """Draw a document version of `family_versions` and a head.001 version, both with installed schemas."""
+    document = data.draw(st.sampled_from([v for v in family_versions if registry.has_schema(v)]))
+    header = data.draw(st.sampled_from([v for v in HEADER_VERSIONS if registry.has_schema(v)]))
+    return MessageVersions().with_version(document).with_version(header)
 
 
 @SETTINGS
 @given(facts=payment_facts(), status=st.sampled_from(STATUSES), operator=bics,
-       reason=st.sampled_from(["AM05", "AB06", "FF01", "NARR", "CH20"]), info=st.none() | st.text(xml_characters, max_size=300))
-def test_status_reports_validate(registry, facts, status, operator, reason, info):
-    data = build_status_report(facts, status, reason_code=reason if status == "RJCT" else None,
-                               additional_info=info, operator_bic=operator, now=NOW)
-    assert_valid(data, registry, "pacs.002.001.10")
+       reason=st.sampled_from(["AM05", "AB06", "FF01", "NARR", "CH20"]), info=st.none() | st.text(xml_characters, max_size=300),
+       data=st.data())
+def test_status_reports_validate(registry, facts, status, operator, reason, info, data):
+    versions = installed_versions(data, registry, STATUS_REPORT_VERSIONS)
+    built = build_status_report(facts, status, reason_code=reason if status == "RJCT" else None,
+                                additional_info=info, operator_bic=operator, now=NOW, versions=versions)
+    assert_valid(built, registry, versions.status_report, versions.app_header)
 
 
 @SETTINGS
 @given(facts=payment_facts(), accepted=st.booleans(), operator=bics, case=st.none() | max35,
        reason=st.sampled_from(sorted(codes.code_set(codes.CANCELLATION_REJECTION_REASON).codes)),
-       info=st.none() | st.text(xml_characters, max_size=200))
-def test_cancellation_answers_validate(registry, facts, accepted, operator, case, reason, info):
-    data = build_cancellation_answer(facts, accepted=accepted, reason_code=None if accepted else reason,
-                                     additional_info=info, operator_bic=operator, case_id=case, now=NOW)
-    assert_valid(data, registry, "camt.029.001.09")
+       info=st.none() | st.text(xml_characters, max_size=200), data=st.data())
+def test_cancellation_answers_validate(registry, facts, accepted, operator, case, reason, info, data):
+    versions = installed_versions(data, registry, CANCELLATION_ANSWER_VERSIONS)
+    built = build_cancellation_answer(facts, accepted=accepted, reason_code=None if accepted else reason,
+                                      additional_info=info, operator_bic=operator, case_id=case, now=NOW,
+                                      versions=versions)
+    assert_valid(built, registry, versions.cancellation_answer, versions.app_header)
 
 
 @SETTINGS

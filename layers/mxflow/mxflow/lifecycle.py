@@ -235,9 +235,9 @@ class PaymentLifecycle:
                   "additionalInfo": _short(issue.message if issue else "invalid message")}
         messages = dict(record.get("messages") or {})
         if result.facts is not None:
-            report = iso20022.build_status_report(
+            report = iso20022.check_generated(iso20022.build_status_report(
                 result.facts, "RJCT", reason_code=reason["code"], additional_info=reason["additionalInfo"],
-                operator_bic=self.settings.operator_bic)
+                operator_bic=self.settings.operator_bic, versions=self.settings.message_versions), self.registry)
             messages[STATUS_REPORT] = self.archive.put(
                 generated_key(payment_id, STATUS_REPORT), report)
         values = {"messages": messages,
@@ -365,12 +365,14 @@ class PaymentLifecycle:
             reason = record.get("reason") or {}
             if status == "CANC":
                 message = iso20022.build_cancellation_answer(
-                    facts, accepted=True, operator_bic=self.settings.operator_bic, case_id=payment_id)
+                    facts, accepted=True, operator_bic=self.settings.operator_bic, case_id=payment_id,
+                    versions=self.settings.message_versions)
             else:
                 message = iso20022.build_status_report(
                     facts, "RJCT", reason_code=reason.get("code"),
                     additional_info=_short(reason.get("additionalInfo")),
-                    operator_bic=self.settings.operator_bic)
+                    operator_bic=self.settings.operator_bic, versions=self.settings.message_versions)
+            iso20022.check_generated(message, self.registry)
             key = self.archive.put(generated_key(payment_id, name), message)
             self.store.record_message(payment_id, name, key)
         self._publish("payment.cancelled" if status == "CANC" else "payment.rejected", record)
@@ -393,10 +395,17 @@ class PaymentLifecycle:
         summary = _facts_dict(facts)
         outbound = None
         if OUTBOUND_MESSAGE not in messages:
-            outbound = iso20022.build_outbound_message(parsed, operator_bic=self.settings.operator_bic)
+            outbound = iso20022.check_generated(iso20022.build_outbound_message(
+                parsed, operator_bic=self.settings.operator_bic, versions=self.settings.message_versions),
+                self.registry)
             key = self.archive.put(generated_key(payment_id, OUTBOUND_MESSAGE), outbound)
             self.store.record_message(payment_id, OUTBOUND_MESSAGE, key)
             messages[OUTBOUND_MESSAGE] = key
+        report = None
+        if STATUS_REPORT not in messages:  # built and checked before the send: nothing leaves without it
+            report = iso20022.check_generated(iso20022.build_status_report(
+                facts, "ACSC", operator_bic=self.settings.operator_bic, versions=self.settings.message_versions),
+                self.registry)
         if not record.get("releaseMessageId"):
             if outbound is None:
                 outbound = self.archive.get(messages[OUTBOUND_MESSAGE])
@@ -409,8 +418,7 @@ class PaymentLifecycle:
                                                  group_id=counterparty(summary, payment_id))
             self.store.set_attributes(payment_id, {"releaseMessageId": message_id,
                                                    "releasedAt": self.clock()}, expected_status="ACSP")
-        if STATUS_REPORT not in messages:
-            report = iso20022.build_status_report(facts, "ACSC", operator_bic=self.settings.operator_bic)
+        if report is not None:
             key = self.archive.put(generated_key(payment_id, STATUS_REPORT), report)
             self.store.record_message(payment_id, STATUS_REPORT, key)
         try:
@@ -485,7 +493,8 @@ class PaymentLifecycle:
             status = "ok"
         except ServiceError:
             status = "unhealthy"
-        return {"status": status, "region": self.settings.region}
+        # which source serves each message id (built-in package@version, added, schema layer): no payment data
+        return {"status": status, "region": self.settings.region, "schemas": self.registry.sources()}
 
     def oldest_pending_age_seconds(self, now: datetime | None = None) -> float:
         """Age of the oldest PDNG payment (0 when none): the pending-age alarm's metric."""

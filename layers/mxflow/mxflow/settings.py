@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Mapping
 
+from mxflow.iso20022.builders import CBPR_PLUS_VERSIONS, MessageVersions
+
 
 def current_region(env: Mapping[str, str] = os.environ) -> str:
     """The invocation's Region (Lambda sets AWS_REGION)."""
@@ -32,6 +34,7 @@ class Settings:
     state_machine_arn: str | None = None
     release_queue_url: str | None = None
     events_topic_arn: str | None = None
+    message_versions: MessageVersions = CBPR_PLUS_VERSIONS  # what the builders emit (MXFLOW_*_VERSION)
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] = os.environ) -> "Settings":
@@ -53,4 +56,5 @@ class Settings:
             state_machine_arn=env.get("STATE_MACHINE_ARN") or None,
             release_queue_url=env.get("RELEASE_QUEUE_URL") or None,
             events_topic_arn=env.get("EVENTS_TOPIC_ARN") or None,
+            message_versions=MessageVersions.from_environ(env),
         )
