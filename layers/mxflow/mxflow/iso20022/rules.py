@@ -13,10 +13,10 @@ from .08); a rule whose elements a version lacks is skipped. Element-level rules
 IBAN, UETR, currency and amount) apply to any ISO message, structural rules to those three.
 
 Profiles:
-- "iso": the message definitions' cross-element rules and the data-type algorithms.
-- "cbpr+": "iso" plus the SWIFT CBPR+ usage rules (commodity currencies refused, one transaction
-  per message, UETR mandatory, BizMsgIdr carries MsgId, X character set outside name, address and
-  remittance fields).
+- "iso": the message definitions' cross-element rules, the data-type algorithms, and no amount in
+  an ISO 4217 code that has no minor unit (precious metals, XDR, XTS, XXX...: not payable).
+- "cbpr+": "iso" plus the SWIFT CBPR+ usage rules (one transaction per message, UETR mandatory,
+  BizMsgIdr carries MsgId, X character set outside name, address and remittance fields).
 
 Speed: one C-level `iter()` over the Document for the identifier, BIC, IBAN, UETR and amount
 elements, the shared scan of facts.py (positional child access, no find()) for the structure, one
@@ -73,6 +73,13 @@ RULES: dict[str, Rule] = {
         Rule("ISO-CTRLSUM", "AM16", "the group control sum equals the sum of the transaction amounts"),
         Rule("ISO-AMOUNT", "AM12", "an amount is a decimal number"),
         Rule("ISO-CCY", "AM11", "a settlement or instructed amount is in an active ISO 4217 currency"),
+        # AM03 "NotAllowedCurrency": "Specified message amount is an non processable currency outside of
+        # existing agreement". XAU or XDR are valid ISO 4217 codes, so AM11 ("Transaction currency is
+        # invalid or missing", kept for codes ISO 4217 does not know) and CURR ("Currency of the payment
+        # is incorrect", about the payment's terms) would misstate the problem: the code is a real one
+        # that no payment can be processed in.
+        Rule("ISO-CCY-NOT-PAYABLE", "AM03",
+             "an amount is not in an ISO 4217 code without a minor unit (metals, XDR, XTS, XXX, XBA-XBD, XSU, XUA)"),
         Rule("ISO-CCY-DECIMALS", "CH20", "an amount has no more decimals than its currency's ISO 4217 minor unit"),
         Rule("ISO-IBAN", "AC01", "an IBAN has valid check digits and its country's length and format"),
         Rule("ISO-BIC", "RC01", "a BIC is well formed with a real ISO 3166 country code"),
@@ -86,7 +93,6 @@ RULES: dict[str, Rule] = {
         Rule("ISO-CHRGSINF-INSTDAMT", "CH21", "ChrgsInf needs InstdAmt"),
         Rule("ISO-XCHGRATE-MISSING", "CH21", "XchgRate is present when InstdAmt and IntrBkSttlmAmt currencies differ"),
         Rule("ISO-XCHGRATE-NOT-ALLOWED", "CH17", "XchgRate is absent when InstdAmt and IntrBkSttlmAmt share a currency"),
-        Rule("CBPR-COMMODITY", "AM03", "XAU, XAG, XPD, XPT are not allowed (commodities)", CBPR),
         Rule("CBPR-ONE-TX", "AM18", "exactly one transaction per message", CBPR),
         Rule("CBPR-UETR", "CH21", "the UETR (camt.056: OrgnlUETR) is present", CBPR),
         Rule("CBPR-BIZMSGIDR", "CH16", "AppHdr BizMsgIdr equals the message identification (GrpHdr/MsgId, camt.056 Assgnmt/Id)", CBPR),
@@ -258,8 +264,8 @@ class _Checker:
         if amount is None:
             self.add("ISO-AMOUNT", element, f"{name} is not a decimal amount")
             return
-        if self.cbpr and currency in codes.COMMODITY_CURRENCIES:
-            self.add("CBPR-COMMODITY", element, f"{name}: commodity currencies are not allowed in CBPR+")
+        if currency in codes.non_payable_currencies():
+            self.add("ISO-CCY-NOT-PAYABLE", element, f"{name}: the currency is not one a payment can settle in")
             return
         if not codes.is_active_currency(currency):
             if name in _ACTIVE_CURRENCY_AMOUNTS and self.scan.family in ("pacs.008", "pacs.009"):
