@@ -73,7 +73,10 @@ class ParsedMessage:
 
     @property
     def header_namespace(self) -> str | None:
-        return None if self.app_header is None else etree.QName(self.app_header).namespace
+        if self.app_header is None:
+            return None
+        tag = self.app_header.tag
+        return tag[1 : tag.index("}")] if tag[0] == "{" else None
 
     @property
     def business_area(self) -> str:
