@@ -434,3 +434,22 @@ def test_a_pacs008_in_gold_is_refused_through_the_pipeline(pacs008, registry, pr
         ("AM03", TX + "/IntrBkSttlmAmt", "ISO-CCY-NOT-PAYABLE"), ("AM03", TX + "/InstdAmt", "ISO-CCY-NOT-PAYABLE")]
     assert all("XAU" not in i.message for i in result.errors)  # no payment data in the message
     assert result.facts.currency == "XAU"
+
+
+@pytest.mark.parametrize("name", [PACS008, "phoughton-cbpr-ur/2025/CBPR2025.PACS008-MinMax-0023.xml"])
+def test_x_character_set_through_the_pipeline_agrees_with_the_tree(parsed_sample, registry, name):
+    """validate_message tells the character set from the raw bytes when they cannot leave X
+    (rules.raw_may_leave_x_characters): the same cases as above, as bytes, give the same issues."""
+    from mxflow.iso20022.validation import validate_message
+
+    def pipeline(parsed):
+        result = validate_message(etree.tostring(parsed.root), profile="cbpr+", registry=registry, now=NOW)
+        return [(i.rule, i.code, i.path) for i in result.errors]
+
+    parsed = parsed_sample(name)
+    assert pipeline(parsed) == []
+    find(parsed, "CdtTrfTxInf/Dbtr/Nm").text = "Zoë & Cie\tLtd"  # free text: any character
+    assert pipeline(parsed) == []
+    for value in ("E2E\t1", "E2E@1", "E2E&1", "E2Eé1", 'E2E"1', "E2E>1"):
+        find(parsed, "CdtTrfTxInf/PmtId/EndToEndId").text = value
+        assert pipeline(parsed) == [("CBPR-CHARSET", "RR10", TX + "/PmtId/EndToEndId")], value
