@@ -15,7 +15,7 @@ import hashlib
 from json.encoder import encode_basestring_ascii as _json_string
 from dataclasses import dataclass, field, fields as dataclass_fields
 
-from .message import ParsedMessage
+from .message import HEADER_CHILDREN, ParsedMessage
 
 PAYMENT_BODIES = {"FIToFICstmrCdtTrf": "pacs.008", "FICdtTrf": "pacs.009"}
 CANCELLATION_BODY = "FIToFIPmtCxlReq"
@@ -87,8 +87,8 @@ def names(ns: str) -> Names:
     return found
 
 
-def agent_bic(agent, ns: str) -> str | None:
-    """The BIC of a BranchAndFinancialInstitutionIdentification: FinInstnId/BICFI (BIC up to .02)."""
+def agent_bic_element(agent, ns: str):
+    """The FinInstnId/BICFI (BIC up to .02) element of a BranchAndFinancialInstitutionIdentification."""
     if agent is None:
         return None
     n = names(ns)
@@ -96,12 +96,17 @@ def agent_bic(agent, ns: str) -> str | None:
     for institution in agent:  # FinInstnId comes first in every version
         if institution.tag == institution_tag:
             bicfi, bic = n.BICFI, n.BIC
-            for candidate in institution:
+            for candidate in institution:  # and the BIC first in it
                 tag = candidate.tag
                 if tag == bicfi or tag == bic:
-                    return text_of(candidate)
+                    return candidate
             return None
     return None
+
+
+def agent_bic(agent, ns: str) -> str | None:
+    """The BIC of a BranchAndFinancialInstitutionIdentification: FinInstnId/BICFI (BIC up to .02)."""
+    return text_of(agent_bic_element(agent, ns))
 
 
 def institution_bic(value: str | None) -> str | None:
@@ -156,6 +161,9 @@ class MessageScan:
     _tx_children: dict = field(default_factory=dict, repr=False)
     _tx_ids: dict = field(default_factory=dict, repr=False)
     _bics: dict = field(default_factory=dict, repr=False)
+    # The BIC elements read, kept so that their proxies outlive the read: lxml then hands out the
+    # same object again (about 100 instructions) instead of a new one (thousands) to the rules' walk.
+    _bic_elements: list = field(default_factory=list, repr=False)
 
     def tx_children(self, index: int = 0) -> dict:
         """A transaction's children by local name (the first of each), computed once."""
@@ -178,7 +186,7 @@ class MessageScan:
         key = (-1, name)
         bics = self._bics
         if key not in bics:
-            bics[key] = agent_bic(self.group.get(name), self.ns)
+            bics[key] = self._read_bic(self.group.get(name))
         return bics[key]
 
     def tx_agent_bic(self, index: int, name: str) -> str | None:
@@ -186,8 +194,25 @@ class MessageScan:
         key = (index, name)
         bics = self._bics
         if key not in bics:
-            bics[key] = agent_bic(self.tx_children(index).get(name), self.ns)
+            bics[key] = self._read_bic(self.tx_children(index).get(name))
         return bics[key]
+
+    def _read_bic(self, agent) -> str | None:
+        element = agent_bic_element(agent, self.ns)
+        if element is None:
+            return None
+        self._bic_elements.append(element)
+        return text_of(element)
+
+    def read_payments(self) -> None:
+        """pacs.008/pacs.009: every transaction's children, payment identifiers and agents' BICs, and
+        the group's agents, read in one go before anything walks the tree again (see _bic_elements)."""
+        for name in ("InstgAgt", "InstdAgt"):
+            self.group_agent_bic(name)
+        for index in range(len(self.transactions)):
+            self.tx_ids(index)
+            for name in ("InstgAgt", "InstdAgt", "DbtrAgt", "CdtrAgt"):
+                self.tx_agent_bic(index, name)
 
 
 def _header_bic(part, n: Names):
@@ -195,14 +220,14 @@ def _header_bic(part, n: Names):
     return child(child(child(part, n.FIId), n.FinInstnId), n.BICFI)
 
 
-def _scan_header(header) -> tuple[HeaderFields, str]:
+def _scan_header(header, children=None) -> tuple[HeaderFields, str]:
+    """children: the AppHdr's [(tag, child)] as parse_message read them (HEADER_CHILDREN), if known."""
     tag = header.tag
     hns = tag[: tag.index("}") + 1] if tag[0] == "{" else ""
     n = names(hns)
     fields, agents = n.header_fields, n.header_agents
     found = HeaderFields()
-    for part in header:
-        tag = part.tag
+    for tag, part in children if children is not None else ((part.tag, part) for part in header):
         if tag.__class__ is not str:
             continue
         attribute = fields.get(tag)
@@ -218,6 +243,7 @@ def _scan_header(header) -> tuple[HeaderFields, str]:
 def forget_scan(parsed: ParsedMessage) -> None:
     """Drop the cached scan: for a caller that edits the tree after rules or facts looked at it."""
     parsed.extra.pop(_SCAN_KEY, None)
+    parsed.extra.pop(HEADER_CHILDREN, None)
 
 
 def scan_message(parsed: ParsedMessage) -> MessageScan:
@@ -231,7 +257,7 @@ def scan_message(parsed: ParsedMessage) -> MessageScan:
     scan = MessageScan(ns=ns, names=names(ns))
     tags = scan.names
     if parsed.app_header is not None:
-        scan.header, scan.hns = _scan_header(parsed.app_header)
+        scan.header, scan.hns = _scan_header(parsed.app_header, parsed.extra.get(HEADER_CHILDREN))
     body = None
     for candidate in parsed.document:
         if candidate.tag.__class__ is str:

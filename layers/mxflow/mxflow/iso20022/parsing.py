@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from .message import ISO_NAMESPACE_PREFIX, Issue, MessageError, ParsedMessage
+from .message import HEADER_CHILDREN, ISO_NAMESPACE_PREFIX, Issue, MessageError, ParsedMessage
 
 __all__ = [
     "ParseLimits",
@@ -163,6 +163,9 @@ _DECLARED_ENCODING = re.compile(r"""\bencoding\s*=\s*(["'])([A-Za-z0-9._:-]*)\1"
 
 
 _SPACE = re.compile(rb"[ \t\r\n]*")
+# The declarations nearly every message starts with, accepted without a closer look.
+_USUAL_DECLARATIONS = tuple(f'<?xml version={q}1.0{q} encoding={q}{name}{q}?>'.encode("ascii")
+                            for q in "\"'" for name in ("UTF-8", "utf-8"))
 
 
 def _check_prolog(text: bytes, pos: int, declared_family: str) -> None:
@@ -170,6 +173,9 @@ def _check_prolog(text: bytes, pos: int, declared_family: str) -> None:
     to the root element and refuse any `<!` declaration there: a DOCTYPE is refused before anything
     parses it. `text` is the input (ASCII-compatible) or decoded UTF-16 re-encoded as UTF-8."""
     first = True
+    if declared_family == "ascii-compatible" and text.startswith(_USUAL_DECLARATIONS, pos):
+        pos = text.index(b"?>", pos) + 2  # UTF-8 declared on ASCII-compatible bytes: nothing to check
+        first = False
     while True:
         pos = _SPACE.match(text, pos).end()
         if text.startswith(b"<?", pos):
@@ -323,8 +329,8 @@ def parse_message(data: bytes, limits: ParseLimits | None = None) -> ParsedMessa
     except ValueError as exc:  # e.g. lxml refusing a str with an encoding declaration
         _fail(f"not well-formed XML: {exc}")
 
-    docinfo = root.getroottree().docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None or docinfo.externalDTD is not None:
+    docinfo = root.getroottree().docinfo  # (docinfo.doctype is read from these two)
+    if docinfo.internalDTD is not None or docinfo.externalDTD is not None:
         _fail("a DOCTYPE (DTD) is not allowed in an ISO 20022 message")
     if limits.max_depth < _LIBXML2_MAX_DEPTH and _too_deep(root, limits.max_depth):
         _fail(f"elements are nested deeper than the limit of {limits.max_depth}")
@@ -350,10 +356,12 @@ def parse_message(data: bytes, limits: ParseLimits | None = None) -> ParsedMessa
                 "/AppHdr",
                 UnsupportedMessageError,
             )
-        # The first MsgDefIdr child, by a positional walk (find() costs ~3 us per call).
+        # The first MsgDefIdr child, by a positional walk (find() costs ~3 us per call); the children
+        # and their tags are kept for the scan of facts.py (HEADER_CHILDREN).
         definition_tag = "{" + header_ns + "}MsgDefIdr"
-        for definition in app_header:
-            if definition.tag == definition_tag:
+        header_children = [(child.tag, child) for child in app_header]
+        for tag, definition in header_children:
+            if tag == definition_tag:
                 if definition.text:
                     header_id = definition.text.strip()
                 break
@@ -375,7 +383,7 @@ def parse_message(data: bytes, limits: ParseLimits | None = None) -> ParsedMessa
             "/Document",
             UnsupportedMessageError,
         )
-    return ParsedMessage(
+    parsed = ParsedMessage(
         raw=data,
         root=root,
         document=document,
@@ -383,3 +391,6 @@ def parse_message(data: bytes, limits: ParseLimits | None = None) -> ParsedMessa
         message_id=message_id,
         header_message_id=header_id,
     )
+    if app_header is not None:
+        parsed.extra[HEADER_CHILDREN] = header_children
+    return parsed

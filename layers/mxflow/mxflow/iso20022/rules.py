@@ -141,37 +141,39 @@ _LEAF_TEXTS = etree.XPath("descendant::*[not(*)]/text()", smart_strings=False)
 _LEAF_TEXT_NODES = etree.XPath("descendant::*[not(*)]/text()")  # strings that know their element
 _FREE_TEXT = ("Nm", "PstlAdr", "RmtInf")
 # The character-set pre-check on the raw bytes (see raw_may_leave_x_characters).
-# The X characters but '/' and "'" are deleted: what is left is markup, '/', "'", tabs and the
-# characters outside X.
-_RAW_DELETE = bytes(sorted(set(X_CHARACTERS.encode("ascii")) - set(b"/'")))
-_RAW_TEXT_OUTSIDE_X = re.compile(rb">[\t/']*+[^<\t/']")  # a text segment with a character outside X
+_X_BYTES = set(X_CHARACTERS.encode("ascii"))
+_RAW_DELETE_X_AND_TAB = bytes(sorted(_X_BYTES | {0x09}))  # left: markup and characters outside X
+_RAW_DELETE_X_BUT_SLASHES = bytes(sorted(_X_BYTES - set(b"/'")))  # left: markup, '/', "'" and tabs
 _RAW_TAB_IN_LEAF = re.compile(rb">[^<\t]*+\t[^<]*+</")  # a start tag's '>' ... a tab ... an end tag
 
 
 def raw_may_leave_x_characters(raw: bytes) -> bool:
     """False only when no leaf text of the tree parsed from `raw` can hold a character outside the
-    SWIFT X character set; True means "look at the tree". ~6 us on a 3 KB message, against ~20 us
-    for reading every leaf text from the tree.
+    SWIFT X character set; True means "look at the tree". About half the work of reading every leaf
+    text from the tree (`make bench`, validation.stage_us.rules).
 
     The bytes between a '>' and the next '<' are the only source of element text when the input is
     ASCII-compatible (no NUL byte: UTF-16 always has one) and has no comment, CDATA section or
     declaration (no '!') and no processing instruction (no '?' after the XML declaration, a '?' in
-    a text only costs a look at the tree), since the tree joins the texts around a removed comment or processing instruction. Character
-    references and entities start with '&', outside X, so they are caught like any other character
-    outside X: with the X characters but '/' and "'" deleted, a text segment holding anything but
-    '/', "'" and tabs answers True. A tab is in X only as indentation: once every '/>' (all that is
-    left of an end tag or an empty element) is turned into '/', a '>' left ends a start tag, and a
-    tab between it and the next '</' is a tab in a leaf's text: True. Attribute values are never looked at by
-    the rule; a '>' or quote inside one can only add a True (a look at the tree), never hide text.
+    a text only costs a look at the tree), since the tree joins the texts around a removed comment or
+    processing instruction. Character references and entities start with '&', outside X, so they are
+    caught like any other character outside X: with the X characters and tabs deleted, every '>' left
+    must be followed by a '<' (or end the input), else a text holds a character outside X: True.
+    A tab is in X only as indentation: with the X characters but '/' and "'" deleted and every '/>'
+    (all that is left of an end tag or an empty element) turned into '/', a '>' left ends a start
+    tag, and a tab between it and the next '</' is a tab in a leaf's text: True. Attribute values
+    are never looked at by the rule; a '>' or quote inside one can only add a True (a look at the
+    tree), never hide text.
     """
     declaration_end = raw.find(b"?>") + 2 if raw.startswith((b"<?xml", b"\xef\xbb\xbf<?xml")) else 0
     if b"\x00" in raw or b"!" in raw or raw.find(b"?", declaration_end) >= 0:
         return True
-    left = raw.translate(None, _RAW_DELETE)
-    if _RAW_TEXT_OUTSIDE_X.search(left):
+    left = raw.translate(None, _RAW_DELETE_X_AND_TAB)
+    if left.count(b">") != left.count(b"><") + left.endswith(b">"):
         return True
-    if b"\t" in left:
-        return _RAW_TAB_IN_LEAF.search(left.replace(b"/>", b"/")) is not None
+    if b"\t" in raw:
+        structure = raw.translate(None, _RAW_DELETE_X_BUT_SLASHES).replace(b"/>", b"/")
+        return _RAW_TAB_IN_LEAF.search(structure) is not None
     return False
 
 
@@ -551,8 +553,10 @@ def run_rules(parsed: ParsedMessage, profile: str, now: datetime, *, raw_is_tree
     """check_rules without its argument checks. raw_is_tree: the caller parsed `parsed.raw` itself
     and nothing changed the tree since, so checks may read the raw bytes (validate_message)."""
     c = _Checker(parsed, profile, now, raw_is_tree)
-    c.check_elements()
     family = c.scan.family
+    if family == "pacs.008" or family == "pacs.009":
+        c.scan.read_payments()  # first: the element walk below then meets elements already read
+    c.check_elements()
     if family == "pacs.008" or family == "pacs.009":
         _check_payment(c)
     elif family == "camt.056":
