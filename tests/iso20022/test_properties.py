@@ -151,3 +151,20 @@ def test_mutated_messages_never_crash_the_pipeline(registry, sample_bytes, camt0
             continue
         assert_issues_well_formed(check_rules(parsed, profile=profile, now=NOW))
         assert extract_facts(parsed).payment_id.startswith("p-")
+
+
+@settings(max_examples=300, deadline=None)
+@given(amount=st.decimals(allow_nan=False, allow_infinity=False, places=None).filter(
+    lambda d: len(d.as_tuple().digits) <= 18), sign=st.sampled_from(["", "+"]), zeros=st.integers(0, 3))
+def test_fraction_digits_read_from_the_text_are_the_decimal_value_s(amount, sign, zeros):
+    """rules.fraction_digits counts on the text what Decimal.normalize() tells of the value (any
+    xs:decimal of at most 18 digits, the ISO amounts' totalDigits), trailing zeros included or not."""
+    from mxflow.iso20022.rules import fraction_digits, parse_amount
+
+    text = sign + format(amount, "f") if not format(amount, "f").startswith("-") else format(amount, "f")
+    if "." in text:
+        text += "0" * zeros
+    exponent = amount.normalize().as_tuple().exponent
+    assert fraction_digits(text) == max(0, -exponent)
+    assert parse_amount(text) == amount
+    assert fraction_digits(text + "e1") is None and fraction_digits("1,5") is None and fraction_digits("") is None

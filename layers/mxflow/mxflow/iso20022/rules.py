@@ -18,24 +18,30 @@ Profiles:
 - "cbpr+": "iso" plus the SWIFT CBPR+ usage rules (one transaction per message, UETR mandatory,
   BizMsgIdr carries MsgId, X character set outside name, address and remittance fields).
 
-Speed: one C-level `iter()` over the Document for the identifier, BIC, IBAN, UETR and amount
-elements, the shared scan of facts.py (positional child access, no find()) for the structure, one
-string-value XPath for the CBPR+ character set; the BIC and IBAN algorithms are cached per value.
-`make bench` measures the whole pipeline against bare lxml.
+Speed (`make bench`, validation.stage_us): on a fresh tree every element touched costs lxml a proxy
+and a tag string, so each is touched once: the shared scan of facts.py reads the structure (the
+payments' identifiers and agents first), then one C-level `iter()` over '{*}' local names finds the
+identifier, BIC, IBAN, UETR and amount elements anywhere; the BIC and IBAN algorithms are cached
+per value; amounts are checked on their text (a Decimal only when a sum is checked). The CBPR+
+character set is told from the raw bytes when validate_message vouches that the tree is their parse
+(raw_may_leave_x_characters), and read from the tree otherwise.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from lxml import etree
 
 from . import codes
 from .facts import MessageScan, agent_bic, child, institution_bic, scan_message, text_of
 from .message import Issue, ParsedMessage, element_path
+
+if TYPE_CHECKING:
+    from decimal import Decimal
 
 PROFILES = ("iso", "cbpr+")
 
@@ -212,14 +218,9 @@ _AMOUNT_TEXT = re.compile(r"[+-]?(?:([0-9]+)(?:\.([0-9]*))?|\.([0-9]+))\Z")  # x
 _MAX_AMOUNT_TEXT = 40  # ISO amounts have at most 18 digits; longer text is not an amount
 
 
-def decimal_places(amount: Decimal) -> int:
-    """Significant fraction digits (xs:decimal value semantics: '1000.00' has none)."""
-    exponent = amount.normalize().as_tuple().exponent
-    return max(0, -exponent) if isinstance(exponent, int) else 0
-
-
-def _fraction_digits(text: str | None) -> int | None:
-    """decimal_places of an xs:decimal text without building a Decimal; None when it is not one."""
+def fraction_digits(text: str | None) -> int | None:
+    """The significant fraction digits of an xs:decimal text (value semantics: '1000.00' has none,
+    '12.340' two), read from the text without building a Decimal; None when it is not an xs:decimal."""
     text = (text or "").strip()
     if len(text) > _MAX_AMOUNT_TEXT:
         return None
@@ -232,6 +233,8 @@ def _fraction_digits(text: str | None) -> int | None:
 
 def parse_amount(text: str | None) -> Decimal | None:
     """An xs:decimal as an exact Decimal; None for anything else (exponents, NaN, absurd lengths)."""
+    from decimal import Decimal, InvalidOperation  # only sums need one: not loaded at import
+
     text = (text or "").strip()
     if len(text) > _MAX_AMOUNT_TEXT or not _AMOUNT_TEXT.match(text):
         return None
@@ -328,7 +331,7 @@ class _Checker:
         currency = element.get("Ccy")
         if currency is None:
             return
-        places = _fraction_digits(element.text)
+        places = fraction_digits(element.text)
         if places is None:
             self.add("ISO-AMOUNT", element, f"{name} is not a decimal amount")
             return
