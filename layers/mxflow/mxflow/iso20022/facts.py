@@ -444,8 +444,8 @@ def _payment_facts(facts: Facts, scan: MessageScan, ns: str) -> None:
     facts.charge_bearer = text_of(t.get("ChrgBr"))
     facts.debtor_name = party_name(t.get("Dbtr"), ns)
     facts.creditor_name = party_name(t.get("Cdtr"), ns)
-    facts.debtor_agent_bic = agent_bic(t.get("DbtrAgt"), ns)
-    facts.creditor_agent_bic = agent_bic(t.get("CdtrAgt"), ns)
+    facts.debtor_agent_bic = scan.tx_agent_bic(0, "DbtrAgt")
+    facts.creditor_agent_bic = scan.tx_agent_bic(0, "CdtrAgt")
     facts.instructing_agent_bic = scan.tx_agent_bic(0, "InstgAgt") or scan.group_agent_bic("InstgAgt")
     facts.instructed_agent_bic = scan.tx_agent_bic(0, "InstdAgt") or scan.group_agent_bic("InstdAgt")
 

@@ -284,14 +284,13 @@ def _find_parts(root: etree._Element) -> tuple[list, list]:
     while stack:
         element = stack.pop()
         tag = element.tag
-        if not isinstance(tag, str):
+        if tag.__class__ is not str:
             continue
-        local = tag.rpartition("}")[2]
-        if local == "Document":
+        if tag.endswith("}Document") or tag == "Document":
             documents.append(element)
-        elif local == "AppHdr":
+        elif tag.endswith("}AppHdr") or tag == "AppHdr":
             headers.append(element)
-        else:
+        elif len(element):
             stack.extend(reversed(element))
     return documents, headers
 
