@@ -172,3 +172,37 @@ def test_mutated_messages_never_crash_the_pipeline(registry, sample_bytes, camt0
             continue
         assert_issues_well_formed(check_rules(parsed, profile=profile, now=NOW))
         assert extract_facts(parsed).payment_id.startswith("p-")
+
+
+@settings(max_examples=300, deadline=None)
+@given(amount=st.decimals(allow_nan=False, allow_infinity=False, places=None).filter(
+    lambda d: len(d.as_tuple().digits) <= 18), sign=st.sampled_from(["", "+"]), zeros=st.integers(0, 3))
+def test_fraction_digits_read_from_the_text_are_the_decimal_value_s(amount, sign, zeros):
+    """rules.fraction_digits counts on the text what Decimal.normalize() tells of the value (any
+    xs:decimal of at most 18 digits, the ISO amounts' totalDigits), trailing zeros included or not."""
+    from mxflow.iso20022.rules import fraction_digits, parse_amount
+
+    text = sign + format(amount, "f") if not format(amount, "f").startswith("-") else format(amount, "f")
+    if "." in text:
+        text += "0" * zeros
+    exponent = amount.normalize().as_tuple().exponent
+    assert fraction_digits(text) == max(0, -exponent)
+    assert parse_amount(text) == amount
+    assert fraction_digits(text + "e1") is None and fraction_digits("1,5") is None and fraction_digits("") is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(family=st.sampled_from(["pacs.008", "pacs.009", "camt.056"]), sender=st.none() | st.text(max_size=12),
+       msg_id=st.none() | st.text(max_size=40), end_to_end=st.none() | st.text(max_size=40), uetr=st.none() | uetrs)
+def test_payment_id_is_the_hash_of_the_canonical_json(family, sender, msg_id, end_to_end, uetr):
+    """The payment id (the system's idempotency key) is built without json.dumps on the hot path: it
+    must stay the documented hash of json.dumps([...], separators=(",", ":"), ensure_ascii=True)."""
+    import hashlib
+    import json
+
+    from mxflow.iso20022.facts import PAYMENT_ID_VERSION, institution_bic, payment_id
+
+    canonical = json.dumps([PAYMENT_ID_VERSION, family, institution_bic(sender), msg_id, end_to_end, uetr],
+                           separators=(",", ":"), ensure_ascii=True)
+    expected = "p-" + hashlib.sha256(canonical.encode("ascii")).hexdigest()[:32]
+    assert payment_id(message_family=family, sender=sender, msg_id=msg_id, end_to_end_id=end_to_end, uetr=uetr) == expected
