@@ -4,13 +4,18 @@ It starts the embedded local runtime on the application's own template.yaml with
 submits example payments (real pacs.008 messages generated for this run) and follows each one through
 the real state machine and handlers to the end of its path: approved and released, rejected by the
 consumer, invalid (schema and business rule), a duplicate and a conflicting resubmission, a cancel, a
-decision timeout, and a send that fails, leaves the payment's anchor execution FAILED and is redriven. Each path is
-printed with its history; every generated message is fetched through the API, checked against the
-official XSD and written under the output directory. Exit 0 only if every path ended as expected.
+decision timeout, and a send that fails, leaves the payment's anchor execution FAILED and is redriven.
+Each path is printed with its history; every received and generated message is fetched through the API,
+checked against the installed official XSD of its exact namespace and written under the output
+directory. Exit 0 only if every path ended as expected.
+
+Schemas: those every local command uses (local_schemas.py: schema directories, the added schemas, the
+built-in set), so a bare clone runs it on the built-in set alone. Where a configured message version
+(CBPR+'s by default) has no installed schema, the demo generates the newest version of that message
+that has one, and says so.
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,8 +30,9 @@ def add_parser(subparsers) -> None:
     parser = subparsers.add_parser("demo", help="run the end-to-end demonstration on the local runtime",
                                    description=__doc__.split("\n\n")[0])
     parser.add_argument("--template", default="template.yaml", help="the SAM template (default: template.yaml)")
-    parser.add_argument("--schema-dir", action="append", default=None,
-                        help="directory of official XSDs (default: $MXFLOW_SCHEMA_DIR, else ../shared/iso20022/xsd)")
+    parser.add_argument("--schema-dir", action="append", default=[],
+                        help="directory of official XSDs, searched before $MXFLOW_SCHEMA_DIR's, the added schemas "
+                        "and the built-in set (without either: ../shared/iso20022/xsd when present)")
     parser.add_argument("--output", default=".mxflow/demo", help="where generated messages are written")
     parser.add_argument("--log-level", choices=("DEBUG", "INFO", "WARNING", "ERROR"), default=None,
                         help="also show the logs, at this level: the functions' Powertools JSON logs and metrics "
@@ -49,43 +55,63 @@ class Outcome:
             self.problems.append(problem)
 
 
-def _schema_dirs(args) -> list[str]:
-    from mxflow_cli.schema_dirs import default_schema_dirs
+RECEIVED_MESSAGES = ("pacs.008.001.08", "head.001.001.02")  # what mxflow_local.sample_messages builds
 
-    found = args.schema_dir or default_schema_dirs()
-    if found:
-        return found
-    raise UsageError("no schema directory: pass --schema-dir DIR (official ISO 20022 XSDs: head.001, pacs.002, "
-                     "pacs.008, camt.029) or set MXFLOW_SCHEMA_DIR")
+
+def demo_schemas(explicit_dirs=()):
+    """(schema directories, registry, versions to generate, {configured: chosen}) for the demo: the
+    configured versions, each without an installed schema replaced by the newest one that has one.
+    UsageError when the demo's own messages or a generated family have no schema at all."""
+    from mxflow_cli.local_schemas import configured_versions, local_registry, schema_dirs
+
+    for directory in explicit_dirs:
+        if not Path(directory).is_dir():
+            raise UsageError(f"--schema-dir {directory}: not a directory")
+    registry = local_registry(explicit_dirs)
+    try:
+        versions, _origin = configured_versions()
+        chosen, changes = versions.installed(registry)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    missing = [m for m in RECEIVED_MESSAGES if not registry.has_schema(m)]
+    if missing:
+        raise UsageError(f"no schema installed for {', '.join(missing)} (the demo's messages): add it with "
+                         "`mxflow schemas add PATH` or reinstall (make venv)")
+    return schema_dirs(explicit_dirs), registry, chosen, changes
 
 
 def run(args) -> int:
     template = Path(args.template)
     if not template.is_file():
         raise UsageError(f"template not found: {template} (run from the repository root)")
-    schema_dirs = _schema_dirs(args)
+    dirs, registry, versions, changes = demo_schemas(args.schema_dir)
     output = Path(args.output)
 
-    from mxflow.iso20022 import SchemaRegistry, parse_message
+    from mxflow.iso20022 import parse_message
+    from mxflow_cli.local_schemas import function_environment, version_parameters
     from mxflow_local.aws_endpoint import AwsEndpoint
     from mxflow_local.client import ALL_SCOPES, PaymentsClient
     from mxflow_local.http_api import LocalApi
 
-    registry = SchemaRegistry(schema_dirs=schema_dirs)
-    overrides = {"DecisionTimeoutSeconds": str(DEMO_DECISION_TIMEOUT_SECONDS)}
+    overrides = {"DecisionTimeoutSeconds": str(DEMO_DECISION_TIMEOUT_SECONDS), **version_parameters(versions)}
     # The functions' own logs and metrics (JSON lines) would drown the story the demo tells: keep warnings,
     # unless --log-level asks for everything the functions would write to CloudWatch Logs.
-    env = {"MXFLOW_SCHEMA_DIR": os.pathsep.join(schema_dirs), "LOG_LEVEL": args.log_level or "WARNING",
+    env = {**function_environment(dirs), "LOG_LEVEL": args.log_level or "WARNING",
            "POWERTOOLS_METRICS_DISABLED": "false" if args.log_level else "true"}
     if args.log_level:
         _log_runtime(args.log_level)
     started = time.monotonic()
     print(f"mxflow demo: starting the local runtime on {template} ...", flush=True)
+    for configured, chosen in changes.items():
+        print(f"  {configured} (configured) has no installed schema: this demo generates {chosen} instead "
+              f"(add {configured} with `mxflow schemas add PATH` to generate it)")
+    print("  schemas (message id: source):")
+    for message_id in (*RECEIVED_MESSAGES, *[m for m in versions.message_ids() if m not in RECEIVED_MESSAGES]):
+        print(f"    {message_id}: {registry.entry_for(message_id).label}")
     with LocalApi.start(template, port=0, parameter_overrides=overrides, env_overrides=env) as api, \
             AwsEndpoint.start(api.runtime, port=0) as aws_endpoint:
         client = PaymentsClient(api.url, api.issue_token(ALL_SCOPES, client_id="demo"))
-        print(f"  local API {api.url} (Region {api.region}), up in {time.monotonic() - started:.1f}s; "
-              f"schemas from {', '.join(schema_dirs)}")
+        print(f"  local API {api.url} (Region {api.region}), up in {time.monotonic() - started:.1f}s")
         print(f"  AWS service APIs for the AWS CLI and boto3: AWS_ENDPOINT_URL={aws_endpoint.url} (127.0.0.1 only)")
         print(f"  decision timeout for this demo: {DEMO_DECISION_TIMEOUT_SECONDS}s\n", flush=True)
         demo = _Demo(client, api, registry, parse_message, output, aws_endpoint)
@@ -158,7 +184,7 @@ class _Demo:
     def invalid_schema(self) -> Outcome:
         """invalid against the official XSD"""
         message = self.credit_transfer(amount="10.00").replace(b"<SttlmMtd>INDA</SttlmMtd>", b"<SttlmMtd>XXXX</SttlmMtd>")
-        return self._invalid(message, Outcome("invalid: schema (XSD)"), reason="FF01")
+        return self._invalid(message, Outcome("invalid: schema (XSD)"), reason="FF01", received_valid=False)
 
     def invalid_rule(self) -> Outcome:
         """invalid by a business rule"""
@@ -182,8 +208,12 @@ class _Demo:
         outcome.detail = (f"resubmitted: {again.status} same payment; altered bytes: {conflict.status} "
                           f"{conflict.json.get('title', '') if conflict.body else ''} (code {code})")
         payment = self.client.wait_for_status(outcome.payment_id, "PDNG", "RJCT")
-        outcome.path = _path(payment)
-        self.client.approve(outcome.payment_id)  # leave nothing waiting
+        outcome.expect(payment["status"] == "PDNG", f"reached {payment['status']}, PDNG expected")
+        detail = outcome.detail
+        self.client.approve(outcome.payment_id)  # leave nothing waiting; its messages are checked too
+        payment = self.client.wait_for_status(outcome.payment_id, "ACSC", "RJCT", "CANC")
+        self._finish(outcome, payment, status="ACSC", report_status="ACSC", messages=("pacs.002", "outbound"))
+        outcome.detail = detail + "; then approved: " + outcome.detail
         return outcome
 
     def cancelled(self) -> Outcome:
@@ -247,16 +277,17 @@ class _Demo:
         outcome.expect(payment["status"] == "PDNG", f"reached {payment['status']}, PDNG expected")
         return outcome
 
-    def _invalid(self, message: bytes, outcome: Outcome, *, reason: str) -> Outcome:
+    def _invalid(self, message: bytes, outcome: Outcome, *, reason: str, received_valid: bool = True) -> Outcome:
         reply = self.client.submit(message)
         outcome.expect(reply.status == 202, f"submission answered {reply.status}")
         outcome.payment_id = reply.json["paymentId"]
         payment = self.client.wait_for(outcome.payment_id, lambda p: "pacs.002" in _names(p))
-        self._finish(outcome, payment, status="RJCT", report_status="RJCT", reason=reason, messages=("pacs.002",))
+        self._finish(outcome, payment, status="RJCT", report_status="RJCT", reason=reason, messages=("pacs.002",),
+                     received_valid=received_valid)
         return outcome
 
     def _finish(self, outcome: Outcome, payment: dict, *, status: str, messages: tuple, reason: str | None = None,
-                report_status: str | None = None) -> None:
+                report_status: str | None = None, received_valid: bool = True) -> None:
         outcome.path = _path(payment)
         outcome.expect(payment["status"] == status, f"ended {payment['status']}, {status} expected")
         got_reason = (payment.get("reason") or {}).get("code") if isinstance(payment.get("reason"), dict) else payment.get("reason")
@@ -266,9 +297,13 @@ class _Demo:
         for name in messages:
             outcome.expect(name in _names(payment), f"no {name} message")
         for name in _names(payment):
-            self._save_message(outcome, payment["paymentId"], name, report_status if name == "pacs.002" else None)
+            self._save_message(outcome, payment["paymentId"], name, report_status if name == "pacs.002" else None,
+                               valid=received_valid or name != "received")
 
-    def _save_message(self, outcome: Outcome, payment_id: str, name: str, expected_status: str | None) -> None:
+    def _save_message(self, outcome: Outcome, payment_id: str, name: str, expected_status: str | None,
+                      *, valid: bool = True) -> None:
+        """Fetch a message through the API, write it out, and check it against the installed schema of
+        each of its parts (AppHdr, Document): `valid` says whether it should pass."""
         reply = self.client.message(payment_id, name)
         if reply.status != 200:
             outcome.problems.append(f"GET message {name} answered {reply.status}")
@@ -277,17 +312,24 @@ class _Demo:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(reply.body)
         outcome.files.append(str(target))
-        if name == "received":
-            return
         from mxflow.iso20022 import validate_schema
 
         parsed = self.parse_message(reply.body)
+        parts = [p for p in (parsed.header_namespace.rpartition(":")[2] if parsed.app_header is not None else None,
+                             parsed.message_id) if p]
+        missing = [p for p in parts if not self.registry.has_schema(p)]
+        if missing:
+            outcome.problems.append(f"{name}: no installed schema for {', '.join(missing)}: not checked")
+            return
         errors = validate_schema(parsed, self.registry)
-        outcome.expect(not errors, f"{name} fails its XSD: {[e.message for e in errors[:2]]}")
+        if valid:
+            outcome.expect(not errors, f"{name} fails its XSD: {[e.message for e in errors[:2]]}")
+        else:
+            outcome.expect(bool(errors), f"{name} passes its XSD, a schema error was expected")
         if expected_status:
             statuses = parsed.document.xpath("//*[local-name()='TxSts']/text()")
             outcome.expect(statuses == [expected_status], f"{name} TxSts {statuses}, {expected_status} expected")
-        label = f"{name} ({parsed.message_id}, XSD valid)" if not errors else f"{name} ({parsed.message_id}, XSD INVALID)"
+        label = f"{name} ({'+'.join(parts)}, XSD {'valid' if not errors else 'INVALID'})"
         outcome.detail = (outcome.detail + "; " if outcome.detail else "") + label
 
     @staticmethod

@@ -20,6 +20,8 @@ from pathlib import Path
 
 def add_parser(subparsers) -> None:
     """Register `local up` and `token` (called by mxflow_cli.main)."""
+    from mxflow_cli.main import help_without_subcommand
+
     local = subparsers.add_parser("local", help="the embedded local runtime")
     local_sub = local.add_subparsers(dest="local_command", metavar="SUBCOMMAND")
     up = local_sub.add_parser(
@@ -30,8 +32,9 @@ def add_parser(subparsers) -> None:
     )
     up.add_argument("--port", type=int, default=3000, help="port on 127.0.0.1 (0 picks a free one; default 3000)")
     up.add_argument("--template", default="template.yaml", help="SAM template (default template.yaml)")
-    up.add_argument("--schema-dir", help="XSD directory, given to functions as MXFLOW_SCHEMA_DIR "
-                    "(default: $MXFLOW_SCHEMA_DIR, else ../shared/iso20022/xsd when present)")
+    up.add_argument("--schema-dir", help="XSD directory searched before $MXFLOW_SCHEMA_DIR's, the schemas added "
+                    "with `mxflow schemas add` and the built-in set (without either: ../shared/iso20022/xsd "
+                    "when present)")
     up.add_argument("--parameter-overrides", nargs="+", default=[], metavar="K=V",
                     help="template parameters as sam deploy takes them: K=V ... or ParameterKey=K,ParameterValue=V")
     up.add_argument("--region", default=os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
@@ -51,7 +54,7 @@ def add_parser(subparsers) -> None:
                      "stack's resources (logical id -> name, URL or ARN) per Region")
     env.add_argument("--region", help="the Region to use (default: the runtime's)")
     env.set_defaults(func=run_local_env)
-    local.set_defaults(func=_local_without_subcommand(local))
+    local.set_defaults(func=help_without_subcommand(local))
 
     token = subparsers.add_parser(
         "token",
@@ -63,13 +66,6 @@ def add_parser(subparsers) -> None:
     token.add_argument("--client", default="local", help="the API client id (default local)")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     token.set_defaults(func=run_token)
-
-
-def _local_without_subcommand(parser):
-    def run(_args) -> int:
-        parser.print_help(sys.stderr)
-        return 2
-    return run
 
 
 class LocalUsageError(ValueError):
@@ -115,20 +111,37 @@ def local_up_settings(args) -> dict:
         raise LocalUsageError("--port must be between 0 and 65535")
     if args.aws_port is not None and not 0 <= args.aws_port <= 65535:
         raise LocalUsageError("--aws-port must be between 0 and 65535")
-    env_overrides = {}
+    from mxflow_cli.local_schemas import (
+        configured_versions, function_environment, local_registry, schema_dirs, version_parameters,
+    )
+
+    explicit = []
     if args.schema_dir:
         schema_dir = Path(args.schema_dir)
         if not schema_dir.is_dir():
             raise LocalUsageError(f"--schema-dir {schema_dir} is not a directory")
-        env_overrides["MXFLOW_SCHEMA_DIR"] = str(schema_dir.resolve())
-    else:
-        from mxflow_cli.schema_dirs import default_schema_dirs
+        explicit.append(str(schema_dir))
+    dirs = schema_dirs(explicit)
+    parameters = parse_parameter_overrides(args.parameter_overrides)
+    try:
+        versions, _origin = configured_versions(parameters)
+    except ValueError as exc:
+        raise LocalUsageError(str(exc)) from None
+    declared = _declared(template, version_parameters(versions))
+    return {"template": template, "port": args.port, "region": args.region,
+            "env_overrides": function_environment(dirs), "parameter_overrides": {**declared, **parameters},
+            "registry": local_registry(explicit), "versions": versions if declared else None}
 
-        found = default_schema_dirs()
-        if found:
-            env_overrides["MXFLOW_SCHEMA_DIR"] = os.pathsep.join(found)
-    return {"template": template, "port": args.port, "region": args.region, "env_overrides": env_overrides,
-            "parameter_overrides": parse_parameter_overrides(args.parameter_overrides)}
+
+def _declared(template: Path, parameters: dict) -> dict:
+    """The parameters among `parameters` that the template declares (another template may have none)."""
+    from mxflow_local.template import TemplateError, load_yaml
+
+    try:
+        declared = (load_yaml(template) or {}).get("Parameters") or {}
+    except (TemplateError, OSError):
+        return {}  # LocalApi.start reports the unreadable template
+    return {name: value for name, value in parameters.items() if name in declared}
 
 
 def aws_endpoint_port(args) -> int | None:
@@ -148,6 +161,15 @@ def run_local_up(args) -> int:
     except LocalUsageError as exc:
         return _usage_error(str(exc))
     template = settings["template"]
+    from mxflow_cli.local_schemas import missing_versions_note, schema_summary
+
+    versions, registry = settings.pop("versions"), settings.pop("registry")
+    if versions:
+        print(f"mxflow: {schema_summary(registry)}; generating {', '.join(versions.message_ids())}",
+              file=sys.stderr, flush=True)
+    note = missing_versions_note(versions, registry) if versions else None
+    if note:
+        print(f"mxflow: warning: {note}", file=sys.stderr, flush=True)
     aws_port = aws_endpoint_port(args)
 
     stop = threading.Event()

@@ -14,6 +14,7 @@ import sys
 # module name -> the subcommands it provides (imported lazily, so `mxflow validate` never loads moto)
 SUBCOMMAND_MODULES = {
     "validate": "mxflow_cli.validate_cmd",
+    "schemas": "mxflow_cli.schemas_cmd",
     "local": "mxflow_cli.local_cmd",
     "token": "mxflow_cli.local_cmd",
     "invoke": "mxflow_cli.invoke_cmd",
@@ -30,6 +31,16 @@ class _Parser(argparse.ArgumentParser):
         self.print_usage(sys.stderr)
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         raise SystemExit(2)
+
+
+def help_without_subcommand(parser: argparse.ArgumentParser):
+    """The `func` of a command that needs a subcommand: its help on stderr and exit code 2."""
+
+    def run(_args) -> int:
+        parser.print_help(sys.stderr)
+        return 2
+
+    return run
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,6 +1,8 @@
 """`mxflow validate FILE... [--schema-dir DIR] [--profile iso|cbpr+] [--json]` (README.md).
 
-Each file goes through the library's validation pipeline (mxflow.iso20022.validation.validate_message).
+Each file goes through the library's validation pipeline (mxflow.iso20022.validation.validate_message),
+with the schemas every local command uses (local_schemas.py: --schema-dir and MXFLOW_SCHEMA_DIR
+directories, the added schemas, the built-in set; `mxflow schemas list` shows them).
 Output: with --json one JSON object per line and per file, {"file", "valid", "messageType", "errors":
 [{"code", "path", "message"}]}; otherwise one line per file and its errors indented below it.
 Exit status: 0 every file valid, 1 at least one invalid, 2 usage error (bad option, no files, a missing
@@ -14,9 +16,9 @@ import os
 import sys
 
 from mxflow.iso20022.parsing import DEFAULT_LIMITS
-from mxflow.iso20022.schemas import SchemaRegistry, schema_dirs_from_environment
 from mxflow.iso20022.validation import PROFILES, validate_message
 
+from .local_schemas import local_registry
 from .main import UsageError
 
 
@@ -34,7 +36,7 @@ def add_parser(subparsers) -> None:
         default=[],
         metavar="DIR",
         help="directory of XSDs, indexed by targetNamespace (repeatable; searched before "
-        "MXFLOW_SCHEMA_DIR and the built-in pacs.008 schemas)",
+        "MXFLOW_SCHEMA_DIR, the schemas added with `mxflow schemas add` and the built-in set)",
     )
     parser.add_argument("--profile", choices=PROFILES, default="iso", help="rule profile (default: iso)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line and file")
@@ -56,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     for directory in args.schema_dir:
         if not os.path.isdir(directory):
             raise UsageError(f"--schema-dir {directory}: not a directory")
-    registry = SchemaRegistry([*args.schema_dir, *schema_dirs_from_environment()])
+    registry = local_registry(args.schema_dir)
     contents = [(path, _read(path, DEFAULT_LIMITS.max_bytes)) for path in args.files]
 
     all_valid = True

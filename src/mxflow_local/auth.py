@@ -32,10 +32,11 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from mxflow_local.state import state_dir
+
 ALGORITHM = "RS256"
 DEFAULT_CLIENT_ID = "local"
 DEFAULT_TTL_SECONDS = 3600
-STATE_DIR_ENV = "MXFLOW_STATE_DIR"
 SIGNING_KEY_FILE = "local-signing-key.json"
 STATE_FORMAT = 1
 
@@ -218,11 +219,6 @@ def gateway_claims(claims: dict) -> dict:
 
 
 # -- the published key -------------------------------------------------------------------------------
-def state_dir() -> Path:
-    configured = os.environ.get(STATE_DIR_ENV)
-    return Path(configured).expanduser() if configured else Path.home() / ".mxflow"
-
-
 def signing_key_path(directory: Path | None = None) -> Path:
     return (directory or state_dir()) / SIGNING_KEY_FILE
 

@@ -26,6 +26,8 @@ from moto import mock_aws
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = Path(os.environ.get("MXFLOW_SHARED", REPO.parent / "shared"))
+# ../shared's official XSDs when they are there; else the built-in set alone (a bare clone)
+SCHEMA_DIRS = [str(SHARED / "iso20022" / "xsd")] if (SHARED / "iso20022" / "xsd").is_dir() else []
 TEMPLATE = REPO / "template.yaml"
 REGION = "eu-west-1"
 STACK = "mxflow"
@@ -76,6 +78,14 @@ def _create_resources() -> Aws:
                resolver.resolve({"Fn::GetAtt": ["PaymentKey", "Arn"]}), {k: str(v) for k, v in environment.items()})
 
 
+def installed_versions():
+    """The message versions to generate: CBPR+'s, or the newest installed where one has no schema (as the
+    demo chooses): camt.029.001.14 on the built-in set alone."""
+    from mxflow.iso20022 import CBPR_PLUS_VERSIONS
+
+    return CBPR_PLUS_VERSIONS.installed(schema_registry())[0]
+
+
 @pytest.fixture
 def aws(monkeypatch):
     for key in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
@@ -93,8 +103,13 @@ def aws(monkeypatch):
         resources = _create_resources()
         for key, value in resources.environment.items():
             monkeypatch.setenv(key, value)
-        # The template points the functions at /opt/schemas (the schema layer); here: the shared XSDs.
-        monkeypatch.setenv("MXFLOW_SCHEMA_DIR", str(SHARED / "iso20022" / "xsd"))
+        # The template points the functions at /opt/schemas (the schema layer); here: the shared XSDs when
+        # they are there (else the built-in set alone), no added schemas, and versions they have.
+        monkeypatch.setenv("MXFLOW_SCHEMA_DIR", os.pathsep.join(SCHEMA_DIRS))
+        monkeypatch.setenv("MXFLOW_ADDED_SCHEMAS", "")
+        versions = installed_versions()
+        for name, variable, _parameter, _supported in versions.SETTINGS:
+            monkeypatch.setenv(variable, getattr(versions, name))
         yield resources
         clients.reset_clients()
         service.default_lifecycle.cache_clear()
@@ -113,7 +128,7 @@ def serialised_dynamodb():
 def schema_registry():
     from mxflow.iso20022 import SchemaRegistry
 
-    return SchemaRegistry(schema_dirs=[str(SHARED / "iso20022" / "xsd")])
+    return SchemaRegistry(schema_dirs=SCHEMA_DIRS)
 
 
 @pytest.fixture
@@ -121,7 +136,8 @@ def settings():
     """The functions' settings as the template configures them (decision timeout 3600 s here)."""
     from mxflow.settings import Settings
 
-    return Settings(decision_timeout_seconds=DECISION_TIMEOUT_SECONDS, region=REGION)
+    return Settings(decision_timeout_seconds=DECISION_TIMEOUT_SECONDS, region=REGION,
+                    message_versions=installed_versions())
 
 
 @pytest.fixture
@@ -219,4 +235,6 @@ def client_id():
 
 @pytest.fixture
 def shared():
+    if not (SHARED / "iso20022" / "samples").is_dir():
+        pytest.skip(f"needs ../shared's third-party sample messages (not found at {SHARED})")
     return SHARED

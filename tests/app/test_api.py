@@ -126,9 +126,14 @@ def test_unknown_route_is_problem_404(call_api):
     assert status == 404 and headers["content-type"] == "application/problem+json"
 
 
-def test_health_needs_no_token_and_says_only_status_and_region(call_api):
+def test_health_needs_no_token_and_says_only_status_region_and_schema_sources(call_api):
+    from mxflow.iso20022 import default_registry
+
     status, body, _ = call_api(api_event("GET", "/health", client_id=None))
-    assert status == 200 and body == {"status": "ok", "region": "eu-west-1"}
+    assert status == 200 and body == {"status": "ok", "region": "eu-west-1", "schemas": default_registry().sources()}
+    # which source serves each message id, and nothing else (no payment data)
+    assert body["schemas"]["pacs.008.001.08"].split(" ")[0] in ("dir", "added", "builtin")
+    assert all(kind in ("dir", "added", "builtin") for kind in (v.split(" ")[0] for v in body["schemas"].values()))
 
 
 def test_logs_carry_no_payment_data(call_api, message, functions, context):
@@ -153,6 +158,31 @@ def test_logs_carry_no_payment_data(call_api, message, functions, context):
     assert logs.count(payment_id) >= 4  # the handlers do log, by payment id
     for secret in ("Zyxwvut", "DE89370400440532013000", "777.77", "BNPAFRPP"):
         assert secret not in logs
+
+
+def test_the_first_use_of_the_schemas_logs_each_message_ids_source(call_api, functions, monkeypatch):
+    """The cold-start line: the function's registry, when first used, logs which source serves each
+    message id, through the function's Powertools logger (JSON, key schemaSources)."""
+    import io
+    import logging
+
+    from mxflow.iso20022 import schemas
+
+    monkeypatch.setattr(schemas, "_defaults", {})  # a fresh process: no registry built yet
+    stream = io.StringIO()
+    capture = logging.StreamHandler(stream)
+    capture.setFormatter(functions["api"].logger.registered_formatter)
+    service_logger = logging.getLogger("mxflow")
+    service_logger.addHandler(capture)
+    try:
+        status, body, _ = call_api(api_event("GET", "/health", client_id=None))
+    finally:
+        service_logger.removeHandler(capture)
+    assert status == 200
+    [line] = [json.loads(entry) for entry in stream.getvalue().splitlines() if "schema sources" in entry]
+    assert line["level"] == "INFO" and line["message"].startswith("ISO 20022 schema sources: ")
+    assert line["schemaSources"] == body["schemas"]
+    assert line["schemaSources"]["head.001.001.02"].split(" ")[0] in ("dir", "builtin")
 
 
 def test_every_domain_error_has_its_http_status_in_one_table(api_problems):

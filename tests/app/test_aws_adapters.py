@@ -145,11 +145,12 @@ def test_events_reach_subscribers_with_their_attributes(aws):
 
 # -- composed: the lifecycle on the adapters -------------------------------------------------------
 
-def test_health_reports_region_and_table_reachability(aws):
+def test_health_reports_region_table_reachability_and_schema_sources(aws):
     lifecycle = default_lifecycle()
-    assert lifecycle.health() == {"status": "ok", "region": "eu-west-1"}
+    sources = lifecycle.registry.sources()  # the function's registry: the environment's schema sources
+    assert lifecycle.health() == {"status": "ok", "region": "eu-west-1", "schemas": sources}
     boto3.client("dynamodb").delete_table(TableName=aws.table_name)
-    assert lifecycle.health() == {"status": "unhealthy", "region": "eu-west-1"}
+    assert lifecycle.health() == {"status": "unhealthy", "region": "eu-west-1", "schemas": sources}
 
 
 def test_the_sample_reads_the_in_flight_and_suspended_indexes(aws):

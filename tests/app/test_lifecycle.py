@@ -671,6 +671,86 @@ def test_confirm_needs_a_suspended_payment_and_a_valid_answer(lifecycle, ports, 
         lifecycle.confirm_release("someone-else", payment_id, {"sent": True})
 
 
+# -- generated message versions and their schemas --------------------------------------------------
+
+def _with(lifecycle_with, settings, *, versions=None, without=()):
+    """A lifecycle on the same fakes, with other message versions and/or a registry lacking `without`
+    (as a layer without those schemas would be)."""
+    import dataclasses
+
+    from mxflow.iso20022.schema_sets import builtin_entries
+
+    service = lifecycle_with(dataclasses.replace(settings, message_versions=versions or settings.message_versions))
+    if without:
+        service._registry = iso20022.SchemaRegistry(
+            builtin=[e for e in builtin_entries() if e.message_id not in without])
+    return service
+
+
+def _namespace(xml: bytes) -> str:
+    return iso20022.parse_message(xml).message_id
+
+
+def test_the_configured_versions_are_generated(lifecycle_with, settings, message):
+    versions = iso20022.CBPR_PLUS_VERSIONS.with_version("camt.029.001.14")
+    assert Settings.from_environ({"MXFLOW_CANCELLATION_ANSWER_VERSION": "camt.029.001.14"}).message_versions == versions
+    service = _with(lifecycle_with, settings, versions=versions)
+    payment_id = pending(service, message)
+    service.decide(CLIENT_ID, payment_id, "cancel", {"reasonCode": "DUPL"})
+    assert _namespace(service.get_message(CLIENT_ID, payment_id, "camt.029")) == "camt.029.001.14"
+
+
+def test_a_cancel_whose_answer_has_no_schema_is_not_taken_until_the_schema_is_added(
+        lifecycle_with, settings, ports, message):
+    """The terminal status is written with its answer: without the answer's schema, no CANC either."""
+    versions = iso20022.CBPR_PLUS_VERSIONS.with_version("camt.029.001.14")
+    without = _with(lifecycle_with, settings, versions=versions, without=("camt.029.001.14",))
+    payment_id = pending(without, message)
+    with pytest.raises(iso20022.SchemaNotInstalled, match="camt.029.001.14"):
+        without.decide(CLIENT_ID, payment_id, "cancel", {"reasonCode": "DUPL"})
+    record = without.store.get(payment_id)
+    assert record["status"] == "PDNG" and not record.get("decision") and record["taskToken"] == "token-1"
+    assert ports.workflow.successes == [] and ports.events.of_type("payment.cancelled") == []
+    # the schema added (a new layer version), the same decision is taken, with its answer
+    added = _with(lifecycle_with, settings, versions=versions)
+    assert added.decide(CLIENT_ID, payment_id, "cancel", {"reasonCode": "DUPL"})["status"] == "CANC"
+    assert _namespace(added.get_message(CLIENT_ID, payment_id, "camt.029")) == "camt.029.001.14"
+
+
+def test_a_send_whose_status_report_has_no_schema_sends_and_claims_nothing(lifecycle_with, settings, lifecycle,
+                                                                           ports, message):
+    without = _with(lifecycle_with, settings, without=("pacs.002.001.10",))
+    payment_id = approved(lifecycle, message)
+    with pytest.raises(iso20022.SchemaNotInstalled, match="pacs.002.001.10"):
+        without.send(payment_id)
+    assert ports.release_queue.sent == []  # checked before the send: nothing left
+    record = lifecycle.store.get(payment_id)
+    assert record["status"] == "ACSP" and "release" not in record  # not an attempt of unknown outcome
+    ports.clock.advance(RELEASE_WINDOW_SECONDS * 2)  # however late the redrive, it sends
+    sent = lifecycle.send(payment_id)
+    assert lifecycle.settle(payment_id, sent["messageId"])["status"] == "ACSC"
+    assert len(ports.release_queue.sent) == 1
+
+
+def test_an_outbound_message_without_its_schema_is_never_sent(lifecycle_with, settings, lifecycle, ports,
+                                                              message):
+    without = _with(lifecycle_with, settings, without=("head.001.001.02",))
+    payment_id = approved(lifecycle, message)
+    with pytest.raises(iso20022.SchemaNotInstalled, match="head.001.001.02"):
+        without.send(payment_id)
+    assert ports.release_queue.sent == [] and "release" not in lifecycle.store.get(payment_id)
+
+
+def test_an_invalid_message_whose_rejection_has_no_schema_stays_received(lifecycle_with, settings, lifecycle,
+                                                                         message):
+    without = _with(lifecycle_with, settings, without=("pacs.002.001.10",))
+    payment_id, _ = received(lifecycle, message, amount="12.345")  # EUR: CH20
+    with pytest.raises(iso20022.SchemaNotInstalled):
+        without.validate(payment_id)
+    assert lifecycle.store.get(payment_id)["status"] == "RCVD"
+    assert lifecycle.validate(payment_id)["outcome"] == "invalid"
+
+
 # -- reads, redrive, health, sample ----------------------------------------------------------------
 
 def test_unknown_message_names_are_not_found(lifecycle, ports, message):
@@ -695,10 +775,12 @@ def test_redrive_not_redrivable_is_a_conflict(lifecycle, ports, message, api_pro
     assert ports.workflow.redrives == [payment_id]
 
 
-def test_health_reports_region_and_store_reachability(lifecycle, ports):
-    assert lifecycle.health() == {"status": "ok", "region": "eu-west-1"}
+def test_health_reports_region_store_reachability_and_schema_sources(lifecycle, ports):
+    sources = lifecycle.registry.sources()
+    assert lifecycle.health() == {"status": "ok", "region": "eu-west-1", "schemas": sources}
+    assert sources["head.001.001.02"] == lifecycle.registry.entry_for("head.001.001.02").label
     ports.unavailable.on = True
-    assert lifecycle.health() == {"status": "unhealthy", "region": "eu-west-1"}
+    assert lifecycle.health() == {"status": "unhealthy", "region": "eu-west-1", "schemas": sources}
 
 
 def test_park_before_validation_resumes_it(lifecycle, ports, message):

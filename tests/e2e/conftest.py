@@ -20,25 +20,43 @@ def decision_timeout() -> int:
 
 
 @pytest.fixture(scope="session")
-def xsd_dir() -> Path:
-    if not XSD_DIR.is_dir():
-        pytest.skip(f"official XSDs not found at {XSD_DIR}")
-    return XSD_DIR
+def schema_dirs() -> list[str]:
+    """../shared's official XSDs when they are there; else none: the built-in set alone (a bare clone)."""
+    return [str(XSD_DIR)] if XSD_DIR.is_dir() else []
 
 
 @pytest.fixture(scope="session")
-def registry(xsd_dir):
+def schema_dir_args(schema_dirs) -> list[str]:
+    """The --schema-dir options of an `mxflow` subprocess: ../shared's XSDs when they are there (else the
+    built-in set alone)."""
+    return [arg for directory in schema_dirs for arg in ("--schema-dir", directory)]
+
+
+@pytest.fixture(scope="session")
+def registry(schema_dirs):
     from mxflow.iso20022 import SchemaRegistry
 
-    return SchemaRegistry(schema_dirs=[str(xsd_dir)])
+    return SchemaRegistry(schema_dirs=schema_dirs)
 
 
 @pytest.fixture(scope="session")
-def api(registry):
+def versions(registry):
+    """CBPR+'s message versions, or the newest the installed schemas have where one has none (as the demo
+    chooses): camt.029.001.14 on the built-in set alone."""
+    from mxflow.iso20022 import CBPR_PLUS_VERSIONS
+
+    return CBPR_PLUS_VERSIONS.installed(registry)[0]
+
+
+@pytest.fixture(scope="session")
+def api(schema_dirs, versions):
+    from mxflow_cli.local_schemas import version_parameters
     from mxflow_local.http_api import LocalApi
 
-    overrides = {"DecisionTimeoutSeconds": str(DECISION_TIMEOUT_SECONDS)}
-    env = {"MXFLOW_SCHEMA_DIR": str(XSD_DIR), "LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+    overrides = {"DecisionTimeoutSeconds": str(DECISION_TIMEOUT_SECONDS), **version_parameters(versions)}
+    # no added schemas: the functions' registry is exactly `registry`
+    env = {"MXFLOW_SCHEMA_DIR": os.pathsep.join(schema_dirs), "MXFLOW_ADDED_SCHEMAS": "",
+           "LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
     with LocalApi.start(REPO / "template.yaml", port=0, parameter_overrides=overrides, env_overrides=env,
                         region=REGION) as running:
         yield running

@@ -95,7 +95,7 @@ class RunningLocalUp:
 
 
 @pytest.fixture(scope="module")
-def stack(xsd_dir, tmp_path_factory):
+def stack(schema_dir_args, tmp_path_factory):
     if not AWS_CLI.exists():
         pytest.fail(f"the AWS CLI is not installed at {AWS_CLI}: it is pinned in requirements/dev.txt (make venv)")
     state_dir = tmp_path_factory.mktemp("state")
@@ -104,7 +104,7 @@ def stack(xsd_dir, tmp_path_factory):
     with open(logs / "stdout", "w") as stdout, open(logs / "stderr", "w") as stderr:   # handlers log a lot
         process = subprocess.Popen(
             [sys.executable, "-m", "mxflow_cli.main", "local", "up", "--port", "0", "--aws-port", "0",
-             "--template", str(REPO / "template.yaml"), "--schema-dir", str(xsd_dir),
+             "--template", str(REPO / "template.yaml"), *schema_dir_args,
              "--parameter-overrides", "DecisionTimeoutSeconds=600", "LogLevel=WARNING"],
             stdout=stdout, stderr=stderr, env=env, cwd=REPO)
     try:

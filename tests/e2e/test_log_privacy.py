@@ -82,12 +82,12 @@ def leaks(text: str, data: dict[str, set[str]]) -> list[str]:
 
 
 @pytest.mark.slow
-def test_a_full_demo_run_logs_no_payment_data(tmp_path, xsd_dir):
+def test_a_full_demo_run_logs_no_payment_data(tmp_path, schema_dir_args):
     sent_file = tmp_path / "sent.jsonl"
     env = dict(os.environ, MXFLOW_STATE_DIR=str(tmp_path / "state"), PYTHONUNBUFFERED="1")
     run = subprocess.run(
         [sys.executable, "-c", DEMO_WITH_A_SPY, str(sent_file), "demo", "--log-level", "DEBUG",
-         "--template", str(REPO / "template.yaml"), "--schema-dir", str(xsd_dir), "--output", str(tmp_path / "out")],
+         "--template", str(REPO / "template.yaml"), *schema_dir_args, "--output", str(tmp_path / "out")],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S, check=False)
     capture = run.stdout + "\n" + run.stderr
     assert run.returncode == 0 and "all 8 paths ended as expected" in run.stdout, capture[-3000:]

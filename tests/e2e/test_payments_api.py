@@ -54,11 +54,13 @@ def _statuses(payment: dict) -> list[str]:
 
 
 # --- health and auth -------------------------------------------------------------------------------------------
-def test_health_needs_no_token_and_reveals_only_region_and_health(client, api):
+def test_health_needs_no_token_and_reveals_only_region_health_and_schema_sources(client, api, registry):
     reply = client.health()
     assert reply.status == 200
-    assert set(reply.json) <= {"status", "region"} and reply.json["status"] == "ok"
+    assert set(reply.json) == {"status", "region", "schemas"} and reply.json["status"] == "ok"
     assert reply.json["region"] == api.region
+    # the functions' registry is the one the e2e run configured: each message id and its source only
+    assert reply.json["schemas"] == registry.sources()
 
 
 def test_no_token_is_401_and_a_wrong_scope_is_403(client, client_for):
@@ -160,7 +162,7 @@ def test_rejected_payment_gets_pacs002_rjct_with_the_consumers_reason(client, re
     _problem(client.cancel(payment_id, "DUPL"), 409)
 
 
-def test_cancelled_payment_gets_camt029_and_canc(client, registry):
+def test_cancelled_payment_gets_camt029_and_canc(client, registry, versions):
     payment_id, _, _ = _submit_pending(client)
     _problem(client.cancel(payment_id, "NOPE"), 422)
     reply = client.cancel(payment_id, "DUPL")
@@ -168,7 +170,7 @@ def test_cancelled_payment_gets_camt029_and_canc(client, registry):
     payment = client.wait_for(payment_id, lambda p: "camt.029" in p["messages"])
     assert payment["status"] == "CANC" and _statuses(payment)[-1] == "CANC"
     answer = _message(client, registry, payment_id, "camt.029")
-    assert answer.message_id == "camt.029.001.09"
+    assert answer.message_id == versions.cancellation_answer  # camt.029.001.09 where its schema is installed
     assert _texts(answer, "Conf") == ["CNCL"]
 
 

@@ -181,3 +181,125 @@ def test_outbound_message_keeps_the_document_under_a_new_header(parsed_sample, r
 def test_outbound_message_is_for_payments_only(camt056_bytes):
     with pytest.raises(BuildError, match="pacs.008 or pacs.009"):
         build_outbound_message(parse_message(camt056_bytes), operator_bic=OPERATOR)
+
+
+# --- message versions and the check before a generated message is kept or sent -----------------------
+
+from mxflow.iso20022 import (  # noqa: E402
+    CBPR_PLUS_VERSIONS,
+    GeneratedMessageInvalid,
+    MessageVersions,
+    SchemaNotInstalled,
+    SchemaRegistry,
+    check_generated,
+)
+from mxflow.iso20022.builders import (  # noqa: E402
+    CANCELLATION_ANSWER_VERSIONS,
+    HEADER_VERSIONS,
+    STATUS_REPORT_VERSIONS,
+)
+from mxflow.iso20022.schema_sets import builtin_entries  # noqa: E402
+
+
+@pytest.fixture
+def own_facts():
+    """Facts of a pacs.008.001.08 generated for the test (no ../shared needed)."""
+    from mxflow_local.sample_messages import credit_transfer
+
+    return extract_facts(parse_message(credit_transfer(sender_bic="BRDEROBU", operator_bic=OPERATOR)))
+
+
+def _namespaces(data: bytes) -> tuple[str, str]:
+    parsed = parse_message(data)
+    return parsed.header_namespace.rpartition(":")[2], parsed.message_id
+
+
+def test_cbpr_plus_versions_are_the_default(own_facts):
+    assert CBPR_PLUS_VERSIONS.message_ids() == ("pacs.002.001.10", "camt.029.001.09", "head.001.001.02")
+    assert _namespaces(build_status_report(own_facts, "ACSC", operator_bic=OPERATOR)) == (
+        "head.001.001.02", "pacs.002.001.10")
+    assert _namespaces(build_cancellation_answer(own_facts, accepted=True, operator_bic=OPERATOR)) == (
+        "head.001.001.02", "camt.029.001.09")
+
+
+def _installed(registry, offered):
+    return next(v for v in offered if registry.has_schema(v))
+
+
+@pytest.mark.parametrize("version", [*STATUS_REPORT_VERSIONS, *CANCELLATION_ANSWER_VERSIONS, *HEADER_VERSIONS])
+def test_every_version_the_builders_offer_validates(own_facts, registry, require_schemas, version):
+    """Each offered version builds messages that pass check_generated against the official XSD of that
+    exact version: a pacs.002 or camt.029 version under an installed head.001; a head.001 version over
+    an installed pacs.002, camt.029 and the outbound pacs.008."""
+    require_schemas(version)
+    versions = (CBPR_PLUS_VERSIONS.with_version(_installed(registry, HEADER_VERSIONS))
+                .with_version(_installed(registry, STATUS_REPORT_VERSIONS))
+                .with_version(_installed(registry, CANCELLATION_ANSWER_VERSIONS))
+                .with_version(version))
+    report = build_status_report(own_facts, "RJCT", reason_code="AM04", additional_info="no cover",
+                                 operator_bic=OPERATOR, now=NOW, versions=versions)
+    assert check_generated(report, registry) == report
+    assert _namespaces(report) == (versions.app_header, versions.status_report)
+    parsed = parse_message(report)
+    assert text(parsed, "AppHdr/MsgDefIdr") == versions.status_report
+    assert text(parsed, "Document/FIToFIPmtStsRpt/TxInfAndSts/StsRsnInf/Rsn/Cd") == "AM04"
+    for accepted in (True, False):
+        answer = build_cancellation_answer(own_facts, accepted=accepted, reason_code=None if accepted else "LEGL",
+                                           additional_info="text", operator_bic=OPERATOR, now=NOW, versions=versions)
+        assert check_generated(answer, registry) == answer
+        assert _namespaces(answer) == (versions.app_header, versions.cancellation_answer)
+    from mxflow_local.sample_messages import credit_transfer
+
+    outbound = build_outbound_message(parse_message(credit_transfer()), operator_bic=OPERATOR, now=NOW,
+                                      versions=versions)
+    assert check_generated(outbound, registry) == outbound
+    assert _namespaces(outbound) == (versions.app_header, "pacs.008.001.08")
+    assert version in versions.message_ids()
+
+
+def test_message_versions_setting(monkeypatch):
+    env = {"MXFLOW_STATUS_REPORT_VERSION": "pacs.002.001.12", "MXFLOW_CANCELLATION_ANSWER_VERSION": "",
+           "MXFLOW_APP_HEADER_VERSION": "head.001.001.03"}
+    assert MessageVersions.from_environ(env).message_ids() == ("pacs.002.001.12", "camt.029.001.09", "head.001.001.03")
+    assert MessageVersions.from_environ({}) == CBPR_PLUS_VERSIONS
+    with pytest.raises(ValueError, match="MXFLOW_CANCELLATION_ANSWER_VERSION='camt.029.001.08'"):
+        MessageVersions.from_environ({"MXFLOW_CANCELLATION_ANSWER_VERSION": "camt.029.001.08"})
+    with pytest.raises(ValueError, match="not a version of a message mxflow generates"):
+        CBPR_PLUS_VERSIONS.with_version("pacs.008.001.08")
+    assert CBPR_PLUS_VERSIONS.with_version("camt.029.001.14").cancellation_answer == "camt.029.001.14"
+
+
+def test_installed_versions_replace_those_without_a_schema():
+    builtin_only = SchemaRegistry()  # no schema directory: the built-in set (camt.029.001.14, no .09)
+    chosen, changes = CBPR_PLUS_VERSIONS.installed(builtin_only)
+    assert CBPR_PLUS_VERSIONS.missing(builtin_only) == ["camt.029.001.09"]
+    assert chosen.message_ids() == ("pacs.002.001.10", "camt.029.001.14", "head.001.001.02")
+    assert changes == {"camt.029.001.09": "camt.029.001.14"}
+    nothing = SchemaRegistry(builtin=False)
+    with pytest.raises(ValueError, match="no schema for any pacs.002 version"):
+        CBPR_PLUS_VERSIONS.installed(nothing)
+
+
+def test_a_generated_message_whose_schema_is_not_installed_is_refused(own_facts):
+    without_camt029 = SchemaRegistry(builtin=[e for e in builtin_entries() if e.message_id != "camt.029.001.14"])
+    answer = build_cancellation_answer(own_facts, accepted=True, operator_bic=OPERATOR,
+                                       versions=CBPR_PLUS_VERSIONS.with_version("camt.029.001.14"))
+    with pytest.raises(SchemaNotInstalled) as caught:
+        check_generated(answer, without_camt029)
+    assert caught.value.message_id == "camt.029.001.14" and "mxflow schemas add" in str(caught.value)
+    assert type(caught.value).__name__ == "SchemaNotInstalled"  # the error name Step Functions sees
+    header_missing = build_status_report(own_facts, "ACSC", operator_bic=OPERATOR,
+                                         versions=CBPR_PLUS_VERSIONS.with_version("head.001.001.04"))
+    with pytest.raises(SchemaNotInstalled, match="head.001.001.04"):
+        check_generated(header_missing, SchemaRegistry())  # the built-in set has head.001.001.02 only
+
+
+def test_a_generated_message_that_fails_its_schema_is_refused(own_facts):
+    registry = SchemaRegistry()
+    report = build_status_report(own_facts, "ACSC", operator_bic=OPERATOR)
+    broken = report.replace(b"<TxSts>ACSC</TxSts>", b"<TxSts>ACSCX</TxSts>")  # Max4Text code: too long
+    assert broken != report
+    with pytest.raises(GeneratedMessageInvalid, match="pacs.002.001.10 fails its schema"):
+        check_generated(broken, registry)
+    with pytest.raises(GeneratedMessageInvalid, match="cannot be parsed"):
+        check_generated(b"<not-xml", registry)

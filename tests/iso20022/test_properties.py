@@ -2,7 +2,8 @@
 
 - Built messages (pacs.002 for every status, camt.029 both ways, outbound pacs.008) validate against
   the official XSDs for any amount within the XSD limits, any active ISO 4217 currency and any
-  XSD-legal Max35Text identifier.
+  XSD-legal Max35Text identifier, in every message version the builders offer whose schema is installed
+  (all of them with ../shared; on the built-in set alone, those it has).
 - Mutated real messages (element deletions, text replacements, duplications) never crash the
   pipeline, the rules or the facts, and every issue carries a real ExternalStatusReason1Code, a path
   and a message.
@@ -18,7 +19,15 @@ from hypothesis import strategies as st
 from lxml import etree
 
 from mxflow.iso20022 import codes
-from mxflow.iso20022.builders import build_cancellation_answer, build_outbound_message, build_status_report
+from mxflow.iso20022.builders import (
+    CANCELLATION_ANSWER_VERSIONS,
+    HEADER_VERSIONS,
+    STATUS_REPORT_VERSIONS,
+    MessageVersions,
+    build_cancellation_answer,
+    build_outbound_message,
+    build_status_report,
+)
 from mxflow.iso20022.facts import Facts, extract_facts
 from mxflow.iso20022.message import MessageError
 from mxflow.iso20022.parsing import parse_message
@@ -58,29 +67,41 @@ def payment_facts(draw):
     )
 
 
-def assert_valid(data: bytes, registry, message_id: str):
+def assert_valid(data: bytes, registry, message_id: str, header_id: str = "head.001.001.02"):
     parsed = parse_message(data)
     assert parsed.message_id == message_id
+    assert parsed.header_namespace.endswith(":" + header_id)
     assert validate_schema(parsed, registry) == []
+
+
+def installed_versions(data, registry, family_versions) -> MessageVersions:
+    """Draw a document version of `family_versions` and a head.001 version, both with installed schemas."""
+    document = data.draw(st.sampled_from([v for v in family_versions if registry.has_schema(v)]))
+    header = data.draw(st.sampled_from([v for v in HEADER_VERSIONS if registry.has_schema(v)]))
+    return MessageVersions().with_version(document).with_version(header)
 
 
 @SETTINGS
 @given(facts=payment_facts(), status=st.sampled_from(STATUSES), operator=bics,
-       reason=st.sampled_from(["AM05", "AB06", "FF01", "NARR", "CH20"]), info=st.none() | st.text(xml_characters, max_size=300))
-def test_status_reports_validate(registry, facts, status, operator, reason, info):
-    data = build_status_report(facts, status, reason_code=reason if status == "RJCT" else None,
-                               additional_info=info, operator_bic=operator, now=NOW)
-    assert_valid(data, registry, "pacs.002.001.10")
+       reason=st.sampled_from(["AM05", "AB06", "FF01", "NARR", "CH20"]), info=st.none() | st.text(xml_characters, max_size=300),
+       data=st.data())
+def test_status_reports_validate(registry, facts, status, operator, reason, info, data):
+    versions = installed_versions(data, registry, STATUS_REPORT_VERSIONS)
+    built = build_status_report(facts, status, reason_code=reason if status == "RJCT" else None,
+                                additional_info=info, operator_bic=operator, now=NOW, versions=versions)
+    assert_valid(built, registry, versions.status_report, versions.app_header)
 
 
 @SETTINGS
 @given(facts=payment_facts(), accepted=st.booleans(), operator=bics, case=st.none() | max35,
        reason=st.sampled_from(sorted(codes.code_set(codes.CANCELLATION_REJECTION_REASON).codes)),
-       info=st.none() | st.text(xml_characters, max_size=200))
-def test_cancellation_answers_validate(registry, facts, accepted, operator, case, reason, info):
-    data = build_cancellation_answer(facts, accepted=accepted, reason_code=None if accepted else reason,
-                                     additional_info=info, operator_bic=operator, case_id=case, now=NOW)
-    assert_valid(data, registry, "camt.029.001.09")
+       info=st.none() | st.text(xml_characters, max_size=200), data=st.data())
+def test_cancellation_answers_validate(registry, facts, accepted, operator, case, reason, info, data):
+    versions = installed_versions(data, registry, CANCELLATION_ANSWER_VERSIONS)
+    built = build_cancellation_answer(facts, accepted=accepted, reason_code=None if accepted else reason,
+                                      additional_info=info, operator_bic=operator, case_id=case, now=NOW,
+                                      versions=versions)
+    assert_valid(built, registry, versions.cancellation_answer, versions.app_header)
 
 
 @SETTINGS
@@ -151,3 +172,37 @@ def test_mutated_messages_never_crash_the_pipeline(registry, sample_bytes, camt0
             continue
         assert_issues_well_formed(check_rules(parsed, profile=profile, now=NOW))
         assert extract_facts(parsed).payment_id.startswith("p-")
+
+
+@settings(max_examples=300, deadline=None)
+@given(amount=st.decimals(allow_nan=False, allow_infinity=False, places=None).filter(
+    lambda d: len(d.as_tuple().digits) <= 18), sign=st.sampled_from(["", "+"]), zeros=st.integers(0, 3))
+def test_fraction_digits_read_from_the_text_are_the_decimal_value_s(amount, sign, zeros):
+    """rules.fraction_digits counts on the text what Decimal.normalize() tells of the value (any
+    xs:decimal of at most 18 digits, the ISO amounts' totalDigits), trailing zeros included or not."""
+    from mxflow.iso20022.rules import fraction_digits, parse_amount
+
+    text = sign + format(amount, "f") if not format(amount, "f").startswith("-") else format(amount, "f")
+    if "." in text:
+        text += "0" * zeros
+    exponent = amount.normalize().as_tuple().exponent
+    assert fraction_digits(text) == max(0, -exponent)
+    assert parse_amount(text) == amount
+    assert fraction_digits(text + "e1") is None and fraction_digits("1,5") is None and fraction_digits("") is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(family=st.sampled_from(["pacs.008", "pacs.009", "camt.056"]), sender=st.none() | st.text(max_size=12),
+       msg_id=st.none() | st.text(max_size=40), end_to_end=st.none() | st.text(max_size=40), uetr=st.none() | uetrs)
+def test_payment_id_is_the_hash_of_the_canonical_json(family, sender, msg_id, end_to_end, uetr):
+    """The payment id (the system's idempotency key) is built without json.dumps on the hot path: it
+    must stay the documented hash of json.dumps([...], separators=(",", ":"), ensure_ascii=True)."""
+    import hashlib
+    import json
+
+    from mxflow.iso20022.facts import PAYMENT_ID_VERSION, institution_bic, payment_id
+
+    canonical = json.dumps([PAYMENT_ID_VERSION, family, institution_bic(sender), msg_id, end_to_end, uetr],
+                           separators=(",", ":"), ensure_ascii=True)
+    expected = "p-" + hashlib.sha256(canonical.encode("ascii")).hexdigest()[:32]
+    assert payment_id(message_family=family, sender=sender, msg_id=msg_id, end_to_end_id=end_to_end, uetr=uetr) == expected

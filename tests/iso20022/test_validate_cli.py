@@ -11,11 +11,16 @@ from mxflow_cli.main import main
 GOOD = "phoughton-cbpr-ur/2026/cbprplus_pacs008_2026.xml"
 XSD_BAD = "phoughton-cbpr-ur/2025/cbprplus_pacs008_sample_xsd_issue.xml"
 IBAN_BAD = "phoughton-cbpr-ur/2025/cbprplus_pacs008_sample_dodgy_IBAN_and_bic_mismatch.xml"
+PACS009 = "phoughton-cbpr-ur/2026/pacs009_fi_transfer_sample.xml"
 
 
 @pytest.fixture(autouse=True)
-def _no_environment_schema_dir(monkeypatch):
+def _no_environment_schema_dir(monkeypatch, tmp_path):
+    """Only the schemas a test names: no MXFLOW_SCHEMA_DIR, no ../shared lookup, an empty state directory
+    (no added schemas); the built-in set stays."""
     monkeypatch.delenv("MXFLOW_SCHEMA_DIR", raising=False)
+    monkeypatch.setenv("MXFLOW_SHARED", "off")
+    monkeypatch.setenv("MXFLOW_STATE_DIR", str(tmp_path / "state"))
 
 
 def _json_lines(out: str) -> list[dict]:
@@ -53,18 +58,20 @@ def test_human_output(samples_dir, xsd_dir, capsys):
     assert lines[2].startswith("    FF01 /Document/FIToFICstmrCdtTrf/CdtTrfTxInf/CdtrAgt[2]: Element 'CdtrAgt'")
 
 
-def test_without_schema_dir_the_header_schema_is_missing(samples_dir, capsys):
-    # The built-in set is pacs.008 only: head.001 must come from a schema directory.
-    assert main(["validate", "--json", str(samples_dir / GOOD)]) == 1
-    [line] = _json_lines(capsys.readouterr().out)
-    [error] = line["errors"]
-    assert error["path"] == "/AppHdr" and "head.001.001.02" in error["message"]
-    assert "--schema-dir" in error["message"]
+def test_without_schema_dir_the_builtin_set_validates_a_cbpr_pacs008_with_its_header(samples_dir, capsys):
+    # head.001.001.02 and pacs.008.001.08 are in the built-in set; pacs.009.001.08 is not (no package has it)
+    assert main(["validate", "--json", str(samples_dir / GOOD), str(samples_dir / PACS009)]) == 1
+    good, pacs009 = _json_lines(capsys.readouterr().out)
+    assert good["valid"] is True and good["errors"] == []
+    [error] = pacs009["errors"]
+    assert error["code"] == "FF01" and error["path"] == "/Document"
+    assert "urn:iso:std:iso:20022:tech:xsd:pacs.009.001.08" in error["message"]
+    assert "mxflow schemas add PATH" in error["message"] and "--schema-dir" in error["message"]
 
 
 def test_schema_dir_from_the_environment(samples_dir, xsd_dir, capsys, monkeypatch):
     monkeypatch.setenv("MXFLOW_SCHEMA_DIR", str(xsd_dir))
-    assert main(["validate", "--json", str(samples_dir / GOOD)]) == 0
+    assert main(["validate", "--json", str(samples_dir / PACS009)]) == 0
 
 
 def test_profile_is_passed_to_the_rules(samples_dir, xsd_dir, capsys):

@@ -120,14 +120,20 @@ def test_parameter_overrides_as_sam_deploy_takes_them():
             parse_parameter_overrides(bad)
 
 
-def test_local_up_options_reach_the_runtime_settings(tmp_path):
+def test_local_up_options_reach_the_runtime_settings(tmp_path, monkeypatch):
+    monkeypatch.delenv("MXFLOW_SCHEMA_DIR", raising=False)
+    monkeypatch.setenv("MXFLOW_STATE_DIR", str(tmp_path / "state"))
     schema_dir = tmp_path / "xsd"
     schema_dir.mkdir()
     args = build_parser().parse_args(["local", "up", "--port", "0", "--template", str(FIXTURE_TEMPLATE),
                                       "--schema-dir", str(schema_dir), "--parameter-overrides", "Stage=prod"])
     settings = local_up_settings(args)
-    assert settings["env_overrides"] == {"MXFLOW_SCHEMA_DIR": str(schema_dir.resolve())}
+    # the functions get the command line's schema sources: the directory, then the added schemas
+    assert settings["env_overrides"] == {"MXFLOW_SCHEMA_DIR": str(schema_dir.resolve()),
+                                         "MXFLOW_ADDED_SCHEMAS": str(tmp_path / "state" / "schemas")}
+    # the fixture template declares no message-version parameters: none are passed
     assert settings["parameter_overrides"] == {"Stage": "prod"} and settings["port"] == 0
+    assert settings["versions"] is None
     assert build_parser().parse_args(["local", "up"]).port == 3000
     args = build_parser().parse_args(["local", "up", "--template", str(FIXTURE_TEMPLATE),
                                       "--schema-dir", str(tmp_path / "missing")])
@@ -140,6 +146,49 @@ def test_unknown_parameter_override_is_a_usage_error(tmp_path):
                                       "--parameter-overrides", "NoSuchParameter=1"],
                             capture_output=True, text=True, env=_environment(tmp_path), timeout=60)
     assert result.returncode == 2 and "NoSuchParameter" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_local_up_passes_the_configured_message_versions(tmp_path, monkeypatch):
+    """The application's template: the versions to generate reach the functions as template parameters;
+    an explicit parameter override wins over the environment, the environment over CBPR+'s defaults."""
+    monkeypatch.setenv("MXFLOW_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("MXFLOW_CANCELLATION_ANSWER_VERSION", "camt.029.001.14")
+    template = str(Path(__file__).resolve().parents[2] / "template.yaml")
+    args = build_parser().parse_args(["local", "up", "--template", template,
+                                      "--parameter-overrides", "StatusReportVersion=pacs.002.001.12"])
+    settings = local_up_settings(args)
+    assert {k: v for k, v in settings["parameter_overrides"].items() if k.endswith("Version")} == {
+        "StatusReportVersion": "pacs.002.001.12", "CancellationAnswerVersion": "camt.029.001.14",
+        "AppHeaderVersion": "head.001.001.02"}
+    assert settings["versions"].message_ids() == ("pacs.002.001.12", "camt.029.001.14", "head.001.001.02")
+    monkeypatch.setenv("MXFLOW_APP_HEADER_VERSION", "head.001.001.09")
+    with pytest.raises(LocalUsageError, match="MXFLOW_APP_HEADER_VERSION='head.001.001.09'"):
+        local_up_settings(args)
+
+
+def test_local_up_says_at_start_which_configured_versions_have_no_schema(tmp_path, monkeypatch, capsys):
+    from mxflow_cli.main import main
+    from mxflow_local import http_api
+
+    for variable in ("MXFLOW_SCHEMA_DIR", "MXFLOW_STATUS_REPORT_VERSION", "MXFLOW_CANCELLATION_ANSWER_VERSION",
+                     "MXFLOW_APP_HEADER_VERSION"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("MXFLOW_SHARED", "off")  # the built-in set alone: camt.029.001.14, not .09
+    monkeypatch.setenv("MXFLOW_STATE_DIR", str(tmp_path / "state"))
+
+    def refuse(*_args, **_kwargs):
+        raise OSError("stopped here by the test")
+
+    monkeypatch.setattr(http_api.LocalApi, "start", staticmethod(refuse))
+    template = str(Path(__file__).resolve().parents[2] / "template.yaml")
+    assert main(["local", "up", "--template", template, "--port", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "generating pacs.002.001.10, camt.029.001.09, head.001.001.02" in err
+    assert "no schema is installed for the configured version(s) camt.029.001.09" in err
+    assert "mxflow schemas versions --set camt.029.001.14" in err
+    assert main(["local", "up", "--template", template, "--port", "0",
+                 "--parameter-overrides", "CancellationAnswerVersion=camt.029.001.14"]) == 1
+    assert "no schema is installed" not in capsys.readouterr().err
 
 
 def test_local_up_without_the_aws_endpoint(tmp_path):

@@ -97,7 +97,8 @@ def test_the_flow_starts_at_its_stage_and_hands_every_failure_over(flow_asl):
                          ("Settle", "SettleFailed")):
         assert states[task]["Catch"][-1]["ErrorEquals"] == ["States.ALL"] and states[task]["Catch"][-1]["Next"] == failed
         assert states[failed]["Next"] == "HandOver"
-    assert states["SettleFailed"]["Parameters"] == {"stage": "settle", "carried": {"messageId.$": "$.release.messageId"}}
+    assert states["SettleFailed"]["Parameters"] == {"stage": "settle", "carried": {"messageId.$": "$.release.messageId"},
+                                                   "error.$": "$.failure.Error"}  # the error named in the cause
     hand_over = states["HandOver"]
     assert [c["Next"] for c in hand_over["Choices"]] == ["DescribeFailure", "FailAnchor"]
     assert hand_over["Default"] == "StartRepair"
@@ -361,12 +362,12 @@ def test_a_failed_send_of_a_straight_through_payment_starts_the_anchor_which_res
     assert flow.finished(flow.start_flow("pay-repair"))["status"] == "SUCCEEDED"  # handed over: done here
     anchor = flow.anchor("pay-repair")
     assert flow.finished(anchor)["status"] == "SUCCEEDED"
-    assert flow.script.events("Park")[0]["resume"] == {"stage": "send", "carried": {}}
+    assert flow.script.events("Park")[0]["resume"] == {"stage": "send", "carried": {}, "error": "TransientError"}
     assert flow.script.names() == ["Validate"] + ["Send"] * 4 + ["Park", "Send", "Settle"]
     assert flow.states_entered(anchor) == ["AwaitOutcome"]
     anchor_input = json.loads(flow.sfn.describe_execution(executionArn=anchor)["input"])
     assert anchor_input == {"paymentId": "pay-repair", "decisionTimeoutSeconds": 60,
-                            "resume": {"stage": "send", "carried": {}}}
+                            "resume": {"stage": "send", "carried": {}, "error": "TransientError"}}
 
 
 def test_a_failed_validation_is_handed_over_too(flow):
@@ -375,7 +376,7 @@ def test_a_failed_validation_is_handed_over_too(flow):
     flow.start_flow("pay-validate")
     anchor = flow.anchor("pay-validate")
     assert flow.finished(anchor)["status"] == "SUCCEEDED"
-    assert flow.script.events("Park")[0]["resume"] == {"stage": "validate", "carried": {}}
+    assert flow.script.events("Park")[0]["resume"] == {"stage": "validate", "carried": {}, "error": "TransientError"}
     assert flow.script.names() == ["Validate"] * 4 + ["Park", "Validate"]
 
 
@@ -406,7 +407,8 @@ def test_a_resume_that_fails_leaves_the_anchor_failed_and_a_redrive_completes_it
     anchor = flow.anchor("pay-redrive")
     failed = flow.finished(anchor)
     assert failed["status"] == "FAILED" and failed["error"] == "States.TaskFailed"
-    assert json.loads(json.loads(failed["cause"])["Cause"]) == {"stage": "settle", "carried": {"messageId": "m-5"}}
+    assert json.loads(json.loads(failed["cause"])["Cause"]) == {"stage": "settle", "carried": {"messageId": "m-5"},
+                                                          "error": "TransientError"}
     assert flow.states_entered(anchor) == ["AwaitOutcome", "Resume"]
     assert flow.sfn.describe_execution(executionArn=anchor)["redriveStatus"] == "REDRIVABLE"
     flow.script.answers["Settle"].append({"status": "ACSC"})

@@ -933,6 +933,21 @@ def test_parameters_of_the_shared_design(sam):
         assert name in params
 
 
+def test_the_generated_message_versions_are_parameters_the_functions_read(sam, cfn):
+    """StatusReportVersion, CancellationAnswerVersion, AppHeaderVersion: CBPR+'s defaults, exactly the
+    versions the builders can build, passed to every function as the variables the lifecycle reads."""
+    from mxflow.iso20022 import CBPR_PLUS_VERSIONS, MessageVersions
+
+    params = sam["Parameters"]
+    for name, variable, parameter, supported in MessageVersions.SETTINGS:
+        assert params[parameter]["Default"] == getattr(CBPR_PLUS_VERSIONS, name)
+        assert params[parameter]["AllowedValues"] == list(supported)
+        assert sam["Globals"]["Function"]["Environment"]["Variables"][variable] == {"Ref": parameter}
+    for lid, fn in resources_of(cfn, "AWS::Lambda::Function").items():
+        variables = fn["Properties"]["Environment"]["Variables"]
+        assert {v for _n, v, _p, _s in MessageVersions.SETTINGS} <= set(variables), lid
+
+
 def test_outputs(sam):
     assert {"ApiUrl", "UserPoolId", "ClientId", "TokenUrl", "StateMachineArn", "PaymentFlowArn", "PaymentTableName",
             "ArchiveBucketName", "ReleaseQueueUrl", "PaymentEventsTopicArn"} <= set(sam["Outputs"])

@@ -300,9 +300,9 @@ class PaymentLifecycle:
         messages = {}
         if result.facts is not None:
             values["facts"] = _facts_dict(result.facts)
-            report = iso20022.build_status_report(
+            report = self._generated(iso20022.build_status_report(
                 result.facts, "RJCT", reason_code=reason["code"], additional_info=reason["additionalInfo"],
-                operator_bic=self.settings.operator_bic)
+                operator_bic=self.settings.operator_bic, versions=self.settings.message_versions))
             messages[STATUS_REPORT] = self._stored(payment_id, STATUS_REPORT, report)
         version = self.store.transition(payment_id, expected_status="RCVD", expected_version=record["version"],
                                         new_status="RJCT", reason=reason, set_values=values,
@@ -442,12 +442,14 @@ class PaymentLifecycle:
         camt.029 CNCL."""
         facts = self._facts_of(record)
         if status == "CANC":
-            answer = iso20022.build_cancellation_answer(
-                facts, accepted=True, operator_bic=self.settings.operator_bic, case_id=record["paymentId"])
+            answer = self._generated(iso20022.build_cancellation_answer(
+                facts, accepted=True, operator_bic=self.settings.operator_bic, case_id=record["paymentId"],
+                versions=self.settings.message_versions))
             return {CANCELLATION_ANSWER: self._stored(record["paymentId"], CANCELLATION_ANSWER, answer)}
-        report = iso20022.build_status_report(
+        report = self._generated(iso20022.build_status_report(
             facts, "RJCT", reason_code=(reason or {}).get("code"),
-            additional_info=_short((reason or {}).get("additionalInfo")), operator_bic=self.settings.operator_bic)
+            additional_info=_short((reason or {}).get("additionalInfo")), operator_bic=self.settings.operator_bic,
+            versions=self.settings.message_versions))
         return {STATUS_REPORT: self._stored(record["paymentId"], STATUS_REPORT, report)}
 
     # -- the anchor: DecisionTimedOut -------------------------------------------------------------
@@ -497,6 +499,9 @@ class PaymentLifecycle:
            the payment id and the UETR (the engine's idempotency key).
         3. a refused send (definitive) is counted on the claim, then retried as TransientError; any
            other failure leaves the outcome unknown and is retried as it is.
+        Everything that can fail without sending (the outbound message built and checked against its
+        schema, the schemas of Settle's pacs.002 present, a large message archived) happens before the
+        claim is written, so such a failure never counts as an attempt of unknown outcome.
         Returns {"messageId", "outbound"} (the outbound message as sent, base64, when it travels inline;
         "alreadySent": true when a send was recorded before)."""
         record = self.store.get(payment_id)
@@ -506,10 +511,15 @@ class PaymentLifecycle:
         if record["status"] != "ACSP":
             raise InvalidState(f"payment {payment_id} is {record['status']}; send expects ACSP")
         fence = self._fence(record)
-        claim = self._claim(record, fence)
+        claim = self._next_claim(record, fence)
         data = self._received_bytes(record, message)
-        outbound = iso20022.build_outbound_message(self._parse(data), operator_bic=self.settings.operator_bic,
-                                                   now=parse_utc(claim["windowAt"]))
+        outbound = self._generated(iso20022.build_outbound_message(
+            self._parse(data), operator_bic=self.settings.operator_bic, now=parse_utc(claim["windowAt"]),
+            versions=self.settings.message_versions))
+        versions = self.settings.message_versions
+        for message_id in (versions.status_report, versions.app_header):  # Settle's pacs.002 ACSC
+            if not self.registry.has_schema(message_id):
+                raise iso20022.SchemaNotInstalled(message_id)
         facts = record.get("facts") or {}
         body = {"paymentId": payment_id, "uetr": facts.get("uetr"), "endToEndId": facts.get("endToEndId"),
                 "messageType": record.get("messageType")}
@@ -518,6 +528,7 @@ class PaymentLifecycle:
         else:
             body.update(bucket=self.archive.bucket,
                         key=self.archive.put(generated_key(payment_id, OUTBOUND_MESSAGE), outbound))
+        self._write_claim(record, claim, fence)
         try:
             message_id = self.release_queue.send({k: v for k, v in body.items() if v is not None},
                                                  deduplication_id=payment_id,
@@ -531,7 +542,9 @@ class PaymentLifecycle:
             raise TransientError(f"the release queue refused the send ({refused.detail})") from None
         return {"messageId": message_id, "outbound": inline_message(outbound)}
 
-    def _claim(self, record: Mapping[str, Any], fence: Fence) -> dict:
+    def _next_claim(self, record: Mapping[str, Any], fence: Fence) -> dict:
+        """The claim this attempt would write, by the window rule; past the window with an attempt of
+        unknown outcome: suspend, ReleaseOutcomeUnknown."""
         payment_id = record["paymentId"]
         now = self.clock()
         release = record.get("release")
@@ -547,13 +560,17 @@ class PaymentLifecycle:
             raise ReleaseOutcomeUnknown(
                 f"payment {payment_id}: the outcome of an earlier release attempt is unknown and its "
                 f"deduplication window is over; it is suspended until an operator confirms whether it was sent")
-        try:
-            self.store.update_release(payment_id, claim, expected_attempts=release["attempts"] if release else None,
-                                      fence=fence)
-        except StatusConflict as conflict:
-            raise TransientError(f"payment {payment_id}: the release claim changed meanwhile "
-                                 f"(now {conflict.current_status})") from None
         return claim
+
+    def _write_claim(self, record: Mapping[str, Any], claim: Mapping[str, Any], fence: Fence) -> None:
+        """The claim's conditional write: the release as read (attempts), ACSP, no send recorded, the fence."""
+        release = record.get("release")
+        try:
+            self.store.update_release(record["paymentId"], claim,
+                                      expected_attempts=release["attempts"] if release else None, fence=fence)
+        except StatusConflict as conflict:
+            raise TransientError(f"payment {record['paymentId']}: the release claim changed meanwhile "
+                                 f"(now {conflict.current_status})") from None
 
     def _suspend(self, record: Mapping[str, Any], release: Mapping[str, Any], fence: Fence, now: str) -> None:
         if record.get("suspense"):
@@ -589,10 +606,12 @@ class PaymentLifecycle:
             raise InvalidState(f"payment {payment_id}: settle needs the id of the message sent")
         now = self.clock()
         if outbound is None:
-            outbound = iso20022.build_outbound_message(self._parse(self._received_bytes(record, message)),
-                                                       operator_bic=self.settings.operator_bic,
-                                                       now=parse_utc(release["windowAt"]))
-        report = iso20022.build_status_report(self._facts_of(record), "ACSC", operator_bic=self.settings.operator_bic)
+            outbound = self._generated(iso20022.build_outbound_message(
+                self._parse(self._received_bytes(record, message)), operator_bic=self.settings.operator_bic,
+                now=parse_utc(release["windowAt"]), versions=self.settings.message_versions))
+        report = self._generated(iso20022.build_status_report(
+            self._facts_of(record), "ACSC", operator_bic=self.settings.operator_bic,
+            versions=self.settings.message_versions))
         if len(outbound) <= INLINE_MESSAGE_BYTES:
             stored_outbound = self._stored(payment_id, OUTBOUND_MESSAGE, outbound)
         else:  # the Send step archived it, and the release message names that key
@@ -653,7 +672,8 @@ class PaymentLifecycle:
             status = "ok"
         except ServiceError:
             status = "unhealthy"
-        return {"status": status, "region": self.settings.region}
+        # which source serves each message id (built-in package@version, added, schema layer): no payment data
+        return {"status": status, "region": self.settings.region, "schemas": self.registry.sources()}
 
     def sample(self, now: datetime | None = None) -> dict:
         """What the scheduled sampler publishes (template.yaml alarms): the age of the oldest PDNG
@@ -737,6 +757,11 @@ class PaymentLifecycle:
         if iso20022.content_hash(message) != record.get("contentSha256"):
             raise InvalidState(f"the message carried for payment {record['paymentId']} is not the one received")
         return message
+
+    def _generated(self, message: bytes) -> bytes:
+        """A generated message, once its AppHdr and Document validate against the installed schemas
+        (SchemaNotInstalled / GeneratedMessageInvalid otherwise: the step fails, nothing is kept or sent)."""
+        return iso20022.check_generated(message, self.registry)
 
     def _stored(self, payment_id: str, name: str, data: bytes) -> dict:
         """How the payment's item keeps a generated message: compressed, or by archive key when large."""

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Mapping
 
+from mxflow.iso20022.builders import CBPR_PLUS_VERSIONS, MessageVersions
+
 
 def current_region(env: Mapping[str, str] = os.environ) -> str:
     """The invocation's Region (Lambda sets AWS_REGION)."""
@@ -33,6 +35,7 @@ class Settings:
     payment_flow_arn: str | None = None    # PaymentFlow (EXPRESS)
     release_queue_url: str | None = None
     events_topic_arn: str | None = None
+    message_versions: MessageVersions = CBPR_PLUS_VERSIONS  # what the builders emit (MXFLOW_*_VERSION)
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] = os.environ) -> "Settings":
@@ -55,4 +58,5 @@ class Settings:
             payment_flow_arn=env.get("PAYMENT_FLOW_ARN") or None,
             release_queue_url=env.get("RELEASE_QUEUE_URL") or None,
             events_topic_arn=env.get("EVENTS_TOPIC_ARN") or None,
+            message_versions=MessageVersions.from_environ(env),
         )

@@ -5,20 +5,44 @@
 - validation: the pipeline parse -> XSD -> business rules -> facts (`validate_message`, `ValidationResult`)
 - rules: business rules with rule ids and ISO reason codes (`check_rules`)
 - facts: the payment's facts and its payment id, the system's idempotency key (`Facts`, `extract_facts`)
-- builders: pacs.002 status reports, camt.029 answers, outbound messages, from the payment's own data
+- builders: pacs.002 status reports, camt.029 answers, outbound messages, from the payment's own data, in
+  the configured versions (`MessageVersions`); `check_generated` before a generated message is kept or sent
+- schema_sets: the built-in schema set (official XSDs of pinned wheels) and added schemas, every file checked
 - codes: ISO External Code Sets and ISO 4217
-"""
-from .builders import BuildError, build_cancellation_answer, build_outbound_message, build_status_report
-from .facts import Facts, content_hash, extract_facts, payment_id
-from .message import Issue, MessageError, ParsedMessage, element_path
-from .parsing import ParseLimits, parse_message
-from .rules import check_rules
-from .schemas import SchemaError, SchemaRegistry, default_registry
-from .validation import ValidationResult, validate_message, validate_schema
 
-__all__ = [
-    "BuildError", "Facts", "Issue", "MessageError", "ParseLimits", "ParsedMessage", "SchemaError",
-    "SchemaRegistry", "ValidationResult", "build_cancellation_answer", "build_outbound_message",
-    "build_status_report", "check_rules", "content_hash", "default_registry", "element_path",
-    "extract_facts", "parse_message", "payment_id", "validate_message", "validate_schema",
-]
+The public names below are imported on first use (PEP 562), so `import mxflow.iso20022` costs a
+Lambda cold start nothing until a name is used, and a handler that only validates never loads the
+builders (lxml.builder) nor one that only builds loads the rules (schwifty, pycountry).
+"""
+from __future__ import annotations
+
+import importlib
+
+# public name -> the submodule that defines it
+_EXPORTS = {
+    "BuildError": "builders", "build_cancellation_answer": "builders", "build_outbound_message": "builders",
+    "build_status_report": "builders", "CBPR_PLUS_VERSIONS": "builders", "GeneratedMessageError": "builders",
+    "GeneratedMessageInvalid": "builders", "MessageVersions": "builders", "SchemaNotInstalled": "builders",
+    "check_generated": "builders",
+    "Facts": "facts", "content_hash": "facts", "extract_facts": "facts", "payment_id": "facts",
+    "Issue": "message", "MessageError": "message", "ParsedMessage": "message", "element_path": "message",
+    "ParseLimits": "parsing", "parse_message": "parsing",
+    "check_rules": "rules",
+    "SchemaError": "schemas", "SchemaRegistry": "schemas", "default_registry": "schemas",
+    "ValidationResult": "validation", "validate_message": "validation", "validate_schema": "validation",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -1,12 +1,23 @@
 """Message builders: the ISO 20022 messages mxflow sends, built from the original message's own data.
 
 Pure code: facts (or a parsed message) in, bytes out; no AWS. Every output is
-`<Envelope xmlns="urn:swift:xsd:envelope">` holding a head.001.001.02 AppHdr then the Document, and
-validates against the official XSDs (tests/iso20022/test_builders.py, test_properties.py).
+`<Envelope xmlns="urn:swift:xsd:envelope">` holding an AppHdr then the Document, and validates against
+the official XSDs (tests/iso20022/test_builders.py, test_properties.py).
 
-- `build_status_report`: pacs.002.001.10 (FIToFIPmtStsRpt) for one transaction.
-- `build_cancellation_answer`: camt.029.001.09 (RsltnOfInvstgtn): CNCL, or RJCR with a reason.
+- `build_status_report`: pacs.002 (FIToFIPmtStsRpt) for one transaction.
+- `build_cancellation_answer`: camt.029 (RsltnOfInvstgtn): CNCL, or RJCR with a reason.
 - `build_outbound_message`: the original pacs.008/pacs.009 Document under a new AppHdr.
+- `check_generated`: a generated message against the schemas installed for it, before it is kept or
+  sent; raises SchemaNotInstalled or GeneratedMessageInvalid (named errors: in AWS the step fails and
+  the execution can be redriven once the schema is added).
+
+Versions (`MessageVersions`: a setting, CBPR+'s by default: pacs.002.001.10, camt.029.001.09,
+head.001.001.02). Every version a builder offers takes the same elements in the same order, compared in
+the official XSDs: pacs.002.001.10-.15 only add optional elements (GrpHdr/OrgnlBizQry, TxInfAndSts/PrcgDt
+and CdtSttlmKey) to what is built here (.02-.09 lack OrgnlUETR or TxInfAndSts); camt.029.001.09-.14
+differ only in top-level blocks not built here (.10 on drop ModDtls, ClmNonRctDtls, StmtDtls and
+CrrctnTx; .08 and earlier lack OrgnlUETR); head.001.001.02-.04 take this AppHdr unchanged
+(head.001.001.01's CreDt must be in UTC with Z).
 
 XML is built with lxml's ElementMaker (values are escaped by lxml, never concatenated into markup);
 amounts are the exact decimal strings of the original. Identifiers of generated messages are
@@ -16,21 +27,28 @@ it passes the same `now`.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Mapping
 
 from lxml import etree
 from lxml.builder import ElementMaker
 
 from . import codes
 from .facts import Facts, agent_bic, extract_facts, scan_message
-from .message import ISO_NAMESPACE_PREFIX, ParsedMessage
+from .message import ISO_NAMESPACE_PREFIX, MessageError, ParsedMessage
 
 ENVELOPE_NAMESPACE = "urn:swift:xsd:envelope"
 HEADER_MESSAGE = "head.001.001.02"
 STATUS_REPORT_MESSAGE = "pacs.002.001.10"
 CANCELLATION_ANSWER_MESSAGE = "camt.029.001.09"
+# The versions the builders can build (see the module notes).
+HEADER_VERSIONS = tuple(f"head.001.001.{v:02d}" for v in range(2, 5))
+STATUS_REPORT_VERSIONS = tuple(f"pacs.002.001.{v:02d}" for v in range(10, 16))
+CANCELLATION_ANSWER_VERSIONS = tuple(f"camt.029.001.{v:02d}" for v in range(9, 15))
 MAX_TEXT_35 = 35
 MAX_TEXT_105 = 105
 MAX_ADDITIONAL_INFO = 2  # AddtlInf lines (Max105Text each) written at most
@@ -38,6 +56,89 @@ MAX_ADDITIONAL_INFO = 2  # AddtlInf lines (Max105Text each) written at most
 
 class BuildError(ValueError):
     """The inputs cannot make a valid message (unknown status or reason, no party to address)."""
+
+
+@dataclass(frozen=True)
+class MessageVersions:
+    """The message versions mxflow generates: the pacs.002 status report, the camt.029 answer and the
+    head.001 AppHdr of every generated message. Defaults: CBPR+'s. Each must be one the builders can
+    build (ValueError otherwise)."""
+
+    status_report: str = STATUS_REPORT_MESSAGE
+    cancellation_answer: str = CANCELLATION_ANSWER_MESSAGE
+    app_header: str = HEADER_MESSAGE
+
+    SETTINGS = (  # (field, environment variable, template parameter, versions the builders can build)
+        ("status_report", "MXFLOW_STATUS_REPORT_VERSION", "StatusReportVersion", STATUS_REPORT_VERSIONS),
+        ("cancellation_answer", "MXFLOW_CANCELLATION_ANSWER_VERSION", "CancellationAnswerVersion",
+         CANCELLATION_ANSWER_VERSIONS),
+        ("app_header", "MXFLOW_APP_HEADER_VERSION", "AppHeaderVersion", HEADER_VERSIONS),
+    )
+
+    def __post_init__(self):
+        for name, variable, _parameter, supported in self.SETTINGS:
+            value = getattr(self, name)
+            if value not in supported:
+                raise ValueError(f"{variable}={value!r}: mxflow builds {', '.join(supported)}")
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str]) -> "MessageVersions":
+        """From MXFLOW_STATUS_REPORT_VERSION, MXFLOW_CANCELLATION_ANSWER_VERSION and
+        MXFLOW_APP_HEADER_VERSION (empty or absent: the default)."""
+        return cls(**{name: env[variable] for name, variable, _p, _s in cls.SETTINGS if env.get(variable)})
+
+    def with_version(self, message_id: str) -> "MessageVersions":
+        """These versions with the one of `message_id`'s family set to it (ValueError if it is none
+        the builders build)."""
+        for name, variable, _parameter, supported in self.SETTINGS:
+            if message_id[:8] == supported[0][:8]:
+                return dataclasses.replace(self, **{name: message_id})
+        families = ", ".join(s[0][:8] for _n, _v, _p, s in self.SETTINGS)
+        raise ValueError(f"{message_id!r} is not a version of a message mxflow generates ({families})")
+
+    def message_ids(self) -> tuple[str, ...]:
+        return tuple(getattr(self, name) for name, _v, _p, _s in self.SETTINGS)
+
+    def missing(self, registry) -> list[str]:
+        """The configured versions `registry` has no schema for."""
+        return [m for m in self.message_ids() if not registry.has_schema(m)]
+
+    def installed(self, registry) -> tuple["MessageVersions", dict[str, str]]:
+        """These versions, with each one `registry` has no schema for replaced by the newest version of
+        its family that it has; also {configured: chosen}. ValueError when a family has none."""
+        chosen, changes = self, {}
+        for name, variable, _parameter, supported in self.SETTINGS:
+            current = getattr(self, name)
+            if registry.has_schema(current):
+                continue
+            available = [m for m in supported if registry.has_schema(m)]
+            if not available:
+                raise ValueError(f"no schema for any {current[:8]} version mxflow builds "
+                                 f"({', '.join(supported)}): add one with `mxflow schemas add PATH`")
+            chosen = dataclasses.replace(chosen, **{name: available[-1]})
+            changes[current] = available[-1]
+        return chosen, changes
+
+
+CBPR_PLUS_VERSIONS = MessageVersions()
+
+
+class GeneratedMessageError(Exception):
+    """A generated message that must not be kept or sent: it could not be checked against its schema."""
+
+
+class SchemaNotInstalled(GeneratedMessageError):
+    """No schema is installed for a part of a generated message (add it, then redrive)."""
+
+    def __init__(self, message_id: str):
+        super().__init__(f"no schema is installed for {message_id}, a version mxflow is configured to generate: "
+                         f"add it (mxflow schemas add, or the SchemaLayerArn layer) and redrive, or configure "
+                         f"a version that has one")
+        self.message_id = message_id
+
+
+class GeneratedMessageInvalid(GeneratedMessageError):
+    """A generated message fails its schema (a defect: nothing is kept or sent)."""
 
 
 def _timestamp(now: datetime | None) -> str:
@@ -75,9 +176,8 @@ def _check_bic(value: str | None, what: str) -> str:
 
 
 def _app_header(*, sender: str, receiver: str, business_message_id: str, message_id: str,
-                business_service: str | None, now: datetime | None) -> etree._Element:
-    H = ElementMaker(namespace=ISO_NAMESPACE_PREFIX + HEADER_MESSAGE,
-                     nsmap={None: ISO_NAMESPACE_PREFIX + HEADER_MESSAGE})
+                business_service: str | None, now: datetime | None, version: str) -> etree._Element:
+    H = ElementMaker(namespace=ISO_NAMESPACE_PREFIX + version, nsmap={None: ISO_NAMESPACE_PREFIX + version})
     children = [
         H.Fr(H.FIId(H.FinInstnId(H.BICFI(sender)))),
         H.To(H.FIId(H.FinInstnId(H.BICFI(receiver)))),
@@ -142,8 +242,8 @@ def _optional(E, name: str, value: str | None) -> list:
 
 def build_status_report(facts: Facts, status: str, *, reason_code: str | None = None,
                         additional_info: str | None = None, operator_bic: str,
-                        now: datetime | None = None) -> bytes:
-    """pacs.002.001.10 reporting `status` (an ExternalPaymentTransactionStatus1Code: ACTC, ACCP, ACSP,
+                        now: datetime | None = None, versions: MessageVersions = CBPR_PLUS_VERSIONS) -> bytes:
+    """pacs.002 (`versions.status_report`, under a `versions.app_header` AppHdr) reporting `status` (an ExternalPaymentTransactionStatus1Code: ACTC, ACCP, ACSP,
     ACSC, RJCT, PDNG, CANC, ...) on the message of `facts`.
 
     RJCT requires `reason_code` (an ExternalStatusReason1Code); any status may carry one. The AppHdr
@@ -160,7 +260,7 @@ def build_status_report(facts: Facts, status: str, *, reason_code: str | None = 
     receiver = _counterparty(facts)
     refs = _original_references(facts)
     message_id = derived_identifier("S" + status, facts.payment_id, status, reason_code)
-    ns = ISO_NAMESPACE_PREFIX + STATUS_REPORT_MESSAGE
+    ns = ISO_NAMESPACE_PREFIX + versions.status_report
     E = ElementMaker(namespace=ns, nsmap={None: ns})
     transaction = [
         *_original_group(E, refs),
@@ -183,14 +283,17 @@ def build_status_report(facts: Facts, status: str, *, reason_code: str | None = 
         E.TxInfAndSts(*transaction),
     ))
     header = _app_header(sender=operator, receiver=receiver, business_message_id=message_id,
-                         message_id=STATUS_REPORT_MESSAGE, business_service=_cbpr_service(facts), now=now)
+                         message_id=versions.status_report, business_service=_cbpr_service(facts), now=now,
+                         version=versions.app_header)
     return _envelope(header, document)
 
 
 def build_cancellation_answer(facts: Facts, *, accepted: bool, reason_code: str | None = None,
                               additional_info: str | None = None, operator_bic: str,
-                              case_id: str | None = None, now: datetime | None = None) -> bytes:
-    """camt.029.001.09 answering a cancellation: Sts/Conf CNCL when accepted, RJCR with a
+                              case_id: str | None = None, now: datetime | None = None,
+                              versions: MessageVersions = CBPR_PLUS_VERSIONS) -> bytes:
+    """camt.029 (`versions.cancellation_answer`, under a `versions.app_header` AppHdr) answering a
+    cancellation: Sts/Conf CNCL when accepted, RJCR with a
     cancellation-rejection reason (ExternalPaymentCancellationRejection1Code: LEGL, AGNT, CUST,
     NOAS, NOOR, ARDT, ...) when not.
 
@@ -214,7 +317,7 @@ def build_cancellation_answer(facts: Facts, *, accepted: bool, reason_code: str 
     outcome = "CNCL" if accepted else "RJCR"
     case = (case_id or facts.case_id or derived_identifier("C", facts.payment_id))[:MAX_TEXT_35]
     assignment_id = derived_identifier("A" + outcome, facts.payment_id, outcome, reason_code)
-    ns = ISO_NAMESPACE_PREFIX + CANCELLATION_ANSWER_MESSAGE
+    ns = ISO_NAMESPACE_PREFIX + versions.cancellation_answer
     E = ElementMaker(namespace=ns, nsmap={None: ns})
 
     def agent(bic: str):
@@ -244,12 +347,15 @@ def build_cancellation_answer(facts: Facts, *, accepted: bool, reason_code: str 
         E.CxlDtls(E.TxInfAndSts(*transaction)),
     ))
     header = _app_header(sender=operator, receiver=receiver, business_message_id=assignment_id,
-                         message_id=CANCELLATION_ANSWER_MESSAGE, business_service=_cbpr_service(facts), now=now)
+                         message_id=versions.cancellation_answer, business_service=_cbpr_service(facts),
+                         now=now, version=versions.app_header)
     return _envelope(header, document)
 
 
-def build_outbound_message(parsed: ParsedMessage, *, operator_bic: str, now: datetime | None = None) -> bytes:
-    """The outbound pacs.008/pacs.009: the original Document, unchanged, under a new AppHdr from the
+def build_outbound_message(parsed: ParsedMessage, *, operator_bic: str, now: datetime | None = None,
+                           versions: MessageVersions = CBPR_PLUS_VERSIONS) -> bytes:
+    """The outbound pacs.008/pacs.009: the original Document, unchanged, under a new AppHdr
+    (`versions.app_header`) from the
     operator to the instructed agent (else the creditor agent), with a new BizMsgIdr (derived from
     the payment id) and MsgDefIdr = the Document's message id."""
     scan = scan_message(parsed)
@@ -262,5 +368,31 @@ def build_outbound_message(parsed: ParsedMessage, *, operator_bic: str, now: dat
                           "the next agent (InstdAgt or CdtrAgt)")
     business_message_id = derived_identifier("O", facts.payment_id, operator, receiver)
     header = _app_header(sender=operator, receiver=receiver, business_message_id=business_message_id,
-                         message_id=parsed.message_id, business_service=facts.business_service, now=now)
+                         message_id=parsed.message_id, business_service=facts.business_service, now=now,
+                         version=versions.app_header)
     return _envelope(header, copy.deepcopy(parsed.document))
+
+
+def check_generated(message: bytes, registry) -> bytes:
+    """`message` (a generated message) when its AppHdr and Document validate against the schemas
+    installed in `registry` for their exact namespaces; SchemaNotInstalled when one of them has none,
+    GeneratedMessageInvalid when it does not validate. Call it before a generated message is kept or
+    sent: nothing leaves unchecked."""
+    from .parsing import ParseLimits, parse_message
+    from .validation import validate_schema
+
+    try:
+        parsed = parse_message(message, limits=ParseLimits(max_bytes=max(len(message), 1)))
+    except MessageError as error:
+        raise GeneratedMessageInvalid(f"a generated message cannot be parsed: {error}") from None
+    parts = [parsed.message_id]
+    if parsed.app_header is not None:
+        parts.insert(0, parsed.header_namespace.rpartition(":")[2])
+    for message_id in parts:
+        if not registry.has_schema(message_id):
+            raise SchemaNotInstalled(message_id)
+    issues = validate_schema(parsed, registry)
+    if issues:
+        raise GeneratedMessageInvalid(f"a generated {parsed.message_id} fails its schema: "
+                                      + "; ".join(f"{i.path}: {i.message}" for i in issues[:3]))
+    return message

