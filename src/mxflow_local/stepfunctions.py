@@ -395,6 +395,31 @@ def patch_early_callback() -> None:
     CallbackEndpoint.setup_heartbeat_endpoint = setup_heartbeat_endpoint
 
 
+def patch_retry_token() -> None:
+    """Gap: a retried callback-capable service task (`.waitForTaskToken`, `.sync`) keeps the task token
+    of its first attempt, whose callback endpoint that attempt interrupted when it failed: the retry
+    then ends at once with States.Timeout (the wait finds the endpoint already signalled, with no
+    outcome). AWS schedules each attempt as a new task with its own token. Each retry gets a new token
+    and endpoint here, before its parameters are evaluated."""
+    from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+        StateTaskServiceCallback,
+    )
+
+    original = ExecutionState._evaluate_with_timeout
+
+    def _evaluate_with_timeout(self, env):
+        context = env.states.context_object.context_object_data
+        if (isinstance(self, StateTaskServiceCallback) and self._is_integration_pattern()
+                and ResourceCondition.WaitForTaskToken in self._supported_integration_patterns
+                and (context.get("State") or {}).get("RetryCount", 0) > 0 and context.get("Task")):
+            env.callback_pool_manager.add(env.states.context_object.update_task_token())
+        return original(self, env)
+
+    ExecutionState._evaluate_with_timeout = _evaluate_with_timeout
+
+
 def patch_client_cache() -> None:
     """Speed: one interpreter boto3 client per (Region, service) instead of one per task.
 
@@ -590,6 +615,7 @@ def install() -> None:
         patch_redrive()
         patch_task_failure_cause()
         patch_early_callback()
+        patch_retry_token()
         patch_client_cache()
         quiet_logs()
         _INSTALLED = True

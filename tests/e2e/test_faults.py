@@ -32,12 +32,15 @@ RESULTS: list[dict] = []
 
 
 @pytest.fixture(scope="module")
-def stack(xsd_dir):
+def stack(schema_dirs, versions):
+    from mxflow_cli.local_schemas import version_parameters
     from mxflow_local.client import ALL_SCOPES, PaymentsClient
     from mxflow_local.http_api import LocalApi
 
-    env = {"MXFLOW_SCHEMA_DIR": str(xsd_dir), "LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
-    overrides = {"AutoApproveMaxAmount": "1000", "DecisionTimeoutSeconds": str(DECISION_TIMEOUT_S)}
+    env = {"MXFLOW_SCHEMA_DIR": os.pathsep.join(schema_dirs), "MXFLOW_ADDED_SCHEMAS": "", "LOG_LEVEL": "ERROR",
+           "POWERTOOLS_METRICS_DISABLED": "true"}
+    overrides = {"AutoApproveMaxAmount": "1000", "DecisionTimeoutSeconds": str(DECISION_TIMEOUT_S),
+                 **version_parameters(versions)}
     with LocalApi.start(REPO / "template.yaml", port=0, parameter_overrides=overrides, env_overrides=env,
                         region=REGION, scheduler=False) as api:
         api.runtime.clock.virtual_sleeps = True  # Retry backoff and injected timeouts advance the clock

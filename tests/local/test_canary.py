@@ -69,6 +69,18 @@ def test_step_functions_internals_used_by_the_patches():
     assert {"execution_input", "trace_header"} <= set(inspect.signature(StepFunctionsParserBackend.start_execution).parameters)
     for method in ("describe_execution", "send_task_failure", "start_execution"):
         assert hasattr(StepFunctionResponse, method)
+    # patch_retry_token: each attempt passes through _evaluate_with_timeout; the token is made once in
+    # _eval_body (before the retry loop) and the wait's endpoint is interrupted when an attempt ends
+    from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+        StateTaskServiceCallback,
+    )
+    from moto.stepfunctions.parser.asl.eval.states import ContextObject
+
+    assert "self._evaluate_with_timeout(env)" in inspect.getsource(ExecutionState._eval_state)
+    assert "update_task_token()" in inspect.getsource(StateTaskServiceCallback._eval_body)
+    assert "interrupt_all()" in inspect.getsource(StateTaskServiceCallback._eval_integration_pattern)
+    assert hasattr(ContextObject, "update_task_token") and hasattr(StateTaskServiceCallback, "_is_integration_pattern")
 
 
 def test_dynamodb_handlers_serialised_by_the_local_lock():
@@ -124,3 +136,6 @@ def test_moto_still_lacks_what_we_add():
     stub = inspect.getsource(StateTaskService._normalise_parameters).rstrip()
     assert stub.endswith("pass")  # patch_sdk_casing
     assert module.eval_jsonata_expression.__module__ in (module.__name__, "mxflow_local.stepfunctions")
+    from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
+
+    assert "task_token" not in inspect.getsource(ExecutionState._eval_state)  # patch_retry_token: no new token per retry

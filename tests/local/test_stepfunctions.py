@@ -269,6 +269,35 @@ def test_start_execution_sync2_of_an_express_child_and_the_sdk_error_names(runti
     assert output["gone"]["Error"] == "Sfn.InvalidTokenException"
 
 
+def test_a_retried_callback_task_waits_again_with_a_new_token(runtime):
+    """Each attempt of a retried `.waitForTaskToken` task is a new task with its own token (AWS); in
+    moto the retry kept the first attempt's token, whose wait was over, and timed out at once."""
+    sqs = runtime.client("sqs")
+    queue = sqs.create_queue(QueueName=f"tokens-{uuid.uuid4().hex[:6]}")["QueueUrl"]
+    machine = _machine(runtime, {"StartAt": "Wait", "States": {"Wait": {
+        "Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        "Parameters": {"QueueUrl": queue, "MessageBody": {"token.$": "$$.Task.Token"}},
+        "Retry": [{"ErrorEquals": ["TryAgain"], "IntervalSeconds": 1, "MaxAttempts": 1}], "End": True}}})
+    sfn = runtime.client("stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=machine, name=f"t-{uuid.uuid4().hex[:6]}", input="{}")["executionArn"]
+
+    def next_token() -> str:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            for m in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages", []):
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+                return json.loads(m["Body"])["token"]
+        raise TimeoutError("no task token on the queue")
+
+    first = next_token()
+    sfn.send_task_failure(taskToken=first, error="TryAgain", cause="once")
+    second = next_token()
+    assert second != first
+    sfn.send_task_success(taskToken=second, output=json.dumps({"done": True}))
+    result = runtime.wait_execution(arn, timeout=15)
+    assert result["status"] == "SUCCEEDED" and json.loads(result["output"]) == {"done": True}
+
+
 def test_retry_backoff_follows_the_runtime_clock(runtime):
     wait = _machine(runtime, {"StartAt": "W", "States": {"W": {
         "Type": "Fail", "Error": "Boom"}}})
