@@ -3,12 +3,20 @@ runtime, behind the local HTTP API (keys: local, cost, capacity, cold_start_ms).
 
 - local: STP payments (auto-decision policy on) submitted over HTTP from a few client threads, each polled
   with GET until ACSC; throughput and submit-to-observed-ACSC latency.
-- cost: the AWS usage of one payment, measured. While a handful of STP payments and of decision payments
-  (submit, PDNG, approve) run, every AWS API call a *handler* makes is counted (botocore's
-  BaseClient._make_api_call wrapped and restored), attributed to the function it ran in (a context
-  variable set around LambdaRunner.invoke, which the handler's worker thread inherits). Calls outside any
-  handler (the Step Functions interpreter's own Lambda invokes, this bench's reads) are not counted. State
-  transitions come from the execution history; Lambda invocations and durations from LambdaRunner.invoke.
+- cost: the AWS usage of one payment, counted from what ran (UsageMeter). While COST_PAYMENTS
+  straight-through payments, then COST_PAYMENTS payments that wait for a decision (submit, PDNG, approve),
+  run one after another:
+  * every AWS API call made in the process -- by the handlers, by the state machines' own service
+    integrations (startExecution, sendTaskSuccess/Failure, ...) and by the API -- through botocore's
+    BaseClient._make_api_call (wrapped and restored), except the bench's own reads (marked `own()`);
+  * DynamoDB write units from the whole item before and after each write (a write is billed by the larger,
+    per KB, a failed condition too), plus one unit per KEYS_ONLY index entry written or removed (two when
+    its key changes); read units from the items returned (per 4 KB, half for eventual reads);
+  * Standard state transitions from each anchor execution's history (*StateEntered events);
+  * Express requests and billed duration from the PaymentFlow executions that ended (the runtime's record
+    of them: moto keeps no Express history, as AWS keeps none), each rounded up to 100 ms at 64 MB;
+  * Lambda invocations and durations from LambdaRunner.invoke, each rounded up to the millisecond;
+  * API Gateway requests: the HTTP requests a consumer makes (submit; approve).
   Usage is mapped to the price items of bench/prices.json and priced with bench.cost.
 - capacity: bench.cost.capacity with the rate-limited actions one payment needs.
 - cold_start_ms: per function, in a fresh interpreter, the first invoke on a started LocalRuntime
@@ -16,6 +24,7 @@ runtime, behind the local HTTP API (keys: local, cost, capacity, cold_start_ms).
 """
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import math
@@ -39,9 +48,9 @@ ENV = {"MXFLOW_SCHEMA_DIR": str(XSD_DIR), "LOG_LEVEL": "WARNING", "POWERTOOLS_ME
 STP_OVERRIDES = {"AutoApproveMaxAmount": "1000000"}
 STP_REGION = "ap-southeast-2"       # Regions of their own: never shared with other suites' runtimes
 DECISION_REGION = "eu-central-1"
-STATE_MACHINE = "PaymentStateMachine"
-FUNCTIONS = ["ApiFunction", "ValidateFunction", "ParkFunction", "DecisionTimeoutFunction", "FinaliseFunction",
-             "ReleaseFunction"]
+ANCHOR, FLOW = "PaymentStateMachine", "PaymentFlow"
+FUNCTIONS = ["ApiFunction", "ValidateFunction", "ParkFunction", "DecisionTimeoutFunction", "SendFunction",
+             "SettleFunction", "SamplerFunction"]
 
 LOCAL_PAYMENTS = 60
 LOCAL_THREADS = 4
@@ -49,101 +58,37 @@ LOCAL_SECONDS = 20.0
 COST_PAYMENTS = 10
 WAIT_S = 30.0
 COLD_START_TIMEOUT_S = 60.0
+# A Step Functions task token is up to 2,048 characters (the API's limit); moto's are short. The payment's
+# item carries the token while it waits: its size is counted at the limit, never less.
+TASK_TOKEN_BYTES = 2048
+EXPRESS_BILLED_MEMORY_GB = 64 / 1024   # 50 MB + definition + payload, billed in 64-MB chunks
+EXPRESS_BILLING_STEP_MS = 100
+KEYS_ONLY_ENTRY_WRU = 1                 # table key + index key + 100 bytes of overhead: under 1 KB
 
 # ------------------------------------------------------------------------------------------------------
-# counting the AWS usage of the handlers
+# counting the AWS usage of what runs
 
-_INVOCATION = contextvars.ContextVar("mxflow_bench_invocation", default=None)
-
-
-class UsageCounter:
-    """Wraps LambdaRunner.invoke and botocore's _make_api_call while active; restores both on exit."""
-
-    def __init__(self, memory_mb: dict[str, int]):
-        self.memory_mb = memory_mb                       # physical function name -> MemorySize
-        self.lock = threading.Lock()
-        self.calls: Counter = Counter()                  # (function, service, operation) -> count
-        self.units: Counter = Counter()                  # price item -> quantity
-        self.invocations: Counter = Counter()            # function -> invocations
-        self.gb_seconds = 0.0
-        self.lambda_seconds = 0.0
-        self.seconds_by_function: Counter = Counter()
-        self.excluded_polling = 0
-
-    def __enter__(self):
-        from botocore.client import BaseClient
-
-        from mxflow_local.lambda_runner import LambdaRunner
-
-        self._runner_invoke = LambdaRunner.invoke
-        self._api_call = BaseClient._make_api_call
-        counter, runner_invoke, api_call = self, LambdaRunner.invoke, BaseClient._make_api_call
-
-        def invoke(runner, name, payload):
-            polling = _is_polling(payload)
-            token = _INVOCATION.set({"function": name, "polling": polling})
-            try:
-                outcome = runner_invoke(runner, name, payload)
-            finally:
-                _INVOCATION.reset(token)
-            counter.record_invocation(name, polling, outcome.duration_ms)
-            return outcome
-
-        def make_api_call(client, operation_name, api_params):
-            response = api_call(client, operation_name, api_params)
-            current = _INVOCATION.get()
-            if current is not None and not current["polling"]:
-                counter.record_call(current["function"], client.meta.service_model.service_name,
-                                    operation_name, api_params, response)
-            return response
-
-        LambdaRunner.invoke = invoke
-        BaseClient._make_api_call = make_api_call
-        return self
-
-    def __exit__(self, *exc):
-        from botocore.client import BaseClient
-
-        from mxflow_local.lambda_runner import LambdaRunner
-
-        LambdaRunner.invoke = self._runner_invoke
-        BaseClient._make_api_call = self._api_call
-
-    def record_invocation(self, name: str, polling: bool, duration_ms: float) -> None:
-        with self.lock:
-            if polling:
-                self.excluded_polling += 1
-                return
-            self.invocations[name] += 1
-            seconds = duration_ms / 1000
-            self.lambda_seconds += seconds
-            self.seconds_by_function[name] += seconds
-            self.gb_seconds += self.memory_mb.get(name, 128) / 1024 * seconds
-
-    def record_call(self, function: str, service: str, operation: str, params: dict, response: dict) -> None:
-        units = _price_units(service, operation, params, response)
-        with self.lock:
-            self.calls[(function, service, operation)] += 1
-            self.units.update(units)
+_OWN = contextvars.ContextVar("mxflow_bench_own", default=False)
 
 
-def _is_polling(payload: bytes) -> bool:
-    """An API Gateway proxy event for GET: the consumer's status polling, which a real consumer can replace
-    by the SNS events (not counted as usage of a payment)."""
+@contextlib.contextmanager
+def own():
+    """The bench's own AWS calls (waiting, reading what happened): not usage of a payment."""
+    token = _OWN.set(True)
     try:
-        event = json.loads(payload) if payload else {}
-    except ValueError:
-        return False
-    return isinstance(event, dict) and event.get("httpMethod") == "GET"
+        yield
+    finally:
+        _OWN.reset(token)
 
 
-def _value_size(value: dict) -> int:
-    """DynamoDB's item-size rules, approximately (names and values in UTF-8 bytes)."""
+def _value_size(value: dict, name: str = "") -> int:
+    """DynamoDB's item-size rules (names and values in UTF-8 bytes; numbers about 1 byte per 2 digits)."""
     (kind, inner), = value.items()
     if kind == "S":
-        return len(inner.encode())
+        size = len(inner.encode())
+        return max(size, TASK_TOKEN_BYTES) if name == "taskToken" else size
     if kind == "N":
-        return len(inner.lstrip("-").replace(".", "")) // 2 + 1
+        return len(str(inner).lstrip("-").replace(".", "")) // 2 + 1
     if kind == "B":
         return len(inner)
     if kind in ("BOOL", "NULL"):
@@ -151,91 +96,170 @@ def _value_size(value: dict) -> int:
     if kind in ("SS", "NS", "BS"):
         return sum(_value_size({kind[0]: v}) for v in inner)
     if kind == "M":
-        return 3 + sum(len(k.encode()) + 1 + _value_size(v) for k, v in inner.items())
+        return 3 + sum(len(k.encode()) + 1 + _value_size(v, k) for k, v in inner.items())
     if kind == "L":
         return 3 + sum(1 + _value_size(v) for v in inner)
     return len(json.dumps(inner))
 
 
-def item_size(item: dict) -> int:
-    return sum(len(name.encode()) + _value_size(value) for name, value in (item or {}).items())
+def item_size(item: dict | None) -> int:
+    return sum(len(name.encode()) + _value_size(value, name) for name, value in (item or {}).items())
 
 
-_ITEM_SIZES: dict[str, int] = {}   # "table/pk/sk" -> last size seen, for UpdateItem (whole item is billed)
+def _chunks(size: int, chunk: int = 64 * 1024) -> int:
+    return max(1, math.ceil(size / chunk))
 
 
-def _key_id(table: str, key: dict) -> str:
-    return f"{table}/{json.dumps(key, sort_keys=True)}"
+class UsageMeter:
+    """Counts what runs while active: wraps BaseClient._make_api_call and LambdaRunner.invoke, and listens
+    to the Express executions that end; restores both on exit."""
 
+    def __init__(self, runtime):
+        self.runtime = runtime
+        self.memory_mb = {spec.name: spec.memory_mb for spec in runtime.runner.functions.values()}
+        self.names = {spec.name: spec.logical_id for spec in runtime.runner.functions.values()}
+        self.lock = threading.Lock()
+        self.calls: Counter = Counter()                  # (caller, service, operation) -> count
+        self.units: Counter = Counter()                  # price item -> quantity
+        self.invocations: Counter = Counter()            # function -> invocations
+        self.seconds_by_function: Counter = Counter()
+        self.lambda_seconds = 0.0
+        self.item_bytes: list[int] = []                  # the whole item after each write
+        self.express: list[dict] = []
+        with own():
+            table = runtime.client("dynamodb").describe_table(TableName=runtime.physical("PaymentTable"))["Table"]
+        self.table = table["TableName"]
+        self.indexes = {i["IndexName"]: [k["AttributeName"] for k in i["KeySchema"]]
+                        for i in table.get("GlobalSecondaryIndexes", [])}
+        self.flow_arn = runtime.state_machine_arn(FLOW)
 
-def _write_units(table: str, key: dict, item: dict | None) -> float:
-    """1 WRU per KB of the (whole) item; UpdateItem bills the larger of old/new item: the last size seen."""
-    if item is not None:
-        _ITEM_SIZES[_key_id(table, key)] = item_size(item)
-    size = _ITEM_SIZES.get(_key_id(table, key), 1)
-    return max(1, math.ceil(size / 1024))
+    def __enter__(self):
+        from botocore.client import BaseClient
 
+        from mxflow_local import stepfunctions
+        from mxflow_local.lambda_runner import CURRENT_FUNCTION, LambdaRunner
 
-def _gsi_units(params: dict) -> float:
-    """The sparse GSI InFlightByStatus is written when a write touches inflightShard: counted as 1 WRU
-    (a lower bound: a key change is a delete plus a put, 2 WRU)."""
-    return 1.0 if "inflightShard" in json.dumps(params) else 0.0
+        self._runner_invoke, self._api_call = LambdaRunner.invoke, BaseClient._make_api_call
+        meter, runner_invoke, api_call = self, LambdaRunner.invoke, BaseClient._make_api_call
 
+        def invoke(runner, name, payload):
+            outcome = runner_invoke(runner, name, payload)
+            meter.record_invocation(name, outcome.duration_ms)
+            return outcome
 
-def _price_units(service: str, operation: str, params: dict, response: dict) -> Counter:
-    units: Counter = Counter()
-    if service == "dynamodb":
-        table = params.get("TableName", "")
-        if operation == "PutItem":
-            item = params.get("Item") or {}
-            key = {k: item[k] for k in ("pk", "sk") if k in item}
-            units["dynamodb_write_request_unit"] += _write_units(table, key, item) + _gsi_units(params)
-        elif operation in ("UpdateItem", "DeleteItem"):
-            units["dynamodb_write_request_unit"] += _write_units(table, params.get("Key") or {}, None) + _gsi_units(params)
-        elif operation == "TransactWriteItems":
-            for entry in params.get("TransactItems") or []:
-                (kind, body), = entry.items()
-                item = body.get("Item")
-                key = body.get("Key") or {k: item[k] for k in ("pk", "sk") if item and k in item}
-                units["dynamodb_write_request_unit"] += 2 * _write_units(body.get("TableName", table), key, item)
-                units["dynamodb_write_request_unit"] += _gsi_units(body)
-        elif operation == "GetItem":
-            size = item_size(response.get("Item") or {})
-            factor = 1.0 if params.get("ConsistentRead") else 0.5
-            units["dynamodb_read_request_unit"] += factor * max(1, math.ceil(size / 4096))
-        elif operation == "Query":
-            size = sum(item_size(i) for i in response.get("Items") or [])
-            factor = 1.0 if params.get("ConsistentRead") else 0.5
-            units["dynamodb_read_request_unit"] += factor * max(1, math.ceil(size / 4096))
-        elif operation == "TransactGetItems":
-            for entry in response.get("Responses") or []:
-                units["dynamodb_read_request_unit"] += 2 * max(1, math.ceil(item_size(entry.get("Item")) / 4096))
-    elif service == "s3":
-        if operation in ("PutObject", "CopyObject", "ListObjectsV2", "ListObjects"):
-            units["s3_put"] += 1
-        elif operation in ("GetObject", "HeadObject"):
-            units["s3_get"] += 1
-        if operation in ("PutObject", "CopyObject", "GetObject", "HeadObject"):
-            units["cloudtrail_data_event"] += 1  # the archive's access trail (AuditArchiveAccess, on by default)
-    elif service == "sqs" and operation.startswith("SendMessage"):
-        units["sqs_fifo_request"] += 1
-    elif service == "sns" and operation.startswith("Publish"):
-        units["sns_publish"] += 1
-    elif service == "kms":
-        units["kms_request"] += 1
-    # stepfunctions StartExecution / SendTask*: not billed (the transitions are); lambda: counted by invoke
-    return units
+        def make_api_call(client, operation_name, api_params):
+            if _OWN.get():
+                return api_call(client, operation_name, api_params)
+            service = client.meta.service_model.service_name
+            before = meter.item_before(service, operation_name, api_params)
+            try:
+                response = api_call(client, operation_name, api_params)
+            except Exception as error:  # a failed condition is billed too
+                meter.record_call(service, operation_name, api_params, None, before, CURRENT_FUNCTION.get(), error)
+                raise
+            meter.record_call(service, operation_name, api_params, response, before, CURRENT_FUNCTION.get())
+            return response
 
+        LambdaRunner.invoke = invoke
+        BaseClient._make_api_call = make_api_call
+        stepfunctions.add_express_listener(self.record_express)
+        return self
 
-def _transitions(sfn, execution_arn: str) -> int:
-    events, kwargs = [], {"executionArn": execution_arn, "maxResults": 1000}
-    while True:
-        page = sfn.get_execution_history(**kwargs)
-        events.extend(page["events"])
-        if not page.get("nextToken"):
-            break
-        kwargs["nextToken"] = page["nextToken"]
-    return sum(1 for event in events if event["type"].endswith("StateEntered"))
+    def __exit__(self, *exc):
+        from botocore.client import BaseClient
+
+        from mxflow_local import stepfunctions
+        from mxflow_local.lambda_runner import LambdaRunner
+
+        LambdaRunner.invoke = self._runner_invoke
+        BaseClient._make_api_call = self._api_call
+        stepfunctions.remove_express_listener(self.record_express)
+
+    # -- what is recorded ---------------------------------------------------------------------------
+    def record_invocation(self, name: str, duration_ms: float) -> None:
+        billed_s = math.ceil(duration_ms) / 1000  # Lambda bills duration rounded up to the millisecond
+        with self.lock:
+            self.invocations[name] += 1
+            self.lambda_seconds += billed_s
+            self.seconds_by_function[name] += billed_s
+            self.units["lambda_request"] += 1
+            self.units["lambda_arm64_gb_second"] += self.memory_mb.get(name, 128) / 1024 * billed_s
+
+    def record_express(self, record: dict) -> None:
+        if record["stateMachineArn"] != self.flow_arn:
+            return
+        duration_ms = (record["stopDate"] - record["startDate"]).total_seconds() * 1000
+        billed_s = math.ceil(duration_ms / EXPRESS_BILLING_STEP_MS) * EXPRESS_BILLING_STEP_MS / 1000
+        with self.lock:
+            self.express.append({**record, "billedSeconds": billed_s})
+            self.units["stepfunctions_express_request"] += 1
+            self.units["stepfunctions_express_gb_second"] += EXPRESS_BILLED_MEMORY_GB * billed_s
+
+    def _get(self, key: dict) -> dict | None:
+        with own():
+            return self.runtime.client("dynamodb").get_item(TableName=self.table, Key=key).get("Item")
+
+    def item_before(self, service: str, operation: str, params: dict) -> dict | None:
+        if service == "dynamodb" and operation in ("PutItem", "UpdateItem", "DeleteItem") \
+                and params.get("TableName") == self.table:
+            key = params.get("Key") or {k: params["Item"][k] for k in ("pk", "sk")}
+            return self._get(key) or {}
+        return None
+
+    def record_call(self, service, operation, params, response, before, function, error=None) -> None:
+        caller = self.names.get(function, function) or "state machines"
+        units = self._units(service, operation, params, response or {}, before, error)
+        with self.lock:
+            self.calls[(caller, service, operation)] += 1
+            self.units.update(units)
+
+    def _units(self, service, operation, params, response, before, error) -> Counter:
+        units: Counter = Counter()
+        if service == "dynamodb":
+            if before is not None:
+                key = params.get("Key") or {k: params["Item"][k] for k in ("pk", "sk")}
+                after = before if error is not None else (self._get(key) or {})
+                if error is None:
+                    self.item_bytes.append(item_size(after))
+                units["dynamodb_write_request_unit"] += max(1, math.ceil(max(item_size(before), item_size(after)) / 1024))
+                units["dynamodb_write_request_unit"] += self._index_writes(before, after)
+            elif operation == "GetItem":
+                factor = 1.0 if params.get("ConsistentRead") else 0.5
+                units["dynamodb_read_request_unit"] += factor * max(1, math.ceil(item_size(response.get("Item")) / 4096))
+            elif operation == "Query":
+                factor = 1.0 if params.get("ConsistentRead") else 0.5
+                size = sum(item_size(i) for i in response.get("Items") or [])
+                units["dynamodb_read_request_unit"] += factor * max(1, math.ceil(size / 4096))
+            elif operation == "BatchGetItem":
+                for items in (response.get("Responses") or {}).values():
+                    for item in items:
+                        units["dynamodb_read_request_unit"] += 0.5 * max(1, math.ceil(item_size(item) / 4096))
+        elif service == "s3" and error is None:
+            if operation in ("PutObject", "CopyObject"):
+                units["s3_put"] += 1
+                units["cloudtrail_data_event"] += 1  # the archive's access trail (AuditArchiveAccess, default on)
+            elif operation in ("GetObject", "HeadObject"):
+                units["s3_get"] += 1
+                units["cloudtrail_data_event"] += 1
+        elif service == "sqs" and operation == "SendMessage":
+            units["sqs_fifo_request"] += _chunks(len(params.get("MessageBody", "").encode()))
+        elif service == "sns" and operation == "Publish":
+            units["sns_publish"] += _chunks(len(params.get("Message", "").encode()))
+        elif service == "kms":
+            units["kms_request"] += 1
+        # stepfunctions: StartExecution of the anchor, SendTask*, DescribeExecution are not billed (the
+        # anchor's transitions and PaymentFlow's requests and duration are); lambda Invoke: priced from the
+        # invocations themselves.
+        return units
+
+    def _index_writes(self, before: dict, after: dict) -> int:
+        writes = 0
+        for keys in self.indexes.values():
+            old = tuple(json.dumps(before.get(k), sort_keys=True) for k in keys) if all(k in before for k in keys) else None
+            new = tuple(json.dumps(after.get(k), sort_keys=True) for k in keys) if all(k in after for k in keys) else None
+            if old != new:
+                writes += KEYS_ONLY_ENTRY_WRU * (2 if old and new else 1)
+        return writes
 
 
 # ------------------------------------------------------------------------------------------------------
@@ -310,41 +334,60 @@ def _local(api) -> dict:
     }
 
 
-def _record_status(api, payment_id: str) -> str | None:
+def _record(api, payment_id: str) -> dict:
     from mxflow.aws.dynamodb import RECORD_SK
 
-    item = api.runtime.client("dynamodb").get_item(
-        TableName=api.runtime.physical("PaymentTable"),
-        Key={"pk": {"S": payment_id}, "sk": {"S": RECORD_SK}}, ConsistentRead=True).get("Item") or {}
-    return (item.get("status") or {}).get("S")
+    with own():
+        return api.runtime.client("dynamodb").get_item(
+            TableName=api.runtime.physical("PaymentTable"),
+            Key={"pk": {"S": payment_id}, "sk": {"S": RECORD_SK}}, ConsistentRead=True).get("Item") or {}
 
 
 def _wait_record(api, payment_id: str, status: str) -> None:
     """Wait for the stored status without the API (a GET would be usage of its own)."""
     deadline = time.monotonic() + WAIT_S
     while time.monotonic() < deadline:
-        if _record_status(api, payment_id) == status:
+        if (_record(api, payment_id).get("status") or {}).get("S") == status:
             return
         time.sleep(0.02)
     raise TimeoutError(f"payment {payment_id} not {status} after {WAIT_S:.0f}s")
 
 
+def _wait_flows(meter: UsageMeter, count: int) -> None:
+    """Until `count` PaymentFlow executions have ended (the last one answers the anchor after Settle)."""
+    deadline = time.monotonic() + WAIT_S
+    while len(meter.express) < count and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def _transitions(api, execution_arn: str) -> list[str]:
+    sfn = api.runtime.client("stepfunctions")
+    events, kwargs = [], {"executionArn": execution_arn, "maxResults": 1000}
+    with own():
+        while True:
+            page = sfn.get_execution_history(**kwargs)
+            events.extend(page["events"])
+            if not page.get("nextToken"):
+                break
+            kwargs["nextToken"] = page["nextToken"]
+    return [e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("StateEntered")]
+
+
 def _measure_path(api, decision: bool) -> dict:
-    """Run COST_PAYMENTS payments of one path with the counter on; usage per payment."""
+    """Run COST_PAYMENTS payments of one path, one after another, with the meter on; usage per payment.
+    One at a time: the handler durations (Lambda GB-seconds) are then not inflated by other payments'
+    handlers competing for the same interpreter."""
     from mxflow.aws.stepfunctions import execution_arn
 
     runtime = api.runtime
-    memory = {spec.name: spec.memory_mb for spec in runtime.runner.functions.values()}
     client = _client(api)
-    sfn = runtime.client("stepfunctions")
-    machine = runtime.state_machine_arn(STATE_MACHINE)
+    anchor_machine = runtime.state_machine_arn(ANCHOR)
     api_requests = 0
     ids: list[str] = []
-    transitions = 0
-    # One payment at a time: the handler durations (Lambda GB-seconds) are then not inflated by other
-    # payments' handlers competing for the same interpreter.
-    with UsageCounter(memory) as counter:
-        for _ in range(COST_PAYMENTS):
+    anchors: list[list[str]] = []
+    flows_per_payment = 2 if decision else 1
+    with UsageMeter(runtime) as meter:
+        for n in range(COST_PAYMENTS):
             payment_id = _submit(client)
             ids.append(payment_id)
             api_requests += 1
@@ -354,36 +397,41 @@ def _measure_path(api, decision: bool) -> dict:
                 if reply.status != 200:
                     raise RuntimeError(f"approve answered {reply.status}: {reply.body[:300]!r}")
                 api_requests += 1
-            described = runtime.wait_execution(execution_arn(machine, payment_id), timeout=WAIT_S)
-            if described["status"] != "SUCCEEDED" or _record_status(api, payment_id) != "ACSC":
-                raise RuntimeError(f"payment {payment_id}: execution {described['status']}, "
-                                   f"status {_record_status(api, payment_id)}")
-            transitions += _transitions(sfn, described["executionArn"])
+            _wait_record(api, payment_id, "ACSC")
+            _wait_flows(meter, flows_per_payment * (n + 1))
+            if decision:
+                with own():
+                    described = runtime.wait_execution(execution_arn(anchor_machine, payment_id), timeout=WAIT_S)
+                if described["status"] != "SUCCEEDED":
+                    raise RuntimeError(f"payment {payment_id}: anchor {described['status']}")
+                anchors.append(_transitions(api, described["executionArn"]))
     n = len(ids)
-    names = {spec.name: spec.logical_id for spec in runtime.runner.functions.values()}
-    usage = {item: qty / n for item, qty in counter.units.items()}
-    usage["stepfunctions_standard_transition"] = transitions / n
-    usage["lambda_request"] = sum(counter.invocations.values()) / n
-    usage["lambda_arm64_gb_second"] = counter.gb_seconds / n
+    usage = {item: qty / n for item, qty in meter.units.items()}
+    usage["stepfunctions_standard_transition"] = sum(len(a) for a in anchors) / n
     usage["apigateway_rest_request"] = api_requests / n
     usage.setdefault("kms_request", 0.0)
     usage = {k: round(v, 6) for k, v in sorted(usage.items())}
     calls = defaultdict(dict)
-    for (function, service, operation), count in sorted(counter.calls.items()):
-        calls[names.get(function, function)][f"{service}:{operation}"] = round(count / n, 3)
+    for (caller, service, operation), count in sorted(meter.calls.items()):
+        calls[caller][f"{service}:{operation}"] = round(count / n, 3)
+    names = meter.names
     return {
         "payments": n,
         "usage_per_payment": usage,
         "usd_per_million": cost.usd_per_million(usage),
         "breakdown_usd_per_million": cost.breakdown_per_million(usage),
+        "by_component_usd_per_million": cost.by_component_per_million(usage),
         "api_calls_per_payment": dict(calls),
-        "invocations_per_payment": {names.get(k, k): round(v / n, 3) for k, v in sorted(counter.invocations.items())},
-        "lambda_seconds_per_payment": round(counter.lambda_seconds / n, 5),
+        "invocations_per_payment": {names.get(k, k): round(v / n, 3) for k, v in sorted(meter.invocations.items())},
+        "lambda_seconds_per_payment": round(meter.lambda_seconds / n, 5),
         "handler_ms_per_payment": {names.get(k, k): round(v / n * 1000, 1)
-                                   for k, v in sorted(counter.seconds_by_function.items())},
-        "sqs_requests_per_payment": usage.get("sqs_fifo_request", 0.0),
-        "excluded_polling_invocations": counter.excluded_polling,
-        "largest_item_bytes": max(_ITEM_SIZES.values(), default=0),
+                                   for k, v in sorted(meter.seconds_by_function.items())},
+        "standard_states_per_payment": sorted({" > ".join(a) for a in anchors}) if anchors else [],
+        "express_executions_per_payment": round(len(meter.express) / n, 3),
+        "express_billed_ms_per_payment": round(sum(r["billedSeconds"] for r in meter.express) / n * 1000, 1),
+        "dynamodb_item_bytes": {"largest": max(meter.item_bytes, default=0),
+                                "median": statistics.median(meter.item_bytes) if meter.item_bytes else 0,
+                                "writes_per_payment": round(len(meter.item_bytes) / n, 2)},
         "sequential": True,
     }
 
@@ -391,14 +439,16 @@ def _measure_path(api, decision: bool) -> dict:
 def _capacity(path: dict, decision: bool) -> tuple[float, str, dict]:
     usage = path["usage_per_payment"]
     per_payment = {
-        "stepfunctions_standard_transitions_per_s": usage["stepfunctions_standard_transition"],
-        "stepfunctions_start_execution_per_s": 1,
+        "stepfunctions_standard_transitions_per_s": usage.get("stepfunctions_standard_transition", 0.0),
+        "stepfunctions_start_execution_per_s": 1 if decision else 0,   # the anchor (STANDARD)
+        "stepfunctions_express_start_execution_per_s": usage.get("stepfunctions_express_request", 0.0),
+        "stepfunctions_send_task_per_s": 1 if decision else 0,          # the answer to the anchor's wait
         "apigateway_requests_per_s": usage["apigateway_rest_request"],
         "dynamodb_table_write_units_per_s": usage.get("dynamodb_write_request_unit", 0.0),
+        "dynamodb_table_read_units_per_s": usage.get("dynamodb_read_request_unit", 0.0),
         "sqs_fifo_high_throughput_per_s": usage.get("sqs_fifo_request", 0.0),
+        "sns_publish_per_s": usage.get("sns_publish", 0.0),
     }
-    if decision:
-        per_payment["stepfunctions_send_task_per_s"] = 1
     rate, binding = cost.capacity(per_payment, path["lambda_seconds_per_payment"])
     return rate, binding, per_payment
 
@@ -431,8 +481,9 @@ COLD_EVENTS = {
     "ValidateFunction": "validate/valid.json",
     "ParkFunction": "park/park.json",
     "DecisionTimeoutFunction": "decision_timeout/timeout.json",
-    "FinaliseFunction": "finalise/reject.json",
-    "ReleaseFunction": "release/release.json",
+    "SendFunction": "send/send.json",
+    "SettleFunction": "settle/settle.json",
+    "SamplerFunction": "sampler/scheduled.json",
 }
 
 
@@ -469,7 +520,6 @@ def _cold_starts() -> tuple[dict, dict]:
 def run() -> dict:
     if not XSD_DIR.is_dir():
         raise FileNotFoundError(f"official XSDs not found at {XSD_DIR} (set MXFLOW_SHARED)")
-    _ITEM_SIZES.clear()
     with _start_api(STP_OVERRIDES, STP_REGION) as api:
         stp = _measure_path(api, decision=False)
         local = _local(api)
@@ -484,31 +534,38 @@ def run() -> dict:
             "stp_usd_per_million": stp["usd_per_million"],
             "decision_usd_per_million": decision["usd_per_million"],
             "reference_usd_per_million": cost.usd_per_million(cost.REFERENCE_USAGE),
+            "by_component_usd_per_million": {
+                "stp": stp["by_component_usd_per_million"],
+                "decision": decision["by_component_usd_per_million"],
+                "reference": cost.by_component_per_million(cost.REFERENCE_USAGE)},
             "reference_usage_per_payment": cost.REFERENCE_USAGE,
+            "reference_assumptions": cost.REFERENCE_ASSUMPTIONS,
             "reference_breakdown_usd_per_million": cost.breakdown_per_million(cost.REFERENCE_USAGE),
             "stp": stp,
             "decision": decision,
             "prices_as_of": cost.PRICES["as_of"],
             "assumptions": {
-                "api_requests": "API Gateway requests and ApiFunction invocations count the consumer's submit "
-                                "and decision requests only; status polling (GET) is excluded (a consumer can "
-                                "follow the SNS events instead) and its handler calls are not counted",
-                "dynamodb": "WRU = ceil(item KB) per PutItem/UpdateItem/DeleteItem (UpdateItem sized by the "
-                            "last full item written for that key), 2x per TransactWriteItems item; +1 WRU when "
-                            "a write touches the sparse GSI InFlightByStatus (a lower bound: a key change is "
-                            "2); RRU = ceil(4 KB) for consistent reads, half for eventual; streams not priced",
+                "api_requests": "API Gateway requests: the consumer's submit and approve; status reads are the "
+                                "consumer's choice (it can follow the SNS events) and not counted",
+                "dynamodb": "WRU = ceil(KB) of the larger of the whole item before and after each write (a failed "
+                            "condition is billed too) + 1 WRU per KEYS_ONLY index entry added or removed (2 when "
+                            "its key changes); RRU = ceil(4 KB) of the items read, half for eventual reads; a "
+                            "task token counted at 2,048 bytes (the API's limit; moto's are shorter); the stream "
+                            "(NEW_IMAGE) is read by Lambda at no request charge",
                 "cloudtrail": "AuditArchiveAccess=true (the template's default): one data event per object-level "
-                              "read or write of the archive; the trail's own log-file PUTs (a few per 5 minutes) "
-                              "are not per payment",
-                "kms": "the archive bucket has BucketKeyEnabled (template.yaml), so S3 SSE-KMS calls to KMS are "
-                       "amortised to ~0 per object; DynamoDB's KMS use is cached by the service; only the "
-                       "handlers' explicit KMS API calls are counted",
-                "lambda": "GB-seconds = each function's MemorySize x the handler duration measured locally "
-                          "(in-process on this machine, not an AWS duration; excludes AWS init and billing "
-                          "rounding to 1 ms)",
-                "stepfunctions": "state transitions = *StateEntered events in each execution's history; "
-                                 "StartExecution and SendTaskSuccess are not billed separately",
-                "sqs": "only mxflow's own SendMessage requests; the consumer's receive/delete are the consumer's",
+                              "read or write of the archive",
+                "kms": "the archive bucket has BucketKeyEnabled, the queues reuse data keys for 300 s and "
+                       "DynamoDB caches its table key: no KMS request per payment; explicit KMS API calls "
+                       "would be counted (none are made)",
+                "lambda": "each invocation's duration measured locally (in-process on this machine, with moto "
+                          "behind every AWS call; not an AWS duration), rounded up to 1 ms as Lambda bills, x "
+                          "the function's MemorySize, arm64 price",
+                "stepfunctions": "Standard: one transition per state entered in the anchor's history; Express: one "
+                                 "request per PaymentFlow execution and its duration (start to end, measured "
+                                 "locally) rounded up to 100 ms at 64 MB (50 MB + definition + payload); "
+                                 "StartExecution of the anchor and SendTask* are not billed",
+                "sqs": "mxflow's own SendMessage requests per 64 KB chunk; the consumer's receive/delete are "
+                       "the consumer's",
             },
         },
         "capacity": {
@@ -520,7 +577,8 @@ def run() -> dict:
             "decision_actions_per_payment": decision_actions,
             "stp_lambda_seconds_per_payment": stp["lambda_seconds_per_payment"],
             "decision_lambda_seconds_per_payment": decision["lambda_seconds_per_payment"],
-            "note": "Region default quotas (bench/prices.json); Lambda concurrency from local handler seconds",
+            "note": "Region default quotas (bench/prices.json, each with its source); Lambda concurrency from "
+                    "the locally measured handler seconds (an upper bound of what AWS would take)",
         },
         "cold_start_ms": cold,
         "cold_start": {

@@ -2,7 +2,8 @@
 
 Thin: the client id and scopes come from the Cognito authorizer's claims, the work is
 mxflow.lifecycle.PaymentLifecycle's, and its errors become application/problem+json through one
-table (PROBLEMS). Logs carry payment ids and statuses only.
+table (PROBLEMS). XML arrives and leaves as bytes (the API's binary media types: base64 in the proxy
+event), so a message is archived exactly as sent. Logs carry payment ids and statuses only.
 """
 from __future__ import annotations
 
@@ -27,14 +28,12 @@ from mxflow.errors import (
 )
 from mxflow.lifecycle import RECEIVED_MESSAGE
 from mxflow.openapi import openapi_text
-from mxflow.pending_age import PendingAgeSampler
 from mxflow.service import default_lifecycle
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayRestResolver()
-pending_age = PendingAgeSampler()
 
 XML_MEDIA_TYPES = ("application/xml", "text/xml")
 PROBLEM = "application/problem+json"
@@ -104,6 +103,8 @@ def client_with(scope: str) -> str:
 
 
 def body_bytes() -> bytes:
+    """The request body as sent: API Gateway base64-encodes the binary media types (XML here); any
+    other body arrives as text."""
     body = app.current_event.body or ""
     return base64.b64decode(body) if app.current_event.is_base64_encoded else body.encode("utf-8")
 
@@ -146,7 +147,8 @@ def get_payment(payment_id: str):
 @tracer.capture_method
 def get_message(payment_id: str, name: str):
     data = default_lifecycle().get_message(client_with("payments/read"), payment_id, name)
-    return Response(status_code=200, content_type="application/xml", body=data.decode("utf-8"))
+    # bytes: base64 with isBase64Encoded, which API Gateway turns back into the exact bytes
+    return Response(status_code=200, content_type="application/xml", body=data)
 
 
 @app.post("/payments/<payment_id>/<action>")
@@ -165,15 +167,19 @@ def decide_or_redrive(payment_id: str, action: str):
     return json_response(200, result)
 
 
+@app.post("/payments/<payment_id>/release/confirm")
+@tracer.capture_method
+def confirm_release(payment_id: str):
+    """An operator's answer for a suspended payment: was the earlier release sent (scope payments/operate)."""
+    result = default_lifecycle().confirm_release(client_with("payments/operate"), payment_id, json_body())
+    logger.info("release confirmed", extra={"paymentId": payment_id, "sent": result["sent"]})
+    return json_response(200, result)
+
+
 @app.get("/health")
 @tracer.capture_method
 def health():
-    lifecycle = default_lifecycle()
-    result = lifecycle.health()
-    if result["status"] == "ok":
-        age = pending_age.sample(lifecycle)
-        if age is not None:
-            metrics.add_metric(name="OldestPendingAgeSeconds", unit=MetricUnit.Seconds, value=age)
+    result = default_lifecycle().health()
     return json_response(200 if result["status"] == "ok" else 503, result)
 
 

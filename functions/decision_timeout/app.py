@@ -1,8 +1,8 @@
-"""DecisionTimeoutFunction (DecisionTimedOut): claims the timeout (PDNG->RJCT AB06)
-unless a consumer claimed a decision first; returns the winning decision.
+"""DecisionTimeoutFunction (the anchor's DecisionTimedOut): claims the timeout (PDNG->RJCT AB06 with
+its pacs.002) unless a consumer's decision was claimed first; names a stage to resume otherwise.
 
-Thin: checks the task's event, calls mxflow.lifecycle.PaymentLifecycle.decision_timeout, returns its answer
-to the state machine. Logs carry the payment id and status only.
+Thin: checks the task's event, calls mxflow.lifecycle.PaymentLifecycle.decision_timeout, returns its
+answer to the state machine. Logs carry the payment id and status only.
 """
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ metrics = Metrics()
 @metrics.log_metrics
 def lambda_handler(event, context):
     event = task_event("decision_timeout", event)
-    decision = default_lifecycle().decision_timeout(event["paymentId"])
-    logger.info("decision timeout handled", extra={"paymentId": event["paymentId"],
-                                                   "action": decision["action"]})
-    if decision["action"] == "timeout":
+    result = default_lifecycle().decision_timeout(event["paymentId"])
+    logger.info("decision timeout handled", extra={"paymentId": event["paymentId"], "status": result["status"],
+                                                   "action": result["action"]})
+    if result["action"] == "done" and result["status"] == "RJCT":
         metrics.add_metric(name="DecisionTimeouts", unit=MetricUnit.Count, value=1)
-    return decision
+    return result

@@ -4,10 +4,10 @@ It starts the embedded local runtime on the application's own template.yaml with
 submits example payments (real pacs.008 messages generated for this run) and follows each one through
 the real state machine and handlers to the end of its path: approved and released, rejected by the
 consumer, invalid (schema and business rule), a duplicate and a conflicting resubmission, a cancel, a
-decision timeout, and a release that fails, leaves the execution FAILED and is redriven. Each path is
-printed with its history; every received and generated message is fetched through the API, checked
-against the installed official XSD of its exact namespace and written under the output directory.
-Exit 0 only if every path ended as expected.
+decision timeout, and a send that fails, leaves the payment's anchor execution FAILED and is redriven.
+Each path is printed with its history; every received and generated message is fetched through the API,
+checked against the installed official XSD of its exact namespace and written under the output
+directory. Exit 0 only if every path ended as expected.
 
 Schemas: those every local command uses (local_schemas.py: schema directories, the added schemas, the
 built-in set), so a bare clone runs it on the built-in set alone. Where a configured message version
@@ -235,14 +235,16 @@ class _Demo:
     def release_fails_then_redriven(self) -> Outcome:
         """a release that fails, then is redriven"""
         outcome = self._submit_pending(self.credit_transfer(amount="15000.00"), Outcome("release fails, redriven"))
-        # Four consecutive TransientErrors: the first attempt and its three retries (MaxAttempts 3) all fail.
-        self.api.runtime.faults.inject("ReleaseFunction", kind="raise", count=4, error_type="TransientError")
+        # The Send step fails in the flow the approval starts (its first attempt and three retries: the
+        # flow hands the stage to the payment's anchor), then again in the anchor's Resume: the anchor
+        # execution is FAILED at Resume, redrivable.
+        self.api.runtime.faults.inject("SendFunction", kind="raise", count=8, error_type="TransientError")
         self.client.approve(outcome.payment_id)
         sfn = self.api.runtime.client("stepfunctions")
         machine = self.api.runtime.physical("PaymentStateMachine")
         execution_arn = machine.replace(":stateMachine:", ":execution:") + f":{outcome.payment_id}"
-        status = self.api.runtime.wait_execution(execution_arn, timeout=60)["status"]
-        outcome.expect(status == "FAILED", f"execution ended {status}, FAILED expected after the retries")
+        failed = self.api.runtime.wait_execution(execution_arn, timeout=90)
+        outcome.expect(failed["status"] == "FAILED", f"anchor execution ended {failed['status']}, FAILED expected")
         stuck = self.client.get(outcome.payment_id).json
         reply = self.client.redrive(outcome.payment_id)
         outcome.expect(reply.status == 202, f"redrive answered {reply.status}")
@@ -252,7 +254,7 @@ class _Demo:
         again = self.client.redrive(outcome.payment_id)
         outcome.expect(again.status == 409, f"redrive of a finished execution answered {again.status} (409 expected)")
         self._finish(outcome, payment, status="ACSC", report_status="ACSC", messages=("pacs.002", "outbound"))
-        outcome.detail = (f"execution FAILED at Release with status {stuck.get('status')}; redriven "
+        outcome.detail = (f"anchor execution FAILED at Resume with status {stuck.get('status')}; redriven "
                           f"(redriveCount {description.get('redriveCount')}) -> {payment['status']}; a second redrive: "
                           f"{again.status}. " + outcome.detail)
         from mxflow_local.aws_endpoint import aws_cli_command
@@ -263,7 +265,7 @@ class _Demo:
             "  " + aws_cli_command(self.aws_endpoint.url, self.api.region, "stepfunctions", "redrive-execution",
                                    "--execution-arn", execution_arn),
             f"in AWS: Step Functions console, state machine {machine.rsplit(':', 1)[-1]}, execution "
-            f"{outcome.payment_id}, Redrive"]
+            f"{outcome.payment_id} (status Failed), Redrive"]
         return outcome
 
     # --- shared steps ---------------------------------------------------------------------------------------

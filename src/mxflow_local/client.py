@@ -88,6 +88,10 @@ class PaymentsClient:
     def redrive(self, payment_id: str) -> Reply:
         return self._json("POST", f"/payments/{payment_id}/redrive", {})
 
+    def confirm_release(self, payment_id: str, sent: bool, message_id: str | None = None) -> Reply:
+        payload = {"sent": sent, **({"messageId": message_id} if message_id else {})}
+        return self._json("POST", f"/payments/{payment_id}/release/confirm", payload)
+
     def health(self) -> Reply:
         return self.request("GET", "/health", token=None)
 

@@ -69,12 +69,12 @@ class LocalApi:
     # -- life cycle ------------------------------------------------------------------------------
     @classmethod
     def start(cls, template, *, port: int = 0, parameter_overrides: dict | None = None,
-              env_overrides: dict | None = None, region: str = "us-east-1") -> "LocalApi":
+              env_overrides: dict | None = None, region: str = "us-east-1", scheduler: bool = True) -> "LocalApi":
         """Start a LocalRuntime on the template and the HTTP API on 127.0.0.1:port (0: a free port)."""
         from mxflow_local.runtime import LocalRuntime  # heavy (moto): only when a server starts
 
         runtime = LocalRuntime(str(template), parameter_overrides=dict(parameter_overrides or {}), region=region,
-                               env_overrides=dict(env_overrides or {}))
+                               env_overrides=dict(env_overrides or {}), scheduler=scheduler)
         runtime.start()
         try:
             api = cls(runtime, port=port, region=region)

@@ -57,6 +57,9 @@ _REGISTRY: dict[tuple[str, str, str], "LambdaRunner"] = {}
 
 _ENV_OVERLAY: contextvars.ContextVar[dict[str, str | None] | None] = contextvars.ContextVar(
     "mxflow_local_env_overlay", default=None)
+# The physical name of the function whose handler runs on this thread (None outside any handler): the
+# AWS-call faults of mxflow_local.faults target a function's own calls with it.
+CURRENT_FUNCTION: contextvars.ContextVar[str | None] = contextvars.ContextVar("mxflow_local_function", default=None)
 
 
 class _ContextualEnviron(os._Environ):  # type: ignore[name-defined,misc]
@@ -237,6 +240,7 @@ class LambdaRunner:
         variables = dict(spec.environment, AWS_LAMBDA_LOG_STREAM_NAME=f"local/{request_id}")
 
         def call() -> None:
+            CURRENT_FUNCTION.set(spec.name)
             try:
                 handler = self._handler(spec)
             except _HandlerLoadError as exc:   # as the Python runtime reports it (Runtime.* errors)

@@ -3,7 +3,9 @@
     rt = LocalRuntime("template.yaml", parameter_overrides={"K": "V"}, region="us-east-1").start()
     rt.invoke("ApiFunction", event)            # InvokeResult(.payload, .error, .status_code)
     rt.client("stepfunctions").start_execution(stateMachineArn=rt.physical("PaymentStateMachine"), ...)
-    rt.faults.inject("ReleaseFunction", kind="raise", count=2, error_type="TransientError")
+    rt.faults.inject("SendFunction", kind="raise", count=2, error_type="TransientError")
+    rt.faults.inject_call("sqs", "SendMessage", function="SendFunction", when="after")
+    rt.clock.advance(301)                      # the one clock: functions, the queue's deduplication, Retry
     rt.stop_region(); rt.start_region(); rt.available
     rt.stop()
 
@@ -24,6 +26,7 @@ Regions, or the same Region twice) live side by side.
 """
 from __future__ import annotations
 
+import collections
 import json
 import threading
 import time
@@ -31,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mxflow_local import dynamodb, lambda_runner, stepfunctions
+from mxflow_local import clock, dynamodb, lambda_runner, stepfunctions
 from mxflow_local.faults import FaultInjector, RegionSwitch
 from mxflow_local.lambda_runner import FunctionSpec, InvocationOutcome, LambdaRunner, LambdaServiceError
 from mxflow_local.resources import StackBuilder, StackRecord, create_resources
@@ -60,6 +63,7 @@ class _MotoSession:
                 lambda_runner.install()
                 stepfunctions.install()
                 dynamodb.install()
+                clock.install()
             cls._users += 1
 
     @classmethod
@@ -121,6 +125,10 @@ class LocalRuntime:
         self._clients_lock = threading.Lock()
         self._started = False
         self.start_seconds: float | None = None
+        self.clock = clock.CLOCK  # process-wide (see mxflow_local.clock)
+        # The EXPRESS executions of this runtime that ended, newest last (AWS would have them in CloudWatch
+        # Logs only: moto drops them shortly after they end, see mxflow_local.stepfunctions).
+        self.express_executions: collections.deque = collections.deque(maxlen=20_000)
 
     # ---------------------------------------------------------------------------------------- life cycle
     def start(self) -> "LocalRuntime":
@@ -137,6 +145,7 @@ class LocalRuntime:
         except BaseException:
             self.stop()
             raise
+        stepfunctions.add_express_listener(self._express_ended)
         self.scheduler = LocalScheduler(self.record.schedules, self._invoke_arn, lambda: self.available,
                                         self.region, self.account_id)
         if self._run_scheduler:
@@ -150,6 +159,7 @@ class LocalRuntime:
         self._started = False
         if self.scheduler is not None:
             self.scheduler.stop()
+        stepfunctions.remove_express_listener(self._express_ended)
         self.runner.close()
         _MotoSession.release()
 
@@ -301,6 +311,15 @@ class LocalRuntime:
 
     def _invoke_arn(self, arn: str, event: dict) -> InvokeResult:
         return self.invoke(lambda_runner._function_key(arn), event)
+
+    def _express_ended(self, record: dict) -> None:
+        if f":states:{self.region}:{self.account_id}:" in record["executionArn"]:
+            self.express_executions.append(record)
+
+    def express_records(self, logical_id: str) -> list[dict]:
+        """The ended executions of one EXPRESS state machine of this runtime, oldest first."""
+        arn = self.state_machine_arn(logical_id)
+        return [r for r in list(self.express_executions) if r["stateMachineArn"] == arn]
 
     def state_machine_arn(self, logical_id: str) -> str:
         return self.record.state_machines[logical_id]

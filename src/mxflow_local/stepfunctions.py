@@ -5,6 +5,11 @@ Pass, Choice, Wait, Task (Lambda, DynamoDB, SQS, SNS, .waitForTaskToken, .sync),
 Parallel, timeouts. What it lacks or gets wrong, fixed here without forking it:
 
 - `patch_redrive`        RedriveExecution is NotImplemented; DescribeExecution has no redrive fields.
+- `patch_express`        an EXPRESS state machine runs as a STANDARD one (redrivable, unique names, `.sync` and
+                         `.waitForTaskToken` accepted, executions kept for good); AWS keeps no Express history.
+- `patch_sdk_casing`     `states:startExecution(.sync:2)` and `aws-sdk:sfn:*` tasks fail: their PascalCase
+                         parameters are not turned into Step Functions' camelCase API (nor the answer back).
+- `patch_retry_clock`    (tests) Retry backoff sleeps on the wall clock, not the runtime's clock.
 - `patch_heartbeat_name` a heartbeat timeout is reported as `States.Timeout`; AWS says `States.HeartbeatTimeout`.
 - `patch_unnamed`        executions started without a name all get the ARN `...:None` (the second is
                          ExecutionAlreadyExists); AWS generates a UUID name.
@@ -52,6 +57,220 @@ def patch_unnamed() -> None:
         return original(self, state_machine_arn, name or str(uuid.uuid4()), execution_input, trace_header)
 
     StepFunctionsParserBackend.start_execution = start_execution
+
+
+_OPERATIONS: dict[str, dict[str, Any]] = {}
+
+
+def _operation_model(task, boto_service_name: str | None, service_action_name: str | None):
+    """The botocore operation model of a service task's API action (by its snake_case name)."""
+    import botocore.session
+    from moto.stepfunctions.parser.utils import camel_to_snake_case
+
+    service = task._get_boto_service_name(boto_service_name)
+    action = task._get_boto_service_action(service_action_name)
+    operations = _OPERATIONS.get(service)
+    if operations is None:
+        model = botocore.session.get_session().get_service_model(service)
+        operations = _OPERATIONS[service] = {camel_to_snake_case(name): model.operation_model(name)
+                                            for name in model.operation_names}
+    return operations.get(action)
+
+
+def _epoch_millis(value: Any) -> None:
+    """Timestamps in a service task's result as Step Functions gives them: epoch milliseconds."""
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, inner in list(items):
+        if isinstance(inner, datetime.datetime):
+            value[key] = int(inner.timestamp() * 1000)
+        else:
+            _epoch_millis(inner)
+
+
+def patch_sdk_casing() -> None:
+    """Gap: the interpreter passes a service task's parameters to boto3 as the ASL writes them and
+    returns boto3's answer as it is (StateTaskService._normalise_parameters/_normalise_response are
+    stubs). That is right for PascalCase APIs (DynamoDB, SQS, SNS, Lambda), but Step Functions' own
+    API is camelCase: `states:startExecution` (StateMachineArn, Name, Input; ExecutionArn read back by
+    `.sync:2`) and `aws-sdk:sfn:sendTaskSuccess`/`sendTaskFailure` (TaskToken, Output, Error, Cause)
+    fail with a KeyError. Filled for the `states` and `aws-sdk` integrations with the stubs' intended
+    conversion (moto's own _to_boto_request / _from_boto_response over the botocore shapes), and the
+    result's timestamps as epoch milliseconds (AWS's form; boto3's datetimes are not JSON)."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_aws_sdk import (
+        StateTaskServiceAwsSdk,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+        StateTaskServiceSfn,
+    )
+
+    for cls in (StateTaskServiceSfn, StateTaskServiceAwsSdk):
+        own_parameters = cls.__dict__.get("_normalise_parameters")
+        own_response = cls.__dict__.get("_normalise_response")
+
+        def _normalise_parameters(self, parameters, boto_service_name=None, service_action_name=None,
+                                  __own=own_parameters):
+            if __own is not None:
+                __own(self, parameters, boto_service_name=boto_service_name, service_action_name=service_action_name)
+            operation = _operation_model(self, boto_service_name, service_action_name)
+            if operation is not None and operation.input_shape is not None:
+                self._to_boto_request(parameters, operation.input_shape)
+
+        def _normalise_response(self, response, boto_service_name=None, service_action_name=None,
+                                __own=own_response):
+            if __own is not None:
+                __own(self, response, boto_service_name=boto_service_name, service_action_name=service_action_name)
+            operation = _operation_model(self, boto_service_name, service_action_name)
+            if operation is not None and operation.output_shape is not None:
+                self._from_boto_response(response, operation.output_shape)
+            _epoch_millis(response)
+
+        cls._normalise_parameters = _normalise_parameters
+        cls._normalise_response = _normalise_response
+
+
+# ---------------------------------------------------------------------------------------------------------
+# EXPRESS state machines
+
+EXPRESS_RETENTION_SECONDS = 30.0  # how long a finished Express execution stays describable locally
+_EXPRESS_LOCK = threading.Lock()
+_express_listeners: list = []
+_purged_at: dict[str, float] = {}
+
+
+def add_express_listener(listener) -> None:
+    """Call `listener(record)` whenever an EXPRESS execution ends; record: executionArn,
+    stateMachineArn, name, status, startDate, stopDate (datetimes), error, cause. (What AWS would log to
+    CloudWatch Logs for an Express workflow: the bench prices Express duration from it.)"""
+    with _EXPRESS_LOCK:
+        _express_listeners.append(listener)
+
+
+def remove_express_listener(listener) -> None:
+    with _EXPRESS_LOCK:
+        if listener in _express_listeners:
+            _express_listeners.remove(listener)
+
+
+def _invalid_definition(message: str) -> Exception:
+    from moto.core.exceptions import AWSError
+
+    class InvalidDefinition(AWSError):
+        TYPE = "InvalidDefinition"
+        STATUS = 400
+
+    return InvalidDefinition(message)
+
+
+def _express_refusals(states: dict, where: str = "/States") -> list[str]:
+    """Task resources an Express state machine may not use (.sync, .sync:2, .waitForTaskToken)."""
+    refused = []
+    for name, state in (states or {}).items():
+        resource = state.get("Resource")
+        if isinstance(resource, str) and (resource.endswith(".waitForTaskToken") or ".sync" in resource):
+            refused.append(f"{where}/{name}/Resource ({resource.rsplit(':::', 1)[-1]})")
+        for branch in state.get("Branches") or []:
+            refused += _express_refusals(branch.get("States"), f"{where}/{name}/Branches")
+        for key in ("ItemProcessor", "Iterator"):
+            if isinstance(state.get(key), dict):
+                refused += _express_refusals(state[key].get("States"), f"{where}/{name}/{key}")
+    return refused
+
+
+def _purge_express(machine) -> None:
+    """Drop this machine's EXPRESS executions that ended more than EXPRESS_RETENTION_SECONDS ago (at most
+    once a second). Called under _EXPRESS_LOCK, the only place executions are added to the machine."""
+    import time as _time
+
+    now = _time.monotonic()
+    if now - _purged_at.get(machine.arn, 0.0) < 1.0:
+        return
+    _purged_at[machine.arn] = now
+    horizon = datetime.datetime.now(tz=datetime.timezone.utc) - datetime.timedelta(seconds=EXPRESS_RETENTION_SECONDS)
+    machine.executions = [e for e in machine.executions
+                          if getattr(e, "stop_date", None) is None or e.stop_date > horizon]
+
+
+def patch_express() -> None:
+    """Gap: moto runs an EXPRESS state machine as a STANDARD one (StateMachine.sm_type is always
+    STANDARD): its executions are redrivable (AWS: not), its execution names must be unique (AWS:
+    they may repeat), `.waitForTaskToken` and `.sync` are accepted in its definition (AWS refuses
+    them), and every execution stays in the store for good (AWS keeps no Express history). Fixed: the
+    type is EXPRESS (redrive refuses it), such definitions are refused with InvalidDefinition, each
+    start is a new execution, and a finished execution is reported to the express listeners, then
+    dropped EXPRESS_RETENTION_SECONDS later (until then DescribeExecution answers, which the
+    interpreter's own `.sync:2` needs)."""
+    from moto.stepfunctions.parser.api import StateMachineType
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    original_create = StepFunctionsParserBackend.create_state_machine
+
+    def create_state_machine(self, name, definition, roleArn, *args, sm_type=None, **kwargs):
+        if (sm_type or "STANDARD") == StateMachineType.EXPRESS.value:
+            refused = _express_refusals(json.loads(definition).get("States"))
+            if refused:
+                raise _invalid_definition(
+                    "Invalid State Machine Definition: 'SCHEMA_VALIDATION_FAILED: Express state machines do not "
+                    f"support the .sync or .waitForTaskToken integration patterns at {', '.join(refused)}'")
+        machine = original_create(self, name, definition, roleArn, *args, sm_type=sm_type, **kwargs)
+        if machine.type == StateMachineType.EXPRESS.value:
+            machine.sm_type = StateMachineType.EXPRESS
+        return machine
+
+    StepFunctionsParserBackend.create_state_machine = create_state_machine
+    original_start = StepFunctionsParserBackend.start_execution
+
+    def start_execution(self, state_machine_arn, name=None, execution_input=None, trace_header=None):
+        machine = self.describe_state_machine(state_machine_arn)
+        if machine.sm_type != StateMachineType.EXPRESS:
+            return original_start(self, state_machine_arn, name, execution_input, trace_header)
+        with _EXPRESS_LOCK:
+            _purge_express(machine)
+            # A new execution each time, whatever its name: the name gets a unique suffix in the ARN.
+            unique = f"{name}:{uuid.uuid4()}" if name else str(uuid.uuid4())
+            execution = original_start(self, state_machine_arn, unique, execution_input, trace_header)
+        if name:
+            execution.name = name
+        return execution
+
+    StepFunctionsParserBackend.start_execution = start_execution
+    original_terminated = BaseExecutionWorkerCommunication.terminated
+
+    def terminated(self) -> None:
+        original_terminated(self)
+        execution = self.execution
+        if execution.sm_type == StateMachineType.EXPRESS:
+            record = {"executionArn": execution.exec_arn, "stateMachineArn": execution.state_machine_arn,
+                      "name": execution.name, "status": execution.exec_status.value,
+                      "startDate": execution.start_date, "stopDate": execution.stop_date,
+                      "error": execution.error, "cause": execution.cause}
+            with _EXPRESS_LOCK:
+                listeners = list(_express_listeners)
+            for listener in listeners:
+                listener(record)
+
+    BaseExecutionWorkerCommunication.terminated = terminated
+
+
+def patch_retry_clock() -> None:
+    """Gap (for tests): a Retry's backoff sleeps on the wall clock. It sleeps on the runtime's clock
+    (mxflow_local.clock) instead: the wall clock by default, advanced without sleeping when a test
+    turns on virtual sleeps, so failure paths with their full retries run at once."""
+    import time as _time
+
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+    from mxflow_local.clock import CLOCK
+
+    class _ClockTime:
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            CLOCK.sleep(seconds)
+
+        def __getattr__(self, name):
+            return getattr(_time, name)
+
+    retrier_decl.time = _ClockTime()
 
 
 def patch_heartbeat_name() -> None:
@@ -174,6 +393,31 @@ def patch_early_callback() -> None:
         return endpoint
 
     CallbackEndpoint.setup_heartbeat_endpoint = setup_heartbeat_endpoint
+
+
+def patch_retry_token() -> None:
+    """Gap: a retried callback-capable service task (`.waitForTaskToken`, `.sync`) keeps the task token
+    of its first attempt, whose callback endpoint that attempt interrupted when it failed: the retry
+    then ends at once with States.Timeout (the wait finds the endpoint already signalled, with no
+    outcome). AWS schedules each attempt as a new task with its own token. Each retry gets a new token
+    and endpoint here, before its parameters are evaluated."""
+    from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+        StateTaskServiceCallback,
+    )
+
+    original = ExecutionState._evaluate_with_timeout
+
+    def _evaluate_with_timeout(self, env):
+        context = env.states.context_object.context_object_data
+        if (isinstance(self, StateTaskServiceCallback) and self._is_integration_pattern()
+                and ResourceCondition.WaitForTaskToken in self._supported_integration_patterns
+                and (context.get("State") or {}).get("RetryCount", 0) > 0 and context.get("Task")):
+            env.callback_pool_manager.add(env.states.context_object.update_task_token())
+        return original(self, env)
+
+    ExecutionState._evaluate_with_timeout = _evaluate_with_timeout
 
 
 def patch_client_cache() -> None:
@@ -362,12 +606,16 @@ def install() -> None:
         if _INSTALLED:
             return
         patch_unnamed()
+        patch_express()
+        patch_retry_clock()
+        patch_sdk_casing()
         patch_heartbeat_name()
         patch_lambda_client_errors()
         patch_jsonata()
         patch_redrive()
         patch_task_failure_cause()
         patch_early_callback()
+        patch_retry_token()
         patch_client_cache()
         quiet_logs()
         _INSTALLED = True

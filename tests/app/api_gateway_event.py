@@ -4,18 +4,27 @@ A module with a unique name (not conftest) so test files import it unambiguously
 conftest modules pytest has loaded."""
 from __future__ import annotations
 
+import base64
 import uuid
+
+BINARY_MEDIA_TYPES = ("application/xml", "text/xml")  # template.yaml PaymentApi BinaryMediaTypes
 
 ACCOUNT = "123456789012"
 CLIENT_ID = "bank-a-client"
 
 
-def api_event(method: str, path: str, *, body: str | None = None, content_type: str | None = None,
+def api_event(method: str, path: str, *, body: str | bytes | None = None, content_type: str | None = None,
               client_id: str | None = CLIENT_ID, scope: str = "payments/submit payments/read "
               "payments/decide payments/operate", path_parameters: dict | None = None,
               resource: str | None = None) -> dict:
-    """An API Gateway REST proxy event with the Cognito authorizer's claims."""
+    """An API Gateway REST proxy event with the Cognito authorizer's claims. A body of one of the API's
+    binary media types arrives base64-encoded, as API Gateway sends it."""
     headers = {"Accept": "application/json"}
+    binary = (content_type or "").split(";")[0].strip().lower() in BINARY_MEDIA_TYPES
+    if body is not None and binary:
+        body = base64.b64encode(body if isinstance(body, bytes) else body.encode("utf-8")).decode("ascii")
+    elif isinstance(body, bytes):
+        body = body.decode("utf-8")
     if content_type:
         headers["Content-Type"] = content_type
     claims = None if client_id is None else {"sub": client_id, "client_id": client_id, "scope": scope,
@@ -41,5 +50,5 @@ def api_event(method: str, path: str, *, body: str | None = None, content_type: 
             "authorizer": {"claims": claims} if claims else {},
         },
         "body": body,
-        "isBase64Encoded": False,
+        "isBase64Encoded": bool(body) and binary,
     }

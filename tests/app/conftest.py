@@ -7,10 +7,11 @@
   queues, topic, bucket, key and payment state machine (its definition as deployed, with
   `.waitForTaskToken`), and the functions' environment as the template sets it. Tests and template
   cannot drift.
-- `functions`, `call_api`, `context`: the six handlers and Lambda contexts, inside `aws`.
+- `functions`, `call_api`, `context`: the handlers and Lambda contexts, inside `aws`.
 """
 from __future__ import annotations
 
+import base64
 import functools
 import importlib.util
 import json
@@ -35,7 +36,7 @@ from api_gateway_event import ACCOUNT, CLIENT_ID, api_event  # noqa: E402,F401  
 
 # What the adapters and handlers use; their dependencies (key, DLQ, layer, task functions) come along.
 RESOURCES = ("PaymentTable", "ArchiveBucket", "ReleaseQueue", "PaymentEventsTopic", "PaymentStateMachine",
-             "ApiFunction")
+             "PaymentFlow", "ApiFunction")
 
 
 @functools.cache
@@ -53,7 +54,8 @@ class Aws:
     bucket: str
     queue_url: str
     topic_arn: str
-    state_machine_arn: str
+    state_machine_arn: str   # the anchor (STANDARD)
+    flow_arn: str            # PaymentFlow (EXPRESS)
     key_arn: str
     environment: dict  # the ApiFunction's environment variables as the template resolves them
 
@@ -72,7 +74,7 @@ def _create_resources() -> Aws:
     resolver = create_resources(builder, only=RESOURCES)
     environment = builder.record.functions["ApiFunction"]["Environment"]["Variables"]
     return Aws(resolver.ref("PaymentTable"), resolver.ref("ArchiveBucket"), resolver.ref("ReleaseQueue"),
-               resolver.ref("PaymentEventsTopic"), resolver.ref("PaymentStateMachine"),
+               resolver.ref("PaymentEventsTopic"), resolver.ref("PaymentStateMachine"), resolver.ref("PaymentFlow"),
                resolver.resolve({"Fn::GetAtt": ["PaymentKey", "Arn"]}), {k: str(v) for k, v in environment.items()})
 
 
@@ -196,9 +198,9 @@ def load_function(directory: str):
 
 @pytest.fixture
 def functions(aws):
-    """The six handlers, loaded fresh inside the mocked AWS."""
+    """The handlers, loaded fresh inside the mocked AWS."""
     return {name: load_function(name)
-            for name in ("api", "validate", "park", "decision_timeout", "finalise", "release")}
+            for name in ("api", "validate", "park", "decision_timeout", "send", "settle", "sampler")}
 
 
 @pytest.fixture(scope="session")
@@ -214,7 +216,9 @@ def invoke_api(functions, context, event) -> tuple[int, dict | str, dict]:
     for key, values in (response.get("multiValueHeaders") or {}).items():
         headers.setdefault(key.lower(), values[0])
     body = response.get("body") or ""
-    if headers.get("content-type", "").endswith("json") and body:
+    if response.get("isBase64Encoded"):
+        body = base64.b64decode(body)  # what API Gateway sends for a binary media type: the bytes
+    elif headers.get("content-type", "").endswith("json") and body:
         body = json.loads(body)
     return response["statusCode"], body, headers
 

@@ -1,10 +1,11 @@
 """In-memory implementations of the lifecycle's ports (mxflow.ports), for the lifecycle tests.
 
 They keep the contract the AWS adapters keep (tests/app/test_store.py runs the same checks on the
-fake store and on the DynamoDB one): conditional status changes with history, DuplicatePayment and
-StatusConflict carrying the record, MessageNotFound, a workflow that starts each name once. Each
-fake also records what it was asked, so a test can assert on every side effect (a second release
-send is visible here even where SQS FIFO deduplication would hide it).
+fake store and on the DynamoDB one): one record per payment with its history inside, conditional
+status changes (status, version, fence), the release claim's conditions, DuplicatePayment and
+StatusConflict carrying the record, MessageNotFound. Each fake also records what it was asked, so a
+test can assert on every side effect (a second release send is visible here even where SQS FIFO
+deduplication would hide it).
 """
 from __future__ import annotations
 
@@ -17,27 +18,34 @@ from typing import Any, Iterable, Mapping
 
 from mxflow.errors import (
     DuplicatePayment,
+    SendRefused,
     MessageNotFound,
     NotRedrivable,
     PaymentNotFound,
     ServiceError,
     StatusConflict,
 )
-from mxflow.ports import IN_FLIGHT_STATUSES
+from mxflow.ports import IN_FLIGHT_STATUSES, Fence
 
 
 class FakeClock:
-    """utc_now() that moves one millisecond per reading, from a fixed start: ordered, repeatable."""
+    """utc_now() that moves one millisecond per reading, from a fixed start: ordered, repeatable;
+    `advance(seconds)` jumps ahead (the release window is tested without sleeping)."""
 
     def __init__(self, start: datetime = datetime(2026, 11, 24, 10, 0, tzinfo=timezone.utc)):
         self.start = start
         self._ticks = itertools.count()
         self._lock = threading.Lock()
+        self.offset = timedelta()
 
     def __call__(self) -> str:
         with self._lock:
-            now = self.start + timedelta(milliseconds=next(self._ticks))
+            now = self.start + self.offset + timedelta(milliseconds=next(self._ticks))
         return now.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.offset += timedelta(seconds=seconds)
 
 
 class Unavailable:
@@ -52,12 +60,15 @@ class Unavailable:
 
 
 class FakePaymentStore:
-    def __init__(self, clock=None, unavailable: Unavailable | None = None):
+    """One record per payment, its history inside it, as the DynamoDB adapter keeps it."""
+
+    def __init__(self, clock=None, unavailable: Unavailable | None = None, region: str = "eu-west-1"):
         self.clock = clock or FakeClock()
         self.unavailable = unavailable or Unavailable()
+        self.region = region
         self._records: dict[str, dict] = {}
-        self._history: dict[str, list[dict]] = {}
         self._lock = threading.Lock()  # DynamoDB serialises the writes to one item
+        self.writes: list[tuple[str, str]] = []  # (payment id, kind of write), in order
 
     def get(self, payment_id: str) -> dict:
         self.unavailable.check()
@@ -69,20 +80,8 @@ class FakePaymentStore:
             raise PaymentNotFound(payment_id)
         return copy.deepcopy(self._records[payment_id])
 
-    def history(self, payment_id: str) -> list[dict]:
-        self.unavailable.check()
-        with self._lock:
-            return copy.deepcopy(self._history.get(payment_id, []))
-
     def probe(self) -> None:
         self.unavailable.check()
-
-    def oldest_in_flight_since(self, status: str) -> str | None:
-        self.unavailable.check()
-        with self._lock:
-            since = [r["statusSince"] for r in self._records.values()
-                     if r["status"] == status and status in IN_FLIGHT_STATUSES]
-        return min(since, default=None)
 
     def create(self, record: Mapping[str, Any], *, event: Mapping[str, Any] | None = None) -> dict:
         self.unavailable.check()
@@ -91,41 +90,56 @@ class FakePaymentStore:
         with self._lock:
             if payment_id in self._records:
                 raise DuplicatePayment(self._get(payment_id))
-            item = {**copy.deepcopy(dict(record)), "version": 1, "ownerRegion": record.get("ownerRegion", "fake"),
-                    "epoch": record.get("epoch", 1), "updatedAt": now, "statusSince": now}
+            region = record.get("ownerRegion", self.region)
+            item = {**copy.deepcopy(dict(record)), "version": 1, "ownerRegion": region,
+                    "epoch": record.get("epoch", 1), "receivedAt": now, "statusSince": now,
+                    "history": [{"status": record["status"], "time": now, **(event or {})}]}
+            if record["status"] in IN_FLIGHT_STATUSES:
+                item["inflight"] = region
             self._records[payment_id] = item
-            self._history[payment_id] = [{"status": record["status"], "time": now, "version": 1, **(event or {})}]
+            self.writes.append((payment_id, "create"))
             return copy.deepcopy(item)
+
+    @staticmethod
+    def _fenced(current: dict, fence: Fence | None) -> bool:
+        return fence is None or (current.get("ownerRegion") == fence.region and current.get("epoch") == fence.epoch)
 
     def transition(self, payment_id: str, *, expected_status: str | Iterable[str], expected_version: int,
                    new_status: str, set_values: Mapping[str, Any] | None = None, remove: Iterable[str] = (),
-                   reason: Mapping[str, Any] | None = None, require_no_decision: bool = False,
-                   event_detail: Mapping[str, Any] | None = None) -> int:
+                   messages: Mapping[str, Any] | None = None, reason: Mapping[str, Any] | None = None,
+                   require_no_decision: bool = False, passed_through: Iterable[str] = (),
+                   event_detail: Mapping[str, Any] | None = None, fence: Fence | None = None) -> int:
         self.unavailable.check()
         expected = [expected_status] if isinstance(expected_status, str) else sorted(expected_status)
         with self._lock:
             current = self._get(payment_id)
             if (current["status"] not in expected or current["version"] != expected_version
-                    or (require_no_decision and "decision" in current)):
+                    or (require_no_decision and "decision" in current) or not self._fenced(current, fence)):
                 raise StatusConflict(payment_id, expected_status, current)
             now = self.clock()
             version = expected_version + 1
             record = self._records[payment_id]
             for name in remove:
-                record.pop(name, None)
+                if name not in (set_values or {}):
+                    record.pop(name, None)
             record.update(copy.deepcopy(dict(set_values or {})))
-            record.update(status=new_status, version=version, updatedAt=now, statusSince=now)
+            record.setdefault("messages", {}).update(copy.deepcopy(dict(messages or {})))
+            record.update(status=new_status, version=version, statusSince=now)
             if reason is not None:
-                record["reason"] = dict(reason)
-            event = {"status": new_status, "time": now, "version": version,
-                     "fromStatus": expected[0] if len(expected) == 1 else None, **(event_detail or {})}
+                record["reason"] = {k: v for k, v in reason.items() if v is not None}
+            events = [{"status": status, "time": now, **(event_detail or {})} for status in passed_through]
+            last = {"status": new_status, "time": now, **(event_detail or {})}
             if reason is not None:
-                event["reason"] = dict(reason)
-            self._history[payment_id].append({k: v for k, v in event.items() if v is not None})
+                last["reason"] = {k: v for k, v in reason.items() if v is not None}
+            record["history"].extend(events + [last])
+            if new_status not in IN_FLIGHT_STATUSES:
+                record.pop("inflight", None)
+            self.writes.append((payment_id, f"transition:{new_status}"))
             return version
 
     def set_attributes(self, payment_id: str, values: Mapping[str, Any], *,
-                       expected_status: str | Iterable[str] | None = None) -> None:
+                       expected_status: str | Iterable[str] | None = None,
+                       require_no_decision: bool = False, fence: Fence | None = None) -> None:
         self.unavailable.check()
         with self._lock:
             current = self._get(payment_id)
@@ -133,13 +147,43 @@ class FakePaymentStore:
                 expected = [expected_status] if isinstance(expected_status, str) else list(expected_status)
                 if current["status"] not in expected:
                     raise StatusConflict(payment_id, expected_status, current)
+            if (require_no_decision and "decision" in current) or not self._fenced(current, fence):
+                raise StatusConflict(payment_id, expected_status or "any", current)
             self._records[payment_id].update(copy.deepcopy(dict(values)))
+            self.writes.append((payment_id, "set"))
 
-    def record_message(self, payment_id: str, name: str, key: str) -> None:
+    def update_release(self, payment_id: str, release: Mapping[str, Any], *, expected_attempts: int | None,
+                       fence: Fence, suspense: Mapping[str, Any] | None = None,
+                       clear_suspense: bool = False) -> None:
         self.unavailable.check()
         with self._lock:
-            self._get(payment_id)
-            self._records[payment_id].setdefault("messages", {})[name] = key
+            current = self._get(payment_id)
+            claimed = current.get("release")
+            if (current["status"] != "ACSP" or (claimed or {}).get("sentAt") or not self._fenced(current, fence)
+                    or (expected_attempts is None and claimed is not None)
+                    or (expected_attempts is not None and (claimed or {}).get("attempts") != expected_attempts)):
+                raise StatusConflict(payment_id, "ACSP", current)
+            record = self._records[payment_id]
+            record["release"] = copy.deepcopy(dict(release))
+            if suspense is not None:
+                record.update(suspense=dict(suspense), suspendedIn=fence.region, suspendedAt=suspense["since"])
+            elif clear_suspense:
+                for name in ("suspense", "suspendedIn", "suspendedAt"):
+                    record.pop(name, None)
+            self.writes.append((payment_id, "release"))
+
+    def in_flight(self, region: str, *, per_shard: int) -> list[dict]:
+        self.unavailable.check()
+        with self._lock:
+            items = sorted((r for r in self._records.values() if r.get("inflight") == region),
+                           key=lambda r: r["receivedAt"])
+            return [{k: r[k] for k in ("paymentId", "status", "statusSince", "receivedAt")}
+                    for r in items[:per_shard * 16]]
+
+    def suspended(self, region: str) -> list[str]:
+        self.unavailable.check()
+        with self._lock:
+            return [r["paymentId"] for r in self._records.values() if r.get("suspendedIn") == region]
 
 
 class FakeMessageArchive:
@@ -163,21 +207,24 @@ class FakeMessageArchive:
 
 @dataclass
 class FakeWorkflow:
-    """Executions by name; task tokens resumed; tokens in `gone_tokens` answer as timed-out tasks."""
+    """PaymentFlow starts as asked (not run: a test runs the steps it wants); anchor tokens resumed;
+    tokens in `gone_tokens` answer as timed-out tasks; anchors in `redrivable` have failed."""
 
-    executions: dict[str, dict] = field(default_factory=dict)
-    starts: list[tuple[str, dict]] = field(default_factory=list)
+    flows: list[dict] = field(default_factory=list)
     successes: list[tuple[str, dict]] = field(default_factory=list)
     failures: list[tuple[str, str, str]] = field(default_factory=list)
     redrives: list[str] = field(default_factory=list)
     gone_tokens: set[str] = field(default_factory=set)
-    redrivable: set[str] = field(default_factory=set)  # names whose execution failed
+    redrivable: set[str] = field(default_factory=set)  # anchor names whose execution failed
+    refuse_starts: int = 0  # the next starts fail as an unreachable service would
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def start(self, name: str, execution_input: Mapping[str, Any]) -> None:
+    def start_flow(self, flow_input: Mapping[str, Any]) -> None:
         with self._lock:
-            self.starts.append((name, dict(execution_input)))
-            self.executions.setdefault(name, {"name": name, "input": dict(execution_input), "status": "RUNNING"})
+            if self.refuse_starts:
+                self.refuse_starts -= 1
+                raise ServiceError("StartExecution failed (fake)")
+            self.flows.append(dict(flow_input))
 
     def send_task_success(self, task_token: str, output: Mapping[str, Any]) -> bool:
         with self._lock:
@@ -195,8 +242,6 @@ class FakeWorkflow:
 
     def redrive(self, name: str) -> str | None:
         with self._lock:
-            if name not in self.executions:
-                raise NotRedrivable(name, "ExecutionDoesNotExist")
             if name not in self.redrivable:
                 raise NotRedrivable(name, "ExecutionNotRedrivable")
             self.redrivable.discard(name)
@@ -206,16 +251,24 @@ class FakeWorkflow:
 
 @dataclass
 class FakeReleaseQueue:
-    """Every send as made (no deduplication: a second send of a payment is visible)."""
+    """Every send as made (no deduplication: a second send of a payment is visible). `failures` are
+    raised by the next sends, in order: an exception fails before the send; ("after", exception)
+    sends, then fails (the caller cannot know the message is on the queue)."""
 
     sent: list[dict] = field(default_factory=list)
-    failures: list[Exception] = field(default_factory=list)  # raised by the next sends, in order
+    failures: list = field(default_factory=list)
 
     def send(self, body: Mapping[str, Any], *, deduplication_id: str, group_id: str) -> str:
-        if self.failures:
-            raise self.failures.pop(0)
+        failure = self.failures.pop(0) if self.failures else None
+        if isinstance(failure, Exception):
+            raise failure
         self.sent.append({"body": dict(body), "deduplicationId": deduplication_id, "groupId": group_id})
+        if failure is not None:
+            raise failure[1]
         return f"message-{len(self.sent)}"
+
+    def of(self, payment_id: str) -> list[dict]:
+        return [m for m in self.sent if m["deduplicationId"] == payment_id]
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """ApiFunction: the HTTP contract (README.md, "Run the API locally") through the handler, with moto behind it."""
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -10,7 +11,7 @@ from api_gateway_event import api_event  # noqa: E402  (beside this file, on sys
 
 def submit(call_api, data: bytes, **kwargs):
     kwargs.setdefault("content_type", "application/xml")
-    return call_api(api_event("POST", "/payments", body=data.decode("utf-8"), **kwargs))
+    return call_api(api_event("POST", "/payments", body=data, **kwargs))
 
 
 def payment_route(call_api, method, payment_id, suffix="", body=None, **kwargs):
@@ -77,11 +78,12 @@ def test_read_model_and_messages(call_api, message, client_id):
         "amount": "310.25", "currency": "EUR"}
     assert len(view["uetr"]) == 36 and view["messages"] == ["received"]
     assert [h["status"] for h in view["history"]] == ["RCVD"] and view["history"][0]["time"]
+    assert view["contentSha256"] == hashlib.sha256(data).hexdigest()
     status, xml, headers = call_api(api_event(
         "GET", f"/payments/{payment_id}/messages/received",
         path_parameters={"id": payment_id, "name": "received"}))
     assert status == 200 and headers["content-type"] == "application/xml"
-    assert xml.encode("utf-8") == data
+    assert xml == data  # base64 in the proxy answer: byte for byte
     status, body, _ = call_api(api_event(
         "GET", f"/payments/{payment_id}/messages/pacs.002",
         path_parameters={"id": payment_id, "name": "pacs.002"}))
@@ -204,3 +206,32 @@ def test_every_domain_error_has_its_http_status_in_one_table(api_problems):
         type(e).__name__: status for e, status in expected.items()}
     for defect in (InvalidState("x"), TransientError("x")):  # not the consumer's doing: a 500
         assert api_problems(defect) is None
+
+
+def test_the_bytes_sent_are_the_bytes_kept_utf16_included(call_api, message):
+    text = message(debtor_name="Zoë Müller").decode("utf-8").replace("encoding='UTF-8'", "encoding='UTF-16'")
+    data = text.encode("utf-16")
+    status, receipt, _ = submit(call_api, data)
+    assert status == 202, receipt
+    payment_id = receipt["paymentId"]
+    view = payment_route(call_api, "GET", payment_id)[1]
+    assert view["contentSha256"] == hashlib.sha256(data).hexdigest()
+    status, kept, _ = call_api(api_event("GET", f"/payments/{payment_id}/messages/received",
+                                         path_parameters={"id": payment_id, "name": "received"}))
+    assert status == 200 and kept == data
+
+
+def test_a_wrongly_declared_encoding_is_400_ff01(call_api, message):
+    data = message(debtor_name="Zoë Müller").replace("Zoë Müller".encode(), "Zoë Müller".encode("latin-1"))
+    status, body, headers = submit(call_api, data)
+    assert status == 400 and headers["content-type"] == "application/problem+json"
+    assert body["code"] == "FF01"
+
+
+def test_confirming_a_release_needs_the_operate_scope_and_a_suspended_payment(call_api, message):
+    payment_id = submit(call_api, message())[1]["paymentId"]
+    route = "/release/confirm"
+    status, body, _ = payment_route(call_api, "POST", payment_id, route, {"sent": True})
+    assert status == 409 and "not suspended" in body["detail"]
+    assert payment_route(call_api, "POST", payment_id, route, {"sent": True}, scope="payments/decide")[0] == 403
+    assert payment_route(call_api, "POST", payment_id, route, {"sent": "maybe"})[0] == 400

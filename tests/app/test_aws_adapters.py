@@ -12,8 +12,7 @@ from mxflow.aws.clients import as_service_error
 from mxflow.aws.messaging import SnsEventPublisher, SqsReleaseQueue
 from mxflow.aws.s3 import S3MessageArchive
 from mxflow.aws.stepfunctions import StepFunctionsWorkflow, execution_arn
-from mxflow.errors import MessageNotFound, NotRedrivable, ServiceError, TransientError
-from mxflow.pending_age import PendingAgeSampler
+from mxflow.errors import MessageNotFound, NotRedrivable, SendRefused, ServiceError, TransientError
 from mxflow.service import default_lifecycle
 
 
@@ -38,15 +37,23 @@ def test_aws_errors_become_transient_or_service_errors(error, transient):
     assert isinstance(mapped, TransientError) is transient
 
 
-def test_a_throttled_send_surfaces_as_transient_error(aws, monkeypatch):
+@pytest.mark.parametrize("failure, refused", [
+    (client_error("ThrottlingException"), True),       # 4xx: SQS did not take the message
+    (client_error("KMS.AccessDeniedException"), True),
+    (client_error("InternalError", http=500), False),  # 5xx: the message may be on the queue
+    (EndpointConnectionError(endpoint_url="https://sqs.eu-west-1.amazonaws.com"), False),
+])
+def test_a_refused_send_is_told_from_one_whose_outcome_is_unknown(aws, monkeypatch, failure, refused):
     queue = SqsReleaseQueue(aws.queue_url)
 
-    def throttled(**kwargs):
-        raise client_error("ThrottlingException")
+    def fail(**kwargs):
+        raise failure
 
-    monkeypatch.setattr(queue.client, "send_message", throttled)
-    with pytest.raises(TransientError, match="SendMessage: ThrottlingException"):
+    monkeypatch.setattr(queue.client, "send_message", fail)
+    with pytest.raises(ServiceError) as raised:
         queue.send({"paymentId": "p-1"}, deduplication_id="p-1", group_id="BNPAFRPPXXX")
+    assert isinstance(raised.value, SendRefused) is refused
+    assert isinstance(raised.value, TransientError) is not refused
 
 
 # -- S3 --------------------------------------------------------------------------------------------
@@ -68,15 +75,17 @@ def test_archive_uses_the_buckets_kms_key_unless_one_is_named(aws):
 
 # -- Step Functions --------------------------------------------------------------------------------
 
-def test_start_names_the_execution_by_payment_id_once(aws):
-    workflow = StepFunctionsWorkflow(aws.state_machine_arn)
-    execution_input = {"paymentId": "p-1", "archiveKey": "received/p-1/x.xml", "receivedAt": "2026-11-24T10:00:00Z"}
-    workflow.start("p-1", execution_input)
-    workflow.start("p-1", execution_input)  # idempotent: ExecutionAlreadyExists is no error
+def test_start_flow_starts_the_express_payment_flow_unnamed(aws, monkeypatch):
+    workflow = StepFunctionsWorkflow(aws.state_machine_arn, aws.flow_arn)
+    started = []
+    monkeypatch.setattr(workflow.client, "start_execution", lambda **kwargs: started.append(kwargs) or {})
+    flow_input = {"paymentId": "p-1", "stage": "validate", "message": None}
+    workflow.start_flow(flow_input)
+    workflow.start_flow(flow_input)  # Express starts are not named: each is its own execution
+    assert started == [{"stateMachineArn": aws.flow_arn, "input": json.dumps(flow_input, sort_keys=True)}] * 2
     sfn = boto3.client("stepfunctions")
-    execution = sfn.describe_execution(executionArn=execution_arn(aws.state_machine_arn, "p-1"))
-    assert execution["name"] == "p-1" and json.loads(execution["input"]) == execution_input
-    assert len(sfn.list_executions(stateMachineArn=aws.state_machine_arn)["executions"]) == 1
+    assert sfn.describe_state_machine(stateMachineArn=aws.flow_arn)["type"] == "EXPRESS"
+    assert sfn.describe_state_machine(stateMachineArn=aws.state_machine_arn)["type"] == "STANDARD"
 
 
 def test_a_token_whose_task_is_gone_is_not_an_error(aws, monkeypatch):
@@ -144,8 +153,6 @@ def test_health_reports_region_table_reachability_and_schema_sources(aws):
     assert lifecycle.health() == {"status": "unhealthy", "region": "eu-west-1", "schemas": sources}
 
 
-def test_pending_age_sampler_survives_a_deleted_table(aws):
-    sampler = PendingAgeSampler(interval_seconds=60)
-    assert sampler.sample(default_lifecycle(), clock=lambda: 1000.0) == 0.0
-    boto3.client("dynamodb").delete_table(TableName=aws.table_name)
-    assert sampler.sample(default_lifecycle(), clock=lambda: 1061.0) is None  # no metric, no error
+def test_the_sample_reads_the_in_flight_and_suspended_indexes(aws):
+    sample = default_lifecycle().sample()
+    assert sample["oldestPendingAgeSeconds"] == 0.0 and sample["suspendedPayments"] == 0 and sample["sampled"] == 0

@@ -18,6 +18,9 @@ SUBMITTED = ["api/submit.json"]
 VALIDATED = SUBMITTED + ["validate/valid.json"]
 PARKED = VALIDATED + ["park/park.json"]
 
+APPROVED = PARKED + ["api/approve.json"]
+SENT = APPROVED + ["send/send.json"]
+
 # case -> (events replayed first, expected answer: an HTTP status for the API, else a dict subset)
 CASES = {
     "api/submit.json": ([], 202),
@@ -32,16 +35,16 @@ CASES = {
     "api/reject_unknown_reason.json": (PARKED, 422),
     "api/cancel.json": (PARKED, 200),
     "api/redrive.json": (SUBMITTED, 409),
+    "api/confirm_release.json": (SENT, 409),  # sent and not suspended: nothing to confirm
     "api/health.json": ([], 200),
     "validate/valid.json": (SUBMITTED, {"outcome": "await", "status": "ACTC"}),
     "validate/invalid.json": (["api/submit_invalid.json"], {"outcome": "invalid", "status": "RJCT"}),
-    "park/park.json": (VALIDATED, {"status": "PDNG"}),
-    "decision_timeout/timeout.json": (PARKED, {"action": "timeout", "reasonCode": "AB06"}),
-    "finalise/reject.json": (PARKED + ["api/reject.json"], {"status": "RJCT", "message": "pacs.002"}),
-    "finalise/cancel.json": (PARKED + ["api/cancel.json"], {"status": "CANC", "message": "camt.029"}),
-    "finalise/timeout.json": (PARKED + ["decision_timeout/timeout.json"],
-                              {"status": "RJCT", "message": "pacs.002"}),
-    "release/release.json": (PARKED + ["api/approve.json"], {"status": "ACSC"}),
+    "park/park.json": (VALIDATED, {"status": "PDNG", "action": "parked"}),
+    "park/resume.json": (APPROVED, {"action": "resumed", "stage": "settle"}),
+    "decision_timeout/timeout.json": (PARKED, {"action": "done", "status": "RJCT"}),
+    "send/send.json": (APPROVED, {}),
+    "settle/settle.json": (SENT, {"status": "ACSC"}),
+    "sampler/scheduled.json": (PARKED, {"suspendedPayments": 0, "sampled": 1}),
 }
 
 

@@ -1,6 +1,6 @@
 """The PaymentStore contract (mxflow.ports), checked on the DynamoDB adapter (moto, the table built from
 template.yaml) and on the in-memory fake the lifecycle tests use, so the fake keeps the real rules;
-then what is DynamoDB's own: the item layout and the sparse in-flight index."""
+then what is DynamoDB's own: one item per payment, its indexes and what each write touches."""
 from __future__ import annotations
 
 import threading
@@ -8,15 +8,18 @@ import threading
 import boto3
 import pytest
 
-from mxflow.aws.dynamodb import INFLIGHT_INDEX, DynamoDbPaymentStore, inflight_shard
+from mxflow.aws.dynamodb import CLIENT_INDEX, INFLIGHT_INDEX, SUSPENDED_INDEX, DynamoDbPaymentStore, inflight_key
 from mxflow.errors import DuplicatePayment, PaymentNotFound, StatusConflict
+from mxflow.ports import Fence
+
+REGION = "eu-west-1"  # the conftest's Region: the store's owner Region
+FENCE = Fence(REGION, 1)
 
 
-def new_record(payment_id="P-1", status="RCVD"):
+def new_record(payment_id="P-1", status="RCVD", received_at="2026-11-24T10:00:00.000Z"):
     return {"paymentId": payment_id, "clientId": "c1", "status": status, "messageType": "pacs.008.001.08",
-            "contentHash": "ab" * 32, "archiveKey": f"received/{payment_id}/x.xml",
-            "receivedAt": "2026-11-24T10:00:00.000Z", "facts": {"amount": "10.50", "currency": "EUR"},
-            "messages": {"received": f"received/{payment_id}/x.xml"}}
+            "contentSha256": "ab" * 32, "receivedAt": received_at, "facts": {"amount": "10.50", "currency": "EUR"},
+            "messages": {}}
 
 
 @pytest.fixture
@@ -29,27 +32,31 @@ def store(request):
     if request.param == "fake":
         from fakes import FakePaymentStore
 
-        return FakePaymentStore()
+        return FakePaymentStore(region=REGION)
     return request.getfixturevalue("dynamodb_store")
+
+
+def statuses(store, payment_id="P-1") -> list[str]:
+    return [event["status"] for event in store.get(payment_id)["history"]]
 
 
 # -- the contract, on both -------------------------------------------------------------------------
 
-def test_create_writes_record_and_first_history_event(store):
-    store.create(new_record())
+def test_create_writes_one_record_with_its_first_history_event(store):
+    store.create(new_record(), event={"actor": "c1"})
     record = store.get("P-1")
     assert record["status"] == "RCVD" and record["version"] == 1
+    assert (record["ownerRegion"], record["epoch"]) == (REGION, 1)
     assert record["facts"] == {"amount": "10.50", "currency": "EUR"}
-    history = store.history("P-1")
-    assert [(e["status"], e["version"]) for e in history] == [("RCVD", 1)]
+    assert record["history"] == [{"status": "RCVD", "time": "2026-11-24T10:00:00.000Z", "actor": "c1"}]
 
 
 def test_create_twice_raises_duplicate_with_existing_record(store):
     store.create(new_record())
     with pytest.raises(DuplicatePayment) as raised:
-        store.create({**new_record(), "contentHash": "cd" * 32})
-    assert raised.value.existing["contentHash"] == "ab" * 32
-    assert len(store.history("P-1")) == 1
+        store.create({**new_record(), "contentSha256": "cd" * 32})
+    assert raised.value.existing["contentSha256"] == "ab" * 32
+    assert len(store.get("P-1")["history"]) == 1
 
 
 def test_get_unknown_raises_not_found(store):
@@ -62,19 +69,12 @@ def test_transition_is_conditional_on_status_and_version(store):
     assert store.transition("P-1", expected_status="RCVD", expected_version=1, new_status="ACTC") == 2
     with pytest.raises(StatusConflict) as stale_version:
         store.transition("P-1", expected_status="ACTC", expected_version=1, new_status="PDNG")
-    assert stale_version.value.current_status == "ACTC"
+    assert stale_version.value.current_status == "ACTC" and stale_version.value.current["version"] == 2
     with pytest.raises(StatusConflict):
         store.transition("P-1", expected_status="RCVD", expected_version=2, new_status="PDNG")
     record = store.get("P-1")
     assert (record["status"], record["version"]) == ("ACTC", 2)
-    assert [e["status"] for e in store.history("P-1")] == ["RCVD", "ACTC"]
-
-
-def test_failed_transition_writes_no_history_event(store):
-    store.create(new_record())
-    with pytest.raises(StatusConflict):
-        store.transition("P-1", expected_status="PDNG", expected_version=1, new_status="ACSP")
-    assert [e["status"] for e in store.history("P-1")] == ["RCVD"]
+    assert statuses(store) == ["RCVD", "ACTC"]  # a failed write appends nothing
 
 
 def test_transition_of_unknown_payment_raises_not_found(store):
@@ -82,29 +82,50 @@ def test_transition_of_unknown_payment_raises_not_found(store):
         store.transition("ghost", expected_status="RCVD", expected_version=1, new_status="ACTC")
 
 
-def test_terminal_status_leaves_the_in_flight_set(store):
+def test_transition_is_fenced_by_owner_region_and_epoch(store):
     store.create(new_record())
-    store.transition("P-1", expected_status="RCVD", expected_version=1, new_status="ACTC")
-    store.transition("P-1", expected_status="ACTC", expected_version=2, new_status="PDNG",
-                     set_values={"taskToken": "t"})
-    assert store.oldest_in_flight_since("PDNG") == store.get("P-1")["statusSince"]
-    store.transition("P-1", expected_status="PDNG", expected_version=3, new_status="RJCT",
-                     reason={"code": "AB06", "additionalInfo": "timeout"}, remove=("taskToken",))
+    for fence in (Fence("us-west-2", 1), Fence(REGION, 2)):
+        with pytest.raises(StatusConflict):
+            store.transition("P-1", expected_status="RCVD", expected_version=1, new_status="ACTC", fence=fence)
+    assert store.transition("P-1", expected_status="RCVD", expected_version=1, new_status="ACTC", fence=FENCE) == 2
+
+
+def test_one_write_appends_every_status_passed_and_adds_messages(store):
+    store.create(new_record())
+    store.transition("P-1", expected_status="RCVD", expected_version=1, new_status="ACSP", passed_through=("ACTC",),
+                     set_values={"decision": {"action": "approve"}}, event_detail={"actor": "policy"},
+                     messages={"pacs.002": {"z": b"\x78\x9c\x03\x00\x00\x00\x00\x01"}}, fence=FENCE)
     record = store.get("P-1")
-    assert "taskToken" not in record
+    assert [(e["status"], e.get("actor")) for e in record["history"]] == [
+        ("RCVD", None), ("ACTC", "policy"), ("ACSP", "policy")]
+    assert record["history"][1]["time"] == record["history"][2]["time"] == record["statusSince"]
+    assert record["messages"] == {"pacs.002": {"z": b"\x78\x9c\x03\x00\x00\x00\x00\x01"}}
+    assert record["decision"] == {"action": "approve"} and record["version"] == 2
+
+
+def test_terminal_status_takes_the_answer_the_reason_and_leaves_the_in_flight_set(store):
+    store.create(new_record())
+    store.transition("P-1", expected_status="RCVD", expected_version=1, new_status="PDNG",
+                     set_values={"taskToken": "t"})
+    assert [i["paymentId"] for i in store.in_flight(REGION, per_shard=10)] == ["P-1"]
+    store.transition("P-1", expected_status=("PDNG", "ACTC"), expected_version=2, new_status="RJCT",
+                     reason={"code": "AB06", "additionalInfo": "timeout"}, remove=("taskToken",),
+                     messages={"pacs.002": {"z": b"report"}})
+    record = store.get("P-1")
+    assert "taskToken" not in record and record["messages"]["pacs.002"] == {"z": b"report"}
     assert record["reason"] == {"code": "AB06", "additionalInfo": "timeout"}
-    assert store.oldest_in_flight_since("PDNG") is None
-    assert store.history("P-1")[-1]["reason"]["code"] == "AB06"
-    assert store.history("P-1")[-1]["fromStatus"] == "PDNG"
+    assert record["history"][-1]["reason"]["code"] == "AB06"
+    assert store.in_flight(REGION, per_shard=10) == []
 
 
-def test_oldest_pending_is_the_earliest_status_since(store):
-    ids = [f"P-{n}" for n in range(12)]
-    for i in ids:
-        store.create(new_record(i))
-        store.transition(i, expected_status="RCVD", expected_version=1, new_status="PDNG")
-    first = store.get(ids[0])["statusSince"]
-    assert store.oldest_in_flight_since("PDNG") == first
+def test_in_flight_lists_the_oldest_with_their_status(store):
+    for n in range(6):
+        store.create(new_record(f"P-{n}", received_at=f"2026-11-24T10:00:0{n}.000Z"))
+    store.transition("P-2", expected_status="RCVD", expected_version=1, new_status="PDNG")
+    store.transition("P-4", expected_status="RCVD", expected_version=1, new_status="ACSC")
+    sampled = {i["paymentId"]: i["status"] for i in store.in_flight(REGION, per_shard=10)}
+    assert sampled == {"P-0": "RCVD", "P-1": "RCVD", "P-2": "PDNG", "P-3": "RCVD", "P-5": "RCVD"}
+    assert store.in_flight("us-west-2", per_shard=10) == []
 
 
 def test_require_no_decision_blocks_a_second_claim(store):
@@ -139,47 +160,101 @@ def test_concurrent_transitions_exactly_one_wins(store, serialised_dynamodb):
     winners = [n for result, n in outcomes if result == "won"]
     assert len(outcomes) == 8 and len(winners) == 1
     assert store.get("P-1")["decision"]["by"] == winners[0]
-    assert [e["status"] for e in store.history("P-1")] == ["PDNG", "RJCT"]
+    assert statuses(store) == ["PDNG", "RJCT"]
 
 
-def test_record_message_and_set_attributes(store):
-    store.create(new_record())
-    store.record_message("P-1", "pacs.002", "generated/P-1/pacs.002.xml")
-    store.record_message("P-1", "pacs.002", "generated/P-1/pacs.002.xml")  # idempotent
-    store.set_attributes("P-1", {"releaseMessageId": "m-1"}, expected_status="RCVD")
+def test_set_attributes_keeps_status_and_history(store):
+    store.create(new_record(status="PDNG"))
+    store.set_attributes("P-1", {"taskToken": "t-2"}, expected_status="PDNG", require_no_decision=True, fence=FENCE)
     with pytest.raises(StatusConflict):
-        store.set_attributes("P-1", {"releaseMessageId": "m-2"}, expected_status="ACSP")
+        store.set_attributes("P-1", {"taskToken": "t-3"}, expected_status="ACTC")
+    with pytest.raises(StatusConflict):
+        store.set_attributes("P-1", {"taskToken": "t-3"}, fence=Fence(REGION, 7))
     record = store.get("P-1")
-    assert record["messages"] == {"received": "received/P-1/x.xml", "pacs.002": "generated/P-1/pacs.002.xml"}
-    assert record["releaseMessageId"] == "m-1" and record["version"] == 1
+    assert record["taskToken"] == "t-2" and record["version"] == 1 and statuses(store) == ["PDNG"]
     with pytest.raises(PaymentNotFound):
-        store.record_message("ghost", "x", "y")
+        store.set_attributes("ghost", {"taskToken": "x"})
+
+
+def approved(store):
+    store.create(new_record())
+    store.transition("P-1", expected_status="RCVD", expected_version=1, new_status="ACSP",
+                     set_values={"decision": {"action": "approve"}})
+
+
+def test_the_release_claim_is_conditional_on_the_claim_as_read(store):
+    approved(store)
+    first = {"region": REGION, "epoch": 1, "attempts": 1, "windowAt": "2026-11-24T10:00:01.000Z",
+             "definitiveFailures": 0}
+    store.update_release("P-1", first, expected_attempts=None, fence=FENCE)
+    with pytest.raises(StatusConflict):  # a second first claim
+        store.update_release("P-1", first, expected_attempts=None, fence=FENCE)
+    with pytest.raises(StatusConflict):  # a claim read before the first one
+        store.update_release("P-1", {**first, "attempts": 2}, expected_attempts=0, fence=FENCE)
+    with pytest.raises(StatusConflict):  # another Region's step
+        store.update_release("P-1", {**first, "attempts": 2}, expected_attempts=1, fence=Fence("us-west-2", 1))
+    store.update_release("P-1", {**first, "attempts": 2}, expected_attempts=1, fence=FENCE)
+    store.update_release("P-1", {**first, "attempts": 2, "sentAt": "t", "messageId": "m"}, expected_attempts=2,
+                         fence=FENCE)
+    with pytest.raises(StatusConflict):  # a send is recorded: nothing claims it again
+        store.update_release("P-1", {**first, "attempts": 3}, expected_attempts=2, fence=FENCE)
+    record = store.get("P-1")
+    assert record["release"]["messageId"] == "m" and record["version"] == 2 and statuses(store) == ["RCVD", "ACSP"]
+
+
+def test_the_release_claim_needs_acsp(store):
+    store.create(new_record(status="PDNG"))
+    with pytest.raises(StatusConflict):
+        store.update_release("P-1", {"attempts": 1}, expected_attempts=None, fence=FENCE)
+
+
+def test_suspense_is_listed_until_cleared(store):
+    approved(store)
+    claim = {"region": REGION, "epoch": 1, "attempts": 1, "windowAt": "w", "definitiveFailures": 0}
+    store.update_release("P-1", claim, expected_attempts=None, fence=FENCE)
+    assert store.suspended(REGION) == []
+    store.update_release("P-1", claim, expected_attempts=1, fence=FENCE,
+                         suspense={"reason": "release outcome unknown", "since": "2026-11-24T10:05:00.000Z"})
+    assert store.suspended(REGION) == ["P-1"] and store.suspended("us-west-2") == []
+    assert store.get("P-1")["suspense"]["reason"] == "release outcome unknown"
+    store.update_release("P-1", {**claim, "definitiveFailures": 1}, expected_attempts=1, fence=FENCE,
+                         clear_suspense=True)
+    assert store.suspended(REGION) == [] and "suspense" not in store.get("P-1")
 
 
 # -- DynamoDB's own --------------------------------------------------------------------------------
 
-def test_table_comes_from_the_template_design(aws):
+def test_table_and_indexes_come_from_the_template_design(aws):
     table = boto3.client("dynamodb").describe_table(TableName=aws.table_name)["Table"]
     assert {k["AttributeName"]: k["KeyType"] for k in table["KeySchema"]} == {"pk": "HASH", "sk": "RANGE"}
-    index = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}[INFLIGHT_INDEX]
-    assert {k["AttributeName"]: k["KeyType"] for k in index["KeySchema"]} == {
-        "inflightShard": "HASH", "statusSince": "RANGE"}
+    indexes = {i["IndexName"]: i for i in table["GlobalSecondaryIndexes"]}
+    keys = {name: {k["AttributeName"]: k["KeyType"] for k in index["KeySchema"]} for name, index in indexes.items()}
+    assert keys == {INFLIGHT_INDEX: {"inflight": "HASH", "receivedAt": "RANGE"},
+                    CLIENT_INDEX: {"clientId": "HASH", "receivedAt": "RANGE"},
+                    SUSPENDED_INDEX: {"suspendedIn": "HASH", "suspendedAt": "RANGE"}}
+    assert {i["Projection"]["ProjectionType"] for i in indexes.values()} == {"KEYS_ONLY"}
+    assert table["StreamSpecification"]["StreamViewType"] == "NEW_IMAGE"
 
 
-def test_item_layout_owner_region_epoch_and_sparse_index_key(dynamodb_store):
+def test_one_item_per_payment_and_the_index_keys_written_once(dynamodb_store, aws):
     dynamodb_store.create(new_record())
+    dynamodb_store.transition("P-1", expected_status="RCVD", expected_version=1, new_status="ACTC")
+    items = boto3.client("dynamodb").scan(TableName=aws.table_name)["Items"]
+    assert len(items) == 1 and items[0]["sk"] == {"S": "PAYMENT"}
+    assert "paymentId" not in items[0] and "updatedAt" not in items[0]  # the key; the last status time
+    assert dynamodb_store.get("P-1")["paymentId"] == "P-1"
     record = dynamodb_store.get("P-1")
-    assert record["ownerRegion"] == "eu-west-1" and record["epoch"] == 1
-    assert record["inflightShard"] == inflight_shard("P-1", "RCVD")
-    dynamodb_store.transition("P-1", expected_status="RCVD", expected_version=1, new_status="RJCT",
-                              reason={"code": "AB06", "additionalInfo": "timeout"})
-    assert "inflightShard" not in dynamodb_store.get("P-1")  # terminal: out of the sparse index
+    assert record["inflight"] == inflight_key("P-1", REGION) and record["clientId"] == "c1"
+    dynamodb_store.transition("P-1", expected_status="ACTC", expected_version=2, new_status="RJCT",
+                              reason={"code": "AB06", "additionalInfo": None})
+    record = dynamodb_store.get("P-1")
+    assert "inflight" not in record and record["reason"] == {"code": "AB06"}  # no null is stored
 
 
-def test_oldest_pending_is_found_across_shards(dynamodb_store):
-    ids = [f"P-{n}" for n in range(12)]
-    assert len({inflight_shard(i, "PDNG") for i in ids}) > 1
-    for i in ids:
-        dynamodb_store.create(new_record(i))
-        dynamodb_store.transition(i, expected_status="RCVD", expected_version=1, new_status="PDNG")
-    assert dynamodb_store.oldest_in_flight_since("PDNG") == dynamodb_store.get(ids[0])["statusSince"]
+def test_the_in_flight_sample_reads_every_shard(dynamodb_store):
+    ids = [f"P-{n}" for n in range(20)]
+    assert len({inflight_key(i, REGION) for i in ids}) > 1
+    for n, payment_id in enumerate(ids):
+        dynamodb_store.create(new_record(payment_id, received_at=f"2026-11-24T10:00:{n:02d}.000Z"))
+    assert {i["paymentId"] for i in dynamodb_store.in_flight(REGION, per_shard=100)} == set(ids)
+    assert len(dynamodb_store.in_flight(REGION, per_shard=1)) == len({inflight_key(i, REGION) for i in ids})

@@ -8,12 +8,15 @@ Every `aws` call is the real command (`awscli` from requirements/dev.txt) in a s
 its own process too (tests/e2e/boto3_script.py). Waits are bounded; everything listens on 127.0.0.1."""
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import pytest
@@ -28,7 +31,7 @@ BOTO3_SCRIPT = Path(__file__).with_name("boto3_script.py")
 AWS_CLI = Path(sys.executable).with_name("aws")
 START_TIMEOUT_S = 90   # generous on a shared 2-core machine; the bench measures the real start-up time
 COMMAND_TIMEOUT_S = 60
-RELEASE_ATTEMPTS = 4   # Release's first attempt and its three retries (statemachines/payment.asl.json)
+SEND_ATTEMPTS = 4      # Send's first attempt and its three retries (statemachines/payment_flow.asl.json)
 MAX_RECEIVE_COUNT = 5  # the release queue's RedrivePolicy (template.yaml)
 
 
@@ -142,24 +145,27 @@ def test_a_released_payment_seen_through_the_aws_cli_and_boto3(stack):
     assert {"executionArn": arn, "status": "SUCCEEDED"}.items() <= next(e for e in listed if e["executionArn"] == arn).items()
     events = stack.aws_json("stepfunctions", "get-execution-history", "--execution-arn", arn)["events"]
     entered = [e["stateEnteredEventDetails"]["name"] for e in events if e["type"].endswith("StateEntered")]
-    assert entered == ["ValidateAndPersist", "Route", "AwaitDecision", "Decide", "Release"]
+    assert entered == ["AwaitOutcome"]  # the anchor's one state: PaymentFlow (EXPRESS) did the rest
     assert events[-1]["type"] == "ExecutionSucceeded"
     assert stack.boto3("history", arn)[-1]["type"] == "ExecutionSucceeded"     # boto3 sees the same history
 
     released = stack.drain_release_queue({payment_id})
     assert [b["paymentId"] for b in released].count(payment_id) == 1
     body = next(b for b in released if b["paymentId"] == payment_id)
-    assert "pacs.008.001.08" in body["message"] and body["key"].endswith("/outbound.xml")
+    assert "pacs.008.001.08" in body["message"] and "<BizMsgIdr>" in body["message"] and body["uetr"]
 
     table = stack.resources["PaymentTable"]
     record = stack.aws_json("dynamodb", "get-item", "--table-name", table, "--consistent-read",
                             "--key", json.dumps({"pk": {"S": payment_id}, "sk": {"S": "PAYMENT"}}))["Item"]
     assert record["status"] == {"S": "ACSC"}
-    report = stack.aws("s3", "cp", f"s3://{stack.resources['ArchiveBucket']}/{record['messages']['M']['pacs.002']['S']}",
-                       "-").stdout
-    assert "<TxSts>ACSC</TxSts>" in report
-    outbound = stack.boto3("get-object", stack.resources["ArchiveBucket"], body["key"])
-    assert b"<BizMsgIdr>" in outbound and body["uetr"].encode() in outbound
+    assert [e["M"]["status"]["S"] for e in record["history"]["L"]] == ["RCVD", "ACTC", "PDNG", "ACSP", "ACSC"]
+    report = zlib.decompress(base64.b64decode(record["messages"]["M"]["pacs.002"]["M"]["z"]["B"])).decode()
+    assert "<TxSts>ACSC</TxSts>" in report  # kept with the payment, compressed
+    outbound = zlib.decompress(base64.b64decode(record["messages"]["M"]["outbound"]["M"]["z"]["B"])).decode()
+    assert outbound == body["message"]  # what was sent
+    received_key = f"received/{payment_id}/{record['contentSha256']['S']}.xml"
+    raw = stack.boto3("get-object", stack.resources["ArchiveBucket"], received_key)
+    assert hashlib.sha256(raw).hexdigest() == record["contentSha256"]["S"]
 
     # a write through the CLI is read back by boto3 (the same table)
     note = {"pk": {"S": payment_id}, "sk": {"S": "NOTE#aws-cli"}, "text": {"S": "checked from the AWS CLI"}}
@@ -190,7 +196,8 @@ def _trace(events: list[dict]) -> list[tuple]:
 def test_redrive_with_the_aws_cli_is_the_api_redrive(stack):
     by_cli, by_api = stack.pending_payment("15000.00"), stack.pending_payment("15000.01")
     # the same failure for both: every attempt of their releases fails with TransientError
-    fault = {"function": "ReleaseFunction", "kind": "raise", "count": 2 * RELEASE_ATTEMPTS, "errorType": "TransientError"}
+    # ... in the flow each approval starts, then in the anchor's Resume: two runs each
+    fault = {"function": "SendFunction", "kind": "raise", "count": 2 * 2 * SEND_ATTEMPTS, "errorType": "TransientError"}
     reply = stack.api.request("POST", "/_local/faults", body=json.dumps(fault).encode(), content_type="application/json")
     assert reply.status == 200, reply.body
     for payment_id in (by_cli, by_api):
@@ -199,7 +206,7 @@ def test_redrive_with_the_aws_cli_is_the_api_redrive(stack):
     failed = stack.boto3("wait", "--timeout", "90", *arns)
     for described in failed:
         assert (described["status"], described["error"], described["redriveStatus"]) == (
-            "FAILED", "TransientError", "REDRIVABLE")
+            "FAILED", "States.TaskFailed", "REDRIVABLE")  # at Resume: PaymentFlow failed again
     stuck = [stack.api.get(p).json for p in (by_cli, by_api)]
     assert [p["status"] for p in stuck] == ["ACSP", "ACSP"]       # approved, not released
     listed = stack.aws_json("stepfunctions", "list-executions", "--state-machine-arn",
@@ -219,9 +226,9 @@ def test_redrive_with_the_aws_cli_is_the_api_redrive(stack):
     traces = [_trace(stack.boto3("history", arn)) for arn in arns]
     assert traces[0] == traces[1]                                  # the very same steps, event for event
     entered = [state for kind, state, _ in traces[0] if kind.endswith("StateEntered")]
-    assert entered.count("ValidateAndPersist") == 1 and entered.count("AwaitDecision") == 1   # not run again
-    assert entered.count("Release") == 2 and [k for k, _, _ in traces[0]].count("ExecutionRedriven") == 1
-    assert [e for k, _, e in traces[0] if k == "TaskFailed"] == ["TransientError"] * RELEASE_ATTEMPTS
+    assert entered == ["AwaitOutcome", "Resume", "Resume"]   # the wait is not run again; Resume is
+    assert [k for k, _, _ in traces[0]].count("ExecutionRedriven") == 1
+    assert [e for k, _, e in traces[0] if k == "TaskFailed"] == ["StageFailed", "States.TaskFailed"]
     assert [k for k, _, _ in traces[0]][-3:] == ["TaskSucceeded", "TaskStateExited", "ExecutionSucceeded"]
 
     released = stack.drain_release_queue({by_cli, by_api})

@@ -37,8 +37,8 @@ client.PaymentsClient.submit = recording_submit
 from mxflow_cli.main import main
 sys.exit(main(sys.argv[2:]))
 """
-FUNCTION_LOG_MESSAGES = {"payment received", "validated", "parked", "decision claimed", "decision timeout handled",
-                         "finalised", "released", "execution redriven"}
+FUNCTION_LOG_MESSAGES = {"payment received", "validated", "anchor wait", "decision claimed", "decision timeout handled",
+                         "sent", "settled", "execution redriven"}
 DEMO_TIMEOUT_S = 300
 
 

@@ -79,6 +79,9 @@ def test_every_route_answers_as_the_document_says(api, client, client_for, confo
     conforms("POST", base + "/approve", client.request("POST", base + "/approve", body=b"{",
                                                        content_type="application/json"))         # 400
     conforms("POST", base + "/redrive", client.redrive(payment_id))                              # 409
+    conforms("POST", base + "/release/confirm", client.confirm_release(payment_id, True))        # 409 not suspended
+    conforms("POST", base + "/release/confirm", client.request("POST", base + "/release/confirm", body=b'{"sent": 1}',
+                                                               content_type="application/json"))  # 400
     conforms("POST", base + "/approve", client.approve(payment_id))                              # 200
     conforms("POST", base + "/reject", client.reject(payment_id, "AM04"))                        # 409 decided
     client.wait_for_status(payment_id, "ACSC")

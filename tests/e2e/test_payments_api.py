@@ -220,24 +220,97 @@ def test_concurrent_approve_and_reject_exactly_one_wins(client):
     assert _statuses(final).count("PDNG") == 1 and len([s for s in _statuses(final) if s in ("ACSP", "RJCT")]) == 1
 
 
-def test_failed_release_leaves_the_execution_failed_and_redrive_finishes_it(api, client, registry):
+def _anchor(api, payment_id: str) -> str:
+    return api.runtime.physical("PaymentStateMachine").replace(":stateMachine:", ":execution:") + ":" + payment_id
+
+
+def _released(api, payment_id: str) -> int:
+    """How many messages of this payment are on the release queue (moto's backend, nothing received)."""
+    from moto.sqs.models import sqs_backends
+
+    url = api.runtime.physical("ReleaseQueue")
+    queue = sqs_backends[api.runtime.account_id][api.region].get_queue(url.rsplit("/", 1)[-1])
+    return sum(1 for m in queue._messages if m.deduplication_id == payment_id)
+
+
+def test_failed_send_leaves_the_anchor_failed_and_redrive_finishes_it(api, client, registry):
     payment_id, _, _ = _submit_pending(client)
-    _problem(client.redrive(payment_id), 409)  # a running execution is not redrivable
-    api.runtime.faults.inject("ReleaseFunction", kind="raise", count=4, error_type="TransientError")
-    assert client.approve(payment_id).status == 200
-    sfn = api.runtime.client("stepfunctions")
-    machine = api.runtime.physical("PaymentStateMachine")
-    execution_arn = machine.replace(":stateMachine:", ":execution:") + ":" + payment_id
-    description = api.runtime.wait_execution(execution_arn, timeout=60)
-    assert description["status"] == "FAILED"
-    assert client.get(payment_id).json["status"] == "ACSP"
-    reply = client.redrive(payment_id)
-    assert reply.status == 202, reply.body
-    payment = client.wait_for_status(payment_id, "ACSC", timeout=60)
+    _problem(client.redrive(payment_id), 409)  # a waiting anchor is not redrivable
+    # The Send step fails in the flow the approval starts (its first attempt and three retries), then
+    # again in the anchor's Resume: the anchor is FAILED at Resume.
+    api.runtime.faults.inject("SendFunction", kind="raise", count=8, error_type="TransientError")
+    api.runtime.clock.virtual_sleeps = True  # the retries' backoff without waiting
+    try:
+        assert client.approve(payment_id).status == 200
+        sfn = api.runtime.client("stepfunctions")
+        anchor = _anchor(api, payment_id)
+        description = api.runtime.wait_execution(anchor, timeout=60)
+        assert description["status"] == "FAILED" and description["redriveStatus"] == "REDRIVABLE"
+        assert client.get(payment_id).json["status"] == "ACSP" and _released(api, payment_id) == 0
+        reply = client.redrive(payment_id)
+        assert reply.status == 202, reply.body
+        payment = client.wait_for_status(payment_id, "ACSC", timeout=60)
+    finally:
+        api.runtime.clock.virtual_sleeps = False
     assert _statuses(payment) == ["RCVD", "ACTC", "PDNG", "ACSP", "ACSC"]
-    assert sfn.describe_execution(executionArn=execution_arn)["redriveCount"] == 1
-    history = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+    assert sfn.describe_execution(executionArn=anchor)["redriveCount"] == 1
+    history = sfn.get_execution_history(executionArn=anchor, maxResults=1000)["events"]
     entered = [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e]
-    assert entered.count("ValidateAndPersist") == 1 and entered.count("AwaitDecision") == 1
+    assert entered == ["AwaitOutcome", "Resume", "Resume"]
     assert _texts(_message(client, registry, payment_id, "pacs.002"), "TxSts") == ["ACSC"]
+    assert _released(api, payment_id) == 1
     _problem(client.redrive(payment_id), 409)
+
+
+def test_the_decision_path_spends_one_anchor_state(api, client):
+    payment_id, _, _ = _submit_pending(client)
+    assert client.approve(payment_id).status == 200
+    client.wait_for_status(payment_id, "ACSC")
+    anchor = api.runtime.wait_execution(_anchor(api, payment_id), timeout=30)
+    assert anchor["status"] == "SUCCEEDED"
+    history = api.runtime.client("stepfunctions").get_execution_history(executionArn=anchor["executionArn"])["events"]
+    assert [e["stateEnteredEventDetails"]["name"] for e in history if "stateEnteredEventDetails" in e] == ["AwaitOutcome"]
+    assert _released(api, payment_id) == 1
+
+
+# --- the bytes as sent ------------------------------------------------------------------------------------------
+def test_the_archive_keeps_the_bytes_as_sent_utf16_included(api, client):
+    import hashlib
+
+    text = credit_transfer(debtor_name="Zoë Müller").decode().replace("encoding='UTF-8'", "encoding='UTF-16'")
+    data = text.encode("utf-16")
+    reply = client.submit(data)
+    assert reply.status == 202, reply.body
+    payment_id = reply.json["paymentId"]
+    payment = client.wait_for_status(payment_id, "PDNG", "RJCT")
+    assert payment["status"] == "PDNG" and payment["contentSha256"] == hashlib.sha256(data).hexdigest()
+    assert client.message(payment_id, "received").body == data
+    s3 = api.runtime.client("s3")
+    objects = s3.list_objects_v2(Bucket=api.runtime.physical("ArchiveBucket"), Prefix=f"received/{payment_id}/")
+    (key,) = [o["Key"] for o in objects["Contents"]]
+    assert s3.get_object(Bucket=api.runtime.physical("ArchiveBucket"), Key=key)["Body"].read() == data
+    client.reject(payment_id, "AM04")
+
+
+def test_a_wrongly_declared_encoding_is_refused_ff01_as_mxflow_validate_refuses_it(client, tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    data = credit_transfer(debtor_name="Zoë Müller").replace("Zoë Müller".encode(), "Zoë Müller".encode("latin-1"))
+    assert _problem(client.submit(data), 400)["code"] == "FF01"
+    (tmp_path / "latin1.xml").write_bytes(data)
+    done = subprocess.run([sys.executable, "-m", "mxflow_cli.main", "validate", str(tmp_path / "latin1.xml"), "--json"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and json.loads(done.stdout.splitlines()[0])["errors"][0]["code"] == "FF01"
+
+
+# --- the scheduled sampler --------------------------------------------------------------------------------------
+def test_the_scheduled_sampler_publishes_the_pending_age(api, client):
+    payment_id, _, _ = _submit_pending(client)
+    (sample,) = api.runtime.scheduler.fire("SamplerFunctionEveryMinute")
+    assert sample.ok, sample.error
+    assert sample.payload["oldestPendingAgeSeconds"] >= 0 and sample.payload["sampled"] >= 1
+    assert set(sample.payload["oldestAgeSecondsByStatus"]) == {"RCVD", "ACTC", "PDNG", "ACSP"}
+    assert sample.payload["suspendedPayments"] == 0
+    client.reject(payment_id, "AM04")

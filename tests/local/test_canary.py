@@ -69,6 +69,55 @@ def test_step_functions_internals_used_by_the_patches():
     assert {"execution_input", "trace_header"} <= set(inspect.signature(StepFunctionsParserBackend.start_execution).parameters)
     for method in ("describe_execution", "send_task_failure", "start_execution"):
         assert hasattr(StepFunctionResponse, method)
+    # patch_retry_token: each attempt passes through _evaluate_with_timeout; the token is made once in
+    # _eval_body (before the retry loop) and the wait's endpoint is interrupted when an attempt ends
+    from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+        StateTaskServiceCallback,
+    )
+    from moto.stepfunctions.parser.asl.eval.states import ContextObject
+
+    assert "self._evaluate_with_timeout(env)" in inspect.getsource(ExecutionState._eval_state)
+    assert "update_task_token()" in inspect.getsource(StateTaskServiceCallback._eval_body)
+    assert "interrupt_all()" in inspect.getsource(StateTaskServiceCallback._eval_integration_pattern)
+    assert hasattr(ContextObject, "update_task_token") and hasattr(StateTaskServiceCallback, "_is_integration_pattern")
+
+
+def test_dynamodb_handlers_serialised_by_the_local_lock():
+    from moto.dynamodb.responses import DynamoHandler
+
+    from mxflow_local import dynamodb
+
+    for name in dynamodb.HANDLER_OPERATIONS:
+        assert callable(getattr(DynamoHandler, name, None)), name
+    assert "dynamo_to_dict" in inspect.getsource(DynamoHandler.get_item) or \
+        "DynamoResult" in inspect.getsource(DynamoHandler.get_item)
+
+
+def test_internals_of_the_express_casing_and_clock_patches():
+    from moto.stepfunctions.models import StateMachineInstance
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
+        StateTaskService,
+    )
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    # patch_express: the type is kept apart from sm_type; termination reports through the worker communication
+    assert "self.sm_type = " in inspect.getsource(StateMachineInstance.__init__)
+    assert "def terminated" in inspect.getsource(BaseExecutionWorkerCommunication)
+    assert {"sm_type"} <= set(inspect.signature(StepFunctionsParserBackend.create_state_machine).parameters)
+    # patch_sdk_casing: moto's own conversion helpers it calls
+    assert hasattr(StateTaskService, "_to_boto_request") and hasattr(StateTaskService, "_from_boto_response")
+    assert {"_get_boto_service_name", "_get_boto_service_action"} <= set(dir(StateTaskService))
+    # patch_retry_clock: the backoff sleeps through the module's `time`
+    assert "time.sleep(interval_seconds)" in inspect.getsource(retrier_decl.RetrierDecl._eval_body)
+    # mxflow_local.clock: moto's SQS stamps messages with this module-level function
+    import moto.sqs.models as sqs_models
+
+    assert "unix_time_millis" in inspect.getsource(sqs_models.Queue.add_message) or \
+        "sent_timestamp" in inspect.getsource(sqs_models.Queue.add_message)
+    assert "unix_time_millis()" in inspect.getsource(sqs_models.Message.mark_sent)
 
 
 def test_moto_still_lacks_what_we_add():
@@ -78,4 +127,15 @@ def test_moto_still_lacks_what_we_add():
 
     source = inspect.getsource(StepFunctionBackend)
     assert "def redrive_execution" not in source or "NotImplementedError" in source
+    from moto.stepfunctions.models import StateMachineInstance
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service import (
+        StateTaskService,
+    )
+
+    assert 'self.sm_type = "STANDARD"' in inspect.getsource(StateMachineInstance.__init__)  # patch_express
+    stub = inspect.getsource(StateTaskService._normalise_parameters).rstrip()
+    assert stub.endswith("pass")  # patch_sdk_casing
     assert module.eval_jsonata_expression.__module__ in (module.__name__, "mxflow_local.stepfunctions")
+    from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
+
+    assert "task_token" not in inspect.getsource(ExecutionState._eval_state)  # patch_retry_token: no new token per retry

@@ -3,6 +3,8 @@ unnamed executions, JSONata -- with the error names and history AWS gives."""
 from __future__ import annotations
 
 import json
+import time
+import uuid
 
 import pytest
 
@@ -163,3 +165,191 @@ def test_outcome_sent_before_the_heartbeat_wait_is_not_lost(runtime):
     heartbeat = endpoint.setup_heartbeat_endpoint(heartbeat_seconds=30)
     assert heartbeat.clear_and_wait() is True          # wakes at once instead of after 30 s
     assert isinstance(endpoint.get_outcome(), CallbackOutcomeSuccess)
+
+
+# -- EXPRESS state machines, Step Functions integrations, the runtime's clock --------------------------
+
+ROLE = "arn:aws:iam::123456789012:role/local-test"
+
+
+def _machine(runtime, definition: dict, machine_type: str = "STANDARD") -> str:
+    sfn = runtime.client("stepfunctions")
+    name = f"t-{machine_type.lower()}-{uuid.uuid4().hex[:8]}"
+    return sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=ROLE,
+                                    type=machine_type)["stateMachineArn"]
+
+
+PASS = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Comment": "echo", "End": True}}}
+
+
+def test_express_executions_are_express(runtime):
+    from mxflow_local import stepfunctions
+
+    sfn = runtime.client("stepfunctions")
+    machine = _machine(runtime, PASS, "EXPRESS")
+    ended = []
+    stepfunctions.add_express_listener(ended.append)
+    try:
+        arns = [sfn.start_execution(stateMachineArn=machine, name="same-name", input="{}")["executionArn"]
+                for _ in range(2)]  # an Express name may repeat: two executions
+        assert arns[0] != arns[1]
+        for arn in arns:
+            assert runtime.wait_execution(arn)["status"] == "SUCCEEDED"
+        with pytest.raises(sfn.exceptions.ExecutionNotRedrivable):
+            sfn.redrive_execution(executionArn=arns[0])
+        assert sfn.describe_execution(executionArn=arns[0])["redriveStatus"] == "NOT_REDRIVABLE"
+    finally:
+        stepfunctions.remove_express_listener(ended.append)
+    mine = [r for r in ended if r["stateMachineArn"] == machine]
+    assert [r["status"] for r in mine] == ["SUCCEEDED", "SUCCEEDED"] and all(r["stopDate"] >= r["startDate"] for r in mine)
+    assert [r["executionArn"] for r in runtime.express_executions if r["stateMachineArn"] == machine] == arns
+
+
+def test_finished_express_executions_are_dropped_after_their_retention(runtime, monkeypatch):
+    from mxflow_local import stepfunctions
+
+    monkeypatch.setattr(stepfunctions, "EXPRESS_RETENTION_SECONDS", 0.0)
+    sfn = runtime.client("stepfunctions")
+    machine = _machine(runtime, PASS, "EXPRESS")
+    first = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+    runtime.wait_execution(first)
+    time.sleep(1.1)  # purges run at most once a second, when the next execution starts
+    second = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+    runtime.wait_execution(second)
+    with pytest.raises(sfn.exceptions.ExecutionDoesNotExist):
+        sfn.describe_execution(executionArn=first)
+    assert [e["executionArn"] for e in sfn.list_executions(stateMachineArn=machine)["executions"]] == [second]
+
+
+def test_express_definitions_refuse_callbacks_and_sync(runtime):
+    sfn = runtime.client("stepfunctions")
+    waiting = {"StartAt": "W", "States": {"W": {"Type": "Task", "End": True,
+                                                "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                                                "Parameters": {"FunctionName": "f", "Payload": {"t.$": "$$.Task.Token"}}}}}
+    with pytest.raises(sfn.exceptions.InvalidDefinition, match="waitForTaskToken"):
+        _machine(runtime, waiting, "EXPRESS")
+    assert _machine(runtime, waiting, "STANDARD")  # fine for STANDARD
+
+
+def test_start_execution_sync2_of_an_express_child_and_the_sdk_error_names(runtime):
+    child = _machine(runtime, {"StartAt": "F", "States": {
+        "F": {"Type": "Choice", "Choices": [{"Variable": "$.x.fail", "BooleanEquals": True, "Next": "Bad"}],
+              "Default": "Ok"},
+        "Bad": {"Type": "Fail", "Error": "StageFailed", "CausePath": "$.x.why"},
+        "Ok": {"Type": "Pass", "Parameters": {"got.$": "$.x"}, "End": True}}}, "EXPRESS")
+    parent = _machine(runtime, {"StartAt": "R", "States": {
+        "R": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution.sync:2",
+              "Parameters": {"StateMachineArn": child, "Input": {"x.$": "States.StringToJson($.cause)"}},
+              "ResultSelector": {"output.$": "$.Output", "status.$": "$.Status"}, "End": True}}})
+    sfn = runtime.client("stepfunctions")
+    ok = sfn.start_execution(stateMachineArn=parent, name=f"ok-{uuid.uuid4().hex[:6]}",
+                             input=json.dumps({"cause": json.dumps({"fail": False, "why": "-"})}))["executionArn"]
+    result = runtime.wait_execution(ok)
+    assert result["status"] == "SUCCEEDED", result
+    assert json.loads(result["output"]) == {"output": {"got": {"fail": False, "why": "-"}}, "status": "SUCCEEDED"}
+    bad = sfn.start_execution(stateMachineArn=parent, name=f"bad-{uuid.uuid4().hex[:6]}",
+                              input=json.dumps({"cause": json.dumps({"fail": True, "why": "no cover"})}))["executionArn"]
+    result = runtime.wait_execution(bad)
+    assert (result["status"], result["error"]) == ("FAILED", "States.TaskFailed")
+    assert json.loads(result["cause"])["Cause"] == "no cover"
+    # the request-response integrations, with the error names AWS gives
+    caller = _machine(runtime, {"StartAt": "Start", "States": {
+        "Start": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution",
+                  "Parameters": {"StateMachineArn": parent, "Name.$": "$.name", "Input": {}},
+                  "Catch": [{"ErrorEquals": ["StepFunctions.ExecutionAlreadyExistsException"],
+                             "ResultPath": "$.exists", "Next": "Answer"}], "ResultPath": None, "Next": "Answer"},
+        "Answer": {"Type": "Task", "Resource": "arn:aws:states:::aws-sdk:sfn:sendTaskSuccess",
+                   "Parameters": {"TaskToken": "not-a-token", "Output": "{}"},
+                   "Catch": [{"ErrorEquals": ["Sfn.InvalidTokenException"], "ResultPath": "$.gone", "Next": "Done"}],
+                   "End": True},
+        "Done": {"Type": "Pass", "End": True}}}, "EXPRESS")
+    done = sfn.start_execution(stateMachineArn=caller, input=json.dumps({"name": ok.rsplit(":", 1)[-1]}))
+    output = json.loads(runtime.wait_execution(done["executionArn"])["output"])
+    assert output["exists"]["Error"] == "StepFunctions.ExecutionAlreadyExistsException"
+    assert output["gone"]["Error"] == "Sfn.InvalidTokenException"
+
+
+def test_a_retried_callback_task_waits_again_with_a_new_token(runtime):
+    """Each attempt of a retried `.waitForTaskToken` task is a new task with its own token (AWS); in
+    moto the retry kept the first attempt's token, whose wait was over, and timed out at once."""
+    sqs = runtime.client("sqs")
+    queue = sqs.create_queue(QueueName=f"tokens-{uuid.uuid4().hex[:6]}")["QueueUrl"]
+    machine = _machine(runtime, {"StartAt": "Wait", "States": {"Wait": {
+        "Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        "Parameters": {"QueueUrl": queue, "MessageBody": {"token.$": "$$.Task.Token"}},
+        "Retry": [{"ErrorEquals": ["TryAgain"], "IntervalSeconds": 1, "MaxAttempts": 1}], "End": True}}})
+    sfn = runtime.client("stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=machine, name=f"t-{uuid.uuid4().hex[:6]}", input="{}")["executionArn"]
+
+    def next_token() -> str:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            for m in sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=1).get("Messages", []):
+                sqs.delete_message(QueueUrl=queue, ReceiptHandle=m["ReceiptHandle"])
+                return json.loads(m["Body"])["token"]
+        raise TimeoutError("no task token on the queue")
+
+    first = next_token()
+    sfn.send_task_failure(taskToken=first, error="TryAgain", cause="once")
+    second = next_token()
+    assert second != first
+    sfn.send_task_success(taskToken=second, output=json.dumps({"done": True}))
+    result = runtime.wait_execution(arn, timeout=15)
+    assert result["status"] == "SUCCEEDED" and json.loads(result["output"]) == {"done": True}
+
+
+def test_retry_backoff_follows_the_runtime_clock(runtime):
+    wait = _machine(runtime, {"StartAt": "W", "States": {"W": {
+        "Type": "Fail", "Error": "Boom"}}})
+    retried = _machine(runtime, {"StartAt": "Go", "States": {
+        "Go": {"Type": "Task", "Resource": "arn:aws:states:::states:startExecution.sync:2",
+               "Parameters": {"StateMachineArn": wait, "Input": {}},
+               "Retry": [{"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 100, "MaxAttempts": 2,
+                          "BackoffRate": 1}], "End": True}}})
+    runtime.clock.virtual_sleeps = True
+    before = runtime.clock.offset_seconds
+    try:
+        arn = runtime.client("stepfunctions").start_execution(stateMachineArn=retried, name=f"r-{uuid.uuid4().hex[:6]}",
+                                                              input="{}")["executionArn"]
+        result = runtime.wait_execution(arn, timeout=15)  # 200 s of backoff, not waited for
+    finally:
+        advanced = runtime.clock.offset_seconds - before
+        runtime.clock.reset()
+    assert result["status"] == "FAILED" and advanced >= 200
+
+
+def test_the_layer_and_the_queue_read_the_runtime_clock(runtime):
+    """The FIFO queue's 5-minute deduplication window ends when the clock is advanced past it."""
+    from mxflow.clock import parse_utc, utc_now
+
+    sqs = runtime.client("sqs")
+    url = runtime.physical("ReleaseQueue") if "ReleaseQueue" in runtime.record.resources else \
+        sqs.create_queue(QueueName=f"dedup-{uuid.uuid4().hex[:6]}.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    try:
+        sqs.send_message(QueueUrl=url, MessageBody="a", MessageGroupId="g", MessageDeduplicationId="p-1")
+        sqs.send_message(QueueUrl=url, MessageBody="a", MessageGroupId="g", MessageDeduplicationId="p-1")
+        before = parse_utc(utc_now())
+        runtime.clock.advance(301)
+        assert (parse_utc(utc_now()) - before).total_seconds() >= 301
+        sqs.send_message(QueueUrl=url, MessageBody="a", MessageGroupId="g", MessageDeduplicationId="p-1")
+        depth = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
+        assert depth["Attributes"]["ApproximateNumberOfMessages"] == "2"  # deduplicated within, not after
+    finally:
+        runtime.clock.reset()
+
+
+def test_aws_call_faults_before_and_after_the_call(runtime):
+    sqs = runtime.client("sqs")
+    url = sqs.create_queue(QueueName=f"faults-{uuid.uuid4().hex[:6]}")["QueueUrl"]
+    refused = runtime.faults.inject_call("sqs", "SendMessage", error_code="KMS.AccessDeniedException", status=400)
+    with pytest.raises(sqs.exceptions.ClientError) as raised:
+        sqs.send_message(QueueUrl=url, MessageBody="x")
+    assert raised.value.response["Error"]["Code"] == "KMS.AccessDeniedException" and refused.fired == 1
+    runtime.faults.inject_call("sqs", "SendMessage", when="after", error_code="ReadTimeout")
+    from botocore.exceptions import ReadTimeoutError
+
+    with pytest.raises(ReadTimeoutError):
+        sqs.send_message(QueueUrl=url, MessageBody="y")
+    sqs.send_message(QueueUrl=url, MessageBody="z")  # the faults are used up
+    bodies = sorted(m["Body"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"])
+    assert bodies == ["y", "z"]  # "after": the message went in although the caller saw an error

@@ -19,7 +19,8 @@ from mxflow_local.template import LoadedTemplate, load_template
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "template.yaml"
-STATE_MACHINE = REPO / "statemachines" / "payment.asl.json"
+STATE_MACHINE = REPO / "statemachines" / "payment.asl.json"       # the anchor (STANDARD)
+PAYMENT_FLOW = REPO / "statemachines" / "payment_flow.asl.json"   # PaymentFlow (EXPRESS)
 PLACEHOLDER = re.compile(r"\$\{([^}]+)\}")
 ACCOUNT, REGION, STACK = "123456789012", "us-east-1", "mxflow"
 
@@ -53,6 +54,16 @@ def asl_text() -> str:
 @pytest.fixture(scope="session")
 def asl(asl_text) -> dict:
     return json.loads(asl_text)
+
+
+@pytest.fixture(scope="session")
+def flow_asl_text() -> str:
+    return PAYMENT_FLOW.read_text()
+
+
+@pytest.fixture(scope="session")
+def flow_asl(flow_asl_text) -> dict:
+    return json.loads(flow_asl_text)
 
 
 def resources_of(template: dict, resource_type: str) -> dict[str, dict]:

@@ -53,6 +53,7 @@ NOTHING_TO_ENCRYPT = {
     "AWS::Lambda::LayerVersion",  # code, no CMK option
     "AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy",
     "AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard",
+    "AWS::Events::Rule",  # the sampler's schedule: configuration only
     "AWS::ApiGateway::RestApi", "AWS::ApiGateway::Deployment", "AWS::ApiGateway::Stage",  # no cache enabled
     "AWS::ApiGateway::Account",
     "AWS::Cognito::UserPool", "AWS::Cognito::UserPoolResourceServer", "AWS::Cognito::UserPoolDomain",
@@ -311,11 +312,13 @@ def test_the_policy_check_catches_broad_unknown_and_unjustified_statements():
 
 def test_no_iam_statement_has_a_wildcard_action_or_an_unjustified_resource_star(cfn):
     roles = resources_of(cfn, "AWS::IAM::Role")
-    # The SAM policy templates (LambdaInvokePolicy) are expanded: the state machine role has them inline.
-    machine_statements = identity_statements(cfn)["PaymentStateMachineRole"]
-    assert len([s for s in machine_statements if "lambda:InvokeFunction" in _as_list(s["Action"])]) == 5
+    # The SAM policy templates (LambdaInvokePolicy) are expanded: the state machine roles have them inline.
+    for machine_role, invoked in (("PaymentStateMachineRole", 2), ("PaymentFlowRole", 4)):
+        machine_statements = identity_statements(cfn)[machine_role]
+        assert len([s for s in machine_statements if "lambda:InvokeFunction" in _as_list(s["Action"])]) == invoked
     assert {"ApiFunctionRole", "ValidateFunctionRole", "ParkFunctionRole", "DecisionTimeoutFunctionRole",
-            "FinaliseFunctionRole", "ReleaseFunctionRole", "PaymentStateMachineRole"} <= set(roles)
+            "SendFunctionRole", "SettleFunctionRole", "SamplerFunctionRole", "PaymentStateMachineRole",
+            "PaymentFlowRole"} <= set(roles)
     checked = 0
     findings = []
     for lid, statements in identity_statements(cfn).items():
@@ -360,30 +363,54 @@ def _actions_of(statements: list[dict]) -> set[str]:
     return {a for s in statements if s.get("Effect") == "Allow" for a in _as_list(s.get("Action", []))}
 
 
+def _named_machine(cfn, logical_id: str) -> dict:
+    name = cfn["Resources"][logical_id]["Properties"]["StateMachineName"]["Fn::Sub"]
+    return {"Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:" + name}
+
+
+def _invoked_functions(statements: list[dict]) -> set[str]:
+    return {s["Resource"]["Fn::Sub"][1]["functionName"]["Ref"]
+            for s in statements if "lambda:InvokeFunction" in _as_list(s["Action"])}
+
+
 def test_each_function_gets_only_what_its_step_needs(cfn):
     actions = {lid: _actions_of(st) for lid, st in identity_statements(cfn).items()}
+    statements = identity_statements(cfn)
     function_roles = [lid for lid in actions if lid.endswith("FunctionRole")]
-    assert len(function_roles) == 6
-    # Only the release step sends downstream; only the API starts, resumes and redrives executions.
-    assert [r for r in function_roles if "sqs:SendMessage" in actions[r]] == ["ReleaseFunctionRole"]
-    for action in ("states:StartExecution", "states:RedriveExecution"):
-        assert [r for r in function_roles if action in actions[r]] == ["ApiFunctionRole"], action
-    # Decisions resume the execution: the API's decide routes, and a retried park (decision claimed first).
+    assert len(function_roles) == 7
+    # Only the Send step sends downstream; only the API redrives.
+    assert [r for r in function_roles if "sqs:SendMessage" in actions[r]] == ["SendFunctionRole"]
+    assert [r for r in function_roles if "states:RedriveExecution" in actions[r]] == ["ApiFunctionRole"]
+    # PaymentFlow is started by the API (a new or approved payment) and by the anchor's wait (a stage to
+    # resume); the anchor's wait is answered by the API (reject, cancel; a failed start) and by a wait
+    # that finds its payment finished.
+    assert {r for r in function_roles if "states:StartExecution" in actions[r]} == {"ApiFunctionRole", "ParkFunctionRole"}
     assert {r for r in function_roles if "states:SendTaskSuccess" in actions[r]} == {"ApiFunctionRole", "ParkFunctionRole"}
-    # ... on this state machine only: the park role names it (a reference would be circular).
-    (machine,) = resources_of(cfn, "AWS::StepFunctions::StateMachine").values()
-    name = machine["Properties"]["StateMachineName"]["Fn::Sub"]
-    park = [s for s in identity_statements(cfn)["ParkFunctionRole"] if "states:SendTaskSuccess" in _as_list(s["Action"])]
-    assert [s["Resource"] for s in park] == [
-        {"Fn::Sub": "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:" + name}]
-    # Nobody deletes payment records or scans the table.
+    assert {r for r in function_roles if "states:SendTaskFailure" in actions[r]} == {"ApiFunctionRole"}
+    park = [s for s in statements["ParkFunctionRole"] if "states:SendTaskSuccess" in _as_list(s["Action"])]
+    assert [s["Resource"] for s in park] == [_named_machine(cfn, "PaymentStateMachine")]
+    start = [s for s in statements["ParkFunctionRole"] if "states:StartExecution" in _as_list(s["Action"])]
+    assert [s["Resource"] for s in start] == [_named_machine(cfn, "PaymentFlow")]
+    # Nobody deletes payment records or scans the table; the sampler only reads.
     for role in function_roles:
-        assert not actions[role] & {"dynamodb:DeleteItem", "dynamodb:Scan", "s3:DeleteObject"}, role
+        assert not actions[role] & {"dynamodb:DeleteItem", "dynamodb:Scan", "s3:DeleteObject",
+                                    "dynamodb:TransactWriteItems"}, role
         assert {"kms:Decrypt", "kms:GenerateDataKey"} <= actions[role], role
-    # The state machine invokes exactly the five workflow functions, never the API function.
-    invoked = {s["Resource"]["Fn::Sub"][1]["functionName"]["Ref"]
-               for s in identity_statements(cfn)["PaymentStateMachineRole"] if "lambda:InvokeFunction" in _as_list(s["Action"])}
-    assert invoked == {"ValidateFunction", "ParkFunction", "DecisionTimeoutFunction", "FinaliseFunction", "ReleaseFunction"}
+    assert not actions["SamplerFunctionRole"] & {"dynamodb:PutItem", "dynamodb:UpdateItem", "s3:PutObject"}
+    # Only the API writes received messages; the steps read them and write generated ones only.
+    received = {r for r in function_roles for s in statements[r] if "s3:PutObject" in _as_list(s["Action"])
+                and "received/" in json.dumps(s["Resource"])}
+    assert received == {"ApiFunctionRole"}
+    # The state machines invoke exactly their steps' functions, never the API function.
+    assert _invoked_functions(statements["PaymentFlowRole"]) == {"ValidateFunction", "ParkFunction", "SendFunction",
+                                                                  "SettleFunction"}
+    assert _invoked_functions(statements["PaymentStateMachineRole"]) == {"ParkFunction", "DecisionTimeoutFunction"}
+    # The flow starts and answers only the anchor; the anchor starts and follows only the flow.
+    flow_starts = [s["Resource"] for s in statements["PaymentFlowRole"] if "states:StartExecution" in _as_list(s["Action"])]
+    assert flow_starts == [_named_machine(cfn, "PaymentStateMachine")]
+    anchor_starts = [s["Resource"] for s in statements["PaymentStateMachineRole"]
+                     if "states:StartExecution" in _as_list(s["Action"])]
+    assert anchor_starts == [{"Ref": "PaymentFlow"}]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -395,13 +422,15 @@ def test_payment_table_matches_the_shared_design(cfn):
     assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
-    assert props["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert props["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}  # the archive journal's source
     assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
-    (gsi,) = props["GlobalSecondaryIndexes"]
-    assert gsi["IndexName"] == "InFlightByStatus"
-    assert gsi["KeySchema"] == [{"AttributeName": "inflightShard", "KeyType": "HASH"},
-                                {"AttributeName": "statusSince", "KeyType": "RANGE"}]
-    assert gsi["Projection"] == {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["status", "version", "ownerRegion"]}
+    indexes = {gsi["IndexName"]: gsi for gsi in props["GlobalSecondaryIndexes"]}
+    assert {name: [(k["AttributeName"], k["KeyType"]) for k in gsi["KeySchema"]] for name, gsi in indexes.items()} == {
+        "InFlight": [("inflight", "HASH"), ("receivedAt", "RANGE")],
+        "ByClient": [("clientId", "HASH"), ("receivedAt", "RANGE")],
+        "Suspended": [("suspendedIn", "HASH"), ("suspendedAt", "RANGE")]}
+    # KEYS_ONLY on keys written when a payment enters or leaves the index: a status change writes none.
+    assert {gsi["Projection"]["ProjectionType"] for gsi in indexes.values()} == {"KEYS_ONLY"}
     assert cfn["Resources"]["PaymentTable"]["DeletionPolicy"] == "Retain"
 
 
@@ -558,11 +587,12 @@ def test_the_asynchronous_invocation_check_finds_schedules_topics_and_fire_and_f
     assert set(found) - with_failure_destination(example) == {"Scheduled", "ScheduledV2", "FireAndForget"}
 
 
-def test_asynchronously_invoked_functions_have_a_failure_destination(cfn, asl):
+def test_asynchronously_invoked_functions_have_a_failure_destination(cfn, asl, flow_asl):
     """A function that some service invokes asynchronously loses events after its retries unless it has a
     DLQ or an on-failure destination; the checkov skips of CKV_AWS_116 (Lambda DLQ) claim that a function
     is invoked synchronously only: both are checked here."""
-    found = asynchronous_invokers(cfn, {"PaymentStateMachine": asl})
+    found = asynchronous_invokers(cfn, {"PaymentStateMachine": asl, "PaymentFlow": flow_asl})
+    assert set(found) == {"SamplerFunction"}  # its schedule; every other function is invoked synchronously
     missing = set(found) - with_failure_destination(cfn)
     assert not missing, f"asynchronously invoked without a DLQ or on-failure destination: { {f: found[f] for f in missing} }"
     claimed_synchronous = {lid for lid, skips in checkov_skips(cfn).items() if "CKV_AWS_116" in skips}
@@ -621,7 +651,7 @@ def loaded_with(**overrides):
 
 
 FUNCTION_ROLES = {"ApiFunctionRole", "ValidateFunctionRole", "ParkFunctionRole", "DecisionTimeoutFunctionRole",
-                  "FinaliseFunctionRole", "ReleaseFunctionRole"}
+                  "SendFunctionRole", "SettleFunctionRole", "SamplerFunctionRole"}
 VPC_ACCESS = "service-role/AWSLambdaVPCAccessExecutionRole"
 
 
@@ -659,7 +689,7 @@ def test_reserved_concurrency_is_off_by_default_and_a_parameter():
     for loaded, expected in ((default, NO_VALUE), (capped, "40")):
         resolver = resolver_for(loaded)
         functions = resources_of(loaded.cfn, "AWS::Lambda::Function")
-        assert len(functions) == 6
+        assert len(functions) == 7
         for lid, function in functions.items():
             assert resolver.resolve(function["Properties"]["ReservedConcurrentExecutions"]) == expected, lid
 
@@ -716,6 +746,7 @@ EXPECTED_ROUTES = {
     ("/payments/{id}/reject", "post"): ["payments/decide"],
     ("/payments/{id}/cancel", "post"): ["payments/decide"],
     ("/payments/{id}/redrive", "post"): ["payments/operate"],
+    ("/payments/{id}/release/confirm", "post"): ["payments/operate"],
     ("/health", "get"): None,
     ("/openapi.json", "get"): None,
 }
@@ -778,6 +809,13 @@ def test_every_gateway_response_is_consistent(openapi):
         assert response["responseParameters"]["gatewayresponse.header.Content-Type"] == "'application/problem+json'"
 
 
+def test_xml_reaches_the_function_as_the_bytes_sent(cfn, openapi):
+    """Binary media types: API Gateway hands XML bodies over base64-encoded, unaltered (no text
+    conversion that would replace invalid bytes), so the archive keeps what was sent."""
+    (api,) = resources_of(cfn, "AWS::ApiGateway::RestApi").values()
+    assert api["Properties"]["BinaryMediaTypes"] == ["application~1xml", "text~1xml"]
+
+
 def test_api_stage_traces_and_logs_access_without_payment_data(cfn):
     (stage,) = resources_of(cfn, "AWS::ApiGateway::Stage").values()
     props = stage["Properties"]
@@ -795,13 +833,15 @@ def test_api_stage_traces_and_logs_access_without_payment_data(cfn):
 
 AGREED_ENVIRONMENT = {"PAYMENT_TABLE", "ARCHIVE_BUCKET", "RELEASE_QUEUE_URL", "EVENTS_TOPIC_ARN", "OPERATOR_BIC",
                       "VALIDATION_PROFILE", "DECISION_TIMEOUT_SECONDS", "AUTO_APPROVE_MAX_AMOUNT", "MAX_MESSAGE_BYTES",
-                      "MXFLOW_SCHEMA_DIR", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL"}
+                      "MXFLOW_SCHEMA_DIR", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL",
+                      "STATE_MACHINE_ARN", "PAYMENT_FLOW_ARN"}
+FUNCTIONS = {"ApiFunction", "ValidateFunction", "ParkFunction", "DecisionTimeoutFunction", "SendFunction",
+             "SettleFunction", "SamplerFunction"}
 
 
 def test_functions_are_arm64_python313_traced_with_the_layer_and_the_agreed_environment(cfn):
     functions = resources_of(cfn, "AWS::Lambda::Function")
-    assert set(functions) == {"ApiFunction", "ValidateFunction", "ParkFunction", "DecisionTimeoutFunction",
-                              "FinaliseFunction", "ReleaseFunction"}
+    assert set(functions) == FUNCTIONS
     for lid, fn in functions.items():
         props = fn["Properties"]
         assert props["Runtime"] == "python3.13" and props["Architectures"] == ["arm64"], lid
@@ -811,32 +851,45 @@ def test_functions_are_arm64_python313_traced_with_the_layer_and_the_agreed_envi
             "MxflowLayer" in json.dumps(layer) for layer in props["Layers"]), lid
         variables = props["Environment"]["Variables"]
         assert AGREED_ENVIRONMENT <= set(variables), (lid, AGREED_ENVIRONMENT - set(variables))
-        assert ("STATE_MACHINE_ARN" in variables) == (lid == "ApiFunction"), lid
+        # both state machines by their fixed names: a reference would be a cycle (they invoke the functions)
+        assert variables["STATE_MACHINE_ARN"] == _named_machine(cfn, "PaymentStateMachine"), lid
+        assert variables["PAYMENT_FLOW_ARN"] == _named_machine(cfn, "PaymentFlow"), lid
         log_group = props["LoggingConfig"]["LogGroup"]["Ref"]
         assert cfn["Resources"][log_group]["Type"] == "AWS::Logs::LogGroup", lid
 
 
-def test_state_machine_is_standard_logged_without_data_and_traced(cfn, asl_text):
-    (lid, machine), = resources_of(cfn, "AWS::StepFunctions::StateMachine").items()
-    props = machine["Properties"]
-    assert props["StateMachineType"] == "STANDARD"
-    logging = props["LoggingConfiguration"]
-    assert logging["Level"] == "ERROR" and logging["IncludeExecutionData"] is False
-    (destination,) = logging["Destinations"]
-    group = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
-    assert refers_to_key(cfn["Resources"][group]["Properties"]["KmsKeyId"])
-    assert props["TracingConfiguration"] == {"Enabled": True}
+def test_the_anchor_is_standard_the_flow_express_both_logged_without_data_and_traced(cfn):
+    machines = resources_of(cfn, "AWS::StepFunctions::StateMachine")
+    assert {lid: m["Properties"]["StateMachineType"] for lid, m in machines.items()} == {
+        "PaymentStateMachine": "STANDARD", "PaymentFlow": "EXPRESS"}
+    for lid, machine in machines.items():
+        props = machine["Properties"]
+        logging = props["LoggingConfiguration"]
+        assert logging["Level"] == "ERROR" and logging["IncludeExecutionData"] is False, lid
+        (destination,) = logging["Destinations"]
+        group = destination["CloudWatchLogsLogGroup"]["LogGroupArn"]["Fn::GetAtt"][0]
+        assert refers_to_key(cfn["Resources"][group]["Properties"]["KmsKeyId"]), lid
+        assert props["TracingConfiguration"] == {"Enabled": True}, lid
 
 
-def test_every_asl_placeholder_has_a_substitution_and_vice_versa(cfn, asl_text):
-    (machine,) = resources_of(cfn, "AWS::StepFunctions::StateMachine").values()
-    substitutions = machine["Properties"]["DefinitionSubstitutions"]
-    assert set(PLACEHOLDER.findall(asl_text)) == set(substitutions)
-    for name in ("Validate", "Park", "DecisionTimeout", "Finalise", "Release"):
-        assert substitutions[f"{name}FunctionArn"] == {"Fn::GetAtt": [f"{name}Function", "Arn"]}
+@pytest.mark.parametrize("logical_id, asl_file", [("PaymentStateMachine", "payment.asl.json"),
+                                                  ("PaymentFlow", "payment_flow.asl.json")])
+def test_every_asl_placeholder_has_a_substitution_and_vice_versa(cfn, logical_id, asl_file):
+    from .conftest import REPO
+
+    text = (REPO / "statemachines" / asl_file).read_text()
+    substitutions = cfn["Resources"][logical_id]["Properties"]["DefinitionSubstitutions"]
+    assert set(PLACEHOLDER.findall(text)) == set(substitutions)
+    for name, value in substitutions.items():
+        if name.endswith("FunctionArn"):
+            assert value == {"Fn::GetAtt": [name[:-len("Arn")], "Arn"]}, name
+        elif name.endswith("StateMachineArn"):
+            assert value == _named_machine(cfn, "PaymentStateMachine")
+        elif name == "PaymentFlowArn":
+            assert value == {"Ref": "PaymentFlow"}
+        else:  # a service integration, in the stack's partition
+            assert value["Fn::Sub"].startswith("arn:${AWS::Partition}:states:::"), name
     assert substitutions["LambdaInvoke"] == {"Fn::Sub": "arn:${AWS::Partition}:states:::lambda:invoke"}
-    assert substitutions["LambdaInvokeWaitForTaskToken"] == {
-        "Fn::Sub": "arn:${AWS::Partition}:states:::lambda:invoke.waitForTaskToken"}
 
 
 def test_alarms_cover_failures_timeouts_dlq_api_errors_and_stale_pending_payments(cfn):
@@ -844,10 +897,22 @@ def test_alarms_cover_failures_timeouts_dlq_api_errors_and_stale_pending_payment
     watched = {(a["Namespace"], a["MetricName"]) for a in alarms}
     assert {("AWS/States", "ExecutionsFailed"), ("AWS/States", "ExecutionsTimedOut"),
             ("AWS/SQS", "ApproximateNumberOfMessagesVisible"), ("AWS/ApiGateway", "5XXError"),
-            ("mxflow", "OldestPendingAgeSeconds")} <= watched
+            ("mxflow", "OldestPendingAgeSeconds"), ("mxflow", "OldestInFlightAgeSeconds"),
+            ("mxflow", "SuspendedPayments")} <= watched
+    failed = {a["Dimensions"][0]["Value"]["Ref"] for a in alarms if a["MetricName"] == "ExecutionsFailed"}
+    assert failed == {"PaymentStateMachine", "PaymentFlow"}
     pending = next(a for a in alarms if a["MetricName"] == "OldestPendingAgeSeconds")
     assert pending["Threshold"] == {"Ref": "PendingAlarmThresholdSeconds"}
-    assert pending["Dimensions"] == [{"Name": "service", "Value": "mxflow"}]  # Powertools' default dimension
+    stuck = next(a for a in alarms if a["MetricName"] == "OldestInFlightAgeSeconds")
+    assert stuck["Threshold"] == {"Ref": "StuckAlarmThresholdSeconds"}
+    # The sampler publishes every minute (zero when nothing waits): missing data means it stopped.
+    for alarm in alarms:
+        if alarm["Namespace"] == "mxflow":
+            assert alarm["Dimensions"] == [{"Name": "service", "Value": "mxflow"}]  # Powertools' default dimension
+            assert alarm["TreatMissingData"] == "breaching" and alarm["Period"] == 60, alarm["MetricName"]
+    (schedule,) = resources_of(cfn, "AWS::Events::Rule").values()
+    assert schedule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
+    assert schedule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["SamplerFunction", "Arn"]}
     for alarm in alarms:
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], alarm["MetricName"]
     api_alarm = next(a for a in alarms if a["MetricName"] == "5XXError")
@@ -864,7 +929,7 @@ def test_parameters_of_the_shared_design(sam):
     assert params["AutoApproveMaxAmount"]["Default"] == ""
     assert params["MaxMessageBytes"]["Default"] == 1048576
     assert params["SchemaLayerArn"]["Default"] == ""
-    for name in ("PendingAlarmThresholdSeconds", "LogRetentionDays"):
+    for name in ("PendingAlarmThresholdSeconds", "StuckAlarmThresholdSeconds", "LogRetentionDays"):
         assert name in params
 
 
@@ -884,5 +949,5 @@ def test_the_generated_message_versions_are_parameters_the_functions_read(sam, c
 
 
 def test_outputs(sam):
-    assert {"ApiUrl", "UserPoolId", "ClientId", "TokenUrl", "StateMachineArn", "PaymentTableName",
+    assert {"ApiUrl", "UserPoolId", "ClientId", "TokenUrl", "StateMachineArn", "PaymentFlowArn", "PaymentTableName",
             "ArchiveBucketName", "ReleaseQueueUrl", "PaymentEventsTopicArn"} <= set(sam["Outputs"])

@@ -1,6 +1,6 @@
 """What can go wrong with a payment, in the domain's words. No HTTP status, no AWS: the API handler
 maps these to problem documents (functions/api/app.py) and the state machine retries TransientError
-by its class name (statemachines/payment.asl.json).
+by its class name (statemachines/payment_flow.asl.json, statemachines/payment.asl.json).
 
 Every error carries `detail` (a sentence for a person, never payment data beyond ids) and, where an
 ISO ExternalStatusReason1Code applies, `code`.
@@ -69,6 +69,22 @@ class ServiceError(PaymentError):
 
 class TransientError(ServiceError):
     """A failure worth retrying (throttling, 5xx, connection); the state machine retries it by name."""
+
+
+class SendRefused(ServiceError):
+    """ReleaseQueue.send: the queue refused the request (a 4xx answer), so nothing was sent: a
+    definitive failure of that attempt (docs/flow.md, "At most once")."""
+
+
+class ReleaseOutcomeUnknown(PaymentError):
+    """The Send step may not send: an earlier attempt's outcome is unknown and the queue's
+    deduplication window is over. The payment is suspended until an operator confirms whether the
+    earlier send happened (POST /payments/{id}/release/confirm); never a second send."""
+
+
+class NotOwner(PaymentError):
+    """A workflow step of a Region that does not own the payment (or at an older epoch): it must
+    not write it (the fence, docs/flow.md)."""
 
 
 # -- what the ports answer (mxflow.ports) -----------------------------------------------------------

@@ -1,5 +1,6 @@
 """The payment lifecycle: what the Lambda handlers call (receive, validate, park, decide, time out,
-finalise, release, redrive) and the read model of GET /payments/{id}.
+send, settle, confirm a release, redrive), the read model of GET /payments/{id} and the in-flight
+sample behind the alarms. docs/flow.md describes the flow these steps make.
 
 Pure domain: it talks to the outside world only through the ports of mxflow.ports (store, archive,
 workflow, release queue, event publisher, clock) and raises the errors of mxflow.errors. It imports
@@ -8,12 +9,18 @@ in-memory fakes. Every ISO 20022 concern (parsing, validation, facts, messages, 
 library's (mxflow.iso20022); this module never reads XML itself.
 
 Statuses are ISO ExternalPaymentTransactionStatus1Code values: RCVD, ACTC, PDNG, ACSP, ACSC, RJCT, CANC.
-Every status change is conditional (expected status and version) and appends a history event.
-Steps run by Step Functions are idempotent: a retried or redriven step finds its own earlier writes
-and neither repeats a side effect (the release is sent once) nor fails on them.
+Every status change is one conditional write (expected status and version; for workflow steps the
+fence too) that also appends its history event, and a terminal status is written together with its
+ISO answer (pacs.002 or camt.029). Steps run by Step Functions are idempotent: a retried, duplicated
+(Express starts are at least once) or redriven step finds its own earlier writes and neither
+repeats a side effect nor fails on them; the release is claimed before it is sent, and sent at most
+once (`send`).
 """
 from __future__ import annotations
 
+import base64
+import json
+import zlib
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
@@ -21,7 +28,7 @@ from typing import Any, Mapping
 import jsonschema
 
 from mxflow import iso20022
-from mxflow.clock import parse_utc, utc_now
+from mxflow.clock import parse_utc, seconds_between, utc_now
 from mxflow.errors import (
     Conflict,
     DuplicateIdentity,
@@ -30,16 +37,30 @@ from mxflow.errors import (
     InvalidState,
     MessageNotFound,
     MessageTooLarge,
+    NotOwner,
     NotRedrivable,
     PaymentNotFound,
+    ReleaseOutcomeUnknown,
+    SendRefused,
     ServiceError,
     StatusConflict,
+    TransientError,
     UnknownReasonCode,
     UnsupportedMessage,
 )
 from mxflow.iso20022 import codes as iso_codes
-from mxflow.openapi import decision_request_schemas
-from mxflow.ports import Clock, EventPublisher, MessageArchive, PaymentStore, ReleaseQueue, Workflow
+from mxflow.openapi import confirm_release_schema, decision_request_schemas
+from mxflow.ports import (
+    IN_FLIGHT_STATUSES,
+    TERMINAL_STATUSES,
+    Clock,
+    EventPublisher,
+    Fence,
+    MessageArchive,
+    PaymentStore,
+    ReleaseQueue,
+    Workflow,
+)
 from mxflow.settings import Settings
 
 SUPPORTED_MESSAGES = ("pacs.008", "pacs.009", "camt.056")
@@ -52,25 +73,44 @@ STATUS_REPORT = "pacs.002"
 CANCELLATION_ANSWER = "camt.029"
 OUTBOUND_MESSAGE = "outbound"
 MAX_ADDITIONAL_INFO = 105  # pacs.002 AddtlInf is Max105Text
-MAX_INLINE_RELEASE_BYTES = 200 * 1024  # SQS allows 256 KiB; larger messages go by archive key only
+# Messages up to this size travel inline: in the PaymentFlow input (Step Functions allows 256 KiB) and
+# in the release queue's body (SQS bills per 64 KiB chunk); larger ones by their archive key.
+INLINE_MESSAGE_BYTES = 60_000
+# A generated message is kept in the payment's item when it compresses to this size (DynamoDB bills
+# writes per KB of the whole item); a larger one is archived and named by its key.
+STORED_MESSAGE_BYTES = 16 * 1024
+# The release window W (docs/flow.md, "At most once"): within W of the window's first attempt a
+# new attempt may send again, because SQS FIFO deduplicates a MessageDeduplicationId for 300 s from
+# the first send it accepted, which happened after the window opened. W plus the Send function's
+# Timeout (30 s, template.yaml) plus clock skew stays under those 300 s. Past W an attempt whose
+# predecessors' outcome is unknown must not send: the payment is suspended instead.
+RELEASE_WINDOW_SECONDS = 240
+SUSPENDED_UNKNOWN_OUTCOME = "release outcome unknown"
+STAGE_FAILED = "StageFailed"  # the error a PaymentFlow hands to its anchor (statemachines/payment.asl.json)
+SAMPLE_PER_SHARD = 100  # in-flight payments read per index shard by the sampler
 
 # The decision bodies' JSON Schemas are the published ones: components.schemas of the API's OpenAPI
 # document (mxflow/openapi.json), whose additionalInfo maxLength is MAX_ADDITIONAL_INFO.
 DECISION_REQUEST_SCHEMAS: dict[str, dict] = decision_request_schemas()
+CONFIRM_RELEASE_SCHEMA: dict = confirm_release_schema()
 
 
-def received_key(payment_id: str, content_hash: str) -> str:
+def received_key(payment_id: str, content_sha256: str) -> str:
     """Where the archive keeps a received message (one key per distinct content)."""
-    return f"received/{payment_id}/{content_hash}.xml"
+    return f"received/{payment_id}/{content_sha256}.xml"
+
+
+def _received_key(record: Mapping[str, Any]) -> str:
+    return received_key(record["paymentId"], record["contentSha256"])
 
 
 def generated_key(payment_id: str, name: str) -> str:
-    """Where the archive keeps a message generated for the payment (pacs.002, camt.029, outbound)."""
+    """Where the archive keeps a generated message too large to keep with the payment."""
     return f"generated/{payment_id}/{name}.xml"
 
 
 def decision_output(decision: Mapping[str, Any]) -> dict:
-    """The four keys the state machine reads from a decision (null where not applicable)."""
+    """The four keys of a decision a consumer is answered with (null where not applicable)."""
     return {key: decision.get(key) for key in ("action", "reasonCode", "additionalInfo", "decidedBy")}
 
 
@@ -96,8 +136,24 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+# Facts the record does not keep (the item is billed by its size): its own keys (paymentId, messageType)
+# and what no answer and no read needs, the parties' names first (the archived message has them all).
+_FACTS_NOT_KEPT = frozenset({"paymentId", "messageType", "debtorName", "creditorName", "chargeBearer",
+                             "numberOfTransactions", "headerTo", "businessMessageId"})
+
+
 def _facts_dict(facts) -> dict:
-    return facts.to_dict() if facts is not None else {}
+    """The facts the record keeps: no empty values, nothing kept elsewhere on the record."""
+    if facts is None:
+        return {}
+    return {k: v for k, v in facts.to_dict().items() if v is not None and k not in _FACTS_NOT_KEPT}
+
+
+def flow_input(payment_id: str, stage: str, *, message: str | None = None, **extra: Any) -> dict:
+    """A PaymentFlow execution's input (statemachines/payment_flow.asl.json): `message` is always there
+    (null when the flow does not carry the received bytes), the rest only when given."""
+    return {"paymentId": payment_id, "stage": stage, "message": message,
+            **{k: v for k, v in extra.items() if v is not None}}
 
 
 class PaymentLifecycle:
@@ -125,8 +181,9 @@ class PaymentLifecycle:
     # -- receive (API) ---------------------------------------------------------------------------
 
     def receive(self, client_id: str, data: bytes) -> tuple[bool, dict]:
-        """Accept a submitted message. Returns (created, receipt): created False for an identical
-        resubmission (same client, same identity, same bytes), whose receipt is the same.
+        """Accept a submitted message: archive the bytes as received, create the payment (RCVD), start
+        its PaymentFlow. Returns (created, receipt): created False for an identical resubmission
+        (same client, same identity, same bytes), whose receipt is the same.
 
         Raises MessageTooLarge, UnsupportedMessage (with the ISO reason), DuplicateIdentity (AM05)
         for the same identity with other bytes or from another client.
@@ -140,41 +197,42 @@ class PaymentLifecycle:
                 raise UnsupportedMessage(
                     f"{parsed.message_id} is not accepted here; accepted: {', '.join(SUPPORTED_MESSAGES)}",
                     code="FF01")
-            summary = _facts_dict(iso20022.extract_facts(parsed))
+            parsed_facts = iso20022.extract_facts(parsed)
+            summary = _facts_dict(parsed_facts)
         except iso20022.MessageError as error:
             raise UnsupportedMessage(error.issue.message, code=error.issue.code) from None
-        payment_id = summary["paymentId"]
-        content_hash = iso20022.content_hash(data)
-        archive_key = received_key(payment_id, content_hash)
+        payment_id = parsed_facts.payment_id
+        sha256 = iso20022.content_hash(data)
+        archive_key = received_key(payment_id, sha256)
+        # The raw bytes are durable before the payment exists (and before the 202).
+        self.archive.put(archive_key, data)
         record = {
             "paymentId": payment_id,
             "clientId": client_id,
             "status": "RCVD",
             "messageType": parsed.message_id,
-            "contentHash": content_hash,
-            "archiveKey": archive_key,
+            "contentSha256": sha256,   # names the received message in the archive (received_key)
             "receivedAt": self.clock(),
             "facts": summary,
-            "messages": {RECEIVED_MESSAGE: archive_key},
+            "messages": {},            # the generated ones; the received message is always there
         }
         created = True
         try:
             record = self.store.create(record, event={"actor": client_id})
         except DuplicatePayment as duplicate:
             existing = duplicate.existing
-            if existing.get("clientId") != client_id or existing.get("contentHash") != content_hash:
+            if existing.get("clientId") != client_id or existing.get("contentSha256") != sha256:
                 raise DuplicateIdentity(
                     "a payment with the same identity (sender, message id, end-to-end id, UETR) and "
                     "different content exists (DUPL)", code=DUPLICATE_REASON) from None
             record, created = existing, False
             if record["status"] != "RCVD":
                 return False, self._receipt(record)
-        # New, or an identical resubmission of one whose start may not have completed: archiving the
-        # same bytes under the same key and starting the same execution name are both idempotent.
-        self.archive.put(archive_key, data)
-        self.workflow.start(record["paymentId"], {"paymentId": record["paymentId"],
-                                                  "archiveKey": record["archiveKey"],
-                                                  "receivedAt": record["receivedAt"]})
+        # New, or an identical resubmission of one still RCVD (its start may have failed): the flow's
+        # steps are idempotent, so a second start is harmless.
+        self.workflow.start_flow(flow_input(
+            payment_id, "validate", decisionTimeoutSeconds=int(self.settings.decision_timeout_seconds),
+            message=inline_message(data)))
         return created, self._receipt(record)
 
     @staticmethod
@@ -185,39 +243,44 @@ class PaymentLifecycle:
     def _parse(self, data: bytes):
         return iso20022.parse_message(data, limits=iso20022.ParseLimits(max_bytes=self.settings.max_message_bytes))
 
-    # -- ValidateAndPersist ----------------------------------------------------------------------
+    # -- PaymentFlow: Validate --------------------------------------------------------------------
 
-    def validate_and_persist(self, payment_id: str) -> dict:
-        """RCVD -> ACTC (facts) or RCVD -> RJCT (first issue's code, pacs.002 RJCT archived); with the
-        auto-decision policy, ACTC -> ACSP for amounts up to AUTO_APPROVE_MAX_AMOUNT.
+    def validate(self, payment_id: str, message: bytes | None = None) -> dict:
+        """RCVD -> ACTC (facts), RCVD -> RJCT with its pacs.002 (first issue's code), or with the
+        auto-decision policy RCVD -> ACSP (history ACTC, ACSP), each in one conditional write.
+        `message`: the received bytes when the flow carries them (else read from the archive).
         Returns {"outcome": "invalid"|"await"|"auto-approve", "status", "decisionTimeoutSeconds"}."""
         record = self.store.get(payment_id)
-        if record["status"] == "RCVD":
-            data = self.archive.get(record["archiveKey"])
-            result = iso20022.validate_message(data, profile=self.settings.profile,
-                                               registry=self.registry)
+        if record["status"] != "RCVD":
+            return self._validation_outcome(record, repeated=True)
+        fence = self._fence(record)
+        data = self._received_bytes(record, message)
+        result = iso20022.validate_message(data, profile=self.settings.profile, registry=self.registry)
+        try:
             if result.valid:
-                record = self._accept(record, result.facts)
+                record = self._accept(record, result.facts, fence)
             else:
-                record = self._reject_invalid(record, result)
+                record = self._reject_invalid(record, result, fence)
+        except StatusConflict as conflict:  # a duplicate of this step won the write
+            if conflict.current_status in (None, "RCVD"):
+                raise
+            return self._validation_outcome(conflict.current, repeated=True)
         return self._validation_outcome(record)
 
-    def _accept(self, record: dict, facts) -> dict:
+    def _accept(self, record: dict, facts, fence: Fence) -> dict:
         payment_id = record["paymentId"]
         summary = _facts_dict(facts) or record.get("facts", {})
-        version = self.store.transition(payment_id, expected_status="RCVD",
-                                        expected_version=record["version"], new_status="ACTC",
-                                        set_values={"facts": summary})
-        record = {**record, "status": "ACTC", "version": version, "facts": summary}
         if self._auto_approves(summary):
-            decision = {"action": "approve", "reasonCode": None, "additionalInfo": None,
-                        "decidedBy": AUTO_APPROVER, "decidedAt": self.clock()}
-            version = self.store.transition(payment_id, expected_status="ACTC", expected_version=version,
-                                            new_status="ACSP", set_values={"decision": decision},
-                                            require_no_decision=True,
-                                            event_detail={"actor": AUTO_APPROVER})
-            record = {**record, "status": "ACSP", "version": version, "decision": decision}
-        return record
+            decision = {"action": "approve", "decidedBy": AUTO_APPROVER, "decidedAt": self.clock()}
+            version = self.store.transition(payment_id, expected_status="RCVD", expected_version=record["version"],
+                                            new_status="ACSP", passed_through=("ACTC",),
+                                            set_values={"facts": summary, "decision": decision},
+                                            require_no_decision=True, event_detail={"actor": AUTO_APPROVER},
+                                            fence=fence)
+            return {**record, "status": "ACSP", "version": version, "facts": summary, "decision": decision}
+        version = self.store.transition(payment_id, expected_status="RCVD", expected_version=record["version"],
+                                        new_status="ACTC", set_values={"facts": summary}, fence=fence)
+        return {**record, "status": "ACTC", "version": version, "facts": summary}
 
     def _auto_approves(self, facts: Mapping[str, Any]) -> bool:
         limit = self.settings.auto_approve_max_amount
@@ -228,34 +291,33 @@ class PaymentLifecycle:
         except (InvalidOperation, ValueError):
             return False
 
-    def _reject_invalid(self, record: dict, result) -> dict:
+    def _reject_invalid(self, record: dict, result, fence: Fence) -> dict:
         payment_id = record["paymentId"]
         issue = result.errors[0] if result.errors else None
         reason = {"code": issue.code if issue else "FF01",
                   "additionalInfo": _short(issue.message if issue else "invalid message")}
-        messages = dict(record.get("messages") or {})
-        if result.facts is not None:
-            report = iso20022.check_generated(iso20022.build_status_report(
-                result.facts, "RJCT", reason_code=reason["code"], additional_info=reason["additionalInfo"],
-                operator_bic=self.settings.operator_bic, versions=self.settings.message_versions), self.registry)
-            messages[STATUS_REPORT] = self.archive.put(
-                generated_key(payment_id, STATUS_REPORT), report)
-        values = {"messages": messages,
-                  "validationErrors": [e.to_dict() for e in result.errors[:20]]}
+        values: dict[str, Any] = {"validationErrors": [e.to_dict() for e in result.errors[:20]]}
+        messages = {}
         if result.facts is not None:
             values["facts"] = _facts_dict(result.facts)
-        version = self.store.transition(payment_id, expected_status="RCVD",
-                                        expected_version=record["version"], new_status="RJCT",
-                                        reason=reason, set_values=values)
+            report = self._generated(iso20022.build_status_report(
+                result.facts, "RJCT", reason_code=reason["code"], additional_info=reason["additionalInfo"],
+                operator_bic=self.settings.operator_bic, versions=self.settings.message_versions))
+            messages[STATUS_REPORT] = self._stored(payment_id, STATUS_REPORT, report)
+        version = self.store.transition(payment_id, expected_status="RCVD", expected_version=record["version"],
+                                        new_status="RJCT", reason=reason, set_values=values,
+                                        messages=messages, fence=fence)
         record = {**record, **values, "status": "RJCT", "version": version, "reason": reason}
         self._publish("payment.rejected", record)
         return record
 
-    def _validation_outcome(self, record: Mapping[str, Any]) -> dict:
+    def _validation_outcome(self, record: Mapping[str, Any], *, repeated: bool = False) -> dict:
         status = record["status"]
         decision = record.get("decision") or {}
         if status == "RJCT" and not decision:
             outcome = "invalid"
+            if repeated:  # a retried or duplicated step: the event again (at least once, same eventId)
+                self._publish("payment.rejected", record)
         elif status in ("ACSP", "ACSC") and decision.get("decidedBy") == AUTO_APPROVER:
             outcome = "auto-approve"
         else:
@@ -263,40 +325,61 @@ class PaymentLifecycle:
         return {"outcome": outcome, "status": status,
                 "decisionTimeoutSeconds": int(self.settings.decision_timeout_seconds)}
 
-    # -- AwaitDecision (Park) --------------------------------------------------------------------
+    # -- the anchor: AwaitOutcome (Park) ----------------------------------------------------------
 
-    def park(self, payment_id: str, task_token: str) -> dict:
-        """ACTC -> PDNG storing the task token, then the "payment.pending" event. A retried park
-        refreshes the token; if a decision was claimed meanwhile it is delivered at once."""
-        record = self.store.get(payment_id)
-        if record.get("decision"):
-            self.workflow.send_task_success(task_token, decision_output(record["decision"]))
-            return {"paymentId": payment_id, "status": record["status"]}
-        if record["status"] == "ACTC":
-            self.store.transition(payment_id, expected_status="ACTC", expected_version=record["version"],
-                                  new_status="PDNG", set_values={"taskToken": task_token})
-        elif record["status"] == "PDNG":
-            self.store.set_attributes(payment_id, {"taskToken": task_token}, expected_status="PDNG")
-        else:
-            raise InvalidState(f"payment {payment_id} is {record['status']}; park expects ACTC")
-        self._publish("payment.pending", {**record, "status": "PDNG"})
-        return {"paymentId": payment_id, "status": "PDNG"}
+    def park(self, payment_id: str, task_token: str, resume: Mapping[str, Any] | None = None) -> dict:
+        """What the anchor's wait does with its task token, by what the payment needs:
+        - `resume` (a failed stage handed over): start PaymentFlow at that stage with the token;
+        - RCVD: start PaymentFlow at validate with the token;
+        - ACTC, or PDNG (a retried wait): ACTC -> PDNG keeping the token (refreshed), event;
+        - ACSP (approved, not settled): start PaymentFlow at send (settle once sent) with the token;
+        - terminal: answer the token at once.
+        Returns {"paymentId", "status", "action": "resumed"|"parked"|"answered", "stage"?}."""
+        if resume:
+            return self._resume_with(payment_id, task_token, resume["stage"], resume.get("carried"), None)
+        for _ in range(3):  # a decision may land between the read and the write: look again
+            record = self.store.get(payment_id)
+            status = record["status"]
+            if status == "RCVD":
+                return self._resume_with(payment_id, task_token, "validate", None, status)
+            if status == "ACSP":
+                stage = "settle" if (record.get("release") or {}).get("sentAt") else "send"
+                return self._resume_with(payment_id, task_token, stage, None, status)
+            if status in TERMINAL_STATUSES:
+                self.workflow.send_task_success(task_token, {"paymentId": payment_id, "status": status})
+                return {"paymentId": payment_id, "status": status, "action": "answered"}
+            fence = self._fence(record)
+            try:
+                if status == "ACTC":
+                    self.store.transition(payment_id, expected_status="ACTC", expected_version=record["version"],
+                                          new_status="PDNG", set_values={"taskToken": task_token},
+                                          require_no_decision=True, fence=fence)
+                else:  # PDNG: a retried or repeated wait brings a new token
+                    self.store.set_attributes(payment_id, {"taskToken": task_token}, expected_status="PDNG",
+                                              require_no_decision=True, fence=fence)
+            except StatusConflict:
+                continue
+            self._publish("payment.pending", {**record, "status": "PDNG"})
+            return {"paymentId": payment_id, "status": "PDNG", "action": "parked"}
+        raise TransientError(f"payment {payment_id} kept changing while its wait was parked")
+
+    def _resume_with(self, payment_id: str, token: str, stage: str, carried, status: str | None) -> dict:
+        self.workflow.start_flow(flow_input(payment_id, stage, taskToken=token, mode="anchored",
+                                            carried=carried or None))
+        return {"paymentId": payment_id, "status": status, "action": "resumed", "stage": stage}
 
     # -- decisions (API) -------------------------------------------------------------------------
 
     def decide(self, client_id: str, payment_id: str, action: str, request: Any) -> dict:
-        """Approve, reject or cancel a PDNG payment: one conditional write claims the decision
-        (PDNG and no decision yet -> ACSP/RJCT/CANC, history event), then the task token is resumed.
-        Raises InvalidRequest, UnknownReasonCode, PaymentNotFound, Conflict. A token whose task is
-        gone (timed out meanwhile) is not an error: the timeout path honours the claimed decision."""
+        """Approve, reject or cancel a PDNG payment. One conditional write claims the decision (PDNG
+        and no decision yet): approve -> ACSP, then PaymentFlow sends it; reject -> RJCT with its
+        pacs.002, cancel -> CANC with its camt.029 (the answer in the same write), then the anchor's
+        wait is answered. The 200 says the decision was taken. Raises InvalidRequest,
+        UnknownReasonCode, PaymentNotFound, Conflict."""
         if action not in DECISION_STATUS:
             raise InvalidRequest(f"unknown action {action}")
         request = {} if request is None else request
-        try:
-            jsonschema.validate(request, DECISION_REQUEST_SCHEMAS[action])
-        except jsonschema.ValidationError as error:
-            where = "/".join(str(p) for p in error.absolute_path) or "body"
-            raise InvalidRequest(f"{where}: {error.message}") from None
+        _check(request, DECISION_REQUEST_SCHEMAS[action])
         code = request.get("reasonCode")
         if action == "reject" and not iso_codes.is_status_reason(code):
             raise UnknownReasonCode(f"{code!r} is not an ISO ExternalStatusReason1Code")
@@ -309,138 +392,307 @@ class PaymentLifecycle:
                            + f"; {action} needs PDNG")
         decision = {"action": action, "reasonCode": code, "additionalInfo": request.get("additionalInfo"),
                     "decidedBy": client_id, "decidedAt": self.clock()}
+        decision = {k: v for k, v in decision.items() if v is not None}
         new_status = DECISION_STATUS[action]
-        reason = None if action == "approve" else {"code": code,
-                                                   "additionalInfo": request.get("additionalInfo")}
+        reason = None if action == "approve" else {"code": code, "additionalInfo": request.get("additionalInfo")}
+        messages = {} if action == "approve" else self._terminal_answer(record, new_status, reason)
         try:
             self.store.transition(payment_id, expected_status="PDNG", expected_version=record["version"],
                                   new_status=new_status, set_values={"decision": decision},
-                                  remove=("taskToken",), reason=reason, require_no_decision=True,
-                                  event_detail={"actor": client_id})
+                                  remove=("taskToken",), reason=reason, messages=messages,
+                                  require_no_decision=True, event_detail={"actor": client_id})
         except StatusConflict as conflict:
             raise Conflict(f"payment {payment_id} was decided or changed meanwhile "
                            f"(now {conflict.current_status})") from None
         token = record.get("taskToken")
-        if token:
-            self.workflow.send_task_success(token, decision_output(decision))
+        if action == "approve":
+            self._release_after_approval(payment_id, token)
+        else:
+            if token:
+                self._answer_quietly(token, {"paymentId": payment_id, "status": new_status})
+            self._publish("payment.cancelled" if new_status == "CANC" else "payment.rejected",
+                          {**record, "status": new_status, "reason": reason})
         return {"paymentId": payment_id, "status": new_status, "decision": decision_output(decision)}
 
-    # -- DecisionTimedOut ------------------------------------------------------------------------
+    def _release_after_approval(self, payment_id: str, token: str | None) -> None:
+        """Start PaymentFlow at send with the anchor's token. If that start fails, fail the anchor's
+        wait so its Resume sends; if that fails too the anchor's timeout finds the claimed approval
+        and resumes then (the decision stays taken either way)."""
+        try:
+            self.workflow.start_flow(flow_input(payment_id, "send", taskToken=token, mode="anchored"))
+            return
+        except ServiceError:
+            if not token:
+                raise
+        try:
+            self.workflow.send_task_failure(token, STAGE_FAILED, json.dumps({"stage": "send"}))
+        except ServiceError:
+            pass
+
+    def _answer_quietly(self, token: str, output: Mapping[str, Any]) -> None:
+        """Answer the anchor's wait; a gone task or a failed call is no error: the anchor's timeout
+        finds the terminal status and ends."""
+        try:
+            self.workflow.send_task_success(token, output)
+        except ServiceError:
+            pass
+
+    def _terminal_answer(self, record: Mapping[str, Any], status: str, reason: Mapping[str, Any] | None) -> dict:
+        """The ISO answer written with a terminal RJCT or CANC: pacs.002 RJCT with the reason, or
+        camt.029 CNCL."""
+        facts = self._facts_of(record)
+        if status == "CANC":
+            answer = self._generated(iso20022.build_cancellation_answer(
+                facts, accepted=True, operator_bic=self.settings.operator_bic, case_id=record["paymentId"],
+                versions=self.settings.message_versions))
+            return {CANCELLATION_ANSWER: self._stored(record["paymentId"], CANCELLATION_ANSWER, answer)}
+        report = self._generated(iso20022.build_status_report(
+            facts, "RJCT", reason_code=(reason or {}).get("code"),
+            additional_info=_short((reason or {}).get("additionalInfo")), operator_bic=self.settings.operator_bic,
+            versions=self.settings.message_versions))
+        return {STATUS_REPORT: self._stored(record["paymentId"], STATUS_REPORT, report)}
+
+    # -- the anchor: DecisionTimedOut -------------------------------------------------------------
 
     def decision_timeout(self, payment_id: str) -> dict:
-        """Claim the timeout (-> RJCT AB06) unless a decision was claimed first; returns the winning
-        decision as {action, reasonCode, additionalInfo, decidedBy}."""
+        """The anchor's wait timed out. ACTC/PDNG with no decision: -> RJCT AB06 with its pacs.002 (one
+        conditional write, which a consumer's decision claimed first wins). An approval claimed and
+        not settled, or a payment never validated: resume that stage. Returns {"action":
+        "resume"|"done", "resume": {"stage"} or None, "status"}."""
+        for _ in range(3):
+            record = self.store.get(payment_id)
+            status = record["status"]
+            if status == "RCVD":
+                return {"action": "resume", "resume": {"stage": "validate", "carried": {}}, "status": status}
+            if status == "ACSP":
+                stage = "settle" if (record.get("release") or {}).get("sentAt") else "send"
+                return {"action": "resume", "resume": {"stage": stage, "carried": {}}, "status": status}
+            if status in TERMINAL_STATUSES:
+                return {"action": "done", "resume": None, "status": status}
+            fence = self._fence(record)
+            info = f"No decision within {int(self.settings.decision_timeout_seconds)} seconds"
+            reason = {"code": TIMEOUT_REASON, "additionalInfo": info}
+            decision = {"action": "timeout", "reasonCode": TIMEOUT_REASON, "additionalInfo": info,
+                        "decidedBy": "timeout", "decidedAt": self.clock()}
+            try:
+                self.store.transition(payment_id, expected_status=("PDNG", "ACTC"), expected_version=record["version"],
+                                      new_status="RJCT", set_values={"decision": decision}, remove=("taskToken",),
+                                      reason=reason, messages=self._terminal_answer(record, "RJCT", reason),
+                                      require_no_decision=True, event_detail={"actor": "timeout"}, fence=fence)
+            except StatusConflict:
+                continue  # a decision won the race: look again
+            self._publish("payment.rejected", {**record, "status": "RJCT", "reason": reason})
+            return {"action": "done", "resume": None, "status": "RJCT"}
+        raise TransientError(f"payment {payment_id} kept changing while its timeout was claimed")
+
+    # -- PaymentFlow: Send (the release claim) ----------------------------------------------------
+
+    def send(self, payment_id: str, message: bytes | None = None) -> dict:
+        """Claim the release, then send it once (docs/flow.md, "At most once"):
+        1. the claim: a conditional write of `release` (attempts + 1) on status ACSP, no send
+           recorded, the fence and the claim as read. A new attempt may send only within the
+           release window of its first attempt (the queue deduplicates a resend there), or when
+           every earlier attempt failed definitively (a new window opens). Otherwise the outcome of an
+           earlier attempt is unknown: the payment is suspended and ReleaseOutcomeUnknown raised,
+           without a send.
+        2. the send: SQS FIFO, deduplication id = payment id, group = counterparty; the body names
+           the payment id and the UETR (the engine's idempotency key).
+        3. a refused send (definitive) is counted on the claim, then retried as TransientError; any
+           other failure leaves the outcome unknown and is retried as it is.
+        Everything that can fail without sending (the outbound message built and checked against its
+        schema, the schemas of Settle's pacs.002 present, a large message archived) happens before the
+        claim is written, so such a failure never counts as an attempt of unknown outcome.
+        Returns {"messageId", "outbound"} (the outbound message as sent, base64, when it travels inline;
+        "alreadySent": true when a send was recorded before)."""
         record = self.store.get(payment_id)
-        if record.get("decision"):
-            return decision_output(record["decision"])
-        if record["status"] not in ("PDNG", "ACTC"):
-            raise InvalidState(f"payment {payment_id} is {record['status']}; nothing awaits a decision")
-        info = f"No decision within {int(self.settings.decision_timeout_seconds)} seconds"
-        decision = {"action": "timeout", "reasonCode": TIMEOUT_REASON, "additionalInfo": info,
-                    "decidedBy": "timeout", "decidedAt": self.clock()}
+        release = record.get("release") or {}
+        if release.get("sentAt") or record["status"] == "ACSC":
+            return {"messageId": release.get("messageId"), "outbound": None, "alreadySent": True}
+        if record["status"] != "ACSP":
+            raise InvalidState(f"payment {payment_id} is {record['status']}; send expects ACSP")
+        fence = self._fence(record)
+        claim = self._next_claim(record, fence)
+        data = self._received_bytes(record, message)
+        outbound = self._generated(iso20022.build_outbound_message(
+            self._parse(data), operator_bic=self.settings.operator_bic, now=parse_utc(claim["windowAt"]),
+            versions=self.settings.message_versions))
+        versions = self.settings.message_versions
+        for message_id in (versions.status_report, versions.app_header):  # Settle's pacs.002 ACSC
+            if not self.registry.has_schema(message_id):
+                raise iso20022.SchemaNotInstalled(message_id)
+        facts = record.get("facts") or {}
+        body = {"paymentId": payment_id, "uetr": facts.get("uetr"), "endToEndId": facts.get("endToEndId"),
+                "messageType": record.get("messageType")}
+        if len(outbound) <= INLINE_MESSAGE_BYTES:
+            body["message"] = outbound.decode("utf-8")
+        else:
+            body.update(bucket=self.archive.bucket,
+                        key=self.archive.put(generated_key(payment_id, OUTBOUND_MESSAGE), outbound))
+        self._write_claim(record, claim, fence)
         try:
-            self.store.transition(payment_id, expected_status=("PDNG", "ACTC"),
-                                  expected_version=record["version"], new_status="RJCT",
-                                  set_values={"decision": decision}, remove=("taskToken",),
-                                  reason={"code": TIMEOUT_REASON, "additionalInfo": info},
-                                  require_no_decision=True, event_detail={"actor": "timeout"})
+            message_id = self.release_queue.send({k: v for k, v in body.items() if v is not None},
+                                                 deduplication_id=payment_id,
+                                                 group_id=counterparty(facts, payment_id))
+        except SendRefused as refused:
+            failed = {**claim, "definitiveFailures": claim["definitiveFailures"] + 1}
+            try:
+                self.store.update_release(payment_id, failed, expected_attempts=claim["attempts"], fence=fence)
+            except StatusConflict:
+                pass  # a later attempt moved on: this failure stays uncounted (the safe side)
+            raise TransientError(f"the release queue refused the send ({refused.detail})") from None
+        return {"messageId": message_id, "outbound": inline_message(outbound)}
+
+    def _next_claim(self, record: Mapping[str, Any], fence: Fence) -> dict:
+        """The claim this attempt would write, by the window rule; past the window with an attempt of
+        unknown outcome: suspend, ReleaseOutcomeUnknown."""
+        payment_id = record["paymentId"]
+        now = self.clock()
+        release = record.get("release")
+        if not release:
+            claim = {"region": fence.region, "epoch": fence.epoch, "attempts": 1, "windowAt": now,
+                     "definitiveFailures": 0}
+        elif seconds_between(release["windowAt"], now) <= RELEASE_WINDOW_SECONDS:
+            claim = {**release, "attempts": release["attempts"] + 1}
+        elif release["definitiveFailures"] >= release["attempts"]:
+            claim = {**release, "attempts": release["attempts"] + 1, "windowAt": now}
+        else:
+            self._suspend(record, release, fence, now)
+            raise ReleaseOutcomeUnknown(
+                f"payment {payment_id}: the outcome of an earlier release attempt is unknown and its "
+                f"deduplication window is over; it is suspended until an operator confirms whether it was sent")
+        return claim
+
+    def _write_claim(self, record: Mapping[str, Any], claim: Mapping[str, Any], fence: Fence) -> None:
+        """The claim's conditional write: the release as read (attempts), ACSP, no send recorded, the fence."""
+        release = record.get("release")
+        try:
+            self.store.update_release(record["paymentId"], claim,
+                                      expected_attempts=release["attempts"] if release else None, fence=fence)
         except StatusConflict as conflict:
-            if conflict.current.get("decision"):
-                return decision_output(conflict.current["decision"])
-            raise
-        return decision_output(decision)
+            raise TransientError(f"payment {record['paymentId']}: the release claim changed meanwhile "
+                                 f"(now {conflict.current_status})") from None
 
-    # -- Finalise --------------------------------------------------------------------------------
+    def _suspend(self, record: Mapping[str, Any], release: Mapping[str, Any], fence: Fence, now: str) -> None:
+        if record.get("suspense"):
+            return
+        suspense = {"reason": SUSPENDED_UNKNOWN_OUTCOME, "since": now, "attempts": release["attempts"]}
+        try:
+            self.store.update_release(record["paymentId"], release, expected_attempts=release["attempts"],
+                                      fence=fence, suspense=suspense)
+        except StatusConflict:
+            raise TransientError(f"payment {record['paymentId']} changed while it was suspended") from None
+        self._publish("payment.suspended", {**record, "suspense": suspense})
 
-    def finalise(self, payment_id: str, decision: Mapping[str, Any] | None = None) -> dict:
-        """The ISO answer of a terminal decision: pacs.002 RJCT with the reason (reject, timeout) or
-        camt.029 CNCL (cancel), archived and added to the record, then an event. Idempotent."""
-        record = self.store.get(payment_id)
-        status = record["status"]
-        if status not in ("RJCT", "CANC"):
-            raise InvalidState(f"payment {payment_id} is {status}; finalise expects RJCT or CANC")
-        name = CANCELLATION_ANSWER if status == "CANC" else STATUS_REPORT
-        if name not in (record.get("messages") or {}):
-            facts = self._facts_of(record)
-            reason = record.get("reason") or {}
-            if status == "CANC":
-                message = iso20022.build_cancellation_answer(
-                    facts, accepted=True, operator_bic=self.settings.operator_bic, case_id=payment_id,
-                    versions=self.settings.message_versions)
-            else:
-                message = iso20022.build_status_report(
-                    facts, "RJCT", reason_code=reason.get("code"),
-                    additional_info=_short(reason.get("additionalInfo")),
-                    operator_bic=self.settings.operator_bic, versions=self.settings.message_versions)
-            iso20022.check_generated(message, self.registry)
-            key = self.archive.put(generated_key(payment_id, name), message)
-            self.store.record_message(payment_id, name, key)
-        self._publish("payment.cancelled" if status == "CANC" else "payment.rejected", record)
-        return {"paymentId": payment_id, "status": status, "message": name}
+    # -- PaymentFlow: Settle ----------------------------------------------------------------------
 
-    # -- Release ---------------------------------------------------------------------------------
-
-    def release(self, payment_id: str) -> dict:
-        """ACSP -> ACSC: outbound message archived, sent once to the release queue (deduplication id =
-        paymentId, group = counterparty), pacs.002 ACSC archived, event published. A retried or
-        redriven release skips what is already done (the send is marked on the record)."""
+    def settle(self, payment_id: str, message_id: str | None = None, message: bytes | None = None,
+               outbound: bytes | None = None) -> dict:
+        """ACSP -> ACSC after the send, in one conditional write with the pacs.002 ACSC, the outbound
+        message as sent and the send (release.sentAt, messageId); then the event. Idempotent: a
+        settled payment answers at once. `outbound`: the message as the Send step sent it (the flow
+        carries it); else it is built again, byte for byte, from the received message and the
+        release window it was sent in."""
         record = self.store.get(payment_id)
         if record["status"] == "ACSC":
+            self._publish("payment.released", record)  # a repeated step: the event again (at least once)
             return {"paymentId": payment_id, "status": "ACSC"}
-        if record["status"] != "ACSP":
-            raise InvalidState(f"payment {payment_id} is {record['status']}; release expects ACSP")
-        messages = dict(record.get("messages") or {})
-        parsed = self._parse(self.archive.get(record["archiveKey"]))
-        facts = iso20022.extract_facts(parsed)
-        summary = _facts_dict(facts)
-        outbound = None
-        if OUTBOUND_MESSAGE not in messages:
-            outbound = iso20022.check_generated(iso20022.build_outbound_message(
-                parsed, operator_bic=self.settings.operator_bic, versions=self.settings.message_versions),
-                self.registry)
-            key = self.archive.put(generated_key(payment_id, OUTBOUND_MESSAGE), outbound)
-            self.store.record_message(payment_id, OUTBOUND_MESSAGE, key)
-            messages[OUTBOUND_MESSAGE] = key
-        report = None
-        if STATUS_REPORT not in messages:  # built and checked before the send: nothing leaves without it
-            report = iso20022.check_generated(iso20022.build_status_report(
-                facts, "ACSC", operator_bic=self.settings.operator_bic, versions=self.settings.message_versions),
-                self.registry)
-        if not record.get("releaseMessageId"):
-            if outbound is None:
-                outbound = self.archive.get(messages[OUTBOUND_MESSAGE])
-            body = {"paymentId": payment_id, "messageType": record.get("messageType"),
-                    "uetr": summary.get("uetr"), "bucket": self.archive.bucket,
-                    "key": messages[OUTBOUND_MESSAGE]}
-            if len(outbound) <= MAX_INLINE_RELEASE_BYTES:
-                body["message"] = outbound.decode("utf-8")
-            message_id = self.release_queue.send(body, deduplication_id=payment_id,
-                                                 group_id=counterparty(summary, payment_id))
-            self.store.set_attributes(payment_id, {"releaseMessageId": message_id,
-                                                   "releasedAt": self.clock()}, expected_status="ACSP")
-        if report is not None:
-            key = self.archive.put(generated_key(payment_id, STATUS_REPORT), report)
-            self.store.record_message(payment_id, STATUS_REPORT, key)
+        release = record.get("release") or {}
+        if record["status"] != "ACSP" or release.get("attempts", 0) < 1:
+            raise InvalidState(f"payment {payment_id} is {record['status']} with no release claimed; "
+                               "settle follows a send")
+        fence = self._fence(record)
+        message_id = message_id or release.get("messageId")
+        if not message_id:
+            raise InvalidState(f"payment {payment_id}: settle needs the id of the message sent")
+        now = self.clock()
+        if outbound is None:
+            outbound = self._generated(iso20022.build_outbound_message(
+                self._parse(self._received_bytes(record, message)), operator_bic=self.settings.operator_bic,
+                now=parse_utc(release["windowAt"]), versions=self.settings.message_versions))
+        report = self._generated(iso20022.build_status_report(
+            self._facts_of(record), "ACSC", operator_bic=self.settings.operator_bic,
+            versions=self.settings.message_versions))
+        if len(outbound) <= INLINE_MESSAGE_BYTES:
+            stored_outbound = self._stored(payment_id, OUTBOUND_MESSAGE, outbound)
+        else:  # the Send step archived it, and the release message names that key
+            stored_outbound = {"key": generated_key(payment_id, OUTBOUND_MESSAGE)}
+        sent = {**release, "sentAt": release.get("sentAt") or now, "messageId": message_id}
         try:
             self.store.transition(payment_id, expected_status="ACSP", expected_version=record["version"],
-                                  new_status="ACSC", event_detail={"actor": "release"})
+                                  new_status="ACSC", set_values={"release": sent},
+                                  remove=("taskToken", "suspense", "suspendedIn", "suspendedAt"),
+                                  messages={STATUS_REPORT: self._stored(payment_id, STATUS_REPORT, report),
+                                            OUTBOUND_MESSAGE: stored_outbound},
+                                  event_detail={"actor": "release"}, fence=fence)
         except StatusConflict as conflict:
             if conflict.current_status != "ACSC":
-                raise
+                raise TransientError(f"payment {payment_id} changed while it was settled "
+                                     f"(now {conflict.current_status})") from None
         self._publish("payment.released", {**record, "status": "ACSC"})
         return {"paymentId": payment_id, "status": "ACSC"}
 
-    # -- redrive (API) ---------------------------------------------------------------------------
+    # -- operations (API) ------------------------------------------------------------------------
+
+    def confirm_release(self, client_id: str, payment_id: str, request: Any) -> dict:
+        """An operator's answer for a suspended payment (the outcome of a release attempt was unknown):
+        {"sent": true} records the earlier send (a redrive then settles it without sending);
+        {"sent": false} records that no earlier attempt reached the queue (a redrive then sends in a
+        new window). Conflict when the payment is not suspended."""
+        _check(request if request is not None else {}, CONFIRM_RELEASE_SCHEMA)
+        record = self._owned(client_id, payment_id)
+        release = record.get("release") or {}
+        if record["status"] != "ACSP" or not record.get("suspense"):
+            raise Conflict(f"payment {payment_id} is {record['status']} and not suspended; nothing to confirm")
+        if request["sent"]:
+            confirmed = {**release, "sentAt": self.clock(), "confirmedBy": client_id,
+                         "messageId": request.get("messageId") or f"confirmed-by:{client_id}"}
+        else:
+            confirmed = {**release, "definitiveFailures": release["attempts"], "confirmedBy": client_id}
+        try:
+            self.store.update_release(payment_id, confirmed, expected_attempts=release["attempts"],
+                                      fence=Fence(record["ownerRegion"], record["epoch"]), clear_suspense=True)
+        except StatusConflict as conflict:
+            raise Conflict(f"payment {payment_id} changed meanwhile (now {conflict.current_status})") from None
+        return {"paymentId": payment_id, "status": "ACSP", "sent": request["sent"],
+                "next": f"POST /payments/{payment_id}/redrive"}
 
     def redrive(self, client_id: str, payment_id: str) -> dict:
-        """Redrive the payment's execution from its failed step; Conflict when the workflow says it
-        is not redrivable."""
+        """Redrive the payment's anchor execution from its failed state; Conflict when the workflow
+        says it is not redrivable (a payment that never failed has no anchor, or one still running)."""
         record = self._owned(client_id, payment_id)
         try:
             redriven_at = self.workflow.redrive(payment_id)
         except NotRedrivable as refused:
             raise Conflict(f"the execution of payment {payment_id} is not redrivable ({refused.reason})") from None
         return {"paymentId": payment_id, "status": record["status"], "redriveDate": redriven_at}
+
+    def health(self) -> dict:
+        try:
+            self.store.probe()
+            status = "ok"
+        except ServiceError:
+            status = "unhealthy"
+        # which source serves each message id (built-in package@version, added, schema layer): no payment data
+        return {"status": status, "region": self.settings.region, "schemas": self.registry.sources()}
+
+    def sample(self, now: datetime | None = None) -> dict:
+        """What the scheduled sampler publishes (template.yaml alarms): the age of the oldest PDNG
+        payment, the oldest age in each other in-flight status (a payment stuck there is visible),
+        and how many payments are suspended. Among the oldest payments by receipt
+        (SAMPLE_PER_SHARD per index shard)."""
+        region = self.settings.region
+        moment = now or parse_utc(self.clock())
+        oldest: dict[str, float] = {status: 0.0 for status in sorted(IN_FLIGHT_STATUSES)}
+        sampled = self.store.in_flight(region, per_shard=SAMPLE_PER_SHARD)
+        for item in sampled:
+            since = item.get("statusSince") or item.get("receivedAt")
+            if since and item.get("status") in oldest:
+                age = max(0.0, (moment - parse_utc(since)).total_seconds())
+                oldest[item["status"]] = max(oldest[item["status"]], age)
+        return {"oldestPendingAgeSeconds": oldest["PDNG"],
+                "oldestInFlightAgeSeconds": max(oldest["RCVD"], oldest["ACTC"], oldest["ACSP"]),
+                "oldestAgeSecondsByStatus": oldest, "sampled": len(sampled),
+                "suspendedPayments": len(self.store.suspended(region))}
 
     # -- read model (API) ------------------------------------------------------------------------
 
@@ -455,27 +707,30 @@ class PaymentLifecycle:
             "amount": _text(facts.get("amount") or facts.get("originalAmount")),
             "currency": facts.get("currency") or facts.get("originalCurrency"),
             "receivedAt": record.get("receivedAt"),
-            "updatedAt": record.get("updatedAt"),
+            "updatedAt": record.get("statusSince"),
+            "contentSha256": record.get("contentSha256"),
             "history": [
                 {k: v for k, v in (("status", e.get("status")), ("time", e.get("time")),
                                    ("reason", e.get("reason"))) if v is not None}
-                for e in self.store.history(payment_id)
+                for e in record.get("history") or []
             ],
-            "messages": sorted((record.get("messages") or {}).keys()),
+            "messages": sorted([RECEIVED_MESSAGE, *(record.get("messages") or {})]),
         }
         if record["status"] in ("RJCT", "CANC") and record.get("reason"):
             view["reason"] = {k: v for k, v in record["reason"].items() if v is not None}
         if record.get("validationErrors"):
             view["errors"] = record["validationErrors"]
+        if record.get("suspense"):
+            view["suspense"] = record["suspense"]
         return view
 
     def get_message(self, client_id: str, payment_id: str, name: str) -> bytes:
         record = self._owned(client_id, payment_id)
-        key = (record.get("messages") or {}).get(name)
-        if not key:
+        entry = {"key": _received_key(record)} if name == RECEIVED_MESSAGE else (record.get("messages") or {}).get(name)
+        if not entry:
             raise MessageNotFound(f"payment {payment_id} has no message {name!r}")
         try:
-            return self.archive.get(key)
+            return self._message_bytes(entry)
         except MessageNotFound:
             raise MessageNotFound(f"message {name!r} of payment {payment_id} is not archived (yet)") from None
 
@@ -485,31 +740,47 @@ class PaymentLifecycle:
             raise PaymentNotFound(payment_id)  # another client's payment: not found either
         return record
 
-    # -- operations ------------------------------------------------------------------------------
-
-    def health(self) -> dict:
-        try:
-            self.store.probe()
-            status = "ok"
-        except ServiceError:
-            status = "unhealthy"
-        # which source serves each message id (built-in package@version, added, schema layer): no payment data
-        return {"status": status, "region": self.settings.region, "schemas": self.registry.sources()}
-
-    def oldest_pending_age_seconds(self, now: datetime | None = None) -> float:
-        """Age of the oldest PDNG payment (0 when none): the pending-age alarm's metric."""
-        since = self.store.oldest_in_flight_since("PDNG")
-        if since is None:
-            return 0.0
-        return max(0.0, ((now or parse_utc(self.clock())) - parse_utc(since)).total_seconds())
-
     # -- internals -------------------------------------------------------------------------------
+
+    def _fence(self, record: Mapping[str, Any]) -> Fence:
+        """The fence of a workflow step's writes; NotOwner when this Region does not own the payment."""
+        if record.get("ownerRegion") != self.settings.region:
+            raise NotOwner(f"payment {record['paymentId']} is owned by {record.get('ownerRegion')}, "
+                           f"not {self.settings.region}")
+        return Fence(self.settings.region, int(record.get("epoch", 1)))
+
+    def _received_bytes(self, record: Mapping[str, Any], message: bytes | None) -> bytes:
+        """The received message: as the flow carries it (checked against its SHA-256 on the record),
+        else from the archive."""
+        if message is None:
+            return self.archive.get(_received_key(record))
+        if iso20022.content_hash(message) != record.get("contentSha256"):
+            raise InvalidState(f"the message carried for payment {record['paymentId']} is not the one received")
+        return message
+
+    def _generated(self, message: bytes) -> bytes:
+        """A generated message, once its AppHdr and Document validate against the installed schemas
+        (SchemaNotInstalled / GeneratedMessageInvalid otherwise: the step fails, nothing is kept or sent)."""
+        return iso20022.check_generated(message, self.registry)
+
+    def _stored(self, payment_id: str, name: str, data: bytes) -> dict:
+        """How the payment's item keeps a generated message: compressed, or by archive key when large."""
+        packed = zlib.compress(data, 9)
+        if len(packed) <= STORED_MESSAGE_BYTES:
+            return {"z": packed}
+        return {"key": self.archive.put(generated_key(payment_id, name), data)}
+
+    def _message_bytes(self, entry: Mapping[str, Any]) -> bytes:
+        if "z" in entry:
+            return zlib.decompress(entry["z"])
+        return self.archive.get(entry["key"])
 
     def _facts_of(self, record: Mapping[str, Any]):
         """The Facts of a payment: from the record once validated, else from the archived message."""
-        if (record.get("facts") or {}).get("paymentId"):
-            return iso20022.Facts.from_dict(record["facts"])
-        return iso20022.extract_facts(self._parse(self.archive.get(record["archiveKey"])))
+        if record.get("facts"):
+            return iso20022.Facts.from_dict({**record["facts"], "paymentId": record["paymentId"],
+                                             "messageType": record.get("messageType")})
+        return iso20022.extract_facts(self._parse(self.archive.get(_received_key(record))))
 
     def _publish(self, event_type: str, record: Mapping[str, Any]) -> None:
         """An event for subscribers: ids and status only (details through the API)."""
@@ -522,4 +793,19 @@ class PaymentLifecycle:
         reason = record.get("reason")
         if status in ("RJCT", "CANC") and reason:
             event["reasonCode"] = reason.get("code")
+        if event_type == "payment.suspended":
+            event["eventId"] = f"{payment_id}:suspended"
         self.events.publish(event, attributes={"eventType": event_type, "status": status})
+
+
+def inline_message(data: bytes) -> str | None:
+    """The received bytes as the flow carries them (base64), when small enough to travel inline."""
+    return base64.b64encode(data).decode("ascii") if len(data) <= INLINE_MESSAGE_BYTES else None
+
+
+def _check(request: Any, schema: Mapping[str, Any]) -> None:
+    try:
+        jsonschema.validate(request, schema)
+    except jsonschema.ValidationError as error:
+        where = "/".join(str(p) for p in error.absolute_path) or "body"
+        raise InvalidRequest(f"{where}: {error.message}") from None

@@ -38,3 +38,8 @@ def decision_request_schemas() -> dict[str, dict]:
     self-contained (no $ref), so jsonschema validates a body against one directly."""
     schemas = _document()["components"]["schemas"]
     return {action: copy.deepcopy(schemas[name]) for action, name in DECISION_REQUEST_SCHEMA_NAMES.items()}
+
+
+def confirm_release_schema() -> dict:
+    """The JSON Schema of POST /payments/{id}/release/confirm's body, from components.schemas."""
+    return copy.deepcopy(_document()["components"]["schemas"]["ConfirmReleaseRequest"])

@@ -4,13 +4,29 @@ The AWS adapters (mxflow.aws) implement them with DynamoDB, S3, Step Functions, 
 lifecycle tests implement them in memory (tests/app/fakes.py). Every method raises the domain's
 errors (mxflow.errors), never a client library's: ServiceError (TransientError when worth retrying)
 for a failed call, and the named errors below where the contract says so.
+
+The payment is ONE record (docs/flow.md, "One item per payment"): its history is a list inside it,
+appended by the same conditional write that changes the status; generated messages are kept in it
+(compressed) or named by their archive key; the release claim (`release`) and a suspense entry
+(`suspense`) are maps on it.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Protocol
 
 IN_FLIGHT_STATUSES = frozenset({"RCVD", "ACTC", "PDNG", "ACSP"})
 TERMINAL_STATUSES = frozenset({"ACSC", "RJCT", "CANC"})
+
+
+@dataclass(frozen=True)
+class Fence:
+    """Who may write a payment from a workflow step: the Region that owns it, at its epoch. A step's
+    write is conditional on both (the two-Region takeover raises the epoch; a Region that comes back
+    finds it no longer owns the payment and its writes fail)."""
+
+    region: str
+    epoch: int
 
 
 class Clock(Protocol):
@@ -19,44 +35,59 @@ class Clock(Protocol):
 
 
 class PaymentStore(Protocol):
-    """The payment records and their append-only history. Every status change is conditional on the
-    expected status and version and writes its history event atomically with it."""
+    """The payment records. Every status change is conditional on the expected status and version
+    (and, for workflow steps, the fence) and appends its history event in the same write."""
 
     def get(self, payment_id: str) -> dict:
-        """The record (strongly consistent); PaymentNotFound when there is none."""
-
-    def history(self, payment_id: str) -> list[dict]:
-        """The history events, oldest first: {"status", "time", "version", "fromStatus"?, "reason"?, ...}."""
+        """The record (strongly consistent); PaymentNotFound when there is none. `history` is the list
+        of events, oldest first: {"status", "time", "actor"?, "reason"?}."""
 
     def probe(self) -> None:
         """A cheap reachability check; ServiceError when the store cannot be reached."""
 
-    def oldest_in_flight_since(self, status: str) -> str | None:
-        """The earliest `statusSince` among payments now in `status` (an in-flight status), or None."""
-
     def create(self, record: Mapping[str, Any], *, event: Mapping[str, Any] | None = None) -> dict:
-        """Write a new record at version 1 with its first history event; returns the stored record.
-        DuplicatePayment (carrying the existing record) when the payment id exists."""
+        """Write a new record at version 1 with its first history event, owned by this Region at
+        epoch 1 and listed in flight; returns the stored record. DuplicatePayment (carrying the
+        existing record) when the payment id exists."""
 
     def transition(self, payment_id: str, *, expected_status: str | Iterable[str], expected_version: int,
                    new_status: str, set_values: Mapping[str, Any] | None = None, remove: Iterable[str] = (),
-                   reason: Mapping[str, Any] | None = None, require_no_decision: bool = False,
-                   event_detail: Mapping[str, Any] | None = None) -> int:
-        """Conditional status change plus its history event; returns the new version. StatusConflict
-        (with the current record) when the status, version or `require_no_decision` does not hold;
-        PaymentNotFound when there is no record."""
+                   messages: Mapping[str, Any] | None = None, reason: Mapping[str, Any] | None = None,
+                   require_no_decision: bool = False, passed_through: Iterable[str] = (),
+                   event_detail: Mapping[str, Any] | None = None, fence: Fence | None = None) -> int:
+        """Conditional status change plus its history event (one per status in `passed_through`, then
+        `new_status`, all at one time); `messages` adds named messages to the record's `messages`.
+        Returns the new version. StatusConflict (with the current record) when the status, version,
+        fence or `require_no_decision` does not hold; PaymentNotFound when there is no record.
+        A terminal `new_status` takes the payment out of the in-flight index."""
 
     def set_attributes(self, payment_id: str, values: Mapping[str, Any], *,
-                       expected_status: str | Iterable[str] | None = None) -> None:
-        """Set attributes without a status change or history event (task token, release marker),
-        conditional on the record existing and, if given, on its status (else StatusConflict)."""
+                       expected_status: str | Iterable[str] | None = None,
+                       require_no_decision: bool = False, fence: Fence | None = None) -> None:
+        """Set attributes without a status change or history event (the task token), conditional on
+        the record existing and, if given, on its status, on carrying no decision and on the fence
+        (else StatusConflict)."""
 
-    def record_message(self, payment_id: str, name: str, key: str) -> None:
-        """Add an archived message (name -> archive key) to the record; idempotent."""
+    def update_release(self, payment_id: str, release: Mapping[str, Any], *, expected_attempts: int | None,
+                       fence: Fence, suspense: Mapping[str, Any] | None = None,
+                       clear_suspense: bool = False) -> None:
+        """Replace the release claim (docs/flow.md, "At most once"), conditional on: status ACSP, no
+        send recorded yet (release.sentAt absent), the fence, and the claim as read (no claim when
+        `expected_attempts` is None, else release.attempts == expected_attempts). `suspense` also
+        lists the payment as suspended; `clear_suspense` takes it off that list. StatusConflict when
+        a condition does not hold."""
+
+    def in_flight(self, region: str, *, per_shard: int) -> list[dict]:
+        """The oldest in-flight payments this Region owns (by receipt, at most `per_shard` of each
+        in-flight index shard): [{"paymentId", "status", "statusSince", "receivedAt"}]."""
+
+    def suspended(self, region: str) -> list[str]:
+        """The ids of the payments this Region lists as suspended."""
 
 
 class MessageArchive(Protocol):
-    """The raw received messages and every generated message, encrypted at rest."""
+    """The raw received messages (and generated messages too large to keep with the payment),
+    encrypted at rest."""
 
     bucket: str  # where the archive lives: named in the release message so the engine can fetch it
 
@@ -68,10 +99,12 @@ class MessageArchive(Protocol):
 
 
 class Workflow(Protocol):
-    """The payment state machine: one execution per payment, named by its payment id."""
+    """The two state machines (docs/flow.md): PaymentFlow (EXPRESS) runs the automated steps of a
+    payment; PaymentStateMachine (STANDARD) is the anchor of a payment that waits, one execution per
+    payment, named by its payment id."""
 
-    def start(self, name: str, execution_input: Mapping[str, Any]) -> None:
-        """Start the execution `name`; starting an existing name again is a no-op."""
+    def start_flow(self, flow_input: Mapping[str, Any]) -> None:
+        """Start a PaymentFlow execution (asynchronous; Express starts are not named)."""
 
     def send_task_success(self, task_token: str, output: Mapping[str, Any]) -> bool:
         """Resume the task waiting on `task_token`; False when that task is gone (timed out, finished)."""
@@ -80,7 +113,7 @@ class Workflow(Protocol):
         """Fail the task waiting on `task_token`; False when that task is gone."""
 
     def redrive(self, name: str) -> str | None:
-        """Redrive the failed execution `name` from its failed step; returns the redrive time
+        """Redrive the failed anchor execution `name` from its failed state; returns the redrive time
         (ISO-8601) when the workflow gives one. NotRedrivable when it cannot be redriven."""
 
 
@@ -88,7 +121,9 @@ class ReleaseQueue(Protocol):
     """Where released payments go downstream (the payment engine reads it)."""
 
     def send(self, body: Mapping[str, Any], *, deduplication_id: str, group_id: str) -> str:
-        """Send one message (FIFO: ordered per group, deduplicated by id); returns its message id."""
+        """Send one message (FIFO: ordered per group, deduplicated by id); returns its message id.
+        SendRefused when the queue refused the request (nothing was sent); any other failure
+        (TransientError, ServiceError) leaves the outcome unknown."""
 
 
 class EventPublisher(Protocol):

@@ -24,7 +24,7 @@ def build_lifecycle(settings: Settings) -> PaymentLifecycle:
     return PaymentLifecycle(
         store=DynamoDbPaymentStore(settings.payment_table, region=region),
         archive=S3MessageArchive(settings.archive_bucket, kms_key_id=settings.archive_kms_key_id, region=region),
-        workflow=StepFunctionsWorkflow(settings.state_machine_arn, region=region),
+        workflow=StepFunctionsWorkflow(settings.state_machine_arn, settings.payment_flow_arn, region=region),
         release_queue=SqsReleaseQueue(settings.release_queue_url, region=region),
         events=SnsEventPublisher(settings.events_topic_arn, region=region) if settings.events_topic_arn else None,
         settings=settings,

@@ -31,7 +31,8 @@ class Settings:
     payment_table: str | None = None
     archive_bucket: str | None = None
     archive_kms_key_id: str | None = None
-    state_machine_arn: str | None = None
+    state_machine_arn: str | None = None   # the anchor, PaymentStateMachine (STANDARD)
+    payment_flow_arn: str | None = None    # PaymentFlow (EXPRESS)
     release_queue_url: str | None = None
     events_topic_arn: str | None = None
     message_versions: MessageVersions = CBPR_PLUS_VERSIONS  # what the builders emit (MXFLOW_*_VERSION)
@@ -54,6 +55,7 @@ class Settings:
             archive_bucket=env.get("ARCHIVE_BUCKET") or None,
             archive_kms_key_id=env.get("ARCHIVE_KMS_KEY_ID") or None,
             state_machine_arn=env.get("STATE_MACHINE_ARN") or None,
+            payment_flow_arn=env.get("PAYMENT_FLOW_ARN") or None,
             release_queue_url=env.get("RELEASE_QUEUE_URL") or None,
             events_topic_arn=env.get("EVENTS_TOPIC_ARN") or None,
             message_versions=MessageVersions.from_environ(env),

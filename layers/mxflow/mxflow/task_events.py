@@ -1,22 +1,31 @@
-"""The events the state machine's tasks send the functions (statemachines/payment.asl.json), as JSON
-Schemas, and the check each task handler runs first."""
+"""The events the state machines' tasks send the functions (statemachines/payment_flow.asl.json,
+statemachines/payment.asl.json), as JSON Schemas, and the check each task handler runs first."""
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 import jsonschema
 
 _ID = {"type": "string", "minLength": 1, "maxLength": 80}
-_DECISION = {"type": "object", "required": ["action"],
-             "properties": {"action": {"enum": ["approve", "reject", "cancel", "timeout"]}}}
+# The received bytes, base64, when the flow carries them (small messages); null otherwise.
+_MESSAGE = {"type": ["string", "null"]}
+_STAGE = {"enum": ["validate", "send", "settle"]}
 TASK_EVENT_SCHEMAS: dict[str, dict] = {
-    "validate": {"type": "object", "required": ["paymentId"], "properties": {"paymentId": _ID}},
+    "validate": {"type": "object", "required": ["paymentId"],
+                 "properties": {"paymentId": _ID, "message": _MESSAGE}},
     "park": {"type": "object", "required": ["paymentId", "taskToken"],
-             "properties": {"paymentId": _ID, "taskToken": {"type": "string", "minLength": 1}}},
+             "properties": {"paymentId": _ID, "taskToken": {"type": "string", "minLength": 1},
+                            "resume": {"oneOf": [{"type": "null"}, {
+                                "type": "object", "required": ["stage"],
+                                "properties": {"stage": _STAGE, "carried": {"type": "object"}}}]}}},
     "decision_timeout": {"type": "object", "required": ["paymentId"], "properties": {"paymentId": _ID}},
-    "finalise": {"type": "object", "required": ["paymentId", "decision"],
-                 "properties": {"paymentId": _ID, "decision": _DECISION}},
-    "release": {"type": "object", "required": ["paymentId"], "properties": {"paymentId": _ID}},
+    "send": {"type": "object", "required": ["paymentId"],
+             "properties": {"paymentId": _ID, "message": _MESSAGE}},
+    "settle": {"type": "object", "required": ["paymentId"],
+               "properties": {"paymentId": _ID, "messageId": {"type": ["string", "null"]}, "message": _MESSAGE,
+                              "outbound": _MESSAGE}},
 }
 
 
@@ -32,3 +41,15 @@ def task_event(kind: str, event: Any) -> dict:
         where = "/".join(str(p) for p in error.absolute_path) or "event"
         raise InvalidTaskEvent(f"{kind} event: {where}: {error.message}") from None
     return event
+
+
+def carried_message(event: dict, field: str = "message") -> bytes | None:
+    """A message the flow carries (base64 in the event: the received one, or the outbound one as
+    sent), or None."""
+    encoded = event.get(field)
+    if not encoded:
+        return None
+    try:
+        return base64.b64decode(encoded, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidTaskEvent(f"{field}: not base64") from None

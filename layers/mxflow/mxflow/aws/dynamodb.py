@@ -1,14 +1,23 @@
 """PaymentStore (mxflow.ports) on the DynamoDB payment table (template.yaml `PaymentTable`).
 
-Table layout:
-- `pk` = paymentId, `sk` = "PAYMENT" for the payment record;
-- `sk` = "EVENT#<10-digit version>" for each history event: append-only, written with
-  `attribute_not_exists(pk)` in the same TransactWriteItems as the record's conditional update, so a
-  status change and its history event are atomic;
-- GSI `InFlightByStatus`: HASH `inflightShard` ("PDNG#07": status + shard 00-15, present only while the
-  payment is in flight, removed at a terminal status: a sparse index), RANGE `statusSince` (ISO-8601 UTC).
+One item per payment (docs/flow.md): `pk` = paymentId, `sk` = "PAYMENT" (the composite key leaves
+room for other item kinds); the record's paymentId is the key, not a second attribute. Its history is a list inside the item, appended with `list_append` by the
+same conditional UpdateItem that changes the status: no TransactWriteItems, no history rows (a
+strongly consistent global table supports neither need). Generated messages sit in `messages` as
+compressed bytes (or an archive key for large ones). A write is billed per KB of the whole item, so
+the item carries no nulls and no copy of what the archive holds.
 
-Every status change is conditional on the expected status and version.
+Secondary indexes, all KEYS_ONLY, written only when their keys appear or vanish:
+- `InFlight`: HASH `inflight` ("<ownerRegion>#<shard 00-15>", present from creation until the
+  terminal status), RANGE `receivedAt`; the sampler walks it for the oldest in-flight payments.
+- `ByClient`: HASH `clientId`, RANGE `receivedAt` (the later `GET /payments` list).
+- `Suspended`: HASH `suspendedIn` (the Region), RANGE `suspendedAt`, present only while a release's
+  outcome is unknown (sparse).
+
+Every status change is conditional on the expected status and version and, for workflow steps, on
+`ownerRegion` and `epoch` (the fence). A failed condition returns the item as it is
+(ReturnValuesOnConditionCheckFailure), so a StatusConflict carries the current record without
+another read.
 """
 from __future__ import annotations
 
@@ -17,18 +26,20 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar, Iterable, Mapping
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from mxflow.aws.clients import AwsAdapter, error_code, service_errors
 from mxflow.clock import utc_now
 from mxflow.errors import DuplicatePayment, PaymentNotFound, StatusConflict
-from mxflow.ports import IN_FLIGHT_STATUSES, Clock
+from mxflow.ports import IN_FLIGHT_STATUSES, Clock, Fence
 
 RECORD_SK = "PAYMENT"
-EVENT_SK_PREFIX = "EVENT#"
-INFLIGHT_INDEX = "InFlightByStatus"
+INFLIGHT_INDEX = "InFlight"
+CLIENT_INDEX = "ByClient"
+SUSPENDED_INDEX = "Suspended"
 INFLIGHT_SHARDS = 16
+BATCH_GET_LIMIT = 100  # DynamoDB's BatchGetItem maximum
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -42,7 +53,7 @@ def _to_dynamo(value: Any) -> Any:
     if isinstance(value, float):
         return Decimal(str(value))
     if isinstance(value, dict):
-        return {k: _to_dynamo(v) for k, v in value.items()}
+        return {k: _to_dynamo(v) for k, v in value.items() if v is not None}
     if isinstance(value, (list, tuple)):
         return [_to_dynamo(v) for v in value]
     return value
@@ -51,6 +62,8 @@ def _to_dynamo(value: Any) -> Any:
 def _from_dynamo(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else str(value)
+    if isinstance(value, Binary):
+        return bytes(value.value)
     if isinstance(value, dict):
         return {k: _from_dynamo(v) for k, v in value.items()}
     if isinstance(value, (list, set, tuple)):
@@ -62,272 +75,268 @@ def _from_item(item: Mapping[str, Any]) -> dict:
     return {k: _from_dynamo(_deserializer.deserialize(v)) for k, v in item.items()}
 
 
-def _is_conditional_failure(error: ClientError) -> bool:
-    code = error_code(error)
-    if code == "ConditionalCheckFailedException":
-        return True
-    if code == "TransactionCanceledException":
-        reasons = error.response.get("CancellationReasons") or []
-        if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
-            return True
-        # Some endpoints only put the reasons in the message.
-        return "ConditionalCheckFailed" in str(error.response.get("Error", {}).get("Message", ""))
-    return False
+def _record(item: Mapping[str, Any]) -> dict:
+    """The payment record of an item. Not stored twice: its paymentId is the key, and statusSince is the
+    time of the last history event."""
+    record = _from_item(item)
+    record["paymentId"] = record["pk"]
+    if record.get("history"):
+        record["statusSince"] = record["history"][-1]["time"]
+    return record
 
 
 def _expected_list(expected_status: str | Iterable[str]) -> list[str]:
     return [expected_status] if isinstance(expected_status, str) else sorted(expected_status)
 
 
-def inflight_shard(payment_id: str, status: str) -> str:
-    """GSI hash key: the status plus a stable shard 00-15, so no status is one hot partition."""
+def inflight_key(payment_id: str, region: str) -> str:
+    """InFlight index hash key: the owning Region plus a stable shard 00-15 (no hot partition)."""
     shard = int(hashlib.sha256(payment_id.encode()).hexdigest()[:8], 16) % INFLIGHT_SHARDS
-    return f"{status}#{shard:02d}"
+    return f"{region}#{shard:02d}"
 
 
-def event_sk(version: int) -> str:
-    return f"{EVENT_SK_PREFIX}{version:010d}"
+def _event(status: str, now: str, detail: Mapping[str, Any] | None, reason: Mapping[str, Any] | None) -> dict:
+    event = {"status": status, "time": now, **(detail or {})}
+    if reason is not None:
+        event["reason"] = {k: v for k, v in reason.items() if v is not None}
+    return {k: v for k, v in event.items() if v is not None}
+
+
+class _Expression:
+    """An UpdateItem's expression with its placeholder names and values."""
+
+    def __init__(self):
+        self.names: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+        self.sets: list[str] = []
+        self.removes: list[str] = []
+        self.conditions: list[str] = []
+
+    def name(self, *path: str) -> str:
+        parts = []
+        for part in path:
+            key = f"#n{len(self.names)}"
+            existing = next((k for k, v in self.names.items() if v == part), None)
+            if existing is None:
+                self.names[key] = part
+                existing = key
+            parts.append(existing)
+        return ".".join(parts)
+
+    def value(self, value: Any) -> str:
+        key = f":v{len(self.values)}"
+        self.values[key] = value
+        return key
+
+    def set(self, path: tuple[str, ...] | str, value: Any) -> None:
+        path = (path,) if isinstance(path, str) else path
+        self.sets.append(f"{self.name(*path)} = {self.value(value)}")
+
+    def remove(self, *path: str) -> None:
+        self.removes.append(self.name(*path))
+
+    def condition(self, text: str) -> None:
+        self.conditions.append(text)
+
+    def fence(self, fence: Fence | None) -> None:
+        if fence is not None:
+            self.condition(f"{self.name('ownerRegion')} = {self.value(fence.region)} AND "
+                           f"{self.name('epoch')} = {self.value(fence.epoch)}")
+
+    def status_in(self, expected: list[str]) -> None:
+        self.condition(f"{self.name('status')} IN ({', '.join(self.value(s) for s in expected)})")
+
+    def request(self) -> dict:
+        update = []
+        if self.sets:
+            update.append("SET " + ", ".join(self.sets))
+        if self.removes:
+            update.append("REMOVE " + ", ".join(self.removes))
+        request = {"UpdateExpression": " ".join(update), "ExpressionAttributeNames": self.names}
+        if self.conditions:
+            request["ConditionExpression"] = " AND ".join(f"({c})" for c in self.conditions)
+        if self.values:
+            request["ExpressionAttributeValues"] = _to_item(self.values)
+        return request
 
 
 @dataclass
 class DynamoDbPaymentStore(AwsAdapter):
-    """The payment records and their history in one DynamoDB table."""
+    """The payment records in one DynamoDB table."""
 
     service: ClassVar[str] = "dynamodb"
     table_name: str
     clock: Clock = utc_now
 
+    @property
+    def owner_region(self) -> str:
+        return self.region or self.client.meta.region_name
+
     # -- reads -------------------------------------------------------------------------------------
 
     @service_errors
     def get(self, payment_id: str, *, consistent: bool = True) -> dict:
-        response = self.client.get_item(
-            TableName=self.table_name,
-            Key=_to_item({"pk": payment_id, "sk": RECORD_SK}),
-            ConsistentRead=consistent,
-        )
+        response = self.client.get_item(TableName=self.table_name, ConsistentRead=consistent,
+                                        Key=_to_item({"pk": payment_id, "sk": RECORD_SK}))
         if "Item" not in response:
             raise PaymentNotFound(payment_id)
-        return _from_item(response["Item"])
-
-    @service_errors
-    def history(self, payment_id: str) -> list[dict]:
-        """The payment's history events, oldest first."""
-        events: list[dict] = []
-        kwargs = {
-            "TableName": self.table_name,
-            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": _to_item({":pk": payment_id, ":prefix": EVENT_SK_PREFIX}),
-            "ConsistentRead": True,
-        }
-        while True:
-            response = self.client.query(**kwargs)
-            events.extend(_from_item(item) for item in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return events
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return _record(response["Item"])
 
     @service_errors
     def probe(self) -> None:
         """A cheap reachability check: one GetItem of a key no payment uses (the same permission and
         KMS path as real reads); ServiceError when the table is unreachable."""
-        self.client.get_item(TableName=self.table_name,
-                             Key=_to_item({"pk": "health-probe", "sk": RECORD_SK}),
-                             ProjectionExpression="pk")
+        self.client.get_item(TableName=self.table_name, ProjectionExpression="pk",
+                             Key=_to_item({"pk": "health-probe", "sk": RECORD_SK}))
 
     @service_errors
-    def oldest_in_flight_since(self, status: str) -> str | None:
-        """The earliest `statusSince` among payments in `status` (one Limit-1 query per shard)."""
-        oldest: str | None = None
+    def in_flight(self, region: str, *, per_shard: int) -> list[dict]:
+        """The oldest in-flight payments of `region`: a Limit query of each InFlight shard (keys only),
+        then their status by BatchGetItem (eventually consistent: a sample, not a lock)."""
+        keys: list[dict] = []
         for shard in range(INFLIGHT_SHARDS):
             response = self.client.query(
-                TableName=self.table_name,
-                IndexName=INFLIGHT_INDEX,
-                KeyConditionExpression="inflightShard = :shard",
-                ExpressionAttributeValues=_to_item({":shard": f"{status}#{shard:02d}"}),
-                ScanIndexForward=True,
-                Limit=1,
-            )
-            for item in response.get("Items", []):
-                since = _from_item(item).get("statusSince")
-                if since and (oldest is None or since < oldest):
-                    oldest = since
-        return oldest
+                TableName=self.table_name, IndexName=INFLIGHT_INDEX, ScanIndexForward=True, Limit=per_shard,
+                KeyConditionExpression="inflight = :key",
+                ExpressionAttributeValues=_to_item({":key": f"{region}#{shard:02d}"}))
+            keys.extend({"pk": item["pk"], "sk": item["sk"]} for item in response.get("Items", []))
+        found: list[dict] = []
+        for start in range(0, len(keys), BATCH_GET_LIMIT):
+            request = {self.table_name: {
+                "Keys": keys[start:start + BATCH_GET_LIMIT],
+                "ProjectionExpression": "pk, #status, history, receivedAt",
+                "ExpressionAttributeNames": {"#status": "status"}}}
+            while request:
+                response = self.client.batch_get_item(RequestItems=request)
+                found.extend(_record(item) for item in response.get("Responses", {}).get(self.table_name, []))
+                request = response.get("UnprocessedKeys") or None
+        return [{k: item.get(k) for k in ("paymentId", "status", "statusSince", "receivedAt")} for item in found
+                if item.get("status") in IN_FLIGHT_STATUSES]
+
+    @service_errors
+    def suspended(self, region: str) -> list[str]:
+        ids: list[str] = []
+        kwargs = {"TableName": self.table_name, "IndexName": SUSPENDED_INDEX,
+                  "KeyConditionExpression": "suspendedIn = :region",
+                  "ExpressionAttributeValues": _to_item({":region": region})}
+        while True:
+            response = self.client.query(**kwargs)
+            ids.extend(item["pk"]["S"] for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return ids
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     # -- writes ------------------------------------------------------------------------------------
 
     @service_errors
     def create(self, record: Mapping[str, Any], *, event: Mapping[str, Any] | None = None) -> dict:
-        """Put a new payment record (version 1) and its first history event.
-
-        Raises DuplicatePayment (carrying the existing record) when the payment id exists.
-        """
+        """Put a new payment record (version 1, this Region's at epoch 1, in flight) with its first
+        history event. Raises DuplicatePayment (carrying the existing record) when the id exists."""
         payment_id = record["paymentId"]
         now = record.get("receivedAt") or self.clock()
-        status = record["status"]
-        item = {
-            **record,
-            "pk": payment_id,
-            "sk": RECORD_SK,
-            "version": 1,
-            "ownerRegion": record.get("ownerRegion") or self.region or self.client.meta.region_name,
-            "epoch": record.get("epoch", 1),
-            "updatedAt": now,
-            "statusSince": now,
-        }
-        if status in IN_FLIGHT_STATUSES:
-            item["inflightShard"] = inflight_shard(payment_id, status)
-        history = {"status": status, "time": now, **(event or {})}
+        region = record.get("ownerRegion") or self.owner_region
+        item = {**{k: v for k, v in record.items() if k != "paymentId"}, "pk": payment_id, "sk": RECORD_SK,
+                "version": 1, "ownerRegion": region, "epoch": record.get("epoch", 1), "receivedAt": now,
+                "history": [_event(record["status"], now, event, None)]}
+        if record["status"] in IN_FLIGHT_STATUSES:
+            item["inflight"] = inflight_key(payment_id, region)
         try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {"Put": {"TableName": self.table_name, "Item": _to_item(item),
-                             "ConditionExpression": "attribute_not_exists(pk)"}},
-                    {"Put": {"TableName": self.table_name,
-                             "Item": _to_item(self._event_item(payment_id, 1, history)),
-                             "ConditionExpression": "attribute_not_exists(pk)"}},
-                ]
-            )
+            self.client.put_item(TableName=self.table_name, Item=_to_item(item),
+                                 ConditionExpression="attribute_not_exists(pk)",
+                                 ReturnValuesOnConditionCheckFailure="ALL_OLD")
         except ClientError as error:
-            if _is_conditional_failure(error):
-                raise DuplicatePayment(self.get(payment_id)) from None
+            if error_code(error) == "ConditionalCheckFailedException":
+                raise DuplicatePayment(self._current(payment_id, error)) from None
             raise
-        return _from_dynamo(_to_dynamo(item))
+        return {**_from_dynamo(_to_dynamo(item)), "paymentId": payment_id, "statusSince": now}
 
     @service_errors
-    def transition(
-        self,
-        payment_id: str,
-        *,
-        expected_status: str | Iterable[str],
-        expected_version: int,
-        new_status: str,
-        set_values: Mapping[str, Any] | None = None,
-        remove: Iterable[str] = (),
-        reason: Mapping[str, Any] | None = None,
-        require_no_decision: bool = False,
-        event_detail: Mapping[str, Any] | None = None,
-    ) -> int:
-        """Conditional status change plus its history event, in one TransactWriteItems.
-
-        The record must be in `expected_status` (one or several) at `expected_version` (and, with
-        `require_no_decision`, carry no decision yet); otherwise StatusConflict (with the current
-        record) or PaymentNotFound. `set_values` sets top-level attributes, `remove` removes them.
-        Returns the new version.
-        """
+    def transition(self, payment_id: str, *, expected_status: str | Iterable[str], expected_version: int,
+                   new_status: str, set_values: Mapping[str, Any] | None = None, remove: Iterable[str] = (),
+                   messages: Mapping[str, Any] | None = None, reason: Mapping[str, Any] | None = None,
+                   require_no_decision: bool = False, passed_through: Iterable[str] = (),
+                   event_detail: Mapping[str, Any] | None = None, fence: Fence | None = None) -> int:
+        """One conditional UpdateItem: the status, version, times, the history events appended, the
+        values set and removed, the messages added; out of the in-flight index at a terminal status."""
         now = self.clock()
         version = expected_version + 1
-        values: dict[str, Any] = {"status": new_status, "version": version, "updatedAt": now,
-                                  "statusSince": now}
-        if reason is not None:
-            values["reason"] = dict(reason)
-        values.update(set_values or {})
-        removals = list(remove)
-        if new_status in IN_FLIGHT_STATUSES:
-            values["inflightShard"] = inflight_shard(payment_id, new_status)
-        else:
-            removals.append("inflightShard")
         expected = _expected_list(expected_status)
-
-        names: dict[str, str] = {}
-        attr_values: dict[str, Any] = {}
-        sets = []
-        for i, (name, value) in enumerate(values.items()):
-            names[f"#s{i}"] = name
-            attr_values[f":s{i}"] = value
-            sets.append(f"#s{i} = :s{i}")
-        update = "SET " + ", ".join(sets)
-        rems = []
-        for i, name in enumerate(dict.fromkeys(r for r in removals if r not in values)):
-            names[f"#r{i}"] = name
-            rems.append(f"#r{i}")
-        if rems:
-            update += " REMOVE " + ", ".join(rems)
-        names["#version"] = "version"
-        condition = self._status_condition(expected, names, attr_values) + " AND #version = :ev"
-        attr_values[":ev"] = expected_version
-        if require_no_decision:
-            names["#decision"] = "decision"
-            condition += " AND attribute_not_exists(#decision)"
-
-        history = {"status": new_status, "time": now, "fromStatus": expected[0] if len(expected) == 1
-                   else None, **(event_detail or {})}
+        events = [_event(status, now, event_detail, None) for status in passed_through]
+        events.append(_event(new_status, now, event_detail, reason))
+        update = _Expression()
+        update.set("status", new_status)
+        update.set("version", version)
+        update.sets.append(f"{update.name('history')} = list_append({update.name('history')}, "
+                           f"{update.value(events)})")
         if reason is not None:
-            history["reason"] = dict(reason)
-        history = {k: v for k, v in history.items() if v is not None}
-        try:
-            self.client.transact_write_items(
-                TransactItems=[
-                    {"Update": {
-                        "TableName": self.table_name,
-                        "Key": _to_item({"pk": payment_id, "sk": RECORD_SK}),
-                        "UpdateExpression": update,
-                        "ConditionExpression": condition,
-                        "ExpressionAttributeNames": names,
-                        "ExpressionAttributeValues": _to_item(attr_values),
-                    }},
-                    {"Put": {
-                        "TableName": self.table_name,
-                        "Item": _to_item(self._event_item(payment_id, version, history)),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }},
-                ]
-            )
-        except ClientError as error:
-            if _is_conditional_failure(error):
-                raise StatusConflict(payment_id, expected_status, self.get(payment_id)) from None
-            raise
+            update.set("reason", {k: v for k, v in reason.items() if v is not None})
+        for name, value in (set_values or {}).items():
+            update.set(name, value)
+        for name, value in (messages or {}).items():
+            update.set(("messages", name), value)
+        for name in dict.fromkeys(remove):
+            if name not in (set_values or {}):
+                update.remove(name)
+        if new_status not in IN_FLIGHT_STATUSES:
+            update.remove("inflight")
+        update.status_in(expected)
+        update.condition(f"{update.name('version')} = {update.value(expected_version)}")
+        if require_no_decision:
+            update.condition(f"attribute_not_exists({update.name('decision')})")
+        update.fence(fence)
+        self._update(payment_id, update, expected_status)
         return version
 
+    @service_errors
     def set_attributes(self, payment_id: str, values: Mapping[str, Any], *,
-                       expected_status: str | Iterable[str] | None = None) -> None:
-        """Set attributes of the record without a status change (no history event): the task token,
-        the release marker. Conditional on the record existing and, if given, on its status."""
-        names, attr_values, sets = {"#pk": "pk"}, {}, []
-        for i, (name, value) in enumerate(values.items()):
-            names[f"#a{i}"] = name
-            attr_values[f":a{i}"] = value
-            sets.append(f"#a{i} = :a{i}")
-        condition = "attribute_exists(#pk)"
+                       expected_status: str | Iterable[str] | None = None,
+                       require_no_decision: bool = False, fence: Fence | None = None) -> None:
+        update = _Expression()
+        for name, value in values.items():
+            update.set(name, value)
+        update.condition(f"attribute_exists({update.name('pk')})")
         if expected_status is not None:
-            condition += " AND " + self._status_condition(_expected_list(expected_status), names, attr_values)
-        self._update(payment_id, "SET " + ", ".join(sets), condition, names, attr_values,
-                     expected_status)
-
-    def record_message(self, payment_id: str, name: str, key: str) -> None:
-        """Add a generated message (name -> S3 key) to the record; idempotent."""
-        self._update(payment_id, "SET #messages.#name = :key", "attribute_exists(#pk)",
-                     {"#messages": "messages", "#name": name, "#pk": "pk"}, {":key": key}, None)
-
-    @staticmethod
-    def _status_condition(expected: list[str], names: dict, attr_values: dict) -> str:
-        names["#status"] = "status"
-        terms = []
-        for i, status in enumerate(expected):
-            attr_values[f":e{i}"] = status
-            terms.append(f":e{i}")
-        return f"#status IN ({', '.join(terms)})"
+            update.status_in(_expected_list(expected_status))
+        if require_no_decision:
+            update.condition(f"attribute_not_exists({update.name('decision')})")
+        update.fence(fence)
+        self._update(payment_id, update, expected_status or "any")
 
     @service_errors
-    def _update(self, payment_id, update, condition, names, attr_values, expected_status) -> None:
-        kwargs = {
-            "TableName": self.table_name,
-            "Key": _to_item({"pk": payment_id, "sk": RECORD_SK}),
-            "UpdateExpression": update,
-            "ConditionExpression": condition,
-            "ExpressionAttributeNames": names,
-        }
-        if attr_values:
-            kwargs["ExpressionAttributeValues"] = _to_item(attr_values)
+    def update_release(self, payment_id: str, release: Mapping[str, Any], *, expected_attempts: int | None,
+                       fence: Fence, suspense: Mapping[str, Any] | None = None,
+                       clear_suspense: bool = False) -> None:
+        update = _Expression()
+        update.set("release", dict(release))
+        if suspense is not None:
+            update.set("suspense", dict(suspense))
+            update.set("suspendedIn", fence.region)
+            update.set("suspendedAt", suspense["since"])
+        elif clear_suspense:
+            for name in ("suspense", "suspendedIn", "suspendedAt"):
+                update.remove(name)
+        update.status_in(["ACSP"])
+        update.condition(f"attribute_not_exists({update.name('release', 'sentAt')})")
+        update.fence(fence)
+        if expected_attempts is None:
+            update.condition(f"attribute_not_exists({update.name('release')})")
+        else:
+            update.condition(f"{update.name('release', 'attempts')} = {update.value(expected_attempts)}")
+        self._update(payment_id, update, "ACSP")
+
+    def _update(self, payment_id: str, update: _Expression, expected_status) -> None:
         try:
-            self.client.update_item(**kwargs)
+            self.client.update_item(TableName=self.table_name, Key=_to_item({"pk": payment_id, "sk": RECORD_SK}),
+                                    ReturnValuesOnConditionCheckFailure="ALL_OLD", **update.request())
         except ClientError as error:
-            if _is_conditional_failure(error):
-                current = self.get(payment_id)  # raises PaymentNotFound when absent
-                raise StatusConflict(payment_id, expected_status or "any", current) from None
+            if error_code(error) == "ConditionalCheckFailedException":
+                raise StatusConflict(payment_id, expected_status, self._current(payment_id, error)) from None
             raise
 
-    @staticmethod
-    def _event_item(payment_id: str, version: int, history: Mapping[str, Any]) -> dict:
-        return {"pk": payment_id, "sk": event_sk(version), "paymentId": payment_id,
-                "version": version, **history}
+    def _current(self, payment_id: str, error: ClientError) -> dict:
+        """The item a failed condition found (returned with the error), else read; PaymentNotFound when
+        there is none."""
+        item = error.response.get("Item")
+        if item:
+            return _record(item)
+        return self.get(payment_id)

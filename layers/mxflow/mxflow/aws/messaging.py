@@ -6,7 +6,10 @@ import json
 from dataclasses import dataclass
 from typing import Any, ClassVar, Mapping
 
-from mxflow.aws.clients import AwsAdapter, service_errors
+from botocore.exceptions import ClientError
+
+from mxflow.aws.clients import AwsAdapter, error_code, service_errors
+from mxflow.errors import SendRefused
 
 
 @dataclass
@@ -16,8 +19,18 @@ class SqsReleaseQueue(AwsAdapter):
 
     @service_errors
     def send(self, body: Mapping[str, Any], *, deduplication_id: str, group_id: str) -> str:
-        sent = self.client.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(body),
-                                        MessageDeduplicationId=deduplication_id, MessageGroupId=group_id)
+        """One SendMessage. A 4xx answer (refused, throttled, denied) means SQS did not take the
+        message: SendRefused, a definitive failure of this attempt. A 5xx answer, a timeout or a
+        broken connection leaves the outcome unknown (the message may be on the queue):
+        TransientError through `service_errors`."""
+        try:
+            sent = self.client.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(body),
+                                            MessageDeduplicationId=deduplication_id, MessageGroupId=group_id)
+        except ClientError as error:
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            if 400 <= status < 500:
+                raise SendRefused(f"SendMessage: {error_code(error) or status}") from error
+            raise
         return sent["MessageId"]
 
 

@@ -1,5 +1,6 @@
-"""Workflow (mxflow.ports) on the payment state machine (template.yaml `PaymentStateMachine`): one
-execution per payment, named by the payment id."""
+"""Workflow (mxflow.ports) on the two state machines (docs/flow.md): PaymentFlow (EXPRESS, template.yaml
+`PaymentFlow`), started for the automated steps, and the anchor PaymentStateMachine (STANDARD), whose
+execution is named by the payment id and is what a redrive resumes."""
 from __future__ import annotations
 
 import json
@@ -28,16 +29,12 @@ def execution_arn(state_machine_arn: str, name: str) -> str:
 @dataclass
 class StepFunctionsWorkflow(AwsAdapter):
     service: ClassVar[str] = "stepfunctions"
-    state_machine_arn: str | None
+    state_machine_arn: str | None        # the anchor (STANDARD)
+    flow_arn: str | None = None          # PaymentFlow (EXPRESS)
 
     @service_errors
-    def start(self, name: str, execution_input: Mapping[str, Any]) -> None:
-        try:
-            self.client.start_execution(stateMachineArn=self.state_machine_arn, name=name,
-                                        input=json.dumps(execution_input, sort_keys=True))
-        except ClientError as error:
-            if error_code(error) != "ExecutionAlreadyExists":
-                raise
+    def start_flow(self, flow_input: Mapping[str, Any]) -> None:
+        self.client.start_execution(stateMachineArn=self.flow_arn, input=json.dumps(flow_input, sort_keys=True))
 
     @service_errors
     def send_task_success(self, task_token: str, output: Mapping[str, Any]) -> bool:

@@ -1,0 +1,31 @@
+"""SamplerFunction (every minute, EventBridge schedule): publishes OldestPendingAgeSeconds,
+OldestInFlightAgeSeconds (RCVD, ACTC, ACSP) and SuspendedPayments, the metrics of the pending-age,
+stuck-payment and suspended-payment alarms (template.yaml), which treat missing data as breaching.
+
+Thin: calls mxflow.lifecycle.PaymentLifecycle.sample, publishes the figures (no payment data), returns
+them. Logs carry counts and ages only.
+"""
+from __future__ import annotations
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+
+from mxflow.service import default_lifecycle
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+
+
+@logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def lambda_handler(event, context):
+    sample = default_lifecycle().sample()
+    metrics.add_metric(name="OldestPendingAgeSeconds", unit=MetricUnit.Seconds, value=sample["oldestPendingAgeSeconds"])
+    metrics.add_metric(name="OldestInFlightAgeSeconds", unit=MetricUnit.Seconds,
+                       value=sample["oldestInFlightAgeSeconds"])
+    metrics.add_metric(name="SuspendedPayments", unit=MetricUnit.Count, value=sample["suspendedPayments"])
+    logger.info("in-flight sample", extra={"oldestAgeSecondsByStatus": sample["oldestAgeSecondsByStatus"],
+                                           "sampled": sample["sampled"], "suspended": sample["suspendedPayments"]})
+    return sample
