@@ -411,6 +411,42 @@ def test_hostile_inputs_are_refused_with_problem_json(category, server, seen, fi
     run_batch(server, seen, figures, category, cases_of(category, tripwire, listener))
 
 
+# --- decision bodies: hostile JSON on approve, reject and cancel ----------------------------------------
+DECISION_BODIES = [
+    ("not-json", b"{not json", 400),
+    ("deeply-nested-array", b"[" * 100_000 + b"]" * 100_000, 400),
+    ("deeply-nested-object", b'{"a":' * 50_000 + b"1" + b"}" * 50_000, 400),
+    ("array", b"[]", 400),
+    ("string", b'"approve"', 400),
+    ("invalid-utf8", b'{"reasonCode": "\xff\xfe"}', (400, 422)),   # 422: no such reason code
+    ("huge-additional-info", json.dumps({"reasonCode": "AM04", "additionalInfo": "x" * 1_000_000}).encode(), 400),
+    ("wrong-type", b'{"reasonCode": 42}', 400),
+    ("unknown-field", b'{"reasonCode": "AM04", "amount": "1"}', 400),
+    ("xml", b"<reject><reasonCode>AM04</reasonCode></reject>", 400),
+]
+
+
+def test_hostile_decision_bodies_are_refused_and_leave_the_payment_pending(server, seen, figures):
+    client = server.client()
+    reply = client.submit(message())
+    assert reply.status == 202, reply.body
+    payment_id = reply.json["paymentId"]
+    assert client.wait_for_status(payment_id, "PDNG", "RJCT", timeout=60)["status"] == "PDNG"
+    for action in ("approve", "reject", "cancel"):
+        for name, body, status in DECISION_BODIES:
+            answer = client.request("POST", f"/payments/{payment_id}/{action}", body=body,
+                                    content_type="application/json")
+            seen.record("decision-bodies", f"{answer.status} {answer.json.get('code', '-') if answer.body else '-'}",
+                        answer.body)
+            assert answer.status in (status if isinstance(status, tuple) else (status,)), (
+                action, name, answer.status, answer.body[:300])
+            assert answer.content_type.startswith("application/problem+json"), (action, name)
+            assert PROBLEM_KEYS <= set(answer.json), (action, name, answer.json)
+    assert client.get(payment_id).json["status"] == "PDNG"   # nothing was decided
+    assert client.health().status == 200
+    figures.setdefault("hostile_input", {})["decision-bodies"] = dict(seen.outcomes["decision-bodies"])
+
+
 # --- issue 8.2: what the API must do with encodings (fixed on branch flow) -------------------------------
 @pytest.mark.parametrize("name", [case.name for case in encoding_cases() if case.marks])
 @ISSUE_8_2
