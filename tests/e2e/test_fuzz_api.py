@@ -37,7 +37,7 @@ from mxflow_local.client import ALL_SCOPES
 from mxflow_local.sample_messages import credit_transfer
 
 FULL = os.environ.get("MXFLOW_RELIABILITY") == "full"
-MUTATIONS = 2000 if FULL else 120
+MUTATIONS = 1000 if FULL else 120
 SCHEMATHESIS_EXAMPLES = 100 if FULL else 10
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
