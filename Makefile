@@ -19,7 +19,7 @@ export MXFLOW_BUILD_PYTHON := $(BIN)/python
 SCHEMA_WHEELS := layers/mxflow/schema-wheels.txt
 PYTEST_ARGS ?=
 
-.PHONY: help venv test unit lint security demo bench lock lock-checkov clean
+.PHONY: help venv test unit lint security demo bench reliability lock lock-checkov clean
 
 help:
 	@echo "make demo   - set up and run the end-to-end demonstration on the local runtime"
@@ -27,6 +27,7 @@ help:
 	@echo "make bench  - print the benchmark as one JSON document"
 	@echo "make lint   - template and workflow checks: cfn-lint, sam validate --lint, asl-validator, sam build (layer checked)"
 	@echo "make security - checkov on template.yaml (offline) and bandit on the Python code"
+	@echo "make reliability - races, hostile input and fuzzing at issue 8's sizes; prints the figures as JSON"
 
 $(VENV)/.installed: pyproject.toml requirements/dev.txt
 	test -x $(BIN)/python || $(PY313) -m venv $(VENV)
@@ -100,6 +101,15 @@ unit: venv
 
 bench: venv
 	@$(BIN)/python -m bench
+
+# Issue 8's figures at full size (make test runs the same tests at bounded sizes): 200 concurrent
+# submissions, 100 approve/reject/cancel races, decisions racing the timeout, hostile input, and the
+# longer fuzz runs. The figures are printed at the end and written to reliability.json.
+RELIABILITY_TESTS := tests/e2e/test_races.py tests/e2e/test_hostile_input_api.py tests/e2e/test_fuzz_api.py
+reliability: venv
+	MXFLOW_RELIABILITY=full MXFLOW_FIGURES_FILE=$(CURDIR)/reliability.json \
+		$(BIN)/python -m pytest -p no:cacheprovider -q $(RELIABILITY_TESTS) $(PYTEST_ARGS)
+	@cat reliability.json
 
 demo: venv
 	$(BIN)/mxflow demo

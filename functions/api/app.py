@@ -115,7 +115,7 @@ def json_body() -> dict | None:
         return None
     try:
         return json.loads(raw.decode("utf-8", errors="replace"))
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # RecursionError: nested deeper than Python's limit
         raise InvalidRequest("the body is not JSON") from None
 
 

@@ -20,6 +20,12 @@ What a handler sees, as in AWS Lambda:
   ordinary process environment. It is lock-free, covers `os.environ[...]`, `os.getenv`, `from os import
   environ` and botocore's own lookups. Limit: threads a handler starts itself begin with an empty
   context and see the process environment; child processes get the process environment.
+- its own Powertools metric set. `aws_lambda_powertools.Metrics` keeps its metrics in class attributes
+  shared by every instance of the process (one function per process in Lambda); here every function's
+  module shares one process, so two functions flushing at once emptied each other's set and one failed
+  with "SchemaValidationError: Must contain at least one metric" (a task failed, an execution FAILED).
+  Before a function's module is imported, `Metrics` gets fresh class attributes, so the instances that
+  module makes keep a set of their own (`_private_powertools_metrics`).
 - a context object (`function_name`, `aws_request_id`, `invoked_function_arn`, `memory_limit_in_mb`,
   `get_remaining_time_in_millis()`, ...).
 - its Timeout: the handler runs on its own thread; past the Timeout the caller gets Lambda's error
@@ -311,6 +317,7 @@ class LambdaRunner:
                 if str(layer_dir) not in sys.path:
                     sys.path.append(str(layer_dir))
             before = set(sys.modules)
+            _private_powertools_metrics()
             sys.path.insert(0, code_dir)
             try:
                 module_spec = importlib.util.spec_from_file_location(unique, file)
@@ -329,6 +336,16 @@ class LambdaRunner:
                     if origin.startswith(code_dir + os.sep):
                         sys.modules[f"{unique}.{name}"] = sys.modules.pop(name)
         return module
+
+
+def _private_powertools_metrics() -> None:
+    """Fresh class-level stores for Powertools' Metrics: instances made from now on (the next function's
+    module-level `Metrics()`) share them with each other only. A no-op when Powertools is not installed."""
+    try:
+        from aws_lambda_powertools.metrics.metrics import Metrics
+    except ImportError:
+        return
+    Metrics._metrics, Metrics._dimensions, Metrics._metadata, Metrics._default_dimensions = {}, {}, {}, {}
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -108,6 +108,15 @@ def test_decision_before_pending_is_409_and_bad_bodies_400_or_422(call_api, mess
     assert status == 400 and "JSON" in body["detail"]
 
 
+@pytest.mark.parametrize("body", ["[" * 100_000 + "]" * 100_000, '{"a":' * 50_000 + "1" + "}" * 50_000])
+def test_deeply_nested_json_is_400_not_500(call_api, message, body):
+    """json.loads raises RecursionError, not JSONDecodeError, past Python's recursion limit: that was a 500."""
+    payment_id = submit(call_api, message())[1]["paymentId"]
+    status, answer, _ = call_api(api_event("POST", f"/payments/{payment_id}/reject", body=body,
+                                           content_type="application/json", path_parameters={"id": payment_id}))
+    assert status == 400 and "JSON" in answer["detail"], answer
+
+
 def test_full_decision_over_http(call_api, message, functions, context):
     payment_id = submit(call_api, message())[1]["paymentId"]
     assert functions["validate"].lambda_handler({"paymentId": payment_id}, context)["outcome"] == "await"

@@ -77,3 +77,26 @@ def client_for(api):
         return PaymentsClient(api.url, api.issue_token(list(scopes), client_id=client_id))
 
     return make
+
+
+# --- the hardening figures of issue 8 (hostile input, races, fuzzing), printed at the end of the run -----
+FIGURES: dict = {}
+
+
+@pytest.fixture(scope="session")
+def figures() -> dict:
+    """What the hardening tests counted (inputs tried and their outcomes, races, fuzz cases, memory):
+    printed as one JSON document at the end of the run, and written to $MXFLOW_FIGURES_FILE if set."""
+    return FIGURES
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not FIGURES:
+        return
+    import json
+
+    text = json.dumps(FIGURES, indent=2, sort_keys=True, default=str)
+    terminalreporter.section("hardening figures (issue 8)")
+    terminalreporter.write_line(text)
+    if os.environ.get("MXFLOW_FIGURES_FILE"):
+        Path(os.environ["MXFLOW_FIGURES_FILE"]).write_text(text + "\n")

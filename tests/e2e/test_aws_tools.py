@@ -11,8 +11,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -21,49 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from mxflow_local.auth import load_published_issuer
-from mxflow_local.aws_endpoint import load_published_endpoint
-from mxflow_local.client import ALL_SCOPES, PaymentsClient
+from local_up import AWS_CLI, COMMAND_TIMEOUT_S, RunningLocalUp, local_up  # beside this file
 from mxflow_local.sample_messages import credit_transfer
 
-REPO = Path(__file__).resolve().parents[2]
 BOTO3_SCRIPT = Path(__file__).with_name("boto3_script.py")
-AWS_CLI = Path(sys.executable).with_name("aws")
-START_TIMEOUT_S = 90   # generous on a shared 2-core machine; the bench measures the real start-up time
-COMMAND_TIMEOUT_S = 60
 SEND_ATTEMPTS = 4      # Send's first attempt and its three retries (statemachines/payment_flow.asl.json)
 MAX_RECEIVE_COUNT = 5  # the release queue's RedrivePolicy (template.yaml)
 
 
-class RunningLocalUp:
-    """A running `mxflow local up` and the AWS tools pointed at it."""
-
-    def __init__(self, process: subprocess.Popen, state_dir: Path, logs: Path):
-        self.process, self.state_dir, self.logs = process, state_dir, logs
-        self.endpoint = load_published_endpoint(state_dir)
-        issuer, key_state = load_published_issuer(state_dir)
-        self.api = PaymentsClient(key_state["url"], issuer.issue_token(ALL_SCOPES, "aws-tools"))
-        self.region = self.endpoint["region"]
-        self.resources = self.endpoint["stacks"][self.region]["resources"]
-        # exactly the published environment: no profile, config file or credentials of the machine
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        self.env.update(self.endpoint["environment"], AWS_CONFIG_FILE=os.devnull,
-                        AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_PAGER="")
-
-    def aws(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        done = subprocess.run([str(AWS_CLI), *args, "--output", "json"], capture_output=True, text=True,
-                              env=self.env, timeout=COMMAND_TIMEOUT_S)
-        if check:
-            assert done.returncode == 0, f"aws {' '.join(args)} exited {done.returncode}: {done.stderr[-2000:]}"
-        return done
-
-    def aws_json(self, *args: str):
-        out = self.aws(*args).stdout
-        return json.loads(out) if out.strip() else None
-
-    def sqs(self, *args: str):
-        # AWS CLI v1 ignores AWS_ENDPOINT_URL for sqs (aws/aws-cli#8737): the documented --endpoint-url
-        return self.aws_json("sqs", *args, "--endpoint-url", self.endpoint["endpointUrl"])
+class LocalUpWithTools(RunningLocalUp):
+    """The running server and the helpers these tests add: boto3 in its own process, the release queue."""
 
     def boto3(self, *args: str):
         done = subprocess.run([sys.executable, str(BOTO3_SCRIPT), *args], capture_output=True, env=self.env,
@@ -95,34 +60,13 @@ class RunningLocalUp:
 
 
 @pytest.fixture(scope="module")
-def stack(schema_dir_args, tmp_path_factory):
+def stack(schema_dirs, tmp_path_factory):
     if not AWS_CLI.exists():
         pytest.fail(f"the AWS CLI is not installed at {AWS_CLI}: it is pinned in requirements/dev.txt (make venv)")
-    state_dir = tmp_path_factory.mktemp("state")
-    logs = tmp_path_factory.mktemp("logs")
-    env = dict(os.environ, MXFLOW_STATE_DIR=str(state_dir))
-    with open(logs / "stdout", "w") as stdout, open(logs / "stderr", "w") as stderr:   # handlers log a lot
-        process = subprocess.Popen(
-            [sys.executable, "-m", "mxflow_cli.main", "local", "up", "--port", "0", "--aws-port", "0",
-             "--template", str(REPO / "template.yaml"), *schema_dir_args,
-             "--parameter-overrides", "DecisionTimeoutSeconds=600", "LogLevel=WARNING"],
-            stdout=stdout, stderr=stderr, env=env, cwd=REPO)
-    try:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while "\n" not in (logs / "stdout").read_text() and process.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert (logs / "stdout").read_text().startswith("http://127.0.0.1:"), (logs / "stderr").read_text()[-3000:]
-        yield RunningLocalUp(process, state_dir, logs)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-    assert process.returncode == 0, (logs / "stderr").read_text()[-3000:]
-    assert not (state_dir / "local-aws-endpoint.json").exists()   # withdrawn on a clean stop
+    state_dir, logs = tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("logs")
+    with local_up(state_dir, logs, "DecisionTimeoutSeconds=600", "LogLevel=WARNING", schema_dirs=schema_dirs,
+                  cls=LocalUpWithTools) as running:
+        yield running
 
 
 def test_local_up_prints_the_environment_it_publishes(stack):

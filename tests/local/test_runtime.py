@@ -240,3 +240,62 @@ def test_handler_load_errors_use_the_python_runtime_error_types(tmp_path):
         # the import is tried again once the code is there; the per-function override applies
         (code / "perhaps.py").write_text("import os\ndef handler(event, context):\n    return os.environ['WHO']\n")
         assert rt.invoke("Perhaps", {}).payload == "override"
+
+
+POWERTOOLS_HANDLER = '''
+import os, time
+from pathlib import Path
+from aws_lambda_powertools import Metrics
+
+metrics = Metrics(namespace="Test", service="{name}")
+SIGNALS = Path(os.environ["SIGNALS"])
+
+
+def wait_for(name):
+    deadline = time.monotonic() + 10
+    while not (SIGNALS / name).exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+@metrics.log_metrics
+def handler(event, context):
+    if "{name}" == "a":
+        metrics.add_metric(name="A", unit="Count", value=1)
+        (SIGNALS / "a-added").touch()
+        wait_for("b-flushed")                 # b adds and flushes while a's metric is pending
+        return sorted(metrics.metric_set)
+    wait_for("a-added")
+    metrics.add_metric(name="B", unit="Count", value=1)
+    seen = sorted(metrics.metric_set)
+    metrics.flush_metrics()
+    (SIGNALS / "b-flushed").touch()
+    return seen
+'''
+
+
+def test_two_functions_keep_their_own_powertools_metrics(tmp_path):
+    """Powertools' Metrics keeps its metric set in class attributes, one per process in Lambda; two
+    functions of the local runtime share a process and must not see (or flush) each other's metrics.
+    Shared, b flushed a's pending metric and a's own flush then failed or published nothing."""
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    for name in ("a", "b"):
+        code = tmp_path / name
+        code.mkdir()
+        (code / "app.py").write_text(POWERTOOLS_HANDLER.replace("{name}", name))
+    variables = f"Environment: {{Variables: {{SIGNALS: '{signals}', POWERTOOLS_METRICS_DISABLED: 'true'}}}}"
+    (tmp_path / "template.yaml").write_text(
+        "Transform: AWS::Serverless-2016-10-31\nResources:\n"
+        f"  A: {{Type: AWS::Serverless::Function, Properties: {{CodeUri: a/, Handler: app.handler, Runtime: python3.13, Timeout: 20, {variables}}}}}\n"
+        f"  B: {{Type: AWS::Serverless::Function, Properties: {{CodeUri: b/, Handler: app.handler, Runtime: python3.13, Timeout: 20, {variables}}}}}\n")
+    with LocalRuntime(tmp_path / "template.yaml", scheduler=False) as rt:
+        results = {}
+        threads = [threading.Thread(target=lambda n=n: results.__setitem__(n, rt.invoke(n, {})))
+                   for n in ("A", "B")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert results["A"].error is None and results["B"].error is None, (results["A"].error, results["B"].error)
+        assert results["A"].payload == ["A"]
+        assert results["B"].payload == ["B"]

@@ -135,6 +135,10 @@ def _phrase(status: int) -> str:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # The listen backlog. socketserver's default of 5 made the kernel reset connections that arrived
+    # while five others waited to be accepted (a burst of concurrent clients saw "connection reset by
+    # peer"); API Gateway queues them. 128 is werkzeug's and the usual Linux default.
+    request_queue_size = 128
 
     def __init__(self, gateway: Callable[[HttpRequest], HttpReply], port: int):
         self.gateway = gateway
