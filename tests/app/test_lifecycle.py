@@ -151,6 +151,18 @@ def test_too_large_not_xml_and_unsupported_are_refused(ports, lifecycle, lifecyc
     assert ports.archive.objects == {} and ports.workflow.flows == []  # nothing kept of a refusal
 
 
+def test_a_message_whose_sender_cannot_be_answered_is_refused(lifecycle, ports, message):
+    """No pacs.002 or camt.029 could be addressed to a malformed AppHdr From BIC: refused at receipt
+    (FF01), not accepted and then stuck without an answer."""
+    data = message().replace(b"<BICFI>DEUTDEFFXXX</BICFI></FinInstnId></FIId></Fr>",
+                             b"<BICFI>DEUTbEFFXXX</BICFI></FinInstnId></FIId></Fr>")
+    assert b"DEUTbEFFXXX" in data
+    with pytest.raises(UnsupportedMessage) as refused:
+        lifecycle.receive(CLIENT_ID, data)
+    assert refused.value.code == "FF01" and "cannot be answered" in str(refused.value)
+    assert ports.archive.objects == {} and ports.workflow.flows == []
+
+
 def test_hostile_xml_is_refused_without_expansion(lifecycle):
     bomb = (b'<?xml version="1.0"?><!DOCTYPE d [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
             b'<Document xmlns="urn:iso:std:iso:20022:tech:xsd:pacs.008.001.08">&b;</Document>')

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -39,7 +39,6 @@ from mxflow_local.sample_messages import PACS008_NS, credit_transfer
 from tripwires import CANARY, Listener, Tripwire  # tests/tripwires.py
 
 MEMORY_GROWTH_BOUND_KIB = 400 * 1024   # generous: the server starts at ~270 MiB; a leak shows as gigabytes
-ISSUE_8_2 = pytest.mark.xfail(strict=True, reason="issue 8.2: fixed on branch flow")
 PROBLEM_KEYS = {"type", "title", "status", "detail"}
 H = "{urn:iso:std:iso:20022:tech:xsd:head.001.001.02}"
 P = "{" + PACS008_NS + "}"
@@ -56,7 +55,6 @@ class Case:
     code: str | None = "FF01"
     detail: str | None = None          # a part of the problem's detail
     validate_code: str | None = "FF01"  # what `mxflow validate` says of the same bytes (None: not a file case)
-    marks: tuple = field(default_factory=tuple)
 
 
 # --- the inputs --------------------------------------------------------------------------------------------
@@ -193,17 +191,15 @@ def encoding_cases() -> list[Case]:
     named = message(debtor_name=latin1_name()).decode("utf-8")
     wrong = "wrongly declared encoding"
     return [
-        # issue 8.2: the API altered these bytes (invalid UTF-8 replaced) and accepted the result
-        Case("declared-utf8-with-latin1-bytes", named.encode("latin-1"), detail=wrong, marks=(ISSUE_8_2,)),
-        Case("undeclared-with-latin1-bytes", named.split("?>", 1)[1].encode("latin-1"), detail=wrong,
-             marks=(ISSUE_8_2,)),
+        # issue 8.2: the bytes arrive as sent (binary media types) and a wrong declaration is refused
+        Case("declared-utf8-with-latin1-bytes", named.encode("latin-1"), detail=wrong),
+        Case("undeclared-with-latin1-bytes", named.split("?>", 1)[1].encode("latin-1"), detail=wrong),
         Case("declared-utf16-with-utf8-bytes", named.replace("UTF-8", "UTF-16").encode("utf-8"), detail=None),
         Case("utf8-bom-declared-utf16", b"\xef\xbb\xbf" + named.replace("UTF-8", "UTF-16").encode("utf-8"),
              detail=None),
         Case("utf16-bom-with-utf8-bytes", b"\xff\xfe" + named.encode("utf-8"), detail=None),
         Case("declared-latin1", named.replace("UTF-8", "ISO-8859-1").encode("latin-1"), detail=None),
-        Case("invalid-utf8-sequences", named.encode("utf-8").replace("\u00e9".encode(), b"\xc3\x28"), detail=None,
-             marks=(ISSUE_8_2,)),
+        Case("invalid-utf8-sequences", named.encode("utf-8").replace("\u00e9".encode(), b"\xc3\x28"), detail=None),
     ]
 
 
@@ -363,12 +359,10 @@ def assert_problem(reply, case: Case) -> dict:
 
 
 def run_batch(server, seen: Seen, figures, category: str, cases: list[Case]) -> None:
-    """Send every case (without marks; marked ones have their own tests), check each answer, then /health."""
+    """Send every case, check each answer, then /health."""
     client = server.client()
     accepted = []
     for case in cases:
-        if case.marks:
-            continue
         reply = client.request("POST", "/payments", body=case.body, content_type=case.content_type)
         if case.status == 202:
             assert reply.status == 202, (case.name, reply.status, reply.body[:500])
@@ -447,18 +441,8 @@ def test_hostile_decision_bodies_are_refused_and_leave_the_payment_pending(serve
     figures.setdefault("hostile_input", {})["decision-bodies"] = dict(seen.outcomes["decision-bodies"])
 
 
-# --- issue 8.2: what the API must do with encodings (fixed on branch flow) -------------------------------
-@pytest.mark.parametrize("name", [case.name for case in encoding_cases() if case.marks])
-@ISSUE_8_2
-def test_a_wrongly_encoded_message_is_refused_with_ff01_as_mxflow_validate_does(name, server, seen):
-    [case] = [case for case in encoding_cases() if case.name == name]
-    reply = server.client().request("POST", "/payments", body=case.body, content_type=case.content_type)
-    seen.record("encodings", f"{reply.status} {reply.json.get('code', '-') if reply.body else '-'}", reply.body)
-    assert_problem(reply, case)
-
-
+# --- issue 8.2: bytes kept as sent ------------------------------------------------------------------------
 @pytest.mark.parametrize("codec", ["utf-16-le-with-bom", "utf-16-be-with-bom"])
-@ISSUE_8_2
 def test_utf16_with_a_bom_is_accepted_and_archived_byte_identical(codec, server, seen, registry):
     text = message(debtor_name=latin1_name()).decode("utf-8").replace("UTF-8", "UTF-16")
     data = text.encode("utf-16") if codec == "utf-16-le-with-bom" else b"\xfe\xff" + text.encode("utf-16-be")

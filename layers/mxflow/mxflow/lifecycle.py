@@ -199,8 +199,11 @@ class PaymentLifecycle:
                     code="FF01")
             parsed_facts = iso20022.extract_facts(parsed)
             summary = _facts_dict(parsed_facts)
+            iso20022.answer_addressee(parsed_facts)   # every outcome is answered: the sender must be addressable
         except iso20022.MessageError as error:
             raise UnsupportedMessage(error.issue.message, code=error.issue.code) from None
+        except iso20022.BuildError as error:
+            raise UnsupportedMessage(f"the message cannot be answered: {error}", code="FF01") from None
         payment_id = parsed_facts.payment_id
         sha256 = iso20022.content_hash(data)
         archive_key = received_key(payment_id, sha256)

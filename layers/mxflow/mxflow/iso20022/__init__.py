@@ -23,7 +23,7 @@ _EXPORTS = {
     "BuildError": "builders", "build_cancellation_answer": "builders", "build_outbound_message": "builders",
     "build_status_report": "builders", "CBPR_PLUS_VERSIONS": "builders", "GeneratedMessageError": "builders",
     "GeneratedMessageInvalid": "builders", "MessageVersions": "builders", "SchemaNotInstalled": "builders",
-    "check_generated": "builders",
+    "check_generated": "builders", "answer_addressee": "builders",
     "Facts": "facts", "content_hash": "facts", "extract_facts": "facts", "payment_id": "facts",
     "Issue": "message", "MessageError": "message", "ParsedMessage": "message", "element_path": "message",
     "ParseLimits": "parsing", "parse_message": "parsing",

@@ -203,8 +203,10 @@ def _cbpr_service(facts: Facts) -> str | None:
     return service if service and service.startswith("swift.cbprplus") else None
 
 
-def _counterparty(facts: Facts) -> str:
-    """Whom an answer goes to: the original sender (AppHdr From, else the instructing agent)."""
+def answer_addressee(facts: Facts) -> str:
+    """Whom every answer to a message goes to: the original sender (AppHdr From, else the instructing
+    agent), a well-formed BIC. Raises BuildError when the message names none: such a message can get no
+    pacs.002 or camt.029, so it is refused where it arrives instead of being accepted unanswerable."""
     return _check_bic(facts.sender_bic or facts.debtor_agent_bic, "the original sender (AppHdr From or InstgAgt)")
 
 
@@ -257,7 +259,7 @@ def build_status_report(facts: Facts, status: str, *, reason_code: str | None = 
     if reason_code is not None and not codes.is_status_reason(reason_code):
         raise BuildError(f"{reason_code!r} is not an ExternalStatusReason1Code")
     operator = _check_bic(operator_bic, "the operator")
-    receiver = _counterparty(facts)
+    receiver = answer_addressee(facts)
     refs = _original_references(facts)
     message_id = derived_identifier("S" + status, facts.payment_id, status, reason_code)
     ns = ISO_NAMESPACE_PREFIX + versions.status_report
@@ -312,7 +314,7 @@ def build_cancellation_answer(facts: Facts, *, accepted: bool, reason_code: str 
         if not codes.is_cancellation_rejection_reason(reason_code):
             raise BuildError(f"{reason_code!r} is not an ExternalPaymentCancellationRejection1Code")
     operator = _check_bic(operator_bic, "the operator")
-    receiver = _counterparty(facts)
+    receiver = answer_addressee(facts)
     refs = _original_references(facts)
     outcome = "CNCL" if accepted else "RJCR"
     case = (case_id or facts.case_id or derived_identifier("C", facts.payment_id))[:MAX_TEXT_35]
