@@ -108,6 +108,20 @@ def test_status_report_needs_someone_to_address(facts008):
         build_status_report(facts008, "ACSC", operator_bic=OPERATOR)
 
 
+@pytest.mark.parametrize("field, value", [("uetr", "not-a-uetr"), ("end_to_end_id", "E" * 36),
+                                          ("msg_id", "M" * 36), ("creation_date_time", "yesterday")])
+def test_a_malformed_original_reference_is_left_out_not_altered(facts008, registry, field, value):
+    """The RJCT of a message refused for a malformed reference still validates: the reference it got
+    wrong is not echoed (every echo is optional), and no other reference is altered."""
+    setattr(facts008, field, value)
+    parsed = built(build_status_report(facts008, "RJCT", reason_code="FF01", operator_bic=OPERATOR, now=NOW),
+                   registry, "pacs.002.001.10")
+    echoed = etree.tostring(parsed.document)
+    assert value.encode() not in echoed
+    if field != "uetr":
+        assert text(parsed, "Document/FIToFIPmtStsRpt/TxInfAndSts/OrgnlUETR") == facts008.uetr
+
+
 def test_status_report_for_a_pacs009(parsed_sample, registry):
     facts = extract_facts(parsed_sample(PACS009))
     parsed = built(build_status_report(facts, "ACSC", operator_bic=OPERATOR, now=NOW), registry, "pacs.002.001.10")

@@ -39,7 +39,7 @@ from lxml.builder import ElementMaker
 
 from . import codes
 from .facts import Facts, agent_bic, extract_facts, scan_message
-from .message import ISO_NAMESPACE_PREFIX, MessageError, ParsedMessage
+from .message import ISO_NAMESPACE_PREFIX, UETR_PATTERN, MessageError, ParsedMessage
 
 ENVELOPE_NAMESPACE = "urn:swift:xsd:envelope"
 HEADER_MESSAGE = "head.001.001.02"
@@ -210,9 +210,32 @@ def answer_addressee(facts: Facts) -> str:
     return _check_bic(facts.sender_bic or facts.debtor_agent_bic, "the original sender (AppHdr From or InstgAgt)")
 
 
+_ISO_DATE_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)?\Z")
+
+
+def _echoable(key: str, value: str | None) -> str | None:
+    """An original reference as an answer may echo it: of its schema type (Max35Text, UUIDv4Identifier,
+    ISODateTime), else not echoed at all. A message refused for a malformed reference (say a UETR that
+    breaks its pattern) still gets its pacs.002 RJCT, without the reference it got wrong, never with the
+    reference altered. Every echoed element is optional in pacs.002 TxInfAndSts and camt.029 TxInfAndSts."""
+    if not value:
+        return None
+    if key == "uetr":
+        return value if UETR_PATTERN.match(value) else None
+    if key == "cre_dt_tm":
+        return value if _ISO_DATE_TIME.match(value) else None
+    if key in ("msg_id", "msg_nm_id", "instr_id", "end_to_end_id", "tx_id"):
+        return value if len(value) <= MAX_TEXT_35 else None
+    return value
+
+
 def _original_references(facts: Facts) -> dict:
-    """The references of the transaction an answer is about: a camt.056's original* fields, else the
-    payment's own."""
+    """The references of the transaction an answer is about (a camt.056's original* fields, else the
+    payment's own), each only when it can be echoed as its schema type."""
+    return {key: _echoable(key, value) for key, value in _raw_original_references(facts).items()}
+
+
+def _raw_original_references(facts: Facts) -> dict:
     if facts.message_family == "camt.056":
         return {
             "msg_id": facts.original_msg_id, "msg_nm_id": facts.original_msg_nm_id,

@@ -4,11 +4,14 @@ Pure code: bytes in, results out, no AWS.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from lxml import etree
 
 ISO_NAMESPACE_PREFIX = "urn:iso:std:iso:20022:tech:xsd:"
+# UUIDv4Identifier, the XSD pattern of a UETR (pacs.008 UETR, pacs.002 and camt.056 OrgnlUETR)
+UETR_PATTERN = re.compile(r"[a-f0-9]{8}-[a-f0-9]{4}-4[a-f0-9]{3}-[89ab][a-f0-9]{3}-[a-f0-9]{12}\Z")
 # ParsedMessage.extra key: the AppHdr's children as [(tag, element)], as parse_message read them, so
 # that the scan of facts.py reuses the same proxies and tag strings (facts.forget_scan drops it).
 HEADER_CHILDREN = "mxflow.iso20022.header_children"

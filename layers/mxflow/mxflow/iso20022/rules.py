@@ -38,7 +38,7 @@ from lxml import etree
 
 from . import codes
 from .facts import MessageScan, agent_bic, child, institution_bic, scan_message, text_of
-from .message import Issue, ParsedMessage, element_path
+from .message import UETR_PATTERN, Issue, ParsedMessage, element_path
 
 if TYPE_CHECKING:
     from decimal import Decimal
@@ -104,7 +104,7 @@ RULES: dict[str, Rule] = {
     )
 }
 
-_UETR = re.compile(r"[a-f0-9]{8}-[a-f0-9]{4}-4[a-f0-9]{3}-[89ab][a-f0-9]{3}-[a-f0-9]{12}\Z")
+_UETR = UETR_PATTERN
 _ID_TAGS = ("MsgId", "InstrId", "TxId", "EndToEndId")
 _BIC_TAGS = ("BICFI", "BIC", "AnyBIC")
 _ELEMENT_TAGS = _ID_TAGS + _BIC_TAGS + ("IBAN", "UETR", "OrgnlUETR")
