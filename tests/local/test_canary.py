@@ -63,6 +63,10 @@ def test_step_functions_internals_used_by_the_patches():
     assert ProgramRunning
     assert hasattr(jsonata, "_eval_jsonata") and hasattr(jsonata, "encode_jsonata_variable_declarations")
     assert "exec_worker" in inspect.getsource(Execution.__init__)
+    # patch_starting_execution: the callbacks walk _get_executions and read each one's exec_worker.env
+    for method in ("send_task_success", "send_task_failure", "send_task_heartbeat"):
+        source = inspect.getsource(getattr(StepFunctionsParserBackend, method))
+        assert "self._get_executions(" in source and "exec_worker.env" in source, method
     from moto.stepfunctions.parser.asl.utils import boto_client
     assert list(inspect.signature(boto_client.boto_client_for).parameters) == ["region", "service", "state_credentials"]
     assert "_execution_communication" in inspect.getsource(ExecutionWorker.__init__)

@@ -167,6 +167,39 @@ def test_outcome_sent_before_the_heartbeat_wait_is_not_lost(runtime):
     assert isinstance(endpoint.get_outcome(), CallbackOutcomeSuccess)
 
 
+def test_a_callback_while_another_execution_is_starting(runtime):
+    """The race behind a 500 under concurrent decisions, made deterministic: an execution registered
+    with its state machine but not started yet (no worker) does not break SendTaskSuccess's walk."""
+    from moto.stepfunctions.parser.api import ExecutionStatus
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    sfn = runtime.client("stepfunctions")
+    arn = sfn.create_state_machine(name=f"t-start-{uuid.uuid4().hex[:8]}", definition=json.dumps(
+        {"StartAt": "P", "States": {"P": {"Type": "Pass", "Comment": "echo", "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/local-test")["stateMachineArn"]
+    execution_arn = sfn.start_execution(stateMachineArn=arn)["executionArn"]
+    [starting] = [e for sm in _backends(runtime) for e in sm.executions if e.exec_arn == execution_arn]
+    worker, starting.exec_worker = starting.exec_worker, None   # as between registration and start()
+    status, starting.exec_status = starting.exec_status, ExecutionStatus.RUNNING
+    try:
+        with pytest.raises(sfn.exceptions.InvalidToken):
+            sfn.send_task_success(taskToken="no-such-token", output="{}")
+        assert all(e.exec_worker is not None for backend in _parser_backends()
+                   for e in StepFunctionsParserBackend._get_executions(backend))
+    finally:
+        starting.exec_worker, starting.exec_status = worker, status
+
+
+def _parser_backends():
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    return [backend for _, _, backend in stepfunctions_parser_backends.iter_backends()]
+
+
+def _backends(runtime):
+    return [sm for backend in _parser_backends() for sm in backend.state_machines]
+
+
 # -- EXPRESS state machines, Step Functions integrations, the runtime's clock --------------------------
 
 ROLE = "arn:aws:iam::123456789012:role/local-test"
