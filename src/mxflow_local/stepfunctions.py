@@ -24,8 +24,8 @@ Parallel, timeouts. What it lacks or gets wrong, fixed here without forking it:
                          lost when HeartbeatSeconds is set: the task then waits out its heartbeat and fails
                          with a heartbeat timeout although its outcome is there.
 - `patch_starting_execution` SendTaskSuccess/Failure/Heartbeat (and the map-run look-ups) walk every
-                         execution and read its worker; an execution another thread is starting has none
-                         yet, so a callback sent meanwhile failed with AttributeError (a 500 locally).
+                         execution and read its worker's environment; an execution another thread is
+                         starting has none yet, so a callback sent meanwhile failed with AttributeError (a 500 locally).
 - `patch_client_cache`   speed, not semantics: the interpreter builds a new boto3 client for every service
                          task (~3 ms of CPU each); clients are thread-safe and, in-process, identical for a
                          (Region, service), so they are built once.
@@ -425,15 +425,16 @@ def patch_retry_token() -> None:
 
 def patch_starting_execution() -> None:
     """Gap: the backend's execution walk (`_get_executions`, used only by the look-ups that then read
-    `exec_worker.env`: task callbacks and map runs) includes an execution whose worker another thread
-    has not created yet. Such an execution holds no callback and no map run, so the walk skips it."""
+    `exec_worker.env`: task callbacks and map runs) includes an execution whose worker (or the worker's
+    environment, made on the worker's own thread) another thread has not created yet. Such an
+    execution holds no callback and no map run, so the walk skips it."""
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
     original = StepFunctionsParserBackend._get_executions
 
     def _get_executions(self, execution_status=None):
         return [execution for execution in original(self, execution_status)
-                if getattr(execution, "exec_worker", None) is not None]
+                if getattr(getattr(execution, "exec_worker", None), "env", None) is not None]
 
     StepFunctionsParserBackend._get_executions = _get_executions
 

@@ -179,13 +179,15 @@ def test_a_callback_while_another_execution_is_starting(runtime):
         roleArn="arn:aws:iam::123456789012:role/local-test")["stateMachineArn"]
     execution_arn = sfn.start_execution(stateMachineArn=arn)["executionArn"]
     [starting] = [e for sm in _backends(runtime) for e in sm.executions if e.exec_arn == execution_arn]
-    worker, starting.exec_worker = starting.exec_worker, None   # as between registration and start()
-    status, starting.exec_status = starting.exec_status, ExecutionStatus.RUNNING
+    worker, status = starting.exec_worker, starting.exec_status
+    starting.exec_status = ExecutionStatus.RUNNING
     try:
-        with pytest.raises(sfn.exceptions.InvalidToken):
-            sfn.send_task_success(taskToken="no-such-token", output="{}")
-        assert all(e.exec_worker is not None for backend in _parser_backends()
-                   for e in StepFunctionsParserBackend._get_executions(backend))
+        for unstarted in (None, type("WorkerWithoutEnvironmentYet", (), {"env": None})()):
+            starting.exec_worker = unstarted   # as between registration and the worker's own thread starting
+            with pytest.raises(sfn.exceptions.InvalidToken):
+                sfn.send_task_success(taskToken="no-such-token", output="{}")
+            assert all(e.exec_worker is not None and e.exec_worker.env is not None for backend in _parser_backends()
+                       for e in StepFunctionsParserBackend._get_executions(backend))
     finally:
         starting.exec_worker, starting.exec_status = worker, status
 
