@@ -67,7 +67,8 @@ def add_parser(subparsers) -> None:
         description="Print an access token signed with the key of the running 'mxflow local up'.",
     )
     token.add_argument("--scope", nargs="+", action="extend", required=True, metavar="SCOPE",
-                       help="OAuth scopes, e.g. payments/submit payments/read")
+                       help="OAuth scopes: payments/submit, payments/read, payments/decide, payments/operate, "
+                            "payments/engine (the payment engine's: POST /engine/messages)")
     token.add_argument("--client", default="local", help="the API client id (default local)")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     token.set_defaults(func=run_token)
