@@ -257,8 +257,16 @@ def test_every_engine_answer_applies_once_and_the_unmatched_ones_are_kept_in_sus
 
 # -- races ---------------------------------------------------------------------------------------------------
 
-def test_a_decision_racing_a_recall_gives_one_outcome(leg):
+def test_a_decision_racing_a_recall_and_the_engines_answers_gives_one_outcome(leg):
     with_policy(leg)
+    leg.engine.start()  # the engine answers on its own thread too: its answers race the recall's steps
+    try:
+        race(leg)
+    finally:
+        leg.engine.stop()
+
+
+def race(leg):
     outcomes = []
     for _ in range(3):
         payment_id, original = leg.submit(DECISION_AMOUNT)
