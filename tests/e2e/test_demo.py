@@ -13,7 +13,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_TIMEOUT_S = 300   # bounded; the demo itself takes about 20 s here
-VERSION_SETTINGS = ("MXFLOW_STATUS_REPORT_VERSION", "MXFLOW_CANCELLATION_ANSWER_VERSION", "MXFLOW_APP_HEADER_VERSION")
+VERSION_SETTINGS = ("MXFLOW_STATUS_REPORT_VERSION", "MXFLOW_CANCELLATION_ANSWER_VERSION", "MXFLOW_APP_HEADER_VERSION",
+                    "MXFLOW_CANCELLATION_REQUEST_VERSION")
 
 
 def test_demo_paths_on_the_builtin_schemas_and_the_printed_aws_redrive_command(tmp_path):
