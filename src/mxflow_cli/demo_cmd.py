@@ -474,12 +474,11 @@ def _path(payment: dict) -> list[str]:
     """The statuses a payment went through; an event that kept the status (a recall recorded, forwarded,
     answered; the engine's answer) by its name in brackets."""
     path: list[str] = []
+    last = None
     for entry in payment.get("history") or []:
         status = entry.get("status", "?")
-        if path and status == path[-1] and entry.get("event"):
-            path.append(f"({entry['event']})")
-        else:
-            path.append(status)
+        path.append(f"({entry['event']})" if status == last and entry.get("event") else status)
+        last = status
     return path
 
 
