@@ -22,10 +22,19 @@ each of those copies, of the table and of every item in it, was kept for good: t
 of megabytes per payment (two gigabytes after sixty). Here a transaction backs up only the items it
 names and puts them back (with the table's stream) when it is cancelled (`_transact_write_items`), and
 DynamoDB's model objects are not tracked (`untrack_models`).
+
+One cost of moto's responses is removed (speed, not semantics: `patch_json_responses`). moto 5.2
+serialises every response by walking the operation's output shape with attribute pickers (about
+half of the CPU of a GetItem of a payment's item, whose history and messages are nested maps and
+lists). The item operations' results are already in the wire form (the AttributeValue JSON that
+DynamoDB returns): their answer is `json.dumps` of the result, the body moto's own serialiser
+produces for them (tests/local/test_canary.py compares the two).
 """
 from __future__ import annotations
 
+import base64
 import copy
+import json
 import threading
 
 # Every backend operation that reads or writes items (reads too: a rolled-back transaction must not be seen).
@@ -34,6 +43,10 @@ ITEM_OPERATIONS = ("put_item", "update_item", "delete_item", "transact_write_ite
 
 # The response handlers of those operations: each calls the backend, then serialises what it returned.
 HANDLER_OPERATIONS = ITEM_OPERATIONS + ("batch_get_item",)
+
+# Item operations whose results are in the wire form already (AttributeValue JSON, numbers, strings).
+JSON_RESPONSE_OPERATIONS = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan",
+                                      "BatchGetItem", "BatchWriteItem", "TransactWriteItems", "TransactGetItems"})
 
 LOCK = threading.RLock()
 _INSTALLED = False
@@ -135,6 +148,48 @@ def _serialise(cls, names) -> None:
         setattr(cls, name, serialised)
 
 
+def _blob(value):
+    """json.dumps' fallback: a binary value (B, BS) as base64, as moto's serialiser writes a blob; any
+    other type is not plain JSON (TypeError: moto serialises that result itself)."""
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(type(value).__name__)
+
+
+def json_response(context, result):
+    """(status, headers, body) of an item operation's result, or None when moto must serialise it (a
+    result that is not plain JSON, or keys that are not the output shape's members)."""
+    operation = context.operation_model
+    if context.service_model.service_name != "dynamodb" or operation.name not in JSON_RESPONSE_OPERATIONS:
+        return None
+    shape = operation.output_shape
+    if type(result) is not dict or shape is None or not set(result) <= set(shape.members):
+        return None
+    try:
+        body = json.dumps(result, default=_blob, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    version = context.service_model.metadata.get("jsonVersion", "1.0")
+    return operation.http.get("responseCode", 200), {"Content-Type": f"application/x-amz-json-{version}"}, body
+
+
+def patch_json_responses() -> None:
+    """Answer DynamoDB's item operations with json.dumps of their result (see the module's docstring)."""
+    from moto.core.responses import ActionResult
+
+    original = ActionResult.execute_result
+    if getattr(original, "_mxflow_json", False):
+        return
+
+    def execute_result(self, context):
+        answer = json_response(context, self.result)
+        return answer if answer is not None else original(self, context)
+
+    execute_result._mxflow_json = True
+    execute_result.__wrapped__ = original
+    ActionResult.execute_result = execute_result
+
+
 def install() -> threading.RLock:
     """Serialise moto's DynamoDB item operations and their responses (once per process); returns the lock."""
     global _INSTALLED
@@ -149,5 +204,6 @@ def install() -> threading.RLock:
             from moto.dynamodb.models.table import Table
 
             Table.__deepcopy__ = _table_deepcopy
+            patch_json_responses()
             _INSTALLED = True
     return LOCK
