@@ -520,6 +520,8 @@ def patch_program_cache() -> None:
     cache: collections.OrderedDict = collections.OrderedDict()
     lock = threading.Lock()
 
+    parsing: dict[str, threading.Lock] = {}   # a definition being parsed: executions started meanwhile wait
+
     def _get_evaluation_entrypoint(self):
         definition = self._evaluation_details.state_machine_details.definition
         with lock:
@@ -527,12 +529,19 @@ def patch_program_cache() -> None:
             if program is not None:
                 cache.move_to_end(definition)
                 return program
-        program = original(self)
-        _prime_heap_keys(program)
-        with lock:
-            program = cache.setdefault(definition, program)
-            while len(cache) > PROGRAM_CACHE_SIZE:
-                cache.popitem(last=False)
+            once = parsing.setdefault(definition, threading.Lock())
+        with once:   # executions started together parse the definition once, not once each
+            with lock:
+                program = cache.get(definition)
+            if program is None:
+                program = original(self)
+                _prime_heap_keys(program)
+                with lock:
+                    cache[definition] = program
+                    while len(cache) > PROGRAM_CACHE_SIZE:
+                        cache.popitem(last=False)
+            with lock:
+                parsing.pop(definition, None)
         return program
 
     ExecutionWorker._get_evaluation_entrypoint = _get_evaluation_entrypoint
