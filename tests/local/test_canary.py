@@ -171,20 +171,24 @@ def test_internals_of_the_speed_patches():
                                                   ActionResult.execute_result)).parameters
 
 
-def test_dynamodb_json_responses_equal_motos_own():
+def test_dynamodb_json_responses_and_requests_equal_motos_own():
     """patch_json_responses answers item operations with json.dumps of the result: the same document moto's
-    own serialiser makes of it (nested maps and lists, numbers, binary, consumed capacity)."""
+    own serialiser makes of it (nested maps and lists, numbers, binary, consumed capacity); and
+    patch_json_requests gives the handler the same parameters as moto's shape parser (blobs decoded)."""
     import json
 
     import boto3
     from moto import mock_aws
     from moto.core.responses import ActionResult
+    from moto.dynamodb.responses import DynamoHandler
 
     from mxflow_local import dynamodb
 
     dynamodb.install()
     captured: list = []
+    requests: list = []
     patched = ActionResult.execute_result
+    patched_parse = DynamoHandler.parse_parameters
 
     def capture(self, context):
         answer = patched(self, context)
@@ -192,7 +196,14 @@ def test_dynamodb_json_responses_equal_motos_own():
             captured.append(json.loads(answer[2]) == json.loads(patched.__wrapped__(self, context)[2]))
         return answer
 
+    def capture_parse(self, request):
+        fast = dynamodb.json_request(self, request)
+        patched_parse.__wrapped__(self, request)
+        if fast is not None:
+            requests.append((self._get_action(), fast == self.params))
+
     ActionResult.execute_result = capture
+    DynamoHandler.parse_parameters = capture_parse
     try:
         with mock_aws():
             client = boto3.client("dynamodb", region_name="us-east-1")
@@ -207,11 +218,26 @@ def test_dynamodb_json_responses_equal_motos_own():
             client.update_item(TableName="t", Key={"pk": {"S": "p1"}}, UpdateExpression="SET n = :n",
                                ExpressionAttributeValues={":n": {"N": "3"}}, ReturnValues="ALL_NEW")
             client.query(TableName="t", KeyConditionExpression="pk = :p",
-                         ExpressionAttributeValues={":p": {"S": "p1"}})
+                         ExpressionAttributeValues={":p": {"S": "p1"}}, Limit=1,
+                         ExclusiveStartKey={"pk": {"S": "p0"}})
+            nested = {"pk": {"S": "p2"}, "m": {"M": {"B": {"B": b"\x01"}, "BS": {"BS": [b"\x02", b"\x03"]},
+                                                     "l": {"L": [{"B": b"\x04"}, {"M": {"x": {"B": b"\x05"}}}]}}}}
+            client.batch_write_item(RequestItems={"t": [{"PutRequest": {"Item": nested}}]})
+            client.transact_write_items(TransactItems=[
+                {"Put": {"TableName": "t", "Item": {"pk": {"S": "p3"}, "bs": {"BS": [b"\x06"]}},
+                         "ConditionExpression": "attribute_not_exists(pk)"}},
+                {"Update": {"TableName": "t", "Key": {"pk": {"S": "p1"}}, "UpdateExpression": "SET b = :b",
+                            "ExpressionAttributeValues": {":b": {"B": b"\x07"}}}}])
+            read = client.get_item(TableName="t", Key={"pk": {"S": "p2"}})["Item"]
     finally:
         ActionResult.execute_result = patched
+        DynamoHandler.parse_parameters = patched_parse
     assert got["Item"]["b"]["B"] == b"\x00\xffz" and got["Item"]["h"]["L"][0]["M"]["s"]["S"] == "RCVD"
+    assert read["m"]["M"]["l"]["L"][1]["M"]["x"]["B"] == b"\x05" and read["m"]["M"]["B"]["B"] == b"\x01"
     assert len(captured) >= 3 and all(captured), captured
+    operations = {operation for operation, _ in requests}
+    assert {"PutItem", "GetItem", "UpdateItem", "Query", "BatchWriteItem", "TransactWriteItems"} <= operations
+    assert all(same for _, same in requests), requests
 
 
 def test_powertools_internals_kept_per_environment():
