@@ -3,7 +3,8 @@ runtime, behind the local HTTP API (keys: local, local_memory, cold_import_ms, l
 cold_start_ms).
 
 - local: STP payments (auto-decision policy on) submitted over HTTP from a few client threads, each polled
-  with GET until ACSC; throughput and submit-to-observed-ACSC latency.
+  with GET until ACSC; throughput and submit-to-ACSC latency (LOCAL_PAYMENTS from LOCAL_THREADS clients;
+  `one_client`: one payment at a time, the latency without queueing).
 - cost: the AWS usage of one payment, counted from what ran (UsageMeter). While COST_PAYMENTS
   straight-through payments, then COST_PAYMENTS payments that wait for a decision (submit, PDNG, approve),
   run one after another:
@@ -62,6 +63,8 @@ LOCAL_SECONDS = 300.0                  # bound of the throughput run
 MEMORY_PAYMENTS = int(os.environ.get("MXFLOW_BENCH_MEMORY_PAYMENTS", "5000"))   # total for the second figure
 MEMORY_SECONDS = 1200.0                # bound of the memory run (the payments done are reported)
 COLD_IMPORT_RUNS = 10
+ONE_CLIENT_PAYMENTS = 30               # one client thread, one payment at a time: latency without queueing
+ONE_CLIENT_SECONDS = 60.0
 POLL_S = 0.25                          # the clients' GET interval while a payment is in flight
 COST_PAYMENTS = 10
 WAIT_S = 30.0
@@ -358,7 +361,7 @@ def _rss_mb() -> float | None:
     return None
 
 
-def _local(api, payments: int = LOCAL_PAYMENTS, seconds: float = LOCAL_SECONDS) -> dict:
+def _local(api, payments: int = LOCAL_PAYMENTS, seconds: float = LOCAL_SECONDS, threads: int = LOCAL_THREADS) -> dict:
     client = _client(api)
     deadline = time.monotonic() + seconds
     latencies: list[float] = []   # submit -> the ACSC recorded on the payment's history (same clock)
@@ -390,8 +393,8 @@ def _local(api, payments: int = LOCAL_PAYMENTS, seconds: float = LOCAL_SECONDS) 
                 latencies.append((_epoch(settled) - submitted_at) * 1000)
 
     began = time.perf_counter()
-    with ThreadPoolExecutor(LOCAL_THREADS) as pool:
-        for future in [pool.submit(worker) for _ in range(LOCAL_THREADS)]:
+    with ThreadPoolExecutor(threads) as pool:
+        for future in [pool.submit(worker) for _ in range(threads)]:
             future.result()
     wall = time.perf_counter() - began
     return {
@@ -402,7 +405,7 @@ def _local(api, payments: int = LOCAL_PAYMENTS, seconds: float = LOCAL_SECONDS) 
                           "history (the runtime runs in this process: one clock); observed_latency_ms: to the "
                           f"GET that saw ACSC, polling every {POLL_S} s",
         "payments": len(latencies), "attempted": payments - remaining[0], "failures": len(failures),
-        "failure_samples": failures[:3], "threads": LOCAL_THREADS, "wall_s": round(wall, 2),
+        "failure_samples": failures[:3], "threads": threads, "wall_s": round(wall, 2),
         "bound_s": seconds, "path": "STP (AutoApproveMaxAmount=1000000): POST /payments, GET until ACSC",
         "region": STP_REGION,
     }
@@ -426,17 +429,18 @@ def _memory(api, first: dict, started_mb: float | None) -> dict:
     """RSS of the process after the throughput run's payments and after MEMORY_PAYMENTS in all (more STP
     payments through the same running API, bounded by MEMORY_SECONDS: the payments done are reported)."""
     after_first = _rss_mb()
-    more = _local(api, max(0, MEMORY_PAYMENTS - first["payments"]), MEMORY_SECONDS)
-    done = first["payments"] + more["payments"]
+    first_count = first["payments"] + first.get("one_client", {}).get("payments", 0)
+    more = _local(api, max(0, MEMORY_PAYMENTS - first_count), MEMORY_SECONDS)
+    done = first_count + more["payments"]
     after_all = _rss_mb()
     growth = None
     if after_first is not None and after_all is not None and more["payments"]:
         growth = round((after_all - after_first) * 1024 / more["payments"], 2)
     return {
         "rss_mb_started": started_mb,
-        f"rss_mb_after_{first['payments']}": after_first,
+        f"rss_mb_after_{first_count}": after_first,
         f"rss_mb_after_{done}": after_all,
-        "payments": done, "target_payments": MEMORY_PAYMENTS, "failures": first["failures"] + more["failures"],
+        "payments": done, "target_payments": MEMORY_PAYMENTS, "failures": more["failures"],
         "growth_kb_per_payment_after_first": growth,
         "payments_per_s_later_run": more["payments_per_s"],
         "method": "VmRSS of the bench process (the local runtime, its API and the clients run in it) after "
@@ -701,6 +705,7 @@ def run() -> dict:
         stp = _measure_path(api, decision=False)
         started_mb = _rss_mb()
         local = _local(api)
+        local["one_client"] = _local(api, ONE_CLIENT_PAYMENTS, ONE_CLIENT_SECONDS, threads=1)
         memory = _memory(api, local, started_mb)
     with _start_api({}, DECISION_REGION) as api:
         decision = _measure_path(api, decision=True)
