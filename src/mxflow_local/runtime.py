@@ -216,10 +216,12 @@ class LocalRuntime:
                     variables.update({k: str(v) for k, v in value.items()})
             else:
                 variables[key] = str(value)
+        reserved = props.get("ReservedConcurrentExecutions")
         return FunctionSpec(logical_id=logical_id, name=name, arn=props["Arn"], code_dir=Path(props["CodeDir"]),
                             handler=props["Handler"], layer_dirs=layer_dirs, environment=variables,
                             timeout_s=float(props.get("Timeout", 3)), memory_mb=memory,
-                            runtime=props.get("Runtime", "python3.13"))
+                            runtime=props.get("Runtime", "python3.13"),
+                            reserved_concurrency=int(reserved) if reserved not in (None, "") else None)
 
     # ---------------------------------------------------------------------------------------- lookups
     @property
