@@ -174,10 +174,6 @@ ALLOWED_MANAGED_POLICIES = {
         "FunctionsWithoutVpcManageNoNetworkInterfaces policy denies its network-interface actions",
     "service-role/AmazonAPIGatewayPushToCloudWatchLogs":
         "API Gateway's account-level logging role (ConfigureApiGatewayLogsRole)",
-    "service-role/AWSLambdaSQSQueueExecutionRole":
-        "SAM attaches it to EngineAnswersFunction for its SQS event source (the engine's inbound queue): "
-        "receive, delete and read attributes, Resource '*' is AWS's; the queue is encrypted with the stack "
-        "key, which only the stack's roles may use",
 }
 TEMPLATE_TEXT = TEMPLATE.read_text()
 
