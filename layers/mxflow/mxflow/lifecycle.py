@@ -40,6 +40,7 @@ from mxflow.errors import (
     NotOwner,
     NotRedrivable,
     PaymentNotFound,
+    RegionUnavailable,
     ReleaseOutcomeUnknown,
     SendRefused,
     ServiceError,
@@ -88,6 +89,9 @@ RELEASE_WINDOW_SECONDS = 240
 SUSPENDED_UNKNOWN_OUTCOME = "release outcome unknown"
 STAGE_FAILED = "StageFailed"  # the error a PaymentFlow hands to its anchor (statemachines/payment.asl.json)
 SAMPLE_PER_SHARD = 100  # in-flight payments read per index shard by the sampler
+# The message id Send hands Settle for a release another Region armed before a takeover and whose outcome
+# no definitive failure contradicts: that Region sent it; it is settled, never sent again (docs/regions.md).
+RELEASED_ELSEWHERE = "released-by:"
 
 # The decision bodies' JSON Schemas are the published ones: components.schemas of the API's OpenAPI
 # document (mxflow/openapi.json), whose additionalInfo maxLength is MAX_ADDITIONAL_INFO.
@@ -161,7 +165,7 @@ class PaymentLifecycle:
 
     def __init__(self, *, store: PaymentStore, archive: MessageArchive, workflow: Workflow,
                  release_queue: ReleaseQueue, events: EventPublisher | None, settings: Settings,
-                 registry=None, clock: Clock = utc_now):
+                 registry=None, clock: Clock = utc_now, gate=None, at_region=None):
         self.store = store
         self.archive = archive
         self.workflow = workflow
@@ -170,6 +174,12 @@ class PaymentLifecycle:
         self.settings = settings
         self.clock = clock
         self._registry = registry
+        # Two Regions (docs/regions.md): `gate` says whether this Region may act (its lease) and at which
+        # epoch new payments start (mxflow.regions.RegionGate; None: one Region); `at_region(region)` is
+        # this lifecycle on another Region's replica and services, where a payment that Region owns is
+        # written (None: no other Region).
+        self.gate = gate
+        self.at_region = at_region
 
     @property
     def registry(self):
@@ -205,6 +215,8 @@ class PaymentLifecycle:
         except iso20022.BuildError as error:
             raise UnsupportedMessage(f"the message cannot be answered: {error}", code="FF01") from None
         payment_id = parsed_facts.payment_id
+        if self.gate is not None:
+            self.gate.check()   # a Region that does not hold its lease accepts nothing (503)
         sha256 = iso20022.content_hash(data)
         archive_key = received_key(payment_id, sha256)
         # The raw bytes are durable before the payment exists (and before the 202).
@@ -219,6 +231,8 @@ class PaymentLifecycle:
             "facts": summary,
             "messages": {},            # the generated ones; the received message is always there
         }
+        if self.gate is not None and self.gate.enabled:
+            record["epoch"] = self.gate.epoch()   # the routing epoch: a takeover moves it to a later one
         created = True
         try:
             record = self.store.create(record, event={"actor": client_id})
@@ -255,6 +269,7 @@ class PaymentLifecycle:
         Returns {"outcome": "invalid"|"await"|"auto-approve", "status", "decisionTimeoutSeconds"}."""
         record = self.store.get(payment_id)
         if record["status"] != "RCVD":
+            self._check_owner(record)   # a repeated step of a Region that no longer owns it does nothing
             return self._validation_outcome(record, repeated=True)
         fence = self._fence(record)
         data = self._received_bytes(record, message)
@@ -337,12 +352,16 @@ class PaymentLifecycle:
         - ACTC, or PDNG (a retried wait): ACTC -> PDNG keeping the token (refreshed), event;
         - ACSP (approved, not settled): start PaymentFlow at send (settle once sent) with the token;
         - terminal: answer the token at once.
-        Returns {"paymentId", "status", "action": "resumed"|"parked"|"answered", "stage"?}."""
-        if resume:
-            return self._resume_with(payment_id, task_token, resume["stage"], resume.get("carried"), None)
+        - owned by another Region (taken over after a failover): answer the token at once, nothing else.
+        Returns {"paymentId", "status", "action": "resumed"|"parked"|"answered"|"relinquished", "stage"?}."""
         for _ in range(3):  # a decision may land between the read and the write: look again
             record = self.store.get(payment_id)
             status = record["status"]
+            if record.get("ownerRegion", self.settings.region) != self.settings.region:
+                self.workflow.send_task_success(task_token, {"paymentId": payment_id, "status": status})
+                return {"paymentId": payment_id, "status": status, "action": "relinquished"}
+            if resume:
+                return self._resume_with(payment_id, task_token, resume["stage"], resume.get("carried"), None)
             if status == "RCVD":
                 return self._resume_with(payment_id, task_token, "validate", None, status)
             if status == "ACSP":
@@ -352,13 +371,16 @@ class PaymentLifecycle:
                 self.workflow.send_task_success(task_token, {"paymentId": payment_id, "status": status})
                 return {"paymentId": payment_id, "status": status, "action": "answered"}
             fence = self._fence(record)
+            token = {"taskToken": task_token}
+            if self.settings.two_regions:
+                token["tokenRegion"] = self.settings.region   # whose Step Functions the token belongs to
             try:
                 if status == "ACTC":
                     self.store.transition(payment_id, expected_status="ACTC", expected_version=record["version"],
-                                          new_status="PDNG", set_values={"taskToken": task_token},
+                                          new_status="PDNG", set_values=token,
                                           require_no_decision=True, fence=fence)
                 else:  # PDNG: a retried or repeated wait brings a new token
-                    self.store.set_attributes(payment_id, {"taskToken": task_token}, expected_status="PDNG",
+                    self.store.set_attributes(payment_id, token, expected_status="PDNG",
                                               require_no_decision=True, fence=fence)
             except StatusConflict:
                 continue
@@ -389,6 +411,9 @@ class PaymentLifecycle:
         if action == "cancel" and not iso_codes.is_cancellation_reason(code):
             raise UnknownReasonCode(f"{code!r} is not an ISO cancellation reason code")
         record = self._owned(client_id, payment_id)
+        owner = self._owner_elsewhere(record)
+        if owner is not None:
+            return self._at_owner(owner, lambda there: there.decide(client_id, payment_id, action, request))
         if record["status"] != "PDNG" or record.get("decision"):
             raise Conflict(f"payment {payment_id} is {record['status']}"
                            + (" and already decided" if record.get("decision") else "")
@@ -403,11 +428,17 @@ class PaymentLifecycle:
             self.store.transition(payment_id, expected_status="PDNG", expected_version=record["version"],
                                   new_status=new_status, set_values={"decision": decision},
                                   remove=("taskToken",), reason=reason, messages=messages,
-                                  require_no_decision=True, event_detail={"actor": client_id})
+                                  require_no_decision=True, event_detail={"actor": client_id},
+                                  fence=self._owner_fence(record))
         except StatusConflict as conflict:
+            if conflict.current.get("ownerRegion", self.settings.region) != self.settings.region:
+                raise RegionUnavailable(f"payment {payment_id} was taken over by {conflict.current['ownerRegion']} "
+                                        "meanwhile; send the decision again") from None
             raise Conflict(f"payment {payment_id} was decided or changed meanwhile "
                            f"(now {conflict.current_status})") from None
         token = record.get("taskToken")
+        if record.get("tokenRegion", self.settings.region) != self.settings.region:
+            token = None   # another Region's wait: not this Region's to answer
         if action == "approve":
             self._release_after_approval(payment_id, token)
         else:
@@ -465,6 +496,8 @@ class PaymentLifecycle:
         for _ in range(3):
             record = self.store.get(payment_id)
             status = record["status"]
+            if record.get("ownerRegion", self.settings.region) != self.settings.region:
+                return {"action": "done", "resume": None, "status": status}   # taken over: another Region's now
             if status == "RCVD":
                 return {"action": "resume", "resume": {"stage": "validate", "carried": {}}, "status": status}
             if status == "ACSP":
@@ -509,12 +542,16 @@ class PaymentLifecycle:
         "alreadySent": true when a send was recorded before)."""
         record = self.store.get(payment_id)
         release = record.get("release") or {}
+        self._check_owner(record)
         if release.get("sentAt") or record["status"] == "ACSC":
             return {"messageId": release.get("messageId"), "outbound": None, "alreadySent": True}
         if record["status"] != "ACSP":
             raise InvalidState(f"payment {payment_id} is {record['status']}; send expects ACSP")
         fence = self._fence(record)
         claim = self._next_claim(record, fence)
+        if claim is None:   # armed by the Region that owned it before a takeover: sent there, never here
+            return {"messageId": f"{RELEASED_ELSEWHERE}{release['region']}", "outbound": None,
+                    "releasedElsewhere": release["region"]}
         data = self._received_bytes(record, message)
         outbound = self._generated(iso20022.build_outbound_message(
             self._parse(data), operator_bic=self.settings.operator_bic, now=parse_utc(claim["windowAt"]),
@@ -545,12 +582,25 @@ class PaymentLifecycle:
             raise TransientError(f"the release queue refused the send ({refused.detail})") from None
         return {"messageId": message_id, "outbound": inline_message(outbound)}
 
-    def _next_claim(self, record: Mapping[str, Any], fence: Fence) -> dict:
+    def _next_claim(self, record: Mapping[str, Any], fence: Fence) -> dict | None:
         """The claim this attempt would write, by the window rule; past the window with an attempt of
-        unknown outcome: suspend, ReleaseOutcomeUnknown."""
+        unknown outcome: suspend, ReleaseOutcomeUnknown. A claim another Region armed (before a takeover,
+        docs/regions.md) never opens a resend here -- that Region's queue deduplicated for its own sends
+        only: when all its attempts failed definitively a new window opens here; else (suspended: still
+        suspended) its send happened and None is returned: settle it as released by that Region."""
         payment_id = record["paymentId"]
         now = self.clock()
         release = record.get("release")
+        if release and release.get("region", fence.region) != fence.region:
+            if release["definitiveFailures"] >= release["attempts"]:
+                return {**release, "region": fence.region, "epoch": fence.epoch,
+                        "attempts": release["attempts"] + 1, "windowAt": now}
+            if not record.get("suspense"):
+                return None
+            self._suspend(record, release, fence, now)
+            raise ReleaseOutcomeUnknown(
+                f"payment {payment_id}: suspended in {release['region']} (an earlier release attempt's outcome is "
+                "unknown); an operator confirms whether it was sent")
         if not release:
             claim = {"region": fence.region, "epoch": fence.epoch, "attempts": 1, "windowAt": now,
                      "definitiveFailures": 0}
@@ -597,6 +647,7 @@ class PaymentLifecycle:
         release window it was sent in."""
         record = self.store.get(payment_id)
         if record["status"] == "ACSC":
+            self._check_owner(record)   # a Region that no longer owns it publishes nothing
             self._publish("payment.released", record)  # a repeated step: the event again (at least once)
             return {"paymentId": payment_id, "status": "ACSC"}
         release = record.get("release") or {}
@@ -620,13 +671,17 @@ class PaymentLifecycle:
         else:  # the Send step archived it, and the release message names that key
             stored_outbound = {"key": generated_key(payment_id, OUTBOUND_MESSAGE)}
         sent = {**release, "sentAt": release.get("sentAt") or now, "messageId": message_id}
+        detail = {"actor": "release"}
+        if message_id.startswith(RELEASED_ELSEWHERE):
+            detail["note"] = (f"released by {release.get('region')} before its payments were taken over; "
+                              "settled here, not sent again")
         try:
             self.store.transition(payment_id, expected_status="ACSP", expected_version=record["version"],
                                   new_status="ACSC", set_values={"release": sent},
                                   remove=("taskToken", "suspense", "suspendedIn", "suspendedAt"),
                                   messages={STATUS_REPORT: self._stored(payment_id, STATUS_REPORT, report),
                                             OUTBOUND_MESSAGE: stored_outbound},
-                                  event_detail={"actor": "release"}, fence=fence)
+                                  event_detail=detail, fence=fence)
         except StatusConflict as conflict:
             if conflict.current_status != "ACSC":
                 raise TransientError(f"payment {payment_id} changed while it was settled "
@@ -643,6 +698,9 @@ class PaymentLifecycle:
         new window). Conflict when the payment is not suspended."""
         _check(request if request is not None else {}, CONFIRM_RELEASE_SCHEMA)
         record = self._owned(client_id, payment_id)
+        owner = self._owner_elsewhere(record)
+        if owner is not None:
+            return self._at_owner(owner, lambda there: there.confirm_release(client_id, payment_id, request))
         release = record.get("release") or {}
         if record["status"] != "ACSP" or not record.get("suspense"):
             raise Conflict(f"payment {payment_id} is {record['status']} and not suspended; nothing to confirm")
@@ -663,8 +721,12 @@ class PaymentLifecycle:
         """Redrive the payment's anchor execution from its failed state; Conflict when the workflow
         says it is not redrivable (a payment that never failed has no anchor, or one still running)."""
         record = self._owned(client_id, payment_id)
+        owner = self._owner_elsewhere(record)
+        if owner is not None:
+            return self._at_owner(owner, lambda there: there.redrive(client_id, payment_id))
         try:
-            redriven_at = self.workflow.redrive(payment_id)
+            # a taken-over payment's anchor is named with its epoch (mxflow.regions.anchor_name)
+            redriven_at = self.workflow.redrive(record.get("anchorName") or payment_id)
         except NotRedrivable as refused:
             raise Conflict(f"the execution of payment {payment_id} is not redrivable ({refused.reason})") from None
         return {"paymentId": payment_id, "status": record["status"], "redriveDate": redriven_at}
@@ -746,11 +808,52 @@ class PaymentLifecycle:
     # -- internals -------------------------------------------------------------------------------
 
     def _fence(self, record: Mapping[str, Any]) -> Fence:
-        """The fence of a workflow step's writes; NotOwner when this Region does not own the payment."""
+        """The fence of a workflow step's writes; NotOwner when this Region does not own the payment,
+        RegionUnavailable when it does but may not act now (its lease lapsed: docs/regions.md)."""
+        self._check_owner(record)
+        if self.gate is not None:
+            self.gate.check()
+        return Fence(self.settings.region, int(record.get("epoch", 1)))
+
+    def _check_owner(self, record: Mapping[str, Any]) -> None:
         if record.get("ownerRegion") != self.settings.region:
             raise NotOwner(f"payment {record['paymentId']} is owned by {record.get('ownerRegion')}, "
                            f"not {self.settings.region}")
+
+    # -- two Regions: where a write goes (docs/regions.md) -----------------------------------------------
+
+    def _owner_elsewhere(self, record: Mapping[str, Any]) -> str | None:
+        """The payment's owner Region when it is not this one (two Regions only), else None."""
+        owner = record.get("ownerRegion")
+        if not self.settings.two_regions or not owner or owner == self.settings.region:
+            return None
+        return owner
+
+    def _owner_fence(self, record: Mapping[str, Any]) -> Fence | None:
+        """An API write's fence with two Regions: this Region still owns it at the epoch read (a takeover
+        in between makes the write fail). None with one Region, as before."""
+        if not self.settings.two_regions:
+            return None
+        if self.gate is not None:
+            self.gate.check()   # a Region that does not hold its lease writes nothing (503)
         return Fence(self.settings.region, int(record.get("epoch", 1)))
+
+    def _at_owner(self, owner: str, call):
+        """Run an API write in the payment's owner Region: its replica (where that Region's conditional
+        writes are checked) and its state machines (its task tokens). RegionUnavailable (503) when the
+        owner is being failed over or cannot be reached; the takeover then moves the payment here."""
+        if self.at_region is None:
+            raise RegionUnavailable(f"the payment's owner moved to {owner} meanwhile; send the request again")
+        if self.gate is not None:
+            self.gate.owner_reachable(owner)
+        there = self.at_region(owner)
+        try:
+            return call(there)
+        except RegionUnavailable:
+            raise
+        except ServiceError as error:
+            raise RegionUnavailable(f"Region {owner}, which owns the payment, cannot be reached "
+                                    f"({error.detail}); retry shortly") from None
 
     def _received_bytes(self, record: Mapping[str, Any], message: bytes | None) -> bytes:
         """The received message: as the flow carries it (checked against its SHA-256 on the record),
