@@ -61,7 +61,8 @@ class AwsHealthProbes:
         if not self.settings.probe_state_machine_arn:
             return "not configured"
         sfn = self._client("stepfunctions")
-        arn = sfn.start_execution(stateMachineArn=self.settings.probe_state_machine_arn,
+        # Named: a name per probe (Step Functions keeps names 90 days; one a minute is well within it).
+        arn = sfn.start_execution(stateMachineArn=self.settings.probe_state_machine_arn, name=f"probe-{uuid.uuid4().hex}",
                                   input=json.dumps({"probe": self.settings.region, "at": utc_now()}))["executionArn"]
         deadline = time.monotonic() + self.deadline_seconds
         while True:
