@@ -65,6 +65,11 @@ def _later(now: str, seconds: float) -> str:
     return format_utc(parse_utc(now) + timedelta(seconds=seconds))
 
 
+def _number(value) -> float | None:
+    """A number as the table gives it back (a Decimal) as JSON's number."""
+    return None if value is None else float(value)
+
+
 def lease_seconds(settings: Settings) -> float:
     """How long a good probe renews the lease: N probe intervals and half of one more. The Nth failed probe
     after the last good one then comes before the lease ends (N failures make a Region unhealthy, not N-1
@@ -476,7 +481,7 @@ class RegionService:
                 self.settings.region_mode == "active-active" or routing.get("trafficOwner") == region)
             entry = {"region": region, "status": status, "ownsTraffic": bool(serving),
                      "lastProbeAt": (record or {}).get("lastProbeAt"),
-                     "lastProbeLatencyMs": (record or {}).get("lastProbeLatencyMs"),
+                     "lastProbeLatencyMs": _number((record or {}).get("lastProbeLatencyMs")),
                      "consecutiveFailures": int((record or {}).get("consecutiveFailures", 0)),
                      "consecutiveSuccesses": int((record or {}).get("consecutiveSuccesses", 0))}
             if record and record.get("lastError"):
@@ -484,7 +489,8 @@ class RegionService:
             if record and record.get("leaseUntil"):
                 entry["leaseUntil"] = record["leaseUntil"]
             if record and record.get("dependencies"):
-                entry["dependencies"] = record["dependencies"]
+                entry["dependencies"] = {name: {k: _number(v) if k == "ms" else v for k, v in result.items()}
+                                         for name, result in record["dependencies"].items()}
             regions.append(entry)
         return {"mode": routing.get("mode", self.settings.region_mode),
                 "consistency": routing.get("consistency", self.settings.table_consistency),
