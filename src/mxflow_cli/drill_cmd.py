@@ -133,7 +133,7 @@ class Drill:
             # Payments at every stage: STP (released or releasing), waiting, decided, and just received.
             n_received = max(1, n // 8) if n >= 4 else 0
             kinds = ["stp" if i % 4 == 0 else "wait" for i in range(n - n_received)]
-            with ThreadPoolExecutor(max_workers=8) as pool:
+            with ThreadPoolExecutor(max_workers=4) as pool:
                 receipts = list(pool.map(lambda kind: api_a.submit(credit_transfer(
                     amount=STP_AMOUNT if kind == "stp" else DECISION_AMOUNT)), kinds))
             ids = [r.json["paymentId"] for r in receipts if r.status == 202]
@@ -142,7 +142,7 @@ class Drill:
                 (world.payment(a, pid) or {}).get("status") == "PDNG" for pid in waiting), interval=0.2)
             decided = waiting[: len(waiting) // 3]
             during, after = waiting[len(waiting) // 3:][::2], waiting[len(waiting) // 3:][1::2]
-            with ThreadPoolExecutor(max_workers=8) as pool:
+            with ThreadPoolExecutor(max_workers=4) as pool:
                 list(pool.map(api_a.approve, decided))
                 received = list(pool.map(lambda _: api_a.submit(credit_transfer(amount=DECISION_AMOUNT)),
                                          range(n_received)))

@@ -369,3 +369,28 @@ def test_recover_is_refused_while_the_target_is_unhealthy_and_moves_the_traffic_
     # B is healthy: it keeps and finishes its own payments (no takeover run; A's own reconciliation ran
     # when it rejoined).
     assert list(world[A].recovery.runs) == [f"reconcile-{A}-e2"]
+
+
+def test_a_claim_that_lands_after_the_lease_is_not_followed_by_a_send_and_the_new_owner_sends_once(world, message,
+                                                                                                     monkeypatch):
+    from mxflow.lifecycle import PaymentLifecycle as Lifecycle
+
+    a, b = world[A], world[B]
+    payment_id = pending_in(a, message, token="t")
+    a.lifecycle.decide(CLIENT_ID, payment_id, "approve", {})
+    real_write = Lifecycle._write_claim
+
+    def slow_claim(self, *args, **kwargs):   # the claim write lands late: A's lease ends meanwhile
+        real_write(self, *args, **kwargs)
+        world.clock.advance(5)
+
+    monkeypatch.setattr(Lifecycle, "_write_claim", slow_claim)
+    with pytest.raises(RegionUnavailable):
+        a.lifecycle.send(payment_id)
+    monkeypatch.undo()
+    release = world.ports.store.get(payment_id)["release"]
+    assert sends(world, payment_id) == 0 and (release["attempts"], release["definitiveFailures"]) == (1, 1)
+    world.fail_over_to(B)
+    world.run_recovery(B, f"takeover-{A}-e2")
+    result = b.lifecycle.send(payment_id)
+    assert "releasedElsewhere" not in result and sends(world, payment_id) == 1

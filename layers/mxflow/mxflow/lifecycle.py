@@ -569,6 +569,8 @@ class PaymentLifecycle:
             body.update(bucket=self.archive.bucket,
                         key=self.archive.put(generated_key(payment_id, OUTBOUND_MESSAGE), outbound))
         self._write_claim(record, claim, fence)
+        if self.gate is not None:
+            self._claim_landed_in_lease(payment_id, claim, fence)
         try:
             message_id = self.release_queue.send({k: v for k, v in body.items() if v is not None},
                                                  deduplication_id=payment_id,
@@ -581,6 +583,23 @@ class PaymentLifecycle:
                 pass  # a later attempt moved on: this failure stays uncounted (the safe side)
             raise TransientError(f"the release queue refused the send ({refused.detail})") from None
         return {"messageId": message_id, "outbound": inline_message(outbound)}
+
+    def _claim_landed_in_lease(self, payment_id: str, claim: Mapping[str, Any], fence: Fence) -> None:
+        """Two Regions (docs/regions.md): send only if this Region still holds its lease now that the claim
+        is written. A claim that landed in the lease replicates before a takeover reads it (the takeover
+        waits the settle interval after the lease ends), so the new owner settles it as released here and
+        never sends it again. A claim written too late (a slow step) is followed by no send: it is recorded
+        as a definitive failure (nothing was sent), so whoever owns the payment next sends it once."""
+        self.gate.forget()
+        try:
+            self.gate.check()
+        except RegionUnavailable:
+            failed = {**claim, "definitiveFailures": claim["definitiveFailures"] + 1}
+            try:
+                self.store.update_release(payment_id, failed, expected_attempts=claim["attempts"], fence=fence)
+            except StatusConflict:
+                pass
+            raise
 
     def _next_claim(self, record: Mapping[str, Any], fence: Fence) -> dict | None:
         """The claim this attempt would write, by the window rule; past the window with an attempt of
