@@ -72,6 +72,9 @@ class Settings:
             probe_queue_url=_in_region(self.probe_queue_url, self.region, region),
             archive_bucket=self.peer_archive_bucket, peer_archive_bucket=self.archive_bucket,
             archive_kms_key_id=None)   # the peer bucket's default key (a KMS key is Regional)
+    # The return leg (mxflow/recalls.py, mxflow/engine.py): "queue" = ACSC once sent to the release queue,
+    # "engine" = ACSP until the payment engine's pacs.002 says ACSC or RJCT (RELEASE_CONFIRMATION).
+    release_confirmation: str = "queue"
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] = os.environ) -> "Settings":
@@ -109,8 +112,23 @@ class Settings:
             probe_state_machine_arn=env.get("PROBE_STATE_MACHINE_ARN") or None,
             probe_queue_url=env.get("PROBE_QUEUE_URL") or None,
             peer_archive_bucket=env.get("PEER_ARCHIVE_BUCKET") or None,
+            release_confirmation=_release_confirmation(env.get("RELEASE_CONFIRMATION")),
         )
 
+    @property
+    def engine_confirms(self) -> bool:
+        """True when a release is ACSC only once the payment engine says so (ReleaseConfirmation=engine)."""
+        return self.release_confirmation == "engine"
+
+
+RELEASE_CONFIRMATIONS = ("queue", "engine")
+
+
+def _release_confirmation(value: str | None) -> str:
+    value = (value or "queue").strip()
+    if value not in RELEASE_CONFIRMATIONS:
+        raise ValueError(f"RELEASE_CONFIRMATION must be one of {', '.join(RELEASE_CONFIRMATIONS)}")
+    return value
 
 def _in_region(name: str | None, here: str, there: str) -> str | None:
     """An ARN or queue URL of this stack in another Region: the same name, the other Region."""
