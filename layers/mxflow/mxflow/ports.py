@@ -91,11 +91,15 @@ class MessageArchive(Protocol):
 
     bucket: str  # where the archive lives: named in the release message so the engine can fetch it
 
-    def put(self, key: str, data: bytes) -> str:
+    def put(self, key: str, data: bytes, *, content_type: str = "application/xml") -> str:
         """Store the bytes under `key` (overwriting the same bytes is harmless); returns the key."""
 
     def get(self, key: str) -> bytes:
         """The stored bytes; MessageNotFound when nothing is stored under `key`."""
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes start..end-1 of the object under `key` (one transaction of a message with several);
+        MessageNotFound when nothing is stored under `key`."""
 
 
 class Workflow(Protocol):
@@ -116,6 +120,10 @@ class Workflow(Protocol):
         """Redrive the failed anchor execution `name` from its failed state; returns the redrive time
         (ISO-8601) when the workflow gives one. NotRedrivable when it cannot be redriven."""
 
+    def start_split(self, message_id: str) -> None:
+        """Start the split of a message with several transactions (BulkSplitStateMachine, STANDARD,
+        execution name = message id: a second start of the same message is no second split)."""
+
 
 class ReleaseQueue(Protocol):
     """Where released payments go downstream (the payment engine reads it)."""
@@ -130,3 +138,36 @@ class EventPublisher(Protocol):
     """Payment events for subscribers (ids and statuses only)."""
 
     def publish(self, event: Mapping[str, Any], *, attributes: Mapping[str, str]) -> None: ...
+
+
+class MessageStore(Protocol):
+    """Messages with several transactions (docs/flow.md, "Messages with several transactions"), in the
+    payment table beside their payments: one record per message (the message id, `sk` MESSAGE: status,
+    version, client, the group's facts, the layout its transaction messages are made with, the group
+    pacs.002, a history) and one part per batch of its transactions (`sk` PART#<first index>: the
+    payment ids of that batch, in order, written once by the split)."""
+
+    def create_message(self, record: Mapping[str, Any], *, event: Mapping[str, Any] | None = None) -> dict:
+        """Write a new message record at version 1 with its first history event; DuplicateMessage
+        (carrying the existing record) when the message id exists."""
+
+    def get_message(self, message_id: str) -> dict:
+        """The message record; BulkMessageNotFound when there is none."""
+
+    def update_message(self, message_id: str, *, expected_status: str, expected_version: int, new_status: str,
+                       set_values: Mapping[str, Any] | None = None, messages: Mapping[str, Any] | None = None,
+                       event_detail: Mapping[str, Any] | None = None) -> int:
+        """Conditional status change of a message record plus its history event; the new version.
+        StatusConflict (with the current record) when the status or version does not hold."""
+
+    def put_part(self, message_id: str, first: int, payment_ids: list[str],
+                 conflicts: Mapping[str, Any] | None = None) -> None:
+        """The payment ids of the transactions first.. (in order), once: a part that exists is left as
+        it is. `conflicts`: {index: references} of transactions whose payment id another payment holds."""
+
+    def parts(self, message_id: str) -> list[dict]:
+        """The message's parts in order: [{"first", "paymentIds", "conflicts"}] (strongly consistent)."""
+
+    def summaries(self, payment_ids: list[str]) -> dict[str, dict]:
+        """{payment id: {"status", "reason", "facts", "clientId", "messageId"}} of the payments that exist
+        (eventually consistent reads, 100 per request)."""

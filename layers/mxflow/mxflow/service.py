@@ -15,6 +15,7 @@ _lifecycles: dict[Settings, PaymentLifecycle] = {}
 
 def build_lifecycle(settings: Settings) -> PaymentLifecycle:
     """The lifecycle on DynamoDB, S3, Step Functions, SQS and SNS, as `settings` name them."""
+    from mxflow.aws.bulk_store import DynamoDbMessageStore
     from mxflow.aws.dynamodb import DynamoDbPaymentStore
     from mxflow.aws.messaging import SnsEventPublisher, SqsReleaseQueue
     from mxflow.aws.s3 import S3MessageArchive
@@ -24,10 +25,12 @@ def build_lifecycle(settings: Settings) -> PaymentLifecycle:
     return PaymentLifecycle(
         store=DynamoDbPaymentStore(settings.payment_table, region=region),
         archive=S3MessageArchive(settings.archive_bucket, kms_key_id=settings.archive_kms_key_id, region=region),
-        workflow=StepFunctionsWorkflow(settings.state_machine_arn, settings.payment_flow_arn, region=region),
+        workflow=StepFunctionsWorkflow(settings.state_machine_arn, settings.payment_flow_arn,
+                                       split_arn=settings.split_state_machine_arn, region=region),
         release_queue=SqsReleaseQueue(settings.release_queue_url, region=region),
         events=SnsEventPublisher(settings.events_topic_arn, region=region) if settings.events_topic_arn else None,
         settings=settings,
+        messages=DynamoDbMessageStore(settings.payment_table, region=region),
     )
 
 

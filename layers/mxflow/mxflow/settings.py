@@ -36,6 +36,11 @@ class Settings:
     release_queue_url: str | None = None
     events_topic_arn: str | None = None
     message_versions: MessageVersions = CBPR_PLUS_VERSIONS  # what the builders emit (MXFLOW_*_VERSION)
+    # Messages with several transactions (mxflow.bulk): the split state machine, the most transactions
+    # a message may carry, and how many payments' flows the split starts per second.
+    split_state_machine_arn: str | None = None
+    max_bulk_transactions: int = 10000
+    bulk_start_rate: float = 100.0
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] = os.environ) -> "Settings":
@@ -59,4 +64,7 @@ class Settings:
             release_queue_url=env.get("RELEASE_QUEUE_URL") or None,
             events_topic_arn=env.get("EVENTS_TOPIC_ARN") or None,
             message_versions=MessageVersions.from_environ(env),
+            split_state_machine_arn=env.get("BULK_SPLIT_ARN") or None,
+            max_bulk_transactions=int(env.get("MAX_BULK_TRANSACTIONS") or cls.max_bulk_transactions),
+            bulk_start_rate=float(env.get("BULK_START_RATE") or cls.bulk_start_rate),
         )

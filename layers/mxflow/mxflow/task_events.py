@@ -23,6 +23,8 @@ TASK_EVENT_SCHEMAS: dict[str, dict] = {
     "decision_timeout": {"type": "object", "required": ["paymentId"], "properties": {"paymentId": _ID}},
     "send": {"type": "object", "required": ["paymentId"],
              "properties": {"paymentId": _ID, "message": _MESSAGE}},
+    "split": {"type": "object", "required": ["messageId", "next"],
+              "properties": {"messageId": _ID, "next": {"type": "integer", "minimum": 0}}},
     "settle": {"type": "object", "required": ["paymentId"],
                "properties": {"paymentId": _ID, "messageId": {"type": ["string", "null"]}, "message": _MESSAGE,
                               "outbound": _MESSAGE}},

@@ -18,11 +18,11 @@ class S3MessageArchive(AwsAdapter):
     kms_key_id: str | None = None  # None: the bucket's default SSE-KMS key
 
     @service_errors
-    def put(self, key: str, data: bytes) -> str:
+    def put(self, key: str, data: bytes, *, content_type: str = "application/xml") -> str:
         """Store `data` under `key`. With a KMS key id (ARCHIVE_KMS_KEY_ID) the request names it
         (SSE-KMS, S3 Bucket Key); without one no encryption header is sent, so the bucket's default
         SSE-KMS key applies (a bare `aws:kms` header would select the AWS-managed aws/s3 key)."""
-        kwargs = {"Bucket": self.bucket, "Key": key, "Body": data, "ContentType": "application/xml",
+        kwargs = {"Bucket": self.bucket, "Key": key, "Body": data, "ContentType": content_type,
                   "ChecksumAlgorithm": "SHA256"}
         if self.kms_key_id:
             kwargs.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.kms_key_id,
@@ -34,6 +34,18 @@ class S3MessageArchive(AwsAdapter):
     def get(self, key: str) -> bytes:
         try:
             return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        except ClientError as error:
+            if error_code(error) in ("NoSuchKey", "404", "NotFound"):
+                raise MessageNotFound(f"archived message {key} not found") from None
+            raise
+
+    @service_errors
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes start..end-1 (an HTTP Range request: one GET, whatever the object's size)."""
+        if end <= start:
+            return b""
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end - 1}")["Body"].read()
         except ClientError as error:
             if error_code(error) in ("NoSuchKey", "404", "NotFound"):
                 raise MessageNotFound(f"archived message {key} not found") from None
