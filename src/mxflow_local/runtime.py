@@ -121,6 +121,8 @@ class LocalRuntime:
         self.faults = FaultInjector(self._function_name)
         self.runner = LambdaRunner(account_id, region, gate=self._gate)
         self.scheduler: LocalScheduler | None = None
+        # DynamoDB-stream event source mappings (the archive journal's), polled as Lambda polls them
+        self.stream_events = None
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
         self._started = False
@@ -150,8 +152,21 @@ class LocalRuntime:
                                         self.region, self.account_id)
         if self._run_scheduler:
             self.scheduler.start()
+        self._start_stream_events()
         self.start_seconds = time.perf_counter() - began
         return self
+
+    # A stream mapping's batching window (MaximumBatchingWindowInSeconds, up to 300 s in AWS: cost) is
+    # capped locally, so what is written reaches its function within a second (the journal, docs/flow.md).
+    STREAM_WINDOW_CAP_S = 1.0
+
+    def _start_stream_events(self) -> None:
+        from mxflow_local.stream_events import StreamEventSources
+
+        self.stream_events = StreamEventSources(
+            self.record.event_source_mappings, invoke=self.invoke, client=self.client, region=self.region,
+            account_id=self.account_id, available=lambda: self.available,
+            window_cap=self.STREAM_WINDOW_CAP_S).start()
 
     def stop(self) -> None:
         if not self._started:
@@ -159,6 +174,8 @@ class LocalRuntime:
         self._started = False
         if self.scheduler is not None:
             self.scheduler.stop()
+        if self.stream_events is not None:
+            self.stream_events.stop()
         stepfunctions.remove_express_listener(self._express_ended)
         self.runner.close()
         _MotoSession.release()
