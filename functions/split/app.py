@@ -26,6 +26,6 @@ def lambda_handler(event, context):
     result = default_lifecycle().bulk.split(event["messageId"], event["next"],
                                             remaining_seconds=lambda: context.get_remaining_time_in_millis() / 1000)
     logger.info("split", extra={"messageId": event["messageId"], "next": result["next"], "done": result["done"],
-                                "created": result["created"]})
+                                "paymentsCreated": result["created"]})
     metrics.add_metric(name="PaymentsSplit", unit=MetricUnit.Count, value=result["created"])
     return result

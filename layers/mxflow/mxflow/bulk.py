@@ -121,10 +121,12 @@ class BulkMessages:
             return False, self._again(existing, client_id, sha256, payment_ids)
         if not issues:
             self._refuse_taken_identities(payment_ids, message_id)
+        received_at = self.clock()
         # The raw bytes are durable before the message exists (and before the 202).
-        self.archive.put(message_key(message_id, sha256), data)
+        self.archive.put(message_key(message_id, sha256), data,
+                         metadata=self.lifecycle.received_metadata(client_id, received_at))
         record = {"messageId": message_id, "clientId": client_id, "messageType": parsed.message_id,
-                  "contentSha256": sha256, "receivedAt": self.clock(), "numberOfTransactions": count,
+                  "contentSha256": sha256, "receivedAt": received_at, "numberOfTransactions": count,
                   "facts": {k: v for k, v in facts.to_dict().items() if k in _GROUP_FACTS and v is not None},
                   "messages": {}}
         if issues:

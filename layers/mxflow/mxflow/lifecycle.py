@@ -226,15 +226,17 @@ class PaymentLifecycle:
         payment_id = parsed_facts.payment_id
         sha256 = iso20022.content_hash(data)
         archive_key = received_key(payment_id, sha256)
-        # The raw bytes are durable before the payment exists (and before the 202).
-        self.archive.put(archive_key, data)
+        received_at = self.clock()
+        # The raw bytes are durable before the payment exists (and before the 202), with what a restore
+        # rebuilds the record from when no journal line names it (mxflow.restore).
+        self.archive.put(archive_key, data, metadata=self.received_metadata(client_id, received_at))
         record = {
             "paymentId": payment_id,
             "clientId": client_id,
             "status": "RCVD",
             "messageType": parsed.message_id,
             "contentSha256": sha256,   # names the received message in the archive (received_key)
-            "receivedAt": self.clock(),
+            "receivedAt": received_at,
             "facts": summary,
             "messages": {},            # the generated ones; the received message is always there
         }
@@ -256,6 +258,12 @@ class PaymentLifecycle:
             payment_id, "validate", decisionTimeoutSeconds=int(self.settings.decision_timeout_seconds),
             message=inline_message(data)))
         return created, self._receipt(record)
+
+    def received_metadata(self, client_id: str, received_at: str) -> dict:
+        """The metadata a received message is archived with: ids and a time, no payment data."""
+        from mxflow.restore import CLIENT_METADATA, REGION_METADATA, TIME_METADATA
+
+        return {CLIENT_METADATA: client_id, TIME_METADATA: received_at, REGION_METADATA: self.settings.region}
 
     @staticmethod
     def _receipt(record: Mapping[str, Any]) -> dict:

@@ -12,11 +12,20 @@ appended by the same conditional write that changes the status; generated messag
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Protocol
 
 IN_FLIGHT_STATUSES = frozenset({"RCVD", "ACTC", "PDNG", "ACSP"})
 TERMINAL_STATUSES = frozenset({"ACSC", "RJCT", "CANC"})
+INFLIGHT_SHARDS = 16
+
+
+def inflight_key(payment_id: str, region: str) -> str:
+    """The InFlight index's hash key of an in-flight payment: its owner Region plus a stable shard 00-15
+    of its id (no hot partition). The store writes it at creation; a restore recomputes it."""
+    shard = int(hashlib.sha256(payment_id.encode()).hexdigest()[:8], 16) % INFLIGHT_SHARDS
+    return f"{region}#{shard:02d}"
 
 
 @dataclass(frozen=True)
@@ -91,8 +100,10 @@ class MessageArchive(Protocol):
 
     bucket: str  # where the archive lives: named in the release message so the engine can fetch it
 
-    def put(self, key: str, data: bytes, *, content_type: str = "application/xml") -> str:
-        """Store the bytes under `key` (overwriting the same bytes is harmless); returns the key."""
+    def put(self, key: str, data: bytes, *, content_type: str = "application/xml",
+            metadata: Mapping[str, str] | None = None) -> str:
+        """Store the bytes under `key` (overwriting the same bytes is harmless), with `metadata` (ids and
+        times, never payment data: what a restore rebuilds a record from); returns the key."""
 
     def get(self, key: str) -> bytes:
         """The stored bytes; MessageNotFound when nothing is stored under `key`."""
@@ -100,6 +111,12 @@ class MessageArchive(Protocol):
     def get_range(self, key: str, start: int, end: int) -> bytes:
         """Bytes start..end-1 of the object under `key` (one transaction of a message with several);
         MessageNotFound when nothing is stored under `key`."""
+
+    def list_keys(self, prefix: str, *, start_after: str | None = None) -> Iterable[str]:
+        """The keys under `prefix`, in order (after `start_after` when given): the restore's listing."""
+
+    def metadata(self, key: str) -> dict[str, str]:
+        """The metadata an object was stored with (MessageNotFound when there is none)."""
 
 
 class Workflow(Protocol):
