@@ -45,6 +45,8 @@ ENCRYPTED_WITH_THE_KEY = {
     "AWS::Logs::LogGroup": lambda p: refers_to_key(p.get("KmsKeyId")),
     "AWS::Lambda::Function": lambda p: refers_to_key(p.get("KmsKeyArn")),
     "AWS::CloudTrail::Trail": lambda p: refers_to_key(p.get("KMSKeyId")),
+    # the archive journal's stream mapping: its filter criteria
+    "AWS::Lambda::EventSourceMapping": lambda p: refers_to_key(p.get("KmsKeyArn")),
 }
 # Resource types that hold no data a customer-managed key could protect (configuration, policies,
 # permissions) or whose service offers no such key.
@@ -377,14 +379,25 @@ def test_each_function_gets_only_what_its_step_needs(cfn):
     actions = {lid: _actions_of(st) for lid, st in identity_statements(cfn).items()}
     statements = identity_statements(cfn)
     function_roles = [lid for lid in actions if lid.endswith("FunctionRole")]
-    assert len(function_roles) == 7
-    # Only the Send step sends downstream; only the API redrives.
-    assert [r for r in function_roles if "sqs:SendMessage" in actions[r]] == ["SendFunctionRole"]
+    assert len(function_roles) == 9
+    # Only the Send step sends downstream (the journal reports its failed batches to its own queue); only
+    # the API redrives.
+    assert [r for r in function_roles if "sqs:SendMessage" in actions[r]] == ["SendFunctionRole", "JournalFunctionRole"]
+    journal_sends = [s["Resource"] for s in statements["JournalFunctionRole"] if "sqs:SendMessage" in _as_list(s["Action"])]
+    assert journal_sends == [{"Fn::GetAtt": ["JournalFailureQueue", "Arn"]}]
+    # The journal writes under journal/ only and reads nothing of the archive.
+    journal_puts = [s["Resource"] for s in statements["JournalFunctionRole"] if "s3:PutObject" in _as_list(s["Action"])]
+    assert journal_puts == [{"Fn::Sub": "${ArchiveBucket.Arn}/journal/*"}]
+    assert not actions["JournalFunctionRole"] & {"s3:GetObject", "dynamodb:PutItem", "dynamodb:UpdateItem"}
     assert [r for r in function_roles if "states:RedriveExecution" in actions[r]] == ["ApiFunctionRole"]
     # PaymentFlow is started by the API (a new or approved payment) and by the anchor's wait (a stage to
     # resume); the anchor's wait is answered by the API (reject, cancel; a failed start) and by a wait
     # that finds its payment finished.
-    assert {r for r in function_roles if "states:StartExecution" in actions[r]} == {"ApiFunctionRole", "ParkFunctionRole"}
+    # A message with several transactions: the API starts its split, the split starts its payments' flows.
+    assert {r for r in function_roles if "states:StartExecution" in actions[r]} == {"ApiFunctionRole", "ParkFunctionRole",
+                                                                                   "SplitFunctionRole"}
+    split_starts = [s["Resource"] for s in statements["SplitFunctionRole"] if "states:StartExecution" in _as_list(s["Action"])]
+    assert split_starts == [_named_machine(cfn, "PaymentFlow")]
     assert {r for r in function_roles if "states:SendTaskSuccess" in actions[r]} == {"ApiFunctionRole", "ParkFunctionRole"}
     assert {r for r in function_roles if "states:SendTaskFailure" in actions[r]} == {"ApiFunctionRole"}
     park = [s for s in statements["ParkFunctionRole"] if "states:SendTaskSuccess" in _as_list(s["Action"])]
@@ -447,6 +460,9 @@ def test_every_queue_has_a_dlq_and_every_dlq_an_alarm(cfn):
     queues = resources_of(cfn, "AWS::SQS::Queue")
     dlqs = {q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
             for q in queues.values() if "RedrivePolicy" in q["Properties"]}
+    # a stream mapping's on-failure destination is a dead-letter queue too (the journal's failed batches)
+    dlqs |= {m["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+             for m in resources_of(cfn, "AWS::Lambda::EventSourceMapping").values()}
     assert dlqs, "no dead-letter queue"
     assert set(queues) - dlqs == {lid for lid, q in queues.items() if "RedrivePolicy" in q["Properties"]}, \
         "a queue that is not a DLQ has no RedrivePolicy"
@@ -651,7 +667,8 @@ def loaded_with(**overrides):
 
 
 FUNCTION_ROLES = {"ApiFunctionRole", "ValidateFunctionRole", "ParkFunctionRole", "DecisionTimeoutFunctionRole",
-                  "SendFunctionRole", "SettleFunctionRole", "SamplerFunctionRole"}
+                  "SendFunctionRole", "SettleFunctionRole", "SamplerFunctionRole", "SplitFunctionRole",
+                  "JournalFunctionRole"}
 VPC_ACCESS = "service-role/AWSLambdaVPCAccessExecutionRole"
 
 
@@ -689,7 +706,7 @@ def test_reserved_concurrency_is_off_by_default_and_a_parameter():
     for loaded, expected in ((default, NO_VALUE), (capped, "40")):
         resolver = resolver_for(loaded)
         functions = resources_of(loaded.cfn, "AWS::Lambda::Function")
-        assert len(functions) == 7
+        assert len(functions) == 9
         for lid, function in functions.items():
             assert resolver.resolve(function["Properties"]["ReservedConcurrentExecutions"]) == expected, lid
 
@@ -747,6 +764,8 @@ EXPECTED_ROUTES = {
     ("/payments/{id}/cancel", "post"): ["payments/decide"],
     ("/payments/{id}/redrive", "post"): ["payments/operate"],
     ("/payments/{id}/release/confirm", "post"): ["payments/operate"],
+    ("/messages/{messageId}", "get"): ["payments/read"],
+    ("/messages/{messageId}/messages/{name}", "get"): ["payments/read"],
     ("/health", "get"): None,
     ("/openapi.json", "get"): None,
 }
@@ -836,7 +855,7 @@ AGREED_ENVIRONMENT = {"PAYMENT_TABLE", "ARCHIVE_BUCKET", "RELEASE_QUEUE_URL", "E
                       "MXFLOW_SCHEMA_DIR", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL",
                       "STATE_MACHINE_ARN", "PAYMENT_FLOW_ARN"}
 FUNCTIONS = {"ApiFunction", "ValidateFunction", "ParkFunction", "DecisionTimeoutFunction", "SendFunction",
-             "SettleFunction", "SamplerFunction"}
+             "SettleFunction", "SamplerFunction", "SplitFunction", "JournalFunction"}
 
 
 def test_functions_are_arm64_python313_traced_with_the_layer_and_the_agreed_environment(cfn):
@@ -861,7 +880,7 @@ def test_functions_are_arm64_python313_traced_with_the_layer_and_the_agreed_envi
 def test_the_anchor_is_standard_the_flow_express_both_logged_without_data_and_traced(cfn):
     machines = resources_of(cfn, "AWS::StepFunctions::StateMachine")
     assert {lid: m["Properties"]["StateMachineType"] for lid, m in machines.items()} == {
-        "PaymentStateMachine": "STANDARD", "PaymentFlow": "EXPRESS"}
+        "PaymentStateMachine": "STANDARD", "PaymentFlow": "EXPRESS", "BulkSplitStateMachine": "STANDARD"}
     for lid, machine in machines.items():
         props = machine["Properties"]
         logging = props["LoggingConfiguration"]
@@ -900,7 +919,7 @@ def test_alarms_cover_failures_timeouts_dlq_api_errors_and_stale_pending_payment
             ("mxflow", "OldestPendingAgeSeconds"), ("mxflow", "OldestInFlightAgeSeconds"),
             ("mxflow", "SuspendedPayments")} <= watched
     failed = {a["Dimensions"][0]["Value"]["Ref"] for a in alarms if a["MetricName"] == "ExecutionsFailed"}
-    assert failed == {"PaymentStateMachine", "PaymentFlow"}
+    assert failed == {"PaymentStateMachine", "PaymentFlow", "BulkSplitStateMachine"}
     pending = next(a for a in alarms if a["MetricName"] == "OldestPendingAgeSeconds")
     assert pending["Threshold"] == {"Ref": "PendingAlarmThresholdSeconds"}
     stuck = next(a for a in alarms if a["MetricName"] == "OldestInFlightAgeSeconds")
