@@ -270,6 +270,8 @@ class _Poller:
         True when records were read or delivered (poll again at once)."""
         if not self.sources.available():
             return False
+        if self._iterator is not None and self.stream_end() <= self.position + len(self._pending):
+            return self._nothing_new()      # idle: a look at the shard's length, no GetRecords call
         used = self._shard_iterator()
         room = max(1, min(MAX_GET_RECORDS, self.mapping.batch_size - len(self._pending)))
         response = self.streams.get_records(ShardIterator=used, Limit=room)
@@ -285,14 +287,30 @@ class _Poller:
                        and time.monotonic() - self._pending_since >= self.mapping.window_s)
         drained = self.flush_requested.is_set() and not records   # a flush: deliver once nothing more is read
         if self._pending and (full or window_over or drained):
-            batch, self._pending, self._pending_since = self._pending, [], None
-            self._deliver(batch)
-            self.position = int(batch[-1]["dynamodb"]["SequenceNumber"]) + 1
-            self.sources._trim(self.mapping.stream_arn)
+            self._deliver_pending()
             return True
         if drained:
             self.flush_requested.clear()
         return bool(records)
+
+    def _nothing_new(self) -> bool:
+        """Nothing was written since the last read: deliver what is pending when its window is over or a
+        flush asks; False (wait before the next look) unless a batch was delivered."""
+        window_over = (self._pending_since is not None
+                       and time.monotonic() - self._pending_since >= self.mapping.window_s)
+        drained = self.flush_requested.is_set()
+        if self._pending and (window_over or drained):
+            self._deliver_pending()
+            return True
+        if drained:
+            self.flush_requested.clear()
+        return False
+
+    def _deliver_pending(self) -> None:
+        batch, self._pending, self._pending_since = self._pending, [], None
+        self._deliver(batch)
+        self.position = int(batch[-1]["dynamodb"]["SequenceNumber"]) + 1
+        self.sources._trim(self.mapping.stream_arn)
 
     # -- delivery --------------------------------------------------------------------------------
 
