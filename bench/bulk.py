@@ -4,8 +4,9 @@ decision: validated, parked), and the peak memory of the process that runs it al
 
 Each size runs in a fresh interpreter (`python -m bench.bulk SIZE`), so its peak RSS is its own; the
 message is `bulk_credit_transfer(..., compact=True)` (the smallest valid transactions: 10,000 fit the
-4 MiB MaxMessageBytes), on the template's defaults except MaxMessageBytes=4194304. Bounded: each size
-stops waiting after its bound and reports how many payments were PDNG by then.
+4 MiB MaxMessageBytes), on the template's defaults except MaxMessageBytes=4194304 and the split's pace
+(BulkStartRatePerSecond=LOCAL_START_RATE, below). Bounded: each size stops waiting after its bound and
+reports how many payments were PDNG by then.
 """
 from __future__ import annotations
 
@@ -19,9 +20,16 @@ import time
 from bench.payments import ENV, TEMPLATE, XSD_DIR
 
 SIZES = (1000, 10000)
-BOUND_S = {1000: 300.0, 10000: 600.0}
+BOUND_S = {1000: 600.0, 10000: 900.0}
 REGION = "sa-east-1"  # a Region of its own
-OVERRIDES = {"MaxMessageBytes": "4194304"}
+# The split's pace on the local runtime. The local runtime runs one execution environment per function
+# (invocations of ValidateFunction, then of ParkFunction, one after another) on the machine's cores, where
+# AWS runs as many as the pace needs: at the template's 100 flows a second, hundreds of Validate calls queue
+# behind each other until they pass their 30 s Timeout and are retried and repaired (measured: after 300 s
+# of a 1,000-transaction message, 134 PDNG; at 5 a second, PDNG stalled at 167 with 256 Validate calls
+# queued). LOCAL_START_RATE is about what one Validate environment takes on two shared cores.
+LOCAL_START_RATE = 2
+OVERRIDES = {"MaxMessageBytes": "4194304", "BulkStartRatePerSecond": str(LOCAL_START_RATE)}
 
 
 def _statuses(runtime) -> dict:
@@ -75,7 +83,8 @@ def run() -> dict:
         results.append(json.loads(lines[-1]) if done.returncode == 0 and lines else
                        {"transactions": size, "error": (done.stderr.strip().splitlines() or ["no output"])[-1][:300]})
     return {"bulk": {"sizes": results, "path": "POST /payments (pacs.008, compact transactions), until every "
-                     "payment is PDNG; template defaults (BulkStartRatePerSecond, split batches of 100)",
+                     "payment is PDNG; template defaults but BulkStartRatePerSecond (local pace), split batches of 100",
+                     "bulk_start_rate_per_s": LOCAL_START_RATE,
                      "region": REGION}}
 
 
