@@ -27,7 +27,8 @@ REGION = "sa-east-1"  # a Region of its own
 # AWS runs as many as the pace needs: at the template's 100 flows a second, hundreds of Validate calls queue
 # behind each other until they pass their 30 s Timeout and are retried and repaired (measured: after 300 s
 # of a 1,000-transaction message, 134 PDNG; at 5 a second, PDNG stalled at 167 with 256 Validate calls
-# queued). LOCAL_START_RATE is about what one Validate environment takes on two shared cores.
+# queued). LOCAL_START_RATE is about what one Validate environment takes on two shared cores; it also sets
+# the split's hold-back window (mxflow.bulk.IN_FLIGHT_SECONDS: 20 flows in flight at 2 a second).
 LOCAL_START_RATE = 2
 OVERRIDES = {"MaxMessageBytes": "4194304", "BulkStartRatePerSecond": str(LOCAL_START_RATE)}
 
