@@ -123,6 +123,7 @@ class LocalRuntime:
         self.scheduler: LocalScheduler | None = None
         # DynamoDB-stream event source mappings (the archive journal's), polled as Lambda polls them
         self.stream_events = None
+        self.event_sources: list = []  # mxflow_local.event_sources pollers (with the scheduler)
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
         self._started = False
@@ -152,6 +153,10 @@ class LocalRuntime:
                                         self.region, self.account_id)
         if self._run_scheduler:
             self.scheduler.start()
+            # SQS event source mappings (the engine's inbound queue): polled like Lambda's pollers
+            from mxflow_local.event_sources import start_event_sources
+
+            self.event_sources = start_event_sources(self)
         self._start_stream_events()
         self.start_seconds = time.perf_counter() - began
         return self
@@ -176,6 +181,9 @@ class LocalRuntime:
             self.scheduler.stop()
         if self.stream_events is not None:
             self.stream_events.stop()
+        for poller in self.event_sources:
+            poller.stop()
+        self.event_sources = []
         stepfunctions.remove_express_listener(self._express_ended)
         self.runner.close()
         _MotoSession.release()
@@ -225,10 +233,12 @@ class LocalRuntime:
                     variables.update({k: str(v) for k, v in value.items()})
             else:
                 variables[key] = str(value)
+        reserved = props.get("ReservedConcurrentExecutions")
         return FunctionSpec(logical_id=logical_id, name=name, arn=props["Arn"], code_dir=Path(props["CodeDir"]),
                             handler=props["Handler"], layer_dirs=layer_dirs, environment=variables,
                             timeout_s=float(props.get("Timeout", 3)), memory_mb=memory,
-                            runtime=props.get("Runtime", "python3.13"))
+                            runtime=props.get("Runtime", "python3.13"),
+                            reserved_concurrency=int(reserved) if reserved not in (None, "") else None)
 
     # ---------------------------------------------------------------------------------------- lookups
     @property

@@ -69,6 +69,7 @@ class FakePaymentStore:
         self.unavailable = unavailable or Unavailable()
         self.region = region
         self._records: dict[str, dict] = {}
+        self.suspense: dict[str, dict] = {}  # engine answers kept in suspense, by suspense id
         self._lock = threading.Lock()  # DynamoDB serialises the writes to one item
         self.writes: list[tuple[str, str]] = []  # (payment id, kind of write), in order
 
@@ -179,13 +180,49 @@ class FakePaymentStore:
         with self._lock:
             items = sorted((r for r in self._records.values() if r.get("inflight") == region),
                            key=lambda r: r["receivedAt"])
-            return [{k: r[k] for k in ("paymentId", "status", "statusSince", "receivedAt")}
-                    for r in items[:per_shard * 16]]
+            return [{**{k: r[k] for k in ("paymentId", "status", "statusSince", "receivedAt")},
+                     "sentAt": (r.get("release") or {}).get("sentAt")} for r in items[:per_shard * 16]]
 
     def suspended(self, region: str) -> list[str]:
         self.unavailable.check()
         with self._lock:
             return [r["paymentId"] for r in self._records.values() if r.get("suspendedIn") == region]
+
+    # -- the return leg --------------------------------------------------------------------------------
+    def find_by_reference(self, reference_key: str) -> list[str]:
+        self.unavailable.check()
+        with self._lock:
+            found = sorted((r for r in self._records.values() if r.get("matchKey") == reference_key),
+                           key=lambda r: r["receivedAt"])
+            return [r["paymentId"] for r in found]
+
+    def add_suspense_entry(self, entry: Mapping[str, Any]) -> bool:
+        self.unavailable.check()
+        with self._lock:
+            if entry["suspenseId"] in self.suspense:
+                return False
+            self.suspense[entry["suspenseId"]] = copy.deepcopy(dict(entry))
+            self.writes.append((entry["suspenseId"], "suspense"))
+            return True
+
+    def suspense_entries(self, region: str, *, limit: int, cursor: str | None = None) -> tuple[list[dict], str | None]:
+        from mxflow.errors import InvalidRequest
+
+        self.unavailable.check()
+        with self._lock:
+            entries = sorted((e for e in self.suspense.values() if e["region"] == region),
+                             key=lambda e: (e["receivedAt"], e["suspenseId"]), reverse=True)
+        start = 0
+        if cursor:
+            ids = [e["suspenseId"] for e in entries]
+            if cursor not in ids:
+                raise InvalidRequest("cursor: not a cursor of this list")
+            start = ids.index(cursor) + 1
+        page = entries[start:start + limit]
+        more = start + limit < len(entries)
+        fields = ("suspenseId", "receivedAt", "messageType", "reason", "code", "paymentId")
+        return ([{k: e[k] for k in fields if e.get(k) is not None} for e in page],
+                page[-1]["suspenseId"] if more and page else None)
 
 
 class FakeMessageArchive:

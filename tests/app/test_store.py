@@ -8,7 +8,8 @@ import threading
 import boto3
 import pytest
 
-from mxflow.aws.dynamodb import CLIENT_INDEX, INFLIGHT_INDEX, SUSPENDED_INDEX, DynamoDbPaymentStore, inflight_key
+from mxflow.aws.dynamodb import (CLIENT_INDEX, ENGINE_SUSPENSE_INDEX, INFLIGHT_INDEX, REFERENCE_INDEX, SUSPENDED_INDEX,
+                                 DynamoDbPaymentStore, inflight_key)
 from mxflow.errors import DuplicatePayment, PaymentNotFound, StatusConflict
 from mxflow.ports import Fence
 
@@ -231,8 +232,15 @@ def test_table_and_indexes_come_from_the_template_design(aws):
     keys = {name: {k["AttributeName"]: k["KeyType"] for k in index["KeySchema"]} for name, index in indexes.items()}
     assert keys == {INFLIGHT_INDEX: {"inflight": "HASH", "receivedAt": "RANGE"},
                     CLIENT_INDEX: {"clientId": "HASH", "receivedAt": "RANGE"},
-                    SUSPENDED_INDEX: {"suspendedIn": "HASH", "suspendedAt": "RANGE"}}
+                    SUSPENDED_INDEX: {"suspendedIn": "HASH", "suspendedAt": "RANGE"},
+                    # the return leg (issue 12): a payment found by its references; the engine's answers in suspense
+                    REFERENCE_INDEX: {"matchKey": "HASH", "receivedAt": "RANGE"},
+                    ENGINE_SUSPENSE_INDEX: {"suspenseListIn": "HASH", "receivedAt": "RANGE"}}
+    # every index KEYS_ONLY, but the suspense list's: it carries what GET /engine/suspense lists (no read per entry)
+    suspense = indexes.pop(ENGINE_SUSPENSE_INDEX)["Projection"]
     assert {i["Projection"]["ProjectionType"] for i in indexes.values()} == {"KEYS_ONLY"}
+    assert suspense["ProjectionType"] == "INCLUDE" and set(suspense["NonKeyAttributes"]) == {
+        "suspenseId", "messageType", "reason", "code", "paymentId"}
     assert table["StreamSpecification"]["StreamViewType"] == "NEW_IMAGE"
 
 

@@ -45,8 +45,9 @@ ENCRYPTED_WITH_THE_KEY = {
     "AWS::Logs::LogGroup": lambda p: refers_to_key(p.get("KmsKeyId")),
     "AWS::Lambda::Function": lambda p: refers_to_key(p.get("KmsKeyArn")),
     "AWS::CloudTrail::Trail": lambda p: refers_to_key(p.get("KMSKeyId")),
-    # the archive journal's stream mapping: its filter criteria
-    "AWS::Lambda::EventSourceMapping": lambda p: refers_to_key(p.get("KmsKeyArn")),
+    # a mapping's filter criteria (the archive journal's stream mapping); a mapping without any (the inbound
+    # queue -> EngineAnswersFunction) is configuration only
+    "AWS::Lambda::EventSourceMapping": lambda p: "FilterCriteria" not in p or refers_to_key(p.get("KmsKeyArn")),
 }
 # Resource types that hold no data a customer-managed key could protect (configuration, policies,
 # permissions) or whose service offers no such key.
@@ -315,7 +316,7 @@ def test_the_policy_check_catches_broad_unknown_and_unjustified_statements():
 def test_no_iam_statement_has_a_wildcard_action_or_an_unjustified_resource_star(cfn):
     roles = resources_of(cfn, "AWS::IAM::Role")
     # The SAM policy templates (LambdaInvokePolicy) are expanded: the state machine roles have them inline.
-    for machine_role, invoked in (("PaymentStateMachineRole", 2), ("PaymentFlowRole", 4)):
+    for machine_role, invoked in (("PaymentStateMachineRole", 2), ("PaymentFlowRole", 5)):
         machine_statements = identity_statements(cfn)[machine_role]
         assert len([s for s in machine_statements if "lambda:InvokeFunction" in _as_list(s["Action"])]) == invoked
     assert {"ApiFunctionRole", "ValidateFunctionRole", "ParkFunctionRole", "DecisionTimeoutFunctionRole",
@@ -379,10 +380,17 @@ def test_each_function_gets_only_what_its_step_needs(cfn):
     actions = {lid: _actions_of(st) for lid, st in identity_statements(cfn).items()}
     statements = identity_statements(cfn)
     function_roles = [lid for lid in actions if lid.endswith("FunctionRole")]
-    assert len(function_roles) == 9
-    # Only the Send step sends downstream (the journal reports its failed batches to its own queue); only
-    # the API redrives.
-    assert [r for r in function_roles if "sqs:SendMessage" in actions[r]] == ["SendFunctionRole", "JournalFunctionRole"]
+    assert len(function_roles) == 11
+    # Only the Send step releases payments; the return leg's steps forward recalls to the same queue (in the
+    # payment's message group, after it): their only SendMessage is the ForwardRecalls statement. The
+    # journal reports its failed batches to its own queue. Only the API redrives.
+    senders = {r for r in function_roles if "sqs:SendMessage" in actions[r]}
+    assert senders == {"SendFunctionRole", "RecallFunctionRole", "SettleFunctionRole", "EngineAnswersFunctionRole",
+                       "ApiFunctionRole", "JournalFunctionRole"}
+    for role in senders - {"SendFunctionRole", "JournalFunctionRole"}:
+        sending = [st for st in statements[role] if "sqs:SendMessage" in _as_list(st["Action"])]
+        assert [(st["Sid"].endswith("ForwardRecalls"), st["Resource"]) for st in sending] == [
+            (True, {"Fn::GetAtt": ["ReleaseQueue", "Arn"]})], role
     journal_sends = [s["Resource"] for s in statements["JournalFunctionRole"] if "sqs:SendMessage" in _as_list(s["Action"])]
     assert journal_sends == [{"Fn::GetAtt": ["JournalFailureQueue", "Arn"]}]
     # The journal writes under journal/ only and reads nothing of the archive.
@@ -398,7 +406,9 @@ def test_each_function_gets_only_what_its_step_needs(cfn):
                                                                                    "SplitFunctionRole"}
     split_starts = [s["Resource"] for s in statements["SplitFunctionRole"] if "states:StartExecution" in _as_list(s["Action"])]
     assert split_starts == [_named_machine(cfn, "PaymentFlow")]
-    assert {r for r in function_roles if "states:SendTaskSuccess" in actions[r]} == {"ApiFunctionRole", "ParkFunctionRole"}
+    # ... and by a recall that cancels a waiting payment (the Recall step)
+    assert {r for r in function_roles if "states:SendTaskSuccess" in actions[r]} == {"ApiFunctionRole", "ParkFunctionRole",
+                                                                                   "RecallFunctionRole"}
     assert {r for r in function_roles if "states:SendTaskFailure" in actions[r]} == {"ApiFunctionRole"}
     park = [s for s in statements["ParkFunctionRole"] if "states:SendTaskSuccess" in _as_list(s["Action"])]
     assert [s["Resource"] for s in park] == [_named_machine(cfn, "PaymentStateMachine")]
@@ -416,7 +426,7 @@ def test_each_function_gets_only_what_its_step_needs(cfn):
     assert received == {"ApiFunctionRole"}
     # The state machines invoke exactly their steps' functions, never the API function.
     assert _invoked_functions(statements["PaymentFlowRole"]) == {"ValidateFunction", "ParkFunction", "SendFunction",
-                                                                  "SettleFunction"}
+                                                                  "SettleFunction", "RecallFunction"}
     assert _invoked_functions(statements["PaymentStateMachineRole"]) == {"ParkFunction", "DecisionTimeoutFunction"}
     # The flow starts and answers only the anchor; the anchor starts and follows only the flow.
     flow_starts = [s["Resource"] for s in statements["PaymentFlowRole"] if "states:StartExecution" in _as_list(s["Action"])]
@@ -441,9 +451,14 @@ def test_payment_table_matches_the_shared_design(cfn):
     assert {name: [(k["AttributeName"], k["KeyType"]) for k in gsi["KeySchema"]] for name, gsi in indexes.items()} == {
         "InFlight": [("inflight", "HASH"), ("receivedAt", "RANGE")],
         "ByClient": [("clientId", "HASH"), ("receivedAt", "RANGE")],
-        "Suspended": [("suspendedIn", "HASH"), ("suspendedAt", "RANGE")]}
-    # KEYS_ONLY on keys written when a payment enters or leaves the index: a status change writes none.
+        "Suspended": [("suspendedIn", "HASH"), ("suspendedAt", "RANGE")],
+        "ByReference": [("matchKey", "HASH"), ("receivedAt", "RANGE")],          # written once, at creation
+        "EngineSuspense": [("suspenseListIn", "HASH"), ("receivedAt", "RANGE")]}  # answer items of their own
+    # KEYS_ONLY on keys written when a payment enters or leaves the index: a status change writes none. The
+    # suspense list's entries are items of their own, written once: it carries what the list shows.
+    suspense = indexes.pop("EngineSuspense")["Projection"]
     assert {gsi["Projection"]["ProjectionType"] for gsi in indexes.values()} == {"KEYS_ONLY"}
+    assert suspense["ProjectionType"] == "INCLUDE"
     assert cfn["Resources"]["PaymentTable"]["DeletionPolicy"] == "Retain"
 
 
@@ -462,7 +477,7 @@ def test_every_queue_has_a_dlq_and_every_dlq_an_alarm(cfn):
             for q in queues.values() if "RedrivePolicy" in q["Properties"]}
     # a stream mapping's on-failure destination is a dead-letter queue too (the journal's failed batches)
     dlqs |= {m["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
-             for m in resources_of(cfn, "AWS::Lambda::EventSourceMapping").values()}
+             for m in resources_of(cfn, "AWS::Lambda::EventSourceMapping").values() if "DestinationConfig" in m["Properties"]}
     assert dlqs, "no dead-letter queue"
     assert set(queues) - dlqs == {lid for lid, q in queues.items() if "RedrivePolicy" in q["Properties"]}, \
         "a queue that is not a DLQ has no RedrivePolicy"
@@ -667,8 +682,8 @@ def loaded_with(**overrides):
 
 
 FUNCTION_ROLES = {"ApiFunctionRole", "ValidateFunctionRole", "ParkFunctionRole", "DecisionTimeoutFunctionRole",
-                  "SendFunctionRole", "SettleFunctionRole", "SamplerFunctionRole", "SplitFunctionRole",
-                  "JournalFunctionRole"}
+                  "SendFunctionRole", "SettleFunctionRole", "SamplerFunctionRole", "RecallFunctionRole",
+                  "EngineAnswersFunctionRole", "SplitFunctionRole", "JournalFunctionRole"}
 VPC_ACCESS = "service-role/AWSLambdaVPCAccessExecutionRole"
 
 
@@ -706,7 +721,7 @@ def test_reserved_concurrency_is_off_by_default_and_a_parameter():
     for loaded, expected in ((default, NO_VALUE), (capped, "40")):
         resolver = resolver_for(loaded)
         functions = resources_of(loaded.cfn, "AWS::Lambda::Function")
-        assert len(functions) == 9
+        assert len(functions) == 11
         for lid, function in functions.items():
             assert resolver.resolve(function["Properties"]["ReservedConcurrentExecutions"]) == expected, lid
 
@@ -766,6 +781,8 @@ EXPECTED_ROUTES = {
     ("/payments/{id}/release/confirm", "post"): ["payments/operate"],
     ("/messages/{messageId}", "get"): ["payments/read"],
     ("/messages/{messageId}/messages/{name}", "get"): ["payments/read"],
+    ("/engine/messages", "post"): ["payments/engine"],   # the payment engine's own client only
+    ("/engine/suspense", "get"): ["payments/operate"],
     ("/health", "get"): None,
     ("/openapi.json", "get"): None,
 }
@@ -796,10 +813,14 @@ def test_the_authorizer_is_the_user_pool_and_the_scopes_exist_there(cfn, openapi
     server = cfn["Resources"]["PaymentsResourceServer"]["Properties"]
     defined = {f"{server['Identifier']}/{s['ScopeName']}" for s in server["Scopes"]}
     used = {s for scopes in EXPECTED_ROUTES.values() if scopes for s in scopes}
-    assert defined == used == {"payments/submit", "payments/read", "payments/decide", "payments/operate"}
-    client = cfn["Resources"]["ApiClient"]["Properties"]
-    assert client["GenerateSecret"] is True and client["AllowedOAuthFlows"] == ["client_credentials"]
-    assert client["AllowedOAuthFlowsUserPoolClient"] is True and set(client["AllowedOAuthScopes"]) == defined
+    assert defined == used == {"payments/submit", "payments/read", "payments/decide", "payments/operate",
+                               "payments/engine"}
+    client, engine = (cfn["Resources"][name]["Properties"] for name in ("ApiClient", "EngineClient"))
+    for app in (client, engine):
+        assert app["GenerateSecret"] is True and app["AllowedOAuthFlows"] == ["client_credentials"]
+        assert app["AllowedOAuthFlowsUserPoolClient"] is True
+    assert set(client["AllowedOAuthScopes"]) == defined - {"payments/engine"}
+    assert engine["AllowedOAuthScopes"] == ["payments/engine"]
     assert resources_of(cfn, "AWS::Cognito::UserPoolDomain")
 
 
@@ -855,7 +876,8 @@ AGREED_ENVIRONMENT = {"PAYMENT_TABLE", "ARCHIVE_BUCKET", "RELEASE_QUEUE_URL", "E
                       "MXFLOW_SCHEMA_DIR", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL",
                       "STATE_MACHINE_ARN", "PAYMENT_FLOW_ARN"}
 FUNCTIONS = {"ApiFunction", "ValidateFunction", "ParkFunction", "DecisionTimeoutFunction", "SendFunction",
-             "SettleFunction", "SamplerFunction", "SplitFunction", "JournalFunction"}
+             "SettleFunction", "SamplerFunction", "RecallFunction", "EngineAnswersFunction",
+             "SplitFunction", "JournalFunction"}
 
 
 def test_functions_are_arm64_python313_traced_with_the_layer_and_the_agreed_environment(cfn):
@@ -924,9 +946,11 @@ def test_alarms_cover_failures_timeouts_dlq_api_errors_and_stale_pending_payment
     assert pending["Threshold"] == {"Ref": "PendingAlarmThresholdSeconds"}
     stuck = next(a for a in alarms if a["MetricName"] == "OldestInFlightAgeSeconds")
     assert stuck["Threshold"] == {"Ref": "StuckAlarmThresholdSeconds"}
-    # The sampler publishes every minute (zero when nothing waits): missing data means it stopped.
+    # The sampler publishes every minute (zero when nothing waits): missing data means it stopped. The
+    # suspended engine answers are counted when one happens: none published is none suspended.
+    assert next(a for a in alarms if a["MetricName"] == "EngineAnswersSuspended")["TreatMissingData"] == "notBreaching"
     for alarm in alarms:
-        if alarm["Namespace"] == "mxflow":
+        if alarm["Namespace"] == "mxflow" and alarm["MetricName"] != "EngineAnswersSuspended":
             assert alarm["Dimensions"] == [{"Name": "service", "Value": "mxflow"}]  # Powertools' default dimension
             assert alarm["TreatMissingData"] == "breaching" and alarm["Period"] == 60, alarm["MetricName"]
     (schedule,) = resources_of(cfn, "AWS::Events::Rule").values()

@@ -259,6 +259,9 @@ class BulkMessages:
                   "messageType": facts.message_type, "contentSha256": sha256, "receivedAt": message["receivedAt"],
                   "facts": facts_summary(facts), "messages": {}, "messageId": message["messageId"],
                   "tx": [index, start, end]}
+        if facts.reference_key():
+            # how a recall or an engine answer finds this payment (the ByReference index), as for any payment
+            record["matchKey"] = facts.reference_key()
         outcome = {"index": index, "paymentId": payment_id, "created": True, "conflict": False, "start": True}
         try:
             self.store.create(record, event={"actor": message["clientId"]})

@@ -16,8 +16,10 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Protocol
 
-IN_FLIGHT_STATUSES = frozenset({"RCVD", "ACTC", "PDNG", "ACSP"})
-TERMINAL_STATUSES = frozenset({"ACSC", "RJCT", "CANC"})
+# A recall (a camt.056 item of its own, mxflow/recalls.py) takes the statuses of its camt.029 answer:
+# PDCR while the payment engine decides (in flight), CNCL or RJCR once answered (terminal).
+IN_FLIGHT_STATUSES = frozenset({"RCVD", "ACTC", "PDNG", "ACSP", "PDCR"})
+TERMINAL_STATUSES = frozenset({"ACSC", "RJCT", "CANC", "CNCL", "RJCR"})
 INFLIGHT_SHARDS = 16
 
 
@@ -88,10 +90,27 @@ class PaymentStore(Protocol):
 
     def in_flight(self, region: str, *, per_shard: int) -> list[dict]:
         """The oldest in-flight payments this Region owns (by receipt, at most `per_shard` of each
-        in-flight index shard): [{"paymentId", "status", "statusSince", "receivedAt"}]."""
+        in-flight index shard): [{"paymentId", "status", "statusSince", "receivedAt", "sentAt"}]
+        (sentAt: the release's, None when none was recorded)."""
 
     def suspended(self, region: str) -> list[str]:
         """The ids of the payments this Region lists as suspended."""
+
+    # -- the return leg (mxflow/recalls.py, mxflow/engine.py) -------------------------------------
+
+    def find_by_reference(self, reference_key: str) -> list[str]:
+        """The ids of the payments created with this reference key (iso20022.reference_key: UETR, else
+        message id, end-to-end id and instruction id), oldest first; eventually consistent."""
+
+    def add_suspense_entry(self, entry: Mapping[str, Any]) -> bool:
+        """Keep an engine answer that could not be applied (`entry`: suspenseId, receivedAt, region,
+        messageType, reason, code, paymentId?, source, contentSha256, message); False when an entry with
+        that suspenseId exists already (the same answer again: kept once)."""
+
+    def suspense_entries(self, region: str, *, limit: int, cursor: str | None = None) -> tuple[list[dict], str | None]:
+        """The suspense list of a Region, newest first: ([{"suspenseId", "receivedAt", "messageType",
+        "reason", "code", "paymentId"?}], the cursor of the next page or None). InvalidRequest for a
+        cursor this store did not hand out."""
 
 
 class MessageArchive(Protocol):

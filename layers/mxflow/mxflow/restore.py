@@ -197,12 +197,16 @@ class Restore:
             raise _NotRebuilt("the received message does not have the identity its key names")
         event = {"M": {"status": {"S": "RCVD"}, "time": {"S": received_at}, "actor": {"S": first[CLIENT_METADATA]},
                        "restoredFrom": {"S": "received message"}}}
-        return {"pk": {"S": payment_id}, "sk": {"S": PAYMENT_SK}, "status": {"S": "RCVD"}, "version": {"N": "1"},
-                "clientId": {"S": first[CLIENT_METADATA]}, "messageType": {"S": parsed.message_id},
-                "contentSha256": {"S": key.rsplit("/", 1)[-1].removesuffix(".xml")},
-                "receivedAt": {"S": received_at}, "ownerRegion": {"S": first[REGION_METADATA]},
-                "epoch": {"N": "1"}, "facts": _map(facts_summary(facts)), "messages": {"M": {}},
-                "history": {"L": [event]}}
+        image = {"pk": {"S": payment_id}, "sk": {"S": PAYMENT_SK}, "status": {"S": "RCVD"}, "version": {"N": "1"},
+                 "clientId": {"S": first[CLIENT_METADATA]}, "messageType": {"S": parsed.message_id},
+                 "contentSha256": {"S": key.rsplit("/", 1)[-1].removesuffix(".xml")},
+                 "receivedAt": {"S": received_at}, "ownerRegion": {"S": first[REGION_METADATA]},
+                 "epoch": {"N": "1"}, "facts": _map(facts_summary(facts)), "messages": {"M": {}},
+                 "history": {"L": [event]}}
+        if facts.message_family != "camt.056" and facts.reference_key():
+            # the ByReference key the API writes with a payment (a recall or an engine answer finds it by it)
+            image["matchKey"] = {"S": facts.reference_key()}
+        return image
 
 
 class _NotRebuilt(Exception):

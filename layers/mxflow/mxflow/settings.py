@@ -41,6 +41,9 @@ class Settings:
     split_state_machine_arn: str | None = None
     max_bulk_transactions: int = 10000
     bulk_start_rate: float = 100.0
+    # The return leg (mxflow/recalls.py, mxflow/engine.py): "queue" = ACSC once sent to the release queue,
+    # "engine" = ACSP until the payment engine's pacs.002 says ACSC or RJCT (RELEASE_CONFIRMATION).
+    release_confirmation: str = "queue"
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] = os.environ) -> "Settings":
@@ -67,4 +70,20 @@ class Settings:
             split_state_machine_arn=env.get("BULK_SPLIT_ARN") or None,
             max_bulk_transactions=int(env.get("MAX_BULK_TRANSACTIONS") or cls.max_bulk_transactions),
             bulk_start_rate=float(env.get("BULK_START_RATE") or cls.bulk_start_rate),
+            release_confirmation=_release_confirmation(env.get("RELEASE_CONFIRMATION")),
         )
+
+    @property
+    def engine_confirms(self) -> bool:
+        """True when a release is ACSC only once the payment engine says so (ReleaseConfirmation=engine)."""
+        return self.release_confirmation == "engine"
+
+
+RELEASE_CONFIRMATIONS = ("queue", "engine")
+
+
+def _release_confirmation(value: str | None) -> str:
+    value = (value or "queue").strip()
+    if value not in RELEASE_CONFIRMATIONS:
+        raise ValueError(f"RELEASE_CONFIRMATION must be one of {', '.join(RELEASE_CONFIRMATIONS)}")
+    return value

@@ -13,6 +13,12 @@ Secondary indexes, all KEYS_ONLY, written only when their keys appear or vanish:
 - `ByClient`: HASH `clientId`, RANGE `receivedAt` (the later `GET /payments` list).
 - `Suspended`: HASH `suspendedIn` (the Region), RANGE `suspendedAt`, present only while a release's
   outcome is unknown (sparse).
+- `ByReference`: HASH `matchKey` (iso20022.reference_key: the UETR, else message, end-to-end and
+  instruction ids), RANGE `receivedAt`, written once when a payment is created: how a recall or an engine
+  answer finds the payment it is about (the return leg, mxflow/recalls.py and mxflow/engine.py).
+- `EngineSuspense`: HASH `suspenseListIn` (the Region), RANGE `receivedAt`: the engine answers kept in
+  suspense, items of their own (`pk` = suspense id, `sk` = "SUSPENSE"); INCLUDE projection of what the
+  list shows.
 
 Every status change is conditional on the expected status and version and, for workflow steps, on
 `ownerRegion` and `epoch` (the fence). A failed condition returns the item as it is
@@ -21,6 +27,8 @@ another read.
 """
 from __future__ import annotations
 
+import base64
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar, Iterable, Mapping
@@ -30,13 +38,17 @@ from botocore.exceptions import ClientError
 
 from mxflow.aws.clients import AwsAdapter, error_code, service_errors
 from mxflow.clock import utc_now
-from mxflow.errors import DuplicatePayment, PaymentNotFound, StatusConflict
+from mxflow.errors import DuplicatePayment, InvalidRequest, PaymentNotFound, StatusConflict
 from mxflow.ports import IN_FLIGHT_STATUSES, INFLIGHT_SHARDS, Clock, Fence, inflight_key
 
 RECORD_SK = "PAYMENT"
+SUSPENSE_SK = "SUSPENSE"
 INFLIGHT_INDEX = "InFlight"
 CLIENT_INDEX = "ByClient"
 SUSPENDED_INDEX = "Suspended"
+REFERENCE_INDEX = "ByReference"
+ENGINE_SUSPENSE_INDEX = "EngineSuspense"
+SUSPENSE_LIST_FIELDS = ("suspenseId", "receivedAt", "messageType", "reason", "code", "paymentId")
 BATCH_GET_LIMIT = 100  # DynamoDB's BatchGetItem maximum
 
 _serializer = TypeSerializer()
@@ -196,13 +208,14 @@ class DynamoDbPaymentStore(AwsAdapter):
         for start in range(0, len(keys), BATCH_GET_LIMIT):
             request = {self.table_name: {
                 "Keys": keys[start:start + BATCH_GET_LIMIT],
-                "ProjectionExpression": "pk, #status, history, receivedAt",
-                "ExpressionAttributeNames": {"#status": "status"}}}
+                "ProjectionExpression": "pk, #status, history, receivedAt, #release.sentAt",
+                "ExpressionAttributeNames": {"#status": "status", "#release": "release"}}}
             while request:
                 response = self.client.batch_get_item(RequestItems=request)
                 found.extend(_record(item) for item in response.get("Responses", {}).get(self.table_name, []))
                 request = response.get("UnprocessedKeys") or None
-        return [{k: item.get(k) for k in ("paymentId", "status", "statusSince", "receivedAt")} for item in found
+        return [{**{k: item.get(k) for k in ("paymentId", "status", "statusSince", "receivedAt")},
+                 "sentAt": (item.get("release") or {}).get("sentAt")} for item in found
                 if item.get("status") in IN_FLIGHT_STATUSES]
 
     @service_errors
@@ -217,6 +230,49 @@ class DynamoDbPaymentStore(AwsAdapter):
             if "LastEvaluatedKey" not in response:
                 return ids
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    @service_errors
+    def find_by_reference(self, reference_key: str) -> list[str]:
+        """The ByReference index (eventually consistent, like every secondary index), oldest first."""
+        ids: list[str] = []
+        kwargs = {"TableName": self.table_name, "IndexName": REFERENCE_INDEX, "ScanIndexForward": True,
+                  "KeyConditionExpression": "matchKey = :key", "ExpressionAttributeValues": _to_item({":key": reference_key})}
+        while True:
+            response = self.client.query(**kwargs)
+            ids.extend(item["pk"]["S"] for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response or len(ids) >= 100:  # the same references 100 times: enough
+                return ids
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    @service_errors
+    def add_suspense_entry(self, entry: Mapping[str, Any]) -> bool:
+        """A suspense item (pk = its id, sk = SUSPENSE), listed by the EngineSuspense index; put once."""
+        item = {**{k: v for k, v in entry.items() if k not in ("suspenseId", "region")},
+                "pk": entry["suspenseId"], "sk": SUSPENSE_SK, "suspenseId": entry["suspenseId"],
+                "suspenseListIn": entry["region"]}
+        try:
+            self.client.put_item(TableName=self.table_name, Item=_to_item(item),
+                                 ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    @service_errors
+    def suspense_entries(self, region: str, *, limit: int, cursor: str | None = None) -> tuple[list[dict], str | None]:
+        kwargs = {"TableName": self.table_name, "IndexName": ENGINE_SUSPENSE_INDEX, "ScanIndexForward": False,
+                  "Limit": limit, "KeyConditionExpression": "suspenseListIn = :region",
+                  "ExpressionAttributeValues": _to_item({":region": region})}
+        if cursor:
+            kwargs["ExclusiveStartKey"] = _decode_cursor(cursor, region)
+        response = self.client.query(**kwargs)
+        entries = []
+        for item in response.get("Items", []):
+            record = _from_item(item)
+            entries.append({k: record[k] for k in SUSPENSE_LIST_FIELDS if record.get(k) is not None})
+        last = response.get("LastEvaluatedKey")
+        return entries, _encode_cursor(last) if last else None
 
     # -- writes ------------------------------------------------------------------------------------
 
@@ -332,3 +388,25 @@ class DynamoDbPaymentStore(AwsAdapter):
         if item:
             return _record(item)
         return self.get(payment_id)
+
+
+_CURSOR_KEYS = ("pk", "sk", "suspenseListIn", "receivedAt")
+
+
+def _encode_cursor(last_key: Mapping[str, Any]) -> str:
+    """An opaque cursor: the page's last key, base64url of its JSON (the four string key attributes)."""
+    plain = {k: last_key[k]["S"] for k in _CURSOR_KEYS}
+    return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, region: str) -> dict:
+    """The ExclusiveStartKey of a cursor _encode_cursor made for this Region; InvalidRequest otherwise."""
+    try:
+        plain = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if (not isinstance(plain, dict) or sorted(plain) != sorted(_CURSOR_KEYS)
+                or not all(isinstance(v, str) and 0 < len(v) <= 256 for v in plain.values())
+                or plain["suspenseListIn"] != region or plain["sk"] != SUSPENSE_SK):
+            raise ValueError
+    except ValueError:
+        raise InvalidRequest("cursor: not a cursor of this list") from None
+    return {k: {"S": v} for k, v in plain.items()}
