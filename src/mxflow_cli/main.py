@@ -20,6 +20,7 @@ SUBCOMMAND_MODULES = {
     "invoke": "mxflow_cli.invoke_cmd",
     "demo": "mxflow_cli.demo_cmd",
     "restore": "mxflow_cli.restore_cmd",
+    "drill": "mxflow_cli.drill_cmd",
     "engine": "mxflow_cli.engine_cmd",
 }
 

@@ -262,6 +262,9 @@ class BulkMessages:
         if facts.reference_key():
             # how a recall or an engine answer finds this payment (the ByReference index), as for any payment
             record["matchKey"] = facts.reference_key()
+        gate = self.lifecycle.gate
+        if gate is not None and gate.enabled:
+            record["epoch"] = gate.epoch()   # the routing epoch, as the API gives a payment (docs/regions.md)
         outcome = {"index": index, "paymentId": payment_id, "created": True, "conflict": False, "start": True}
         try:
             self.store.create(record, event={"actor": message["clientId"]})

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from botocore.exceptions import ClientError
 
-from mxflow.aws.clients import AwsAdapter, error_code, service_errors
+from mxflow.aws.clients import AwsAdapter, aws_client, error_code, service_errors
 from mxflow.errors import MessageNotFound
 
 
@@ -16,6 +16,10 @@ class S3MessageArchive(AwsAdapter):
     service: ClassVar[str] = "s3"
     bucket: str
     kms_key_id: str | None = None  # None: the bucket's default SSE-KMS key
+    # Two Regions (docs/regions.md): the peer Region's archive, read when an object is not here yet (a
+    # payment taken over before S3 replication brought its received message over).
+    fallback_bucket: str | None = None
+    fallback_region: str | None = None
 
     @service_errors
     def put(self, key: str, data: bytes, *, content_type: str = "application/xml",
@@ -35,24 +39,30 @@ class S3MessageArchive(AwsAdapter):
 
     @service_errors
     def get(self, key: str) -> bytes:
-        try:
-            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-        except ClientError as error:
-            if error_code(error) in ("NoSuchKey", "404", "NotFound"):
-                raise MessageNotFound(f"archived message {key} not found") from None
-            raise
+        return self._get_object(key, {})
 
     @service_errors
     def get_range(self, key: str, start: int, end: int) -> bytes:
         """Bytes start..end-1 (an HTTP Range request: one GET, whatever the object's size)."""
         if end <= start:
             return b""
+        return self._get_object(key, {"Range": f"bytes={start}-{end - 1}"})
+
+    def _get_object(self, key: str, extra: dict) -> bytes:
+        """The object (or its range) here, else in the peer Region's archive (fallback_bucket)."""
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={start}-{end - 1}")["Body"].read()
+            return self.client.get_object(Bucket=self.bucket, Key=key, **extra)["Body"].read()
         except ClientError as error:
-            if error_code(error) in ("NoSuchKey", "404", "NotFound"):
-                raise MessageNotFound(f"archived message {key} not found") from None
-            raise
+            if error_code(error) not in ("NoSuchKey", "404", "NotFound"):
+                raise
+        if self.fallback_bucket:
+            try:
+                return aws_client("s3", self.fallback_region).get_object(Bucket=self.fallback_bucket,
+                                                                        Key=key, **extra)["Body"].read()
+            except ClientError as error:
+                if error_code(error) not in ("NoSuchKey", "404", "NotFound", "NoSuchBucket"):
+                    raise
+        raise MessageNotFound(f"archived message {key} not found")
 
     @service_errors
     def list_keys(self, prefix: str, *, start_after: str | None = None):
