@@ -123,6 +123,7 @@ class LocalRuntime:
         self.scheduler: LocalScheduler | None = None
         # DynamoDB-stream event source mappings (the archive journal's), polled as Lambda polls them
         self.stream_events = None
+        self.trim_streams = True   # False where another reader shares the streams (two Regions' replicator)
         self.event_sources: list = []  # mxflow_local.event_sources pollers (with the scheduler)
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
@@ -171,7 +172,7 @@ class LocalRuntime:
         self.stream_events = StreamEventSources(
             self.record.event_source_mappings, invoke=self.invoke, client=self.client, region=self.region,
             account_id=self.account_id, available=lambda: self.available,
-            window_cap=self.STREAM_WINDOW_CAP_S).start()
+            window_cap=self.STREAM_WINDOW_CAP_S, trim=self.trim_streams).start()
 
     def stop(self) -> None:
         if not self._started:

@@ -142,11 +142,15 @@ class StreamEventSources:
 
     def __init__(self, mappings: list[dict], *, invoke: Callable[[str, dict], Any], client: Callable[[str], Any],
                  region: str, account_id: str, available: Callable[[], bool] = lambda: True,
-                 window_cap: float | None = None, max_local_retries: int = MAX_LOCAL_RETRIES):
+                 window_cap: float | None = None, max_local_retries: int = MAX_LOCAL_RETRIES,
+                 trim: bool = True):
         self.mappings = [_Mapping.of(m, window_cap=window_cap, max_local_retries=max_local_retries)
                          for m in mappings if is_stream_arn(m.get("EventSourceArn"))]
         self.invoke, self.client, self.region, self.account_id = invoke, client, region, account_id
         self.available = available
+        # Trim moto's shard once delivered: only where the mappings are the stream's only readers (two
+        # Regions' replicator, mxflow_local.two_regions, reads the same stream at its own pace).
+        self.trim = trim
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._pollers: list[_Poller] = []
@@ -197,6 +201,9 @@ class StreamEventSources:
     def _trim(self, stream_arn: str) -> None:
         """Drop the records every mapping of this stream has delivered from moto's shard."""
         from mxflow_local.dynamodb import LOCK
+
+        if not self.trim:
+            return
 
         positions = [p.position for p in self._pollers if p.mapping.stream_arn == stream_arn]
         if not positions:
