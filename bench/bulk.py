@@ -22,9 +22,10 @@ from bench.payments import ENV, TEMPLATE, XSD_DIR
 SIZES = (1000, 10000)
 BOUND_S = {1000: 600.0, 10000: 900.0}
 REGION = "sa-east-1"  # a Region of its own
-# The split's pace on the local runtime. The local runtime runs one execution environment per function
-# (invocations of ValidateFunction, then of ParkFunction, one after another) on the machine's cores, where
-# AWS runs as many as the pace needs: at the template's 100 flows a second, hundreds of Validate calls queue
+# The split's pace on the local runtime. The local runtime's pools of execution environments (one per
+# overlapping invocation, mxflow_local.lambda_runner) all run on the machine's two shared cores, where AWS
+# runs as many as the pace needs (figures below measured with one environment per function; with the pools,
+# at 2 a second while `make test` shared the cores: 930 of 1,000 PDNG at the 600 s bound): at the template's 100 flows a second, hundreds of Validate calls queue
 # behind each other until they pass their 30 s Timeout and are retried and repaired (measured: after 300 s
 # of a 1,000-transaction message, 134 PDNG; at 5 a second, PDNG stalled at 167 with 256 Validate calls
 # queued). LOCAL_START_RATE is about what one Validate environment takes on two shared cores; it also sets
