@@ -17,6 +17,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from mxflow.errors import (
+    BulkMessageNotFound,
     AnswerSuspended,
     Conflict,
     InvalidRequest,
@@ -62,6 +63,7 @@ PROBLEMS: dict[type[PaymentError], tuple[int, str]] = {
     Unauthorized: (401, "Unauthorized"),
     Forbidden: (403, "Forbidden"),
     PaymentNotFound: (404, "Not found"),
+    BulkMessageNotFound: (404, "Not found"),
     MessageNotFound: (404, "Not found"),
     Conflict: (409, "Conflict"),
     MessageTooLarge: (413, "Message too large"),
@@ -99,6 +101,12 @@ def receipt_links(payment_id: str) -> dict:
     base = f"/payments/{payment_id}"
     return {"self": base, "messages": f"{base}/messages/{RECEIVED_MESSAGE}", "approve": f"{base}/approve",
             "reject": f"{base}/reject", "cancel": f"{base}/cancel"}
+
+
+def message_links(message_id: str) -> dict:
+    """Where a consumer follows a message with several transactions (GET /messages/{messageId})."""
+    base = f"/messages/{message_id}"
+    return {"self": base, "messages": f"{base}/messages/{RECEIVED_MESSAGE}"}
 
 
 def client_with(scope: str) -> str:
@@ -146,11 +154,18 @@ def submit():
     client_id = client_with("payments/submit")
     data = xml_body()
     created, receipt = default_lifecycle().receive(client_id, data)
-    logger.info("payment received", extra={"paymentId": receipt["paymentId"], "newPayment": created})
-    metrics.add_metric(name="PaymentsReceived" if created else "PaymentsResubmitted",
-                       unit=MetricUnit.Count, value=1)
-    return json_response(HTTPStatus.ACCEPTED if created else HTTPStatus.OK,
-                         {**receipt, "links": receipt_links(receipt["paymentId"])})
+    if "messageId" in receipt:  # a message with several transactions: one payment each (mxflow.bulk)
+        logger.info("message received", extra={"messageId": receipt["messageId"], "newMessage": created,
+                                                "payments": len(receipt["payments"]), "status": receipt["status"]})
+        metrics.add_metric(name="PaymentsReceived" if created else "PaymentsResubmitted", unit=MetricUnit.Count,
+                           value=len(receipt["payments"]))
+        links = message_links(receipt["messageId"])
+    else:
+        logger.info("payment received", extra={"paymentId": receipt["paymentId"], "newPayment": created})
+        metrics.add_metric(name="PaymentsReceived" if created else "PaymentsResubmitted",
+                           unit=MetricUnit.Count, value=1)
+        links = receipt_links(receipt["paymentId"])
+    return json_response(HTTPStatus.ACCEPTED if created else HTTPStatus.OK, {**receipt, "links": links})
 
 
 @app.get("/payments/<payment_id>")
@@ -190,6 +205,20 @@ def confirm_release(payment_id: str):
     result = default_lifecycle().confirm_release(client_with("payments/operate"), payment_id, json_body())
     logger.info("release confirmed", extra={"paymentId": payment_id, "sent": result["sent"]})
     return json_response(200, result)
+
+
+@app.get("/messages/<message_id>")
+@tracer.capture_method
+def get_bulk_message(message_id: str):
+    """A message with several transactions: its payments, counts by status, group status and pacs.002."""
+    return json_response(200, default_lifecycle().bulk.view(client_with("payments/read"), message_id))
+
+
+@app.get("/messages/<message_id>/messages/<name>")
+@tracer.capture_method
+def get_bulk_message_file(message_id: str, name: str):
+    data = default_lifecycle().bulk.message_file(client_with("payments/read"), message_id, name)
+    return Response(status_code=200, content_type="application/xml", body=data)
 
 
 @app.get("/regions")

@@ -18,6 +18,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
 from mxflow.errors import (
+    BulkMessageNotFound,
+    DuplicateMessage,
     DuplicatePayment,
     SendRefused,
     MessageNotFound,
@@ -350,10 +352,14 @@ class FakeMessageArchive:
     def __init__(self, unavailable: Unavailable | None = None):
         self.unavailable = unavailable or Unavailable()
         self.objects: dict[str, bytes] = {}
+        self.object_metadata: dict[str, dict] = {}
+        self.ranged_reads: list[tuple[str, int, int]] = []
 
-    def put(self, key: str, data: bytes) -> str:
+    def put(self, key: str, data: bytes, *, content_type: str = "application/xml",
+            metadata: Mapping[str, str] | None = None) -> str:
         self.unavailable.check()
         self.objects[key] = bytes(data)
+        self.object_metadata[key] = dict(metadata or {})
         return key
 
     def get(self, key: str) -> bytes:
@@ -361,6 +367,80 @@ class FakeMessageArchive:
         if key not in self.objects:
             raise MessageNotFound(f"archived message {key} not found")
         return self.objects[key]
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        self.ranged_reads.append((key, start, end))
+        return self.get(key)[start:end]
+
+    def list_keys(self, prefix: str, *, start_after: str | None = None):
+        self.unavailable.check()
+        return [k for k in sorted(self.objects) if k.startswith(prefix) and (start_after is None or k > start_after)]
+
+    def metadata(self, key: str) -> dict:
+        self.get(key)
+        return dict(self.object_metadata.get(key) or {})
+
+
+class FakeMessageStore:
+    """Messages with several transactions and their parts, as the DynamoDB adapter keeps them (beside the
+    payments of `store`, which `summaries` reads)."""
+
+    def __init__(self, store: "FakePaymentStore", clock=None):
+        self.store = store
+        self.clock = clock or store.clock
+        self._messages: dict[str, dict] = {}
+        self._parts: dict[str, dict[int, dict]] = {}
+        self._lock = threading.Lock()
+
+    def create_message(self, record: Mapping[str, Any], *, event: Mapping[str, Any] | None = None) -> dict:
+        with self._lock:
+            message_id = record["messageId"]
+            if message_id in self._messages:
+                raise DuplicateMessage(copy.deepcopy(self._messages[message_id]))
+            now = record.get("receivedAt") or self.clock()
+            item = {**copy.deepcopy(dict(record)), "version": 1, "receivedAt": now,
+                    "history": [{"status": record["status"], "time": now, **(event or {})}]}
+            self._messages[message_id] = item
+            return copy.deepcopy(item)
+
+    def get_message(self, message_id: str) -> dict:
+        with self._lock:
+            if message_id not in self._messages:
+                raise BulkMessageNotFound(message_id)
+            return copy.deepcopy(self._messages[message_id])
+
+    def update_message(self, message_id: str, *, expected_status: str, expected_version: int, new_status: str,
+                       set_values: Mapping[str, Any] | None = None, messages: Mapping[str, Any] | None = None,
+                       event_detail: Mapping[str, Any] | None = None) -> int:
+        with self._lock:
+            current = self._messages[message_id]
+            if current["status"] != expected_status or current["version"] != expected_version:
+                raise StatusConflict(message_id, expected_status, copy.deepcopy(current))
+            current.update(copy.deepcopy(dict(set_values or {})), status=new_status, version=expected_version + 1)
+            current.setdefault("messages", {}).update(copy.deepcopy(dict(messages or {})))
+            current["history"].append({"status": new_status, "time": self.clock(), **(event_detail or {})})
+            return current["version"]
+
+    def put_part(self, message_id: str, first: int, payment_ids: list[str],
+                 conflicts: Mapping[str, Any] | None = None) -> None:
+        with self._lock:
+            self._parts.setdefault(message_id, {}).setdefault(
+                first, {"first": first, "paymentIds": list(payment_ids), "conflicts": dict(conflicts or {})})
+
+    def parts(self, message_id: str) -> list[dict]:
+        with self._lock:
+            return [copy.deepcopy(p) for _, p in sorted(self._parts.get(message_id, {}).items())]
+
+    def summaries(self, payment_ids: list[str]) -> dict[str, dict]:
+        found = {}
+        for payment_id in payment_ids:
+            try:
+                record = self.store.get(payment_id)
+            except PaymentNotFound:
+                continue
+            found[payment_id] = {k: record[k] for k in ("status", "reason", "facts", "clientId", "messageId")
+                                 if k in record}
+        return found
 
 
 @dataclass
@@ -374,6 +454,7 @@ class FakeWorkflow:
     redrives: list[str] = field(default_factory=list)
     gone_tokens: set[str] = field(default_factory=set)
     redrivable: set[str] = field(default_factory=set)  # anchor names whose execution failed
+    splits: list[str] = field(default_factory=list)     # messages whose split was started (once per id)
     refuse_starts: int = 0  # the next starts fail as an unreachable service would
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -397,6 +478,11 @@ class FakeWorkflow:
                 return False
             self.failures.append((task_token, error, cause))
             return True
+
+    def start_split(self, message_id: str) -> None:
+        with self._lock:
+            if message_id not in self.splits:   # named by the message id: a second start is no second split
+                self.splits.append(message_id)
 
     def redrive(self, name: str) -> str | None:
         with self._lock:
@@ -451,16 +537,18 @@ class Ports:
     events: FakeEventPublisher
     clock: FakeClock
     unavailable: Unavailable
+    messages: FakeMessageStore = None
 
     @classmethod
     def new(cls) -> "Ports":
         clock, unavailable = FakeClock(), Unavailable()
-        return cls(FakePaymentStore(clock, unavailable), FakeMessageArchive(unavailable), FakeWorkflow(),
-                   FakeReleaseQueue(), FakeEventPublisher(), clock, unavailable)
+        store = FakePaymentStore(clock, unavailable)
+        return cls(store, FakeMessageArchive(unavailable), FakeWorkflow(), FakeReleaseQueue(), FakeEventPublisher(),
+                   clock, unavailable, FakeMessageStore(store, clock))
 
     def lifecycle(self, settings, registry=None):
         from mxflow.lifecycle import PaymentLifecycle
 
         return PaymentLifecycle(store=self.store, archive=self.archive, workflow=self.workflow,
                                 release_queue=self.release_queue, events=self.events, settings=settings,
-                                registry=registry, clock=self.clock)
+                                registry=registry, clock=self.clock, messages=self.messages)

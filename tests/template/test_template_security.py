@@ -51,6 +51,9 @@ ENCRYPTED_WITH_THE_KEY = {
     "AWS::Logs::LogGroup": lambda p: refers_to_key(p.get("KmsKeyId")),
     "AWS::Lambda::Function": lambda p: refers_to_key(p.get("KmsKeyArn")),
     "AWS::CloudTrail::Trail": lambda p: refers_to_key(p.get("KMSKeyId")),
+    # a mapping's filter criteria (the archive journal's stream mapping); a mapping without any (the inbound
+    # queue -> EngineAnswersFunction) is configuration only
+    "AWS::Lambda::EventSourceMapping": lambda p: "FilterCriteria" not in p or refers_to_key(p.get("KmsKeyArn")),
 }
 # Resource types that hold no data a customer-managed key could protect (configuration, policies,
 # permissions) or whose service offers no such key.
@@ -60,7 +63,6 @@ NOTHING_TO_ENCRYPT = {
     "AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy",
     "AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard",
     "AWS::Events::Rule",  # the sampler's schedule: configuration only
-    "AWS::Lambda::EventSourceMapping",  # the inbound queue -> EngineAnswersFunction: configuration only
     "AWS::ApiGateway::RestApi", "AWS::ApiGateway::Deployment", "AWS::ApiGateway::Stage",  # no cache enabled
     "AWS::ApiGateway::Account",
     "AWS::Cognito::UserPool", "AWS::Cognito::UserPoolResourceServer", "AWS::Cognito::UserPoolDomain",
@@ -389,25 +391,35 @@ def test_each_function_gets_only_what_its_step_needs(cfn):
     actions = {lid: _actions_of(st) for lid, st in identity_statements(cfn).items()}
     statements = identity_statements(cfn)
     function_roles = [lid for lid in actions if lid.endswith("FunctionRole")]
-    assert len(function_roles) == 11
+    assert len(function_roles) == 13
     # Only the Send step releases payments; the return leg's steps forward recalls to the same queue (in the
     # payment's message group, after it): their only SendMessage is the ForwardRecalls statement; the health
-    # function sends its probe to its own queue only. Only the API redrives.
+    # function sends its probe to its own queue only; the journal reports its failed batches to its own
+    # queue. Only the API redrives.
     senders = {r for r in function_roles if "sqs:SendMessage" in actions[r]}
     assert senders == {"SendFunctionRole", "RecallFunctionRole", "SettleFunctionRole", "EngineAnswersFunctionRole",
-                       "ApiFunctionRole", "HealthFunctionRole"}
-    for role in senders - {"SendFunctionRole", "HealthFunctionRole"}:
+                       "ApiFunctionRole", "HealthFunctionRole", "JournalFunctionRole"}
+    for role in senders - {"SendFunctionRole", "HealthFunctionRole", "JournalFunctionRole"}:
         sending = [st for st in statements[role] if "sqs:SendMessage" in _as_list(st["Action"])]
         assert [(st["Sid"].endswith("ForwardRecalls"), st["Resource"]) for st in sending] == [
             (True, {"Fn::GetAtt": ["ReleaseQueue", "Arn"]})], role
+    journal_sends = [s["Resource"] for s in statements["JournalFunctionRole"] if "sqs:SendMessage" in _as_list(s["Action"])]
+    assert journal_sends == [{"Fn::GetAtt": ["JournalFailureQueue", "Arn"]}]
+    # The journal writes under journal/ only and reads nothing of the archive.
+    journal_puts = [s["Resource"] for s in statements["JournalFunctionRole"] if "s3:PutObject" in _as_list(s["Action"])]
+    assert journal_puts == [{"Fn::Sub": "${ArchiveBucket.Arn}/journal/*"}]
+    assert not actions["JournalFunctionRole"] & {"s3:GetObject", "dynamodb:PutItem", "dynamodb:UpdateItem"}
     health_sends = [s["Resource"] for s in statements["HealthFunctionRole"] if "sqs:SendMessage" in _as_list(s["Action"])]
     assert health_sends == [{"Fn::GetAtt": ["HealthProbeQueue", "Arn"]}]
     assert [r for r in function_roles if "states:RedriveExecution" in actions[r]] == ["ApiFunctionRole"]
     # PaymentFlow is started by the API (a new or approved payment) and by the anchor's wait (a stage to
     # resume); the anchor's wait is answered by the API (reject, cancel; a failed start) and by a wait
     # that finds its payment finished.
+    # A message with several transactions: the API starts its split, the split starts its payments' flows.
     assert {r for r in function_roles if "states:StartExecution" in actions[r]} == {
-        "ApiFunctionRole", "ParkFunctionRole", "HealthFunctionRole", "RecoveryFunctionRole"}
+        "ApiFunctionRole", "ParkFunctionRole", "HealthFunctionRole", "RecoveryFunctionRole", "SplitFunctionRole"}
+    split_starts = [s["Resource"] for s in statements["SplitFunctionRole"] if "states:StartExecution" in _as_list(s["Action"])]
+    assert split_starts == [_named_machine(cfn, "PaymentFlow")]
     # Two Regions (docs/regions.md): the health function starts its probe and the recovery workflow, the
     # recovery's task only the new anchors of the payments it took over.
     assert {s["Resource"]["Fn::Sub"].split(":stateMachine:")[1] for s in statements["HealthFunctionRole"]
@@ -491,6 +503,9 @@ def test_every_queue_has_a_dlq_and_every_dlq_an_alarm(cfn):
     queues = resources_of(cfn, "AWS::SQS::Queue")
     dlqs = {q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
             for q in queues.values() if "RedrivePolicy" in q["Properties"]}
+    # a stream mapping's on-failure destination is a dead-letter queue too (the journal's failed batches)
+    dlqs |= {m["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+             for m in resources_of(cfn, "AWS::Lambda::EventSourceMapping").values() if "DestinationConfig" in m["Properties"]}
     assert dlqs, "no dead-letter queue"
     # The health probe's queue is never read (its messages expire after 60 s): nothing can fail there to
     # go to a DLQ. Checked: no role may receive from it.
@@ -703,7 +718,8 @@ def loaded_with(**overrides):
 
 FUNCTION_ROLES = {"ApiFunctionRole", "ValidateFunctionRole", "ParkFunctionRole", "DecisionTimeoutFunctionRole",
                   "SendFunctionRole", "SettleFunctionRole", "SamplerFunctionRole", "HealthFunctionRole",
-                  "RecoveryFunctionRole", "RecallFunctionRole", "EngineAnswersFunctionRole"}
+                  "RecoveryFunctionRole", "RecallFunctionRole", "EngineAnswersFunctionRole", "SplitFunctionRole",
+                  "JournalFunctionRole"}
 VPC_ACCESS = "service-role/AWSLambdaVPCAccessExecutionRole"
 
 
@@ -741,7 +757,7 @@ def test_reserved_concurrency_is_off_by_default_and_a_parameter():
     for loaded, expected in ((default, NO_VALUE), (capped, "40")):
         resolver = resolver_for(loaded)
         functions = resources_of(loaded.cfn, "AWS::Lambda::Function")
-        assert len(functions) == 11
+        assert len(functions) == 13
         for lid, function in functions.items():
             assert resolver.resolve(function["Properties"]["ReservedConcurrentExecutions"]) == expected, lid
 
@@ -799,6 +815,8 @@ EXPECTED_ROUTES = {
     ("/payments/{id}/cancel", "post"): ["payments/decide"],
     ("/payments/{id}/redrive", "post"): ["payments/operate"],
     ("/payments/{id}/release/confirm", "post"): ["payments/operate"],
+    ("/messages/{messageId}", "get"): ["payments/read"],
+    ("/messages/{messageId}/messages/{name}", "get"): ["payments/read"],
     ("/regions", "get"): ["payments/operate"],
     ("/regions/{region}/recover", "post"): ["payments/operate"],
     ("/engine/messages", "post"): ["payments/engine"],   # the payment engine's own client only
@@ -897,7 +915,7 @@ AGREED_ENVIRONMENT = {"PAYMENT_TABLE", "ARCHIVE_BUCKET", "RELEASE_QUEUE_URL", "E
                       "STATE_MACHINE_ARN", "PAYMENT_FLOW_ARN"}
 FUNCTIONS = {"ApiFunction", "ValidateFunction", "ParkFunction", "DecisionTimeoutFunction", "SendFunction",
              "SettleFunction", "SamplerFunction", "HealthFunction", "RecoveryFunction", "RecallFunction",
-             "EngineAnswersFunction"}
+             "EngineAnswersFunction", "SplitFunction", "JournalFunction"}
 
 
 def test_functions_are_arm64_python313_traced_with_the_layer_and_the_agreed_environment(cfn):
@@ -924,7 +942,8 @@ def test_the_anchor_is_standard_the_flow_express_both_logged_without_data_and_tr
     assert {lid: m["Properties"]["StateMachineType"] for lid, m in machines.items()} == {
         "PaymentStateMachine": "STANDARD", "PaymentFlow": "EXPRESS",
         # two Regions (docs/regions.md): the health function's one-state probe and the recovery workflow
-        "HealthProbeStateMachine": "STANDARD", "RecoveryStateMachine": "STANDARD"}
+        "HealthProbeStateMachine": "STANDARD", "RecoveryStateMachine": "STANDARD",
+        "BulkSplitStateMachine": "STANDARD"}
     for lid, machine in machines.items():
         props = machine["Properties"]
         logging = props["LoggingConfiguration"]
@@ -963,7 +982,7 @@ def test_alarms_cover_failures_timeouts_dlq_api_errors_and_stale_pending_payment
             ("mxflow", "OldestPendingAgeSeconds"), ("mxflow", "OldestInFlightAgeSeconds"),
             ("mxflow", "SuspendedPayments")} <= watched
     failed = {a["Dimensions"][0]["Value"]["Ref"] for a in alarms if a["MetricName"] == "ExecutionsFailed"}
-    assert failed == {"PaymentStateMachine", "PaymentFlow"}
+    assert failed == {"PaymentStateMachine", "PaymentFlow", "BulkSplitStateMachine"}
     pending = next(a for a in alarms if a["MetricName"] == "OldestPendingAgeSeconds")
     assert pending["Threshold"] == {"Ref": "PendingAlarmThresholdSeconds"}
     stuck = next(a for a in alarms if a["MetricName"] == "OldestInFlightAgeSeconds")

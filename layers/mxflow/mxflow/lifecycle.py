@@ -62,6 +62,7 @@ from mxflow.ports import (
     EventPublisher,
     Fence,
     MessageArchive,
+    MessageStore,
     PaymentStore,
     ReleaseQueue,
     Workflow,
@@ -135,7 +136,7 @@ def counterparty(facts: Mapping[str, Any], payment_id: str) -> str:
     return payment_id
 
 
-def _short(text: str | None) -> str | None:
+def short_info(text: str | None) -> str | None:
     if not text:
         return None
     return text if len(text) <= MAX_ADDITIONAL_INFO else text[: MAX_ADDITIONAL_INFO - 1] + "…"
@@ -151,7 +152,7 @@ _FACTS_NOT_KEPT = frozenset({"paymentId", "messageType", "debtorName", "creditor
                              "numberOfTransactions", "headerTo", "businessMessageId"})
 
 
-def _facts_dict(facts) -> dict:
+def facts_summary(facts) -> dict:
     """The facts the record keeps: no empty values, nothing kept elsewhere on the record."""
     if facts is None:
         return {}
@@ -170,8 +171,11 @@ class PaymentLifecycle:
 
     def __init__(self, *, store: PaymentStore, archive: MessageArchive, workflow: Workflow,
                  release_queue: ReleaseQueue, events: EventPublisher | None, settings: Settings,
-                 registry=None, clock: Clock = utc_now, gate=None, at_region=None):
+                 registry=None, clock: Clock = utc_now, messages: MessageStore | None = None, gate=None,
+                 at_region=None):
         self.store = store
+        self.messages = messages  # messages with several transactions (mxflow.bulk); None: not configured
+        self._bulk = None
         self.archive = archive
         self.workflow = workflow
         self.release_queue = release_queue
@@ -207,6 +211,17 @@ class PaymentLifecycle:
         return self._engine
 
     @property
+    def bulk(self):
+        """Messages with several transactions (mxflow.bulk), on this lifecycle's ports."""
+        if self._bulk is None:
+            from mxflow.bulk import BulkMessages
+
+            if self.messages is None:
+                raise InvalidState("no message store is configured for messages with several transactions")
+            self._bulk = BulkMessages(self, self.messages)
+        return self._bulk
+
+    @property
     def registry(self):
         if self._registry is None:
             # One per process and MXFLOW_SCHEMA_DIR value: operators' XSDs first, then the built-in set.
@@ -233,26 +248,33 @@ class PaymentLifecycle:
                     f"{parsed.message_id} is not accepted here; accepted: {', '.join(SUPPORTED_MESSAGES)}",
                     code="FF01")
             parsed_facts = iso20022.extract_facts(parsed)
-            summary = _facts_dict(parsed_facts)
             iso20022.answer_addressee(parsed_facts)   # every outcome is answered: the sender must be addressable
+            from mxflow.bulk import is_bulk
+
+            several = is_bulk(parsed, self.settings.profile)
+            summary = facts_summary(parsed_facts)
         except iso20022.MessageError as error:
             raise UnsupportedMessage(error.issue.message, code=error.issue.code) from None
         except iso20022.BuildError as error:
             raise UnsupportedMessage(f"the message cannot be answered: {error}", code="FF01") from None
-        payment_id = parsed_facts.payment_id
         if self.gate is not None:
             self.gate.check()   # a Region that does not hold its lease accepts nothing (503)
+        if several:  # one payment per transaction (mxflow.bulk)
+            return self.bulk.receive(client_id, data, parsed)
+        payment_id = parsed_facts.payment_id
         sha256 = iso20022.content_hash(data)
         archive_key = received_key(payment_id, sha256)
-        # The raw bytes are durable before the payment exists (and before the 202).
-        self.archive.put(archive_key, data)
+        received_at = self.clock()
+        # The raw bytes are durable before the payment exists (and before the 202), with what a restore
+        # rebuilds the record from when no journal line names it (mxflow.restore).
+        self.archive.put(archive_key, data, metadata=self.received_metadata(client_id, received_at))
         record = {
             "paymentId": payment_id,
             "clientId": client_id,
             "status": "RCVD",
             "messageType": parsed.message_id,
             "contentSha256": sha256,   # names the received message in the archive (received_key)
-            "receivedAt": self.clock(),
+            "receivedAt": received_at,
             "facts": summary,
             "messages": {},            # the generated ones; the received message is always there
         }
@@ -282,6 +304,12 @@ class PaymentLifecycle:
             payment_id, "validate", decisionTimeoutSeconds=int(self.settings.decision_timeout_seconds),
             message=inline_message(data)))
         return created, self._receipt(record)
+
+    def received_metadata(self, client_id: str, received_at: str) -> dict:
+        """The metadata a received message is archived with: ids and a time, no payment data."""
+        from mxflow.restore import CLIENT_METADATA, REGION_METADATA, TIME_METADATA
+
+        return {CLIENT_METADATA: client_id, TIME_METADATA: received_at, REGION_METADATA: self.settings.region}
 
     @staticmethod
     def _receipt(record: Mapping[str, Any]) -> dict:
@@ -321,7 +349,7 @@ class PaymentLifecycle:
 
     def _accept(self, record: dict, facts, fence: Fence) -> dict:
         payment_id = record["paymentId"]
-        summary = _facts_dict(facts) or record.get("facts", {})
+        summary = facts_summary(facts) or record.get("facts", {})
         if self._auto_approves(summary) and not is_recall(record):
             decision = {"action": "approve", "decidedBy": AUTO_APPROVER, "decidedAt": self.clock()}
             version = self.store.transition(payment_id, expected_status="RCVD", expected_version=record["version"],
@@ -347,11 +375,11 @@ class PaymentLifecycle:
         payment_id = record["paymentId"]
         issue = result.errors[0] if result.errors else None
         reason = {"code": issue.code if issue else "FF01",
-                  "additionalInfo": _short(issue.message if issue else "invalid message")}
+                  "additionalInfo": short_info(issue.message if issue else "invalid message")}
         values: dict[str, Any] = {"validationErrors": [e.to_dict() for e in result.errors[:20]]}
         messages = {}
         if result.facts is not None:
-            values["facts"] = _facts_dict(result.facts)
+            values["facts"] = facts_summary(result.facts)
             report = self._generated(iso20022.build_status_report(
                 result.facts, "RJCT", reason_code=reason["code"], additional_info=reason["additionalInfo"],
                 operator_bic=self.settings.operator_bic, versions=self.settings.message_versions))
@@ -520,7 +548,7 @@ class PaymentLifecycle:
             return {CANCELLATION_ANSWER: self._stored(record["paymentId"], CANCELLATION_ANSWER, answer)}
         report = self._generated(iso20022.build_status_report(
             facts, "RJCT", reason_code=(reason or {}).get("code"),
-            additional_info=_short((reason or {}).get("additionalInfo")), operator_bic=self.settings.operator_bic,
+            additional_info=short_info((reason or {}).get("additionalInfo")), operator_bic=self.settings.operator_bic,
             versions=self.settings.message_versions))
         return {STATUS_REPORT: self._stored(record["paymentId"], STATUS_REPORT, report)}
 
@@ -891,10 +919,14 @@ class PaymentLifecycle:
             view["errors"] = record["validationErrors"]
         if record.get("suspense"):
             view["suspense"] = record["suspense"]
+        if record.get("messageId"):  # a transaction of a message with several (GET /messages/{messageId})
+            view["messageId"] = record["messageId"]
         return view
 
     def get_message(self, client_id: str, payment_id: str, name: str) -> bytes:
         record = self._owned(client_id, payment_id)
+        if name == RECEIVED_MESSAGE and record.get("messageId") and record.get("tx"):
+            return self.bulk.transaction_message(record)   # its transaction message (mxflow.bulk)
         entry = {"key": _received_key(record)} if name == RECEIVED_MESSAGE else (record.get("messages") or {}).get(name)
         if not entry:
             raise MessageNotFound(f"payment {payment_id} has no message {name!r}")
@@ -963,10 +995,24 @@ class PaymentLifecycle:
         """The received message: as the flow carries it (checked against its SHA-256 on the record),
         else from the archive."""
         if message is None:
+            if record.get("messageId") and record.get("tx"):  # a transaction of a message with several
+                return self.bulk.transaction_message(record)
             return self.archive.get(_received_key(record))
         if iso20022.content_hash(message) != record.get("contentSha256"):
             raise InvalidState(f"the message carried for payment {record['paymentId']} is not the one received")
         return message
+
+    def generated_message(self, message: bytes) -> bytes:
+        """A generated message checked against its installed schemas (mxflow.bulk builds them too)."""
+        return self._generated(message)
+
+    def stored_message(self, key_id: str, name: str, data: bytes) -> dict:
+        """How a record keeps a generated message (compressed, or by archive key when large)."""
+        return self._stored(key_id, name, data)
+
+    def message_bytes(self, entry: Mapping[str, Any]) -> bytes:
+        """The bytes of a kept message entry ({"z"} or {"key"})."""
+        return self._message_bytes(entry)
 
     def _generated(self, message: bytes) -> bytes:
         """A generated message, once its AppHdr and Document validate against the installed schemas

@@ -12,6 +12,7 @@ appended by the same conditional write that changes the status; generated messag
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Protocol
 
@@ -19,6 +20,14 @@ from typing import Any, Iterable, Mapping, Protocol
 # PDCR while the payment engine decides (in flight), CNCL or RJCR once answered (terminal).
 IN_FLIGHT_STATUSES = frozenset({"RCVD", "ACTC", "PDNG", "ACSP", "PDCR"})
 TERMINAL_STATUSES = frozenset({"ACSC", "RJCT", "CANC", "CNCL", "RJCR"})
+INFLIGHT_SHARDS = 16
+
+
+def inflight_key(payment_id: str, region: str) -> str:
+    """The InFlight index's hash key of an in-flight payment: its owner Region plus a stable shard 00-15
+    of its id (no hot partition). The store writes it at creation; a restore recomputes it."""
+    shard = int(hashlib.sha256(payment_id.encode()).hexdigest()[:8], 16) % INFLIGHT_SHARDS
+    return f"{region}#{shard:02d}"
 
 
 @dataclass(frozen=True)
@@ -166,11 +175,23 @@ class MessageArchive(Protocol):
 
     bucket: str  # where the archive lives: named in the release message so the engine can fetch it
 
-    def put(self, key: str, data: bytes) -> str:
-        """Store the bytes under `key` (overwriting the same bytes is harmless); returns the key."""
+    def put(self, key: str, data: bytes, *, content_type: str = "application/xml",
+            metadata: Mapping[str, str] | None = None) -> str:
+        """Store the bytes under `key` (overwriting the same bytes is harmless), with `metadata` (ids and
+        times, never payment data: what a restore rebuilds a record from); returns the key."""
 
     def get(self, key: str) -> bytes:
         """The stored bytes; MessageNotFound when nothing is stored under `key`."""
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes start..end-1 of the object under `key` (one transaction of a message with several);
+        MessageNotFound when nothing is stored under `key`."""
+
+    def list_keys(self, prefix: str, *, start_after: str | None = None) -> Iterable[str]:
+        """The keys under `prefix`, in order (after `start_after` when given): the restore's listing."""
+
+    def metadata(self, key: str) -> dict[str, str]:
+        """The metadata an object was stored with (MessageNotFound when there is none)."""
 
 
 class Workflow(Protocol):
@@ -191,6 +212,10 @@ class Workflow(Protocol):
         """Redrive the failed anchor execution `name` from its failed state; returns the redrive time
         (ISO-8601) when the workflow gives one. NotRedrivable when it cannot be redriven."""
 
+    def start_split(self, message_id: str) -> None:
+        """Start the split of a message with several transactions (BulkSplitStateMachine, STANDARD,
+        execution name = message id: a second start of the same message is no second split)."""
+
 
 class ReleaseQueue(Protocol):
     """Where released payments go downstream (the payment engine reads it)."""
@@ -205,3 +230,36 @@ class EventPublisher(Protocol):
     """Payment events for subscribers (ids and statuses only)."""
 
     def publish(self, event: Mapping[str, Any], *, attributes: Mapping[str, str]) -> None: ...
+
+
+class MessageStore(Protocol):
+    """Messages with several transactions (docs/flow.md, "Messages with several transactions"), in the
+    payment table beside their payments: one record per message (the message id, `sk` MESSAGE: status,
+    version, client, the group's facts, the layout its transaction messages are made with, the group
+    pacs.002, a history) and one part per batch of its transactions (`sk` PART#<first index>: the
+    payment ids of that batch, in order, written once by the split)."""
+
+    def create_message(self, record: Mapping[str, Any], *, event: Mapping[str, Any] | None = None) -> dict:
+        """Write a new message record at version 1 with its first history event; DuplicateMessage
+        (carrying the existing record) when the message id exists."""
+
+    def get_message(self, message_id: str) -> dict:
+        """The message record; BulkMessageNotFound when there is none."""
+
+    def update_message(self, message_id: str, *, expected_status: str, expected_version: int, new_status: str,
+                       set_values: Mapping[str, Any] | None = None, messages: Mapping[str, Any] | None = None,
+                       event_detail: Mapping[str, Any] | None = None) -> int:
+        """Conditional status change of a message record plus its history event; the new version.
+        StatusConflict (with the current record) when the status or version does not hold."""
+
+    def put_part(self, message_id: str, first: int, payment_ids: list[str],
+                 conflicts: Mapping[str, Any] | None = None) -> None:
+        """The payment ids of the transactions first.. (in order), once: a part that exists is left as
+        it is. `conflicts`: {index: references} of transactions whose payment id another payment holds."""
+
+    def parts(self, message_id: str) -> list[dict]:
+        """The message's parts in order: [{"first", "paymentIds", "conflicts"}] (strongly consistent)."""
+
+    def summaries(self, payment_ids: list[str]) -> dict[str, dict]:
+        """{payment id: {"status", "reason", "facts", "clientId", "messageId"}} of the payments that exist
+        (eventually consistent reads, 100 per request)."""

@@ -22,6 +22,7 @@ _region_services: dict[Settings, object] = {}
 def build_lifecycle(settings: Settings, *, events=None, home: bool = True) -> PaymentLifecycle:
     """The lifecycle on DynamoDB, S3, Step Functions, SQS and SNS, as `settings` name them. `home`: the
     lifecycle of this Region (False: the peer's, reached from here, which hops no further)."""
+    from mxflow.aws.bulk_store import DynamoDbMessageStore
     from mxflow.aws.dynamodb import DynamoDbPaymentStore
     from mxflow.aws.messaging import SnsEventPublisher, SqsReleaseQueue
     from mxflow.aws.regions import DynamoDbRegionStore
@@ -45,10 +46,12 @@ def build_lifecycle(settings: Settings, *, events=None, home: bool = True) -> Pa
         archive=S3MessageArchive(settings.archive_bucket, kms_key_id=settings.archive_kms_key_id, region=region,
                                  fallback_bucket=settings.peer_archive_bucket if settings.two_regions else None,
                                  fallback_region=settings.peer_region),
-        workflow=StepFunctionsWorkflow(settings.state_machine_arn, settings.payment_flow_arn, region=region),
+        workflow=StepFunctionsWorkflow(settings.state_machine_arn, settings.payment_flow_arn,
+                                       split_arn=settings.split_state_machine_arn, region=region),
         release_queue=SqsReleaseQueue(settings.release_queue_url, region=region),
         events=events,
         settings=settings,
+        messages=DynamoDbMessageStore(settings.payment_table, region=region),
         gate=gate,
         at_region=at_region,
     )

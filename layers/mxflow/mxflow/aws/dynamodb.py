@@ -28,7 +28,6 @@ another read.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from dataclasses import dataclass
 from decimal import Decimal
@@ -40,7 +39,7 @@ from botocore.exceptions import ClientError
 from mxflow.aws.clients import AwsAdapter, error_code, service_errors
 from mxflow.clock import utc_now
 from mxflow.errors import DuplicatePayment, InvalidRequest, PaymentNotFound, StatusConflict
-from mxflow.ports import IN_FLIGHT_STATUSES, Clock, Fence
+from mxflow.ports import IN_FLIGHT_STATUSES, INFLIGHT_SHARDS, Clock, Fence, inflight_key
 
 RECORD_SK = "PAYMENT"
 SUSPENSE_SK = "SUSPENSE"
@@ -50,7 +49,6 @@ SUSPENDED_INDEX = "Suspended"
 REFERENCE_INDEX = "ByReference"
 ENGINE_SUSPENSE_INDEX = "EngineSuspense"
 SUSPENSE_LIST_FIELDS = ("suspenseId", "receivedAt", "messageType", "reason", "code", "paymentId")
-INFLIGHT_SHARDS = 16
 BATCH_GET_LIMIT = 100  # DynamoDB's BatchGetItem maximum
 
 _serializer = TypeSerializer()
@@ -99,12 +97,6 @@ def _record(item: Mapping[str, Any]) -> dict:
 
 def _expected_list(expected_status: str | Iterable[str]) -> list[str]:
     return [expected_status] if isinstance(expected_status, str) else sorted(expected_status)
-
-
-def inflight_key(payment_id: str, region: str) -> str:
-    """InFlight index hash key: the owning Region plus a stable shard 00-15 (no hot partition)."""
-    shard = int(hashlib.sha256(payment_id.encode()).hexdigest()[:8], 16) % INFLIGHT_SHARDS
-    return f"{region}#{shard:02d}"
 
 
 def _event(status: str, now: str, detail: Mapping[str, Any] | None, reason: Mapping[str, Any] | None) -> dict:

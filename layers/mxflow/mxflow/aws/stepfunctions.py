@@ -31,6 +31,7 @@ class StepFunctionsWorkflow(AwsAdapter):
     service: ClassVar[str] = "stepfunctions"
     state_machine_arn: str | None        # the anchor (STANDARD)
     flow_arn: str | None = None          # PaymentFlow (EXPRESS)
+    split_arn: str | None = None         # BulkSplitStateMachine (STANDARD): messages with several transactions
 
     @service_errors
     def start_flow(self, flow_input: Mapping[str, Any]) -> None:
@@ -68,3 +69,14 @@ class StepFunctionsWorkflow(AwsAdapter):
         if isinstance(redriven_at, datetime):
             redriven_at = redriven_at.astimezone(timezone.utc).isoformat()
         return redriven_at
+
+    @service_errors
+    def start_split(self, message_id: str) -> None:
+        """Start the split of a message, named by its id: ExecutionAlreadyExists (the split runs or ran)
+        is no error."""
+        try:
+            self.client.start_execution(stateMachineArn=self.split_arn, name=message_id,
+                                        input=json.dumps({"messageId": message_id, "next": 0}))
+        except ClientError as error:
+            if error_code(error) != "ExecutionAlreadyExists":
+                raise
