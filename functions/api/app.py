@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from http import HTTPStatus
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -28,7 +29,7 @@ from mxflow.errors import (
 )
 from mxflow.lifecycle import RECEIVED_MESSAGE
 from mxflow.openapi import openapi_text
-from mxflow.service import default_lifecycle
+from mxflow.service import default_lifecycle, default_queries
 
 logger = Logger()
 tracer = Tracer()
@@ -36,6 +37,7 @@ metrics = Metrics()
 app = APIGatewayRestResolver()
 
 XML_MEDIA_TYPES = ("application/xml", "text/xml")
+ACTING_CLIENT_CLAIM = "mxflow:client"  # written by functions/console_token (the user pool's trigger)
 PROBLEM = "application/problem+json"
 
 
@@ -92,14 +94,32 @@ def receipt_links(payment_id: str) -> dict:
 
 
 def client_with(scope: str) -> str:
-    """The calling client's id, once its token carries `scope` (API Gateway checks this first)."""
+    """The calling client's id, once its token carries `scope` (API Gateway checks this first). A person
+    signed in to the operations console acts for the API client its token names (people_client)."""
     claims = app.current_event.request_context.authorizer.claims or {}
     client_id = claims.get("client_id")
     if not client_id:
         raise Unauthorized("no authenticated client")
     if scope not in str(claims.get("scope") or "").split():
         raise Forbidden(f"the token lacks the scope {scope}")
-    return client_id
+    return people_client(claims) or client_id
+
+
+def people_client(claims: dict) -> str | None:
+    """For a person's token from the console's app client (CONSOLE_CLIENT_ID), the API client the
+    person works for: the claim ACTING_CLIENT_CLAIM, which only the user pool's pre-token-generation
+    trigger writes (functions/console_token). None for any other token."""
+    console_client = os.environ.get("CONSOLE_CLIENT_ID")
+    if console_client and claims.get("client_id") == console_client and claims.get("username"):
+        return claims.get(ACTING_CLIENT_CLAIM) or None
+    return None
+
+
+def actor() -> str | None:
+    """Who takes a decision, when a person does (`user:<username>`, kept in the history and the
+    decision); None for an API client, which decides as itself."""
+    claims = app.current_event.request_context.authorizer.claims or {}
+    return f"user:{claims['username']}" if people_client(claims) else None
 
 
 def body_bytes() -> bytes:
@@ -137,6 +157,31 @@ def submit():
                          {**receipt, "links": receipt_links(receipt["paymentId"])})
 
 
+@app.get("/payments")
+@tracer.capture_method
+def list_payments():
+    """The caller's payments, newest first, filtered, with a cursor; its counters (mxflow.queries)."""
+    query = app.current_event.multi_value_query_string_parameters or {}
+    return json_response(200, default_queries().list_payments(client_with("payments/read"), query))
+
+
+@app.get("/payments/<payment_id>/execution")
+@tracer.capture_method
+def get_execution(payment_id: str):
+    """The states the payment entered in PaymentFlow (from its history) and its anchor (Step Functions)."""
+    return json_response(200, default_queries().execution(client_with("payments/read"), payment_id))
+
+
+@app.get("/reason-codes")
+@tracer.capture_method
+def reason_codes():
+    """The ISO code sets a reject or cancel takes its reason from, read from the installed code sets."""
+    client_with("payments/read")
+    response = json_response(200, default_queries().reason_codes())
+    response.headers["Cache-Control"] = "private, max-age=3600"  # one edition per deployment
+    return response
+
+
 @app.get("/payments/<payment_id>")
 @tracer.capture_method
 def get_payment(payment_id: str):
@@ -161,7 +206,7 @@ def decide_or_redrive(payment_id: str, action: str):
         return json_response(202, result)
     if action not in ("approve", "reject", "cancel"):
         return not_found(None)
-    result = default_lifecycle().decide(client_with("payments/decide"), payment_id, action, json_body())
+    result = default_lifecycle().decide(client_with("payments/decide"), payment_id, action, json_body(), actor=actor())
     logger.info("decision claimed", extra={"paymentId": payment_id, "action": action, "status": result["status"]})
     metrics.add_metric(name="Decisions", unit=MetricUnit.Count, value=1)
     return json_response(200, result)
@@ -171,7 +216,8 @@ def decide_or_redrive(payment_id: str, action: str):
 @tracer.capture_method
 def confirm_release(payment_id: str):
     """An operator's answer for a suspended payment: was the earlier release sent (scope payments/operate)."""
-    result = default_lifecycle().confirm_release(client_with("payments/operate"), payment_id, json_body())
+    result = default_lifecycle().confirm_release(client_with("payments/operate"), payment_id, json_body(),
+                                                 actor=actor())
     logger.info("release confirmed", extra={"paymentId": payment_id, "sent": result["sent"]})
     return json_response(200, result)
 

@@ -69,6 +69,8 @@ class FakePaymentStore:
         self._records: dict[str, dict] = {}
         self._lock = threading.Lock()  # DynamoDB serialises the writes to one item
         self.writes: list[tuple[str, str]] = []  # (payment id, kind of write), in order
+        self.page_reads: list[int] = []  # records read per client_page call (the list's cost)
+        self.summaries: dict[str, dict] = {}
 
     def get(self, payment_id: str) -> dict:
         self.unavailable.check()
@@ -177,13 +179,37 @@ class FakePaymentStore:
         with self._lock:
             items = sorted((r for r in self._records.values() if r.get("inflight") == region),
                            key=lambda r: r["receivedAt"])
-            return [{k: r[k] for k in ("paymentId", "status", "statusSince", "receivedAt")}
-                    for r in items[:per_shard * 16]]
+            return [{**{k: r[k] for k in ("paymentId", "status", "statusSince", "receivedAt", "clientId")},
+                     "suspended": bool(r.get("suspendedIn"))} for r in items[:per_shard * 16]]
 
     def suspended(self, region: str) -> list[str]:
         self.unavailable.check()
         with self._lock:
             return [r["paymentId"] for r in self._records.values() if r.get("suspendedIn") == region]
+
+    def client_page(self, client_id: str, *, received_after: str | None, received_before: str | None,
+                    start: tuple[str, str] | None, limit: int) -> tuple[list[dict], bool]:
+        """The ByClient index: newest first by (receivedAt, paymentId), as DynamoDB orders a range key
+        then the table key; `start` excluded."""
+        self.unavailable.check()
+        with self._lock:
+            keyed = sorted(((r["receivedAt"], r["paymentId"]) for r in self._records.values()
+                            if r.get("clientId") == client_id
+                            and (received_after is None or r["receivedAt"] >= received_after)
+                            and (received_before is None or r["receivedAt"] <= received_before)), reverse=True)
+            if start is not None:
+                keyed = [key for key in keyed if key < tuple(start)]
+            page = keyed[:limit]
+            self.page_reads.append(len(page))
+            return [copy.deepcopy(self._records[pid]) for _, pid in page], len(keyed) > limit
+
+    def get_summary(self, region: str) -> dict | None:
+        self.unavailable.check()
+        return copy.deepcopy(self.summaries.get(region))
+
+    def put_summary(self, region: str, summary: Mapping[str, Any]) -> None:
+        self.unavailable.check()
+        self.summaries[region] = copy.deepcopy(dict(summary))
 
 
 class FakeMessageArchive:
@@ -217,6 +243,7 @@ class FakeWorkflow:
     gone_tokens: set[str] = field(default_factory=set)
     redrivable: set[str] = field(default_factory=set)  # anchor names whose execution failed
     refuse_starts: int = 0  # the next starts fail as an unreachable service would
+    anchors: dict = field(default_factory=dict)  # name -> what anchor_execution answers
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start_flow(self, flow_input: Mapping[str, Any]) -> None:
@@ -247,6 +274,9 @@ class FakeWorkflow:
             self.redrivable.discard(name)
             self.redrives.append(name)
             return "2026-11-24T10:05:00+00:00"
+
+    def anchor_execution(self, name: str) -> dict | None:
+        return copy.deepcopy(self.anchors.get(name))
 
 
 @dataclass

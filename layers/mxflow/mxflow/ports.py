@@ -79,10 +79,23 @@ class PaymentStore(Protocol):
 
     def in_flight(self, region: str, *, per_shard: int) -> list[dict]:
         """The oldest in-flight payments this Region owns (by receipt, at most `per_shard` of each
-        in-flight index shard): [{"paymentId", "status", "statusSince", "receivedAt"}]."""
+        in-flight index shard): [{"paymentId", "status", "statusSince", "receivedAt", "clientId",
+        "suspended"}]."""
 
     def suspended(self, region: str) -> list[str]:
         """The ids of the payments this Region lists as suspended."""
+
+    def client_page(self, client_id: str, *, received_after: str | None, received_before: str | None,
+                    start: tuple[str, str] | None, limit: int) -> tuple[list[dict], bool]:
+        """One page of a client's payments, newest first (the ByClient index), received within the
+        bounds (inclusive), after `start` (receivedAt, paymentId) when given: (at most `limit` records,
+        whether the index may hold more). The records are read eventually consistent."""
+
+    def get_summary(self, region: str) -> dict | None:
+        """The sampler's last summary of this Region's in-flight payments (mxflow.queries), or None."""
+
+    def put_summary(self, region: str, summary: Mapping[str, Any]) -> None:
+        """Replace this Region's summary (one item, written by the sampler only)."""
 
 
 class MessageArchive(Protocol):
@@ -115,6 +128,12 @@ class Workflow(Protocol):
     def redrive(self, name: str) -> str | None:
         """Redrive the failed anchor execution `name` from its failed state; returns the redrive time
         (ISO-8601) when the workflow gives one. NotRedrivable when it cannot be redriven."""
+
+    def anchor_execution(self, name: str) -> dict | None:
+        """The anchor execution `name` as Step Functions keeps it, None when the payment has none:
+        {"executionArn", "status", "redrivable", "redriveCount", "startedAt", "stoppedAt"?, "error"?,
+        "cause"?, "events": [{"type", "time", "state"?, "error"?, "cause"?}]} (its history events in
+        order, without execution data)."""
 
 
 class ReleaseQueue(Protocol):

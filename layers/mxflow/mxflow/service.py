@@ -8,6 +8,7 @@ instead of whichever ran first.
 from __future__ import annotations
 
 from mxflow.lifecycle import PaymentLifecycle
+from mxflow.queries import PaymentQueries
 from mxflow.settings import Settings
 
 _lifecycles: dict[Settings, PaymentLifecycle] = {}
@@ -38,6 +39,13 @@ def default_lifecycle() -> PaymentLifecycle:
     if lifecycle is None:
         lifecycle = _lifecycles.setdefault(settings, build_lifecycle(settings))
     return lifecycle
+
+
+def default_queries() -> PaymentQueries:
+    """The console's reads (mxflow.queries) on the same store and workflow as the lifecycle."""
+    lifecycle = default_lifecycle()
+    return PaymentQueries(store=lifecycle.store, workflow=lifecycle.workflow, region=lifecycle.settings.region,
+                          clock=lifecycle.clock)
 
 
 default_lifecycle.cache_clear = _lifecycles.clear  # forget the lifecycles (tests switching environments)

@@ -10,7 +10,10 @@ the item carries no nulls and no copy of what the archive holds.
 Secondary indexes, all KEYS_ONLY, written only when their keys appear or vanish:
 - `InFlight`: HASH `inflight` ("<ownerRegion>#<shard 00-15>", present from creation until the
   terminal status), RANGE `receivedAt`; the sampler walks it for the oldest in-flight payments.
-- `ByClient`: HASH `clientId`, RANGE `receivedAt` (the later `GET /payments` list).
+- `ByClient`: HASH `clientId`, RANGE `receivedAt` (the `GET /payments` list, mxflow.queries).
+
+Besides the payments, one summary item per Region (`pk` = "summary#<region>", `sk` = "SUMMARY"): the
+sampler's counters per client and status that the list shows (mxflow.queries).
 - `Suspended`: HASH `suspendedIn` (the Region), RANGE `suspendedAt`, present only while a release's
   outcome is unknown (sparse).
 
@@ -40,6 +43,16 @@ CLIENT_INDEX = "ByClient"
 SUSPENDED_INDEX = "Suspended"
 INFLIGHT_SHARDS = 16
 BATCH_GET_LIMIT = 100  # DynamoDB's BatchGetItem maximum
+# What the GET /payments list reads of each record (mxflow.queries.list_entry; history for statusSince).
+LIST_PROJECTION = "pk, #status, clientId, messageType, facts, receivedAt, history, ownerRegion, suspense, messageId"
+SUMMARY_SK = "SUMMARY"
+
+
+def summary_key(region: str) -> dict:
+    """The key of a Region's summary item (the sampler's counters, mxflow.queries): in no index (it has
+    neither clientId nor inflight nor suspendedIn), and the only key the sampler may write
+    (template.yaml, dynamodb:LeadingKeys)."""
+    return {"pk": f"summary#{region}", "sk": SUMMARY_SK}
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -200,18 +213,62 @@ class DynamoDbPaymentStore(AwsAdapter):
                 KeyConditionExpression="inflight = :key",
                 ExpressionAttributeValues=_to_item({":key": f"{region}#{shard:02d}"}))
             keys.extend({"pk": item["pk"], "sk": item["sk"]} for item in response.get("Items", []))
+        found = self._batch_get(keys, "pk, #status, history, receivedAt, clientId, suspendedIn")
+        return [{**{k: item.get(k) for k in ("paymentId", "status", "statusSince", "receivedAt", "clientId")},
+                 "suspended": bool(item.get("suspendedIn"))}
+                for item in found if item.get("status") in IN_FLIGHT_STATUSES]
+
+    def _batch_get(self, keys: list[dict], projection: str) -> list[dict]:
+        """The records of `keys` (BatchGetItem in chunks, unprocessed keys retried), in no order."""
         found: list[dict] = []
         for start in range(0, len(keys), BATCH_GET_LIMIT):
             request = {self.table_name: {
-                "Keys": keys[start:start + BATCH_GET_LIMIT],
-                "ProjectionExpression": "pk, #status, history, receivedAt",
+                "Keys": keys[start:start + BATCH_GET_LIMIT], "ProjectionExpression": projection,
                 "ExpressionAttributeNames": {"#status": "status"}}}
             while request:
                 response = self.client.batch_get_item(RequestItems=request)
                 found.extend(_record(item) for item in response.get("Responses", {}).get(self.table_name, []))
                 request = response.get("UnprocessedKeys") or None
-        return [{k: item.get(k) for k in ("paymentId", "status", "statusSince", "receivedAt")} for item in found
-                if item.get("status") in IN_FLIGHT_STATUSES]
+        return found
+
+    @service_errors
+    def client_page(self, client_id: str, *, received_after: str | None, received_before: str | None,
+                    start: tuple[str, str] | None, limit: int) -> tuple[list[dict], bool]:
+        """A Query of the ByClient index (keys only, newest first, the received-time bounds as its key
+        condition), then the page's records by BatchGetItem, in the index's order."""
+        condition, values = "clientId = :client", {":client": client_id}
+        if received_after and received_before:
+            condition += " AND receivedAt BETWEEN :after AND :before"
+            values.update({":after": received_after, ":before": received_before})
+        elif received_after:
+            condition += " AND receivedAt >= :after"
+            values[":after"] = received_after
+        elif received_before:
+            condition += " AND receivedAt <= :before"
+            values[":before"] = received_before
+        kwargs = {"TableName": self.table_name, "IndexName": CLIENT_INDEX, "ScanIndexForward": False,
+                  "Limit": limit, "KeyConditionExpression": condition,
+                  "ExpressionAttributeValues": _to_item(values)}
+        if start is not None:
+            kwargs["ExclusiveStartKey"] = _to_item({"clientId": client_id, "receivedAt": start[0],
+                                                    "pk": start[1], "sk": RECORD_SK})
+        response = self.client.query(**kwargs)
+        order = [item["pk"]["S"] for item in response.get("Items", [])]
+        records = {record["paymentId"]: record for record in self._batch_get(
+            [{"pk": {"S": pk}, "sk": {"S": RECORD_SK}} for pk in order], LIST_PROJECTION)}
+        return [records[pk] for pk in order if pk in records], "LastEvaluatedKey" in response
+
+    @service_errors
+    def get_summary(self, region: str) -> dict | None:
+        response = self.client.get_item(TableName=self.table_name, Key=_to_item(summary_key(region)))
+        if "Item" not in response:
+            return None
+        item = _from_item(response["Item"])
+        return {k: v for k, v in item.items() if k not in ("pk", "sk")}
+
+    @service_errors
+    def put_summary(self, region: str, summary: Mapping[str, Any]) -> None:
+        self.client.put_item(TableName=self.table_name, Item=_to_item({**summary, **summary_key(region)}))
 
     @service_errors
     def suspended(self, region: str) -> list[str]:
