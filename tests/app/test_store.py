@@ -258,3 +258,33 @@ def test_the_in_flight_sample_reads_every_shard(dynamodb_store):
         dynamodb_store.create(new_record(payment_id, received_at=f"2026-11-24T10:00:{n:02d}.000Z"))
     assert {i["paymentId"] for i in dynamodb_store.in_flight(REGION, per_shard=100)} == set(ids)
     assert len(dynamodb_store.in_flight(REGION, per_shard=1)) == len({inflight_key(i, REGION) for i in ids})
+
+
+# -- the console's reads (mxflow.queries): a client's pages and the sampler's summary ---------------
+
+def test_client_page_is_the_clients_newest_first_within_the_bounds_and_after_the_start(store):
+    for index in range(5):
+        store.create({**new_record(f"P-{index}", received_at=f"2026-11-24T10:00:0{index}.000Z")})
+    store.create({**new_record("P-other", received_at="2026-11-24T10:00:09.000Z"), "clientId": "c2"})
+    page, more = store.client_page("c1", received_after=None, received_before=None, start=None, limit=2)
+    assert [r["paymentId"] for r in page] == ["P-4", "P-3"] and more
+    assert page[0]["facts"]["currency"] == "EUR" and page[0]["statusSince"] == "2026-11-24T10:00:04.000Z"
+    page, more = store.client_page("c1", received_after=None, received_before=None,
+                                   start=("2026-11-24T10:00:03.000Z", "P-3"), limit=10)
+    assert [r["paymentId"] for r in page] == ["P-2", "P-1", "P-0"] and not more
+    page, _ = store.client_page("c1", received_after="2026-11-24T10:00:01.000Z",
+                                received_before="2026-11-24T10:00:03.000Z", start=None, limit=10)
+    assert [r["paymentId"] for r in page] == ["P-3", "P-2", "P-1"]
+    assert store.client_page("c3", received_after=None, received_before=None, start=None, limit=10) == ([], False)
+
+
+def test_the_summary_is_one_item_per_region_in_no_index(store):
+    assert store.get_summary(REGION) is None
+    summary = {"sampledAt": "2026-11-24T10:00:00.000Z", "complete": True,
+               "byClient": {"c1": {"counts": {"PDNG": 2}, "suspended": 0, "oldestPendingSince": "2026-11-24T09:00:00.000Z"}}}
+    store.put_summary(REGION, summary)
+    store.put_summary(REGION, {**summary, "complete": False})
+    assert store.get_summary(REGION) == {**summary, "complete": False}
+    assert store.get_summary("us-west-2") is None
+    assert store.client_page("c1", received_after=None, received_before=None, start=None, limit=10) == ([], False)
+    assert store.in_flight(REGION, per_shard=10) == []
