@@ -37,7 +37,7 @@ metrics = Metrics()
 app = APIGatewayRestResolver()
 
 XML_MEDIA_TYPES = ("application/xml", "text/xml")
-ACTING_CLIENT_CLAIM = "mxflow:client"  # written by functions/console_token (the user pool's trigger)
+ACTING_CLIENT_CLAIM = "mxflow:client"  # a person's token: the API client the person works for (people_client)
 PROBLEM = "application/problem+json"
 
 
@@ -106,13 +106,15 @@ def client_with(scope: str) -> str:
 
 
 def people_client(claims: dict) -> str | None:
-    """For a person's token from the console's app client (CONSOLE_CLIENT_ID), the API client the
-    person works for: the claim ACTING_CLIENT_CLAIM, which only the user pool's pre-token-generation
-    trigger writes (functions/console_token). None for any other token."""
-    console_client = os.environ.get("CONSOLE_CLIENT_ID")
-    if console_client and claims.get("client_id") == console_client and claims.get("username"):
-        return claims.get(ACTING_CLIENT_CLAIM) or None
-    return None
+    """For a person's token (a user of the pool, signed in through a people's app client: its access
+    token has a `username`, which client-credentials tokens never have), the API client the person
+    works for: the claim ACTING_CLIENT_CLAIM when the token carries it (the user pool's
+    pre-token-generation trigger is to write it; the deployed console's Cognito resources are not in
+    template.yaml yet), else the stack's own API client (CONSOLE_DEFAULT_CLIENT_ID). None for an API
+    client's token, which always acts as itself."""
+    if not claims.get("username"):
+        return None
+    return claims.get(ACTING_CLIENT_CLAIM) or os.environ.get("CONSOLE_DEFAULT_CLIENT_ID") or None
 
 
 def actor() -> str | None:

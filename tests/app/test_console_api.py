@@ -1,6 +1,6 @@
 """The console's routes through the ApiFunction with moto behind it (mxflow.queries on the DynamoDB and
 Step Functions adapters): GET /payments, GET /payments/{id}/execution, GET /reason-codes, and a
-person's token from the console's app client acting for its API client."""
+person's token acting for the API client it names, or the stack's default one."""
 from __future__ import annotations
 
 from api_gateway_event import CLIENT_ID, api_event
@@ -45,19 +45,37 @@ def test_the_reason_codes_route(call_api):
     assert "DUPL" in {c["code"] for c in body["cancel"]["codes"]}
 
 
-def person(client_id="console-app-client", **extra):
-    return {"sub": "u-1", "username": "alice", "client_id": client_id, "token_use": "access",
-            "scope": "openid payments/read payments/decide", "mxflow:client": CLIENT_ID, **extra}
+def person(**extra):
+    return {"sub": "u-1", "username": "alice", "client_id": "console-app-client", "token_use": "access",
+            "scope": "openid payments/read payments/decide", **extra}
 
 
-def test_a_person_acts_for_the_api_client_the_trigger_named(call_api, message, monkeypatch):
+def test_a_person_acts_for_the_api_client_of_its_group_or_the_stacks(call_api, message, monkeypatch):
     payment_id = submit(call_api, message())[1]["paymentId"]
-    monkeypatch.setenv("CONSOLE_CLIENT_ID", "console-app-client")
-    status, body, _ = call_api(api_event("GET", "/payments", claims=person()))
-    assert status == 200 and [p["paymentId"] for p in body["payments"]] == [payment_id]
-    # the claim counts only on tokens of the console's app client
-    status, body, _ = call_api(api_event("GET", "/payments", claims=person(client_id="some-api-client")))
-    assert status == 200 and body["payments"] == []
-    monkeypatch.delenv("CONSOLE_CLIENT_ID")
-    status, body, _ = call_api(api_event("GET", "/payments", claims=person()))
-    assert body["payments"] == []
+    mine = [payment_id]
+    status, body, _ = call_api(api_event("GET", "/payments", claims=person(**{"mxflow:client": CLIENT_ID})))
+    assert status == 200 and [p["paymentId"] for p in body["payments"]] == mine
+    # no claim and no CONSOLE_DEFAULT_CLIENT_ID: the person acts as its app client, which owns nothing
+    monkeypatch.delenv("CONSOLE_DEFAULT_CLIENT_ID", raising=False)
+    assert call_api(api_event("GET", "/payments", claims=person()))[1]["payments"] == []
+    # no claim naming a client: the stack's own API client (CONSOLE_DEFAULT_CLIENT_ID)
+    monkeypatch.setenv("CONSOLE_DEFAULT_CLIENT_ID", CLIENT_ID)
+    assert [p["paymentId"] for p in call_api(api_event("GET", "/payments", claims=person()))[1]["payments"]] == mine
+    # an API client's token (no username) is its own client whatever it carries
+    machine = {"sub": "other", "client_id": "other", "token_use": "access", "scope": "payments/read",
+               "mxflow:client": CLIENT_ID}
+    assert call_api(api_event("GET", "/payments", claims=machine))[1]["payments"] == []
+
+
+def test_a_persons_decision_names_the_person(call_api, message):
+    from mxflow.service import default_lifecycle
+
+    payment_id = submit(call_api, message())[1]["paymentId"]
+    lifecycle = default_lifecycle()
+    assert lifecycle.validate(payment_id)["outcome"] == "await"
+    lifecycle.park(payment_id, "token-1")
+    claims = person(scope="openid payments/decide payments/read", **{"mxflow:client": CLIENT_ID})
+    status, body, _ = payment_route(call_api, "POST", payment_id, "/reject", {"reasonCode": "AM04"}, claims=claims)
+    assert status == 200 and body["decision"]["decidedBy"] == "user:alice"
+    status, payment, _ = payment_route(call_api, "GET", payment_id, claims=claims)
+    assert payment["history"][-1]["actor"] == "user:alice" and payment["decision"]["decidedBy"] == "user:alice"
