@@ -2,8 +2,9 @@
 state machines' ASL beside it (`/console/asl/<name>.asl.json`, from `statemachines/`), its
 configuration (`/console/config.json`: same origin, local sign-in) and the local sign-in.
 
-In AWS the same files are served by CloudFront from S3 (template.yaml, "operations console") and people
-sign in through the Cognito hosted UI; locally a person signs in with a token from `mxflow token`, or
+In AWS the same files are to be served from S3 behind CloudFront, people signing in through the Cognito
+hosted UI (console/js/auth.js; the template's resources for it are not built yet, docs/console.md);
+locally a person signs in with a token from `mxflow token`, or
 with the one-time link `mxflow local up` prints: `/console/#/signin/<code>`. The code is in the
 fragment, so it never reaches a server log or a Referer; the page posts it once to
 `/console/session`, which answers a token with every scope for the local client, and the code is spent.
@@ -32,8 +33,8 @@ CONSOLE_CLIENT = "local"   # `mxflow token`'s default client: the console sees t
 TOKEN_TTL_SECONDS = 8 * 3600
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8", ".json": "application/json", ".svg": "image/svg+xml"}
-# The page loads nothing from elsewhere and talks to its own origin only (the CloudFront response
-# headers policy of template.yaml says the same for the deployed console, with the API's origin added).
+# The page loads nothing from elsewhere and talks to its own origin only (a deployed console would add
+# the API's origin to connect-src).
 SECURITY_HEADERS = [
     ("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
      "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
