@@ -46,12 +46,15 @@ export async function regionsView(main) {
       h("td", { className: "num" }, r.lastProbeLatencyMs ?? "–"),
       h("td", { className: "num" }, `${r.consecutiveFailures ?? 0} / ${r.consecutiveSuccesses ?? 0}`),
       h("td", {}, !r.ownsTraffic && can("operate") ? h("button", { type: "button", onclick: async (event) => {
-        event.currentTarget.disabled = true;
+        const button = event.currentTarget;
+        button.disabled = true;
         try {
           const answer = await call("POST", `/regions/${encodeURIComponent(r.region)}/recover`);
           announce(`Traffic moves to ${answer.trafficOwner} (epoch ${answer.epoch})`);
           await load();
         } catch (error) {
+          // 409 while the target Region is unhealthy (WAVE3): say why and let the operator try again.
+          button.disabled = false;
           content.append(notice(`Recover to ${r.region} refused: ${error.message}`, "error"));
         }
       } }, `Recover to ${r.region}`) : "")));

@@ -247,8 +247,9 @@ def test_a_read_only_token_shows_no_buttons(stack, page):
     shot(page, "08-payment-read-only")
 
 
-def regions_stub(page, recovered: list) -> None:
-    """GET /regions and POST /regions/{region}/recover in WAVE3's shape, until the route lands."""
+def regions_stub(page, recovered: list, refuse_first: bool = False) -> None:
+    """GET /regions and POST /regions/{region}/recover in WAVE3's shape (the route is another branch's);
+    with refuse_first, the first recover answers 409 problem+json, as while the target is unhealthy."""
     answer = {"mode": "active-passive", "consistency": "EVENTUAL", "trafficOwner": "us-east-1", "epoch": 3,
               "regions": [
                   {"region": "us-east-1", "status": "healthy", "ownsTraffic": True, "lastProbeAt": "2026-12-01T10:00:00Z",
@@ -263,6 +264,11 @@ def regions_stub(page, recovered: list) -> None:
 
     def recover(route):
         recovered.append(route.request.url.rsplit("/", 2)[-2])
+        if refuse_first and len(recovered) == 1:
+            route.fulfill(status=409, content_type="application/problem+json", body=json.dumps(
+                {"type": "urn:mxflow:problem:conflict", "title": "Conflict", "status": 409,
+                 "detail": "us-west-2 is unhealthy"}))
+            return
         answer.update(trafficOwner="us-west-2", epoch=4)
         for region in answer["regions"]:
             region["ownsTraffic"] = region["region"] == "us-west-2"
@@ -273,23 +279,36 @@ def regions_stub(page, recovered: list) -> None:
     page.route("**/regions/*/recover", recover)
 
 
+def absent_regions_route(route):
+    """A stack without GET /regions: API Gateway's answer to a path no route declares (403)."""
+    route.fulfill(status=403, content_type="application/problem+json", body=json.dumps(
+        {"type": "urn:mxflow:problem:forbidden", "title": "Forbidden", "status": 403,
+         "message": "Missing Authentication Token"}))
+
+
 def test_the_regions_view_with_and_without_the_route(stack, page):
     sign_in(page, stack)
+    page.route("**/regions", absent_regions_route)
     page.get_by_role("link", name="Regions").click()
-    page.get_by_text("Single Region").wait_for()          # the route is not on this branch's API
+    page.get_by_text("Single Region").wait_for()          # no route: this Region's GET /health instead
     page.get_by_text(re.compile("Region.*us-east-1|us-east-1")).first.wait_for()
     shot(page, "09-regions-single")
     assert axe_findings(page) == []
+    page.unroute("**/regions", absent_regions_route)
     recovered: list = []
-    regions_stub(page, recovered)
+    regions_stub(page, recovered, refuse_first=True)
     page.reload()
-    page.get_by_role("button", name="Recover to us-west-2").wait_for()
+    recover = page.get_by_role("button", name="Recover to us-west-2")
+    recover.wait_for()
     assert "owns traffic" in page.locator("tr[data-region='us-east-1']").inner_text()
     shot(page, "10-regions-two")
     assert axe_findings(page) == []
-    page.get_by_role("button", name="Recover to us-west-2").click()
+    recover.click()                                       # 409: refused, said, and the button back
+    page.get_by_text("Recover to us-west-2 refused").wait_for()
+    assert recover.is_enabled() and "owns traffic" in page.locator("tr[data-region='us-east-1']").inner_text()
+    recover.click()
     page.get_by_role("button", name="Recover to us-east-1").wait_for()
-    assert recovered == ["us-west-2"]
+    assert recovered == ["us-west-2", "us-west-2"]
 
 
 def test_cognito_sign_in_with_pkce_against_a_stand_in_authorization_server(stack, browser):
@@ -297,8 +316,8 @@ def test_cognito_sign_in_with_pkce_against_a_stand_in_authorization_server(stack
     code, exchange it with the verifier. The stand-in answers as Cognito's /oauth2 endpoints do and
     hands out the code only for the right verifier."""
     authority, seen = "https://auth.mxflow.test", {}
-    # The local site's CSP allows its own origin only; the deployed one (template.yaml,
-    # ConsoleResponseHeadersPolicy) adds the user pool's domain, which this stand-in is not.
+    # The local site's CSP allows its own origin only; a deployed one would add the user pool's
+    # domain (docs/console.md, "Not built yet"), which this stand-in is not.
     context = browser.new_context(bypass_csp=True)
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
