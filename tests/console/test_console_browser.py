@@ -123,7 +123,7 @@ def sign_in(page, stack: Stack, *scopes: str) -> None:
     page.get_by_label("Access token").fill(stack.token(*(scopes or ("payments/read", "payments/decide",
                                                                      "payments/operate"))))
     page.get_by_role("button", name="Sign in").click()
-    page.get_by_role("heading", name="Payments").wait_for()
+    page.get_by_role("heading", name="Payments", level=1).wait_for()
 
 
 def open_payment_by_uetr(page, uetr: str) -> None:
@@ -152,7 +152,7 @@ def test_sign_in_with_the_one_time_link_then_find_by_uetr_approve_and_see_acsc(s
     payments = [stack.pending(amount=amount) for amount in ("1500.00", "250.00", "99.90")]
     wanted = payments[1]
     page.goto(stack.sign_in_link())
-    page.get_by_role("heading", name="Payments").wait_for()
+    page.get_by_role("heading", name="Payments", level=1).wait_for()
     page.locator("tbody tr").first.wait_for()
     assert page.locator(f"tbody tr[data-payment='{payments[2]['id']}']").count() == 1   # newest first
     assert page.locator("tbody tr").first.get_attribute("data-payment") == payments[2]["id"]
@@ -347,7 +347,7 @@ def test_cognito_sign_in_with_pkce_against_a_stand_in_authorization_server(stack
     try:
         page.goto(f"{stack.url}/console/")
         page.get_by_role("button", name="Sign in").click()
-        page.get_by_role("heading", name="Payments").wait_for()
+        page.get_by_role("heading", name="Payments", level=1).wait_for()
         assert seen["authorize"]["code_challenge_method"] == "S256" and seen["authorize"]["response_type"] == "code"
         assert seen["token"]["grant_type"] == "authorization_code" and seen["token"]["client_id"] == "people-client"
         assert "code=" not in page.url   # the code is not left in the address bar

@@ -86,6 +86,13 @@ def test_every_route_answers_as_the_document_says(api, client, client_for, confo
     conforms("POST", base + "/reject", client.reject(payment_id, "AM04"))                        # 409 decided
     client.wait_for_status(payment_id, "ACSC")
     conforms("GET", base, client.get(payment_id))                                                # released
+    # the console's reads (issue 14)
+    conforms("GET", "/payments", client.request("GET", "/payments?limit=5"))
+    conforms("GET", "/payments", client.request("GET", "/payments?limit=1000"))                # 400
+    conforms("GET", base + "/execution", client.request("GET", base + "/execution"))
+    conforms("GET", "/payments/p-" + "0" * 32 + "/execution",
+             client.request("GET", "/payments/p-" + "0" * 32 + "/execution"))                     # 404
+    conforms("GET", "/reason-codes", client.request("GET", "/reason-codes"))
     conforms("GET", "/health", client.health())
     conforms("GET", "/openapi.json", PaymentsClient(api.url, None).request("GET", "/openapi.json"))
     # Every documented operation was exercised.

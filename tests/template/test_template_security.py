@@ -396,7 +396,12 @@ def test_each_function_gets_only_what_its_step_needs(cfn):
         assert not actions[role] & {"dynamodb:DeleteItem", "dynamodb:Scan", "s3:DeleteObject",
                                     "dynamodb:TransactWriteItems"}, role
         assert {"kms:Decrypt", "kms:GenerateDataKey"} <= actions[role], role
-    assert not actions["SamplerFunctionRole"] & {"dynamodb:PutItem", "dynamodb:UpdateItem", "s3:PutObject"}
+    # The sampler writes no payment record: its one write is the console's counters, a PutItem of the
+    # summary item of its own Region and no other key (mxflow/queries.py, save_summary).
+    assert not actions["SamplerFunctionRole"] & {"dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "s3:PutObject"}
+    sampler_puts = [s for s in statements["SamplerFunctionRole"] if "dynamodb:PutItem" in _as_list(s["Action"])]
+    assert [(_as_list(s["Action"]), s["Condition"]) for s in sampler_puts] == [
+        (["dynamodb:PutItem"], {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [{"Fn::Sub": "summary#${AWS::Region}"}]}})]
     # Only the API writes received messages; the steps read them and write generated ones only.
     received = {r for r in function_roles for s in statements[r] if "s3:PutObject" in _as_list(s["Action"])
                 and "received/" in json.dumps(s["Resource"])}
@@ -747,6 +752,9 @@ EXPECTED_ROUTES = {
     ("/payments/{id}/cancel", "post"): ["payments/decide"],
     ("/payments/{id}/redrive", "post"): ["payments/operate"],
     ("/payments/{id}/release/confirm", "post"): ["payments/operate"],
+    ("/payments", "get"): ["payments/read"],                       # the console's reads (issue 14)
+    ("/payments/{id}/execution", "get"): ["payments/read"],
+    ("/reason-codes", "get"): ["payments/read"],
     ("/health", "get"): None,
     ("/openapi.json", "get"): None,
 }
