@@ -20,7 +20,7 @@ SCHEMA_WHEELS := layers/mxflow/schema-wheels.txt
 PYTEST_ARGS ?=
 CHROMIUM := /usr/bin/chromium
 
-.PHONY: help venv test unit lint security demo bench reliability lock lock-checkov clean
+.PHONY: help venv test unit lint security demo bench reliability lock lock-checkov clean deploy-console
 
 help:
 	@echo "make demo   - set up and run the end-to-end demonstration on the local runtime"
@@ -29,6 +29,7 @@ help:
 	@echo "make lint   - template and workflow checks: cfn-lint, sam validate --lint, asl-validator, sam build (layer checked)"
 	@echo "make security - checkov on template.yaml (offline) and bandit on the Python code"
 	@echo "make reliability - races, hostile input and fuzzing at issue 8's sizes; prints the figures as JSON"
+	@echo "make deploy-console [STACK=mxflow] - upload the operations console to a deployed stack's site (AWS CLI)"
 
 $(VENV)/.installed: pyproject.toml requirements/dev.txt
 	test -x $(BIN)/python || $(PY313) -m venv $(VENV)
@@ -119,6 +120,25 @@ reliability: venv
 
 demo: venv
 	$(BIN)/mxflow demo
+
+# The operations console on a deployed stack (template.yaml section "console"; README "Deploy to AWS"):
+# its config.json from the stack's outputs (mxflow_cli/console_config.py), console/ and the state
+# machines' ASL synced to the private site bucket, then a CloudFront invalidation. Needs the AWS CLI
+# with credentials for the stack's account and Region (AWS_DEFAULT_REGION).
+STACK ?= mxflow
+CONSOLE_STACK_JSON := .aws-sam/console-stack.json
+deploy-console: venv
+	mkdir -p .aws-sam
+	aws cloudformation describe-stacks --stack-name $(STACK) --output json > $(CONSOLE_STACK_JSON)
+	$(BIN)/python -m mxflow_cli.console_config $(CONSOLE_STACK_JSON) > .aws-sam/console-config.json
+	bucket=$$($(BIN)/python -m mxflow_cli.console_config $(CONSOLE_STACK_JSON) --output ConsoleBucketName) && \
+	distribution=$$($(BIN)/python -m mxflow_cli.console_config $(CONSOLE_STACK_JSON) --output ConsoleDistributionId) && \
+	aws s3 sync console/ "s3://$$bucket/" --delete --exclude config.json --exclude "asl/*" && \
+	aws s3 sync statemachines/ "s3://$$bucket/asl/" --delete --exclude "*" --include "*.asl.json" && \
+	aws s3 cp .aws-sam/console-config.json "s3://$$bucket/config.json" \
+		--content-type application/json --cache-control no-store && \
+	aws cloudfront create-invalidation --distribution-id "$$distribution" --paths "/*" && \
+	$(BIN)/python -m mxflow_cli.console_config $(CONSOLE_STACK_JSON) --output ConsoleUrl
 
 clean:
 	rm -rf $(VENV) .aws-sam .pytest_cache .hypothesis node_modules

@@ -29,6 +29,7 @@ from mxflow.errors import (
 )
 from mxflow.lifecycle import RECEIVED_MESSAGE
 from mxflow.openapi import openapi_text
+from mxflow.people import ACTING_CLIENT_CLAIM  # a person's token: the API client they work for (people_client)
 from mxflow.service import default_lifecycle, default_queries
 
 logger = Logger()
@@ -37,7 +38,6 @@ metrics = Metrics()
 app = APIGatewayRestResolver()
 
 XML_MEDIA_TYPES = ("application/xml", "text/xml")
-ACTING_CLIENT_CLAIM = "mxflow:client"  # a person's token: the API client the person works for (people_client)
 PROBLEM = "application/problem+json"
 
 
@@ -108,9 +108,9 @@ def client_with(scope: str) -> str:
 def people_client(claims: dict) -> str | None:
     """For a person's token (a user of the pool, signed in through a people's app client: its access
     token has a `username`, which client-credentials tokens never have), the API client the person
-    works for: the claim ACTING_CLIENT_CLAIM when the token carries it (the user pool's
-    pre-token-generation trigger is to write it; the deployed console's Cognito resources are not in
-    template.yaml yet), else the stack's own API client (CONSOLE_DEFAULT_CLIENT_ID). None for an API
+    works for: the claim ACTING_CLIENT_CLAIM when the token carries it (written by the user pool's
+    pre-token-generation trigger from a `client-<id>` group, mxflow/people.py), else the stack's own API
+    client (CONSOLE_DEFAULT_CLIENT_ID, template.yaml). None for an API
     client's token, which always acts as itself."""
     if not claims.get("username"):
         return None

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from e2e.local_up import REPO, local_up
+from mxflow_cli.console_config import console_config
 from mxflow_local.client import PaymentsClient
 from mxflow_local.sample_messages import credit_transfer
 
@@ -316,13 +317,15 @@ def test_cognito_sign_in_with_pkce_against_a_stand_in_authorization_server(stack
     code, exchange it with the verifier. The stand-in answers as Cognito's /oauth2 endpoints do and
     hands out the code only for the right verifier."""
     authority, seen = "https://auth.mxflow.test", {}
-    # The local site's CSP allows its own origin only; a deployed one would add the user pool's
-    # domain (docs/console.md, "Not built yet"), which this stand-in is not.
+    # The local site's CSP allows its own origin only; the deployed one adds the user pool's domain
+    # (template.yaml, ConsoleResponseHeadersPolicy), which this stand-in is not.
     context = browser.new_context(bypass_csp=True)
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
-    config = {"mode": "cognito", "apiBase": "", "authority": authority, "clientId": "people-client",
-              "redirectUri": f"{stack.url}/console/", "scope": "openid"}
+    # The config `make deploy-console` writes from the stack's outputs, but for the API's place (the
+    # local API answers at its root, the distribution forwards /v1/*).
+    config = {**console_config({"ConsoleUrl": f"{stack.url}/console/", "AuthUrl": authority,
+                                "ConsoleClientId": "people-client"}), "apiBase": ""}
     page.route("**/console/config.json", lambda route: route.fulfill(
         status=200, content_type="application/json", body=json.dumps(config)))
 

@@ -58,6 +58,15 @@ NOTHING_TO_ENCRYPT = {
     "AWS::ApiGateway::Account",
     "AWS::Cognito::UserPool", "AWS::Cognito::UserPoolResourceServer", "AWS::Cognito::UserPoolDomain",
     "AWS::Cognito::UserPoolClient",
+    # The console (issue 14): CDN configuration and the people's groups (names and descriptions).
+    "AWS::CloudFront::Distribution", "AWS::CloudFront::OriginAccessControl", "AWS::CloudFront::ResponseHeadersPolicy",
+    "AWS::Cognito::UserPoolGroup",
+}
+# Buckets encrypted with SSE-S3 instead of the key, and why (template.yaml gives the reason at length).
+SSE_S3_BUCKETS = {
+    # the console's own static files, no payment data; CloudFront's origin access control would need
+    # kms:Decrypt on the payment key for every viewer request
+    "ConsoleSiteBucket",
 }
 # Could be encrypted with the key but is not, and why. AWS::Serverless::StateMachine (aws-sam-translator
 # 1.115) has no EncryptionConfiguration to pass through; execution data is encrypted with an AWS-owned
@@ -75,6 +84,10 @@ def test_every_resource_type_is_classified_for_encryption(cfn):
 @pytest.mark.parametrize("resource_type", sorted(ENCRYPTED_WITH_THE_KEY))
 def test_encryptable_resources_use_the_stack_key(cfn, resource_type):
     found = resources_of(cfn, resource_type)
+    if resource_type == "AWS::S3::Bucket":
+        for lid in SSE_S3_BUCKETS:
+            (rule,) = found.pop(lid)["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+            assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}, lid
     not_encrypted = [lid for lid, r in found.items() if not ENCRYPTED_WITH_THE_KEY[resource_type](r["Properties"])]
     assert not not_encrypted, f"{resource_type} not encrypted with {KEY}: {not_encrypted}"
 
@@ -377,7 +390,7 @@ def test_each_function_gets_only_what_its_step_needs(cfn):
     actions = {lid: _actions_of(st) for lid, st in identity_statements(cfn).items()}
     statements = identity_statements(cfn)
     function_roles = [lid for lid in actions if lid.endswith("FunctionRole")]
-    assert len(function_roles) == 7
+    assert len(function_roles) == 8
     # Only the Send step sends downstream; only the API redrives.
     assert [r for r in function_roles if "sqs:SendMessage" in actions[r]] == ["SendFunctionRole"]
     assert [r for r in function_roles if "states:RedriveExecution" in actions[r]] == ["ApiFunctionRole"]
@@ -395,7 +408,10 @@ def test_each_function_gets_only_what_its_step_needs(cfn):
     for role in function_roles:
         assert not actions[role] & {"dynamodb:DeleteItem", "dynamodb:Scan", "s3:DeleteObject",
                                     "dynamodb:TransactWriteItems"}, role
-        assert {"kms:Decrypt", "kms:GenerateDataKey"} <= actions[role], role
+        if role != "PeopleTokenFunctionRole":
+            assert {"kms:Decrypt", "kms:GenerateDataKey"} <= actions[role], role
+    # The console's Cognito trigger answers the event it gets: no AWS call but decrypting its environment.
+    assert actions["PeopleTokenFunctionRole"] == {"kms:Decrypt"}
     # The sampler writes no payment record: its one write is the console's counters, a PutItem of the
     # summary item of its own Region and no other key (mxflow/queries.py, save_summary).
     assert not actions["SamplerFunctionRole"] & {"dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "s3:PutObject"}
@@ -464,7 +480,8 @@ def test_every_queue_has_a_dlq_and_every_dlq_an_alarm(cfn):
                    for a in alarms), f"no depth > 0 alarm on {dlq}"
 
 
-SYNCHRONOUS_PRINCIPALS = {"apigateway.amazonaws.com"}  # the REST API's Lambda proxy waits for the answer
+# the REST API's Lambda proxy waits for the answer; so does Cognito for its triggers (the console's)
+SYNCHRONOUS_PRINCIPALS = {"apigateway.amazonaws.com", "cognito-idp.amazonaws.com"}
 
 
 def _functions_referred(value, functions: set[str]) -> set[str]:
@@ -617,6 +634,13 @@ CHECKOV_DECISIONS = {
     "CKV_AWS_120": "API Gateway caching: a payment API must not cache",
     "CKV_AWS_18": "S3 server access logs: the archive is audited by CloudTrail data events instead",
     "CKV_AWS_67": "multi-Region trail: this trail records one Region's archive bucket",
+    # The console (issue 14)
+    "CKV_AWS_145": "S3 KMS encryption: the console's static files use SSE-S3 (SSE_S3_BUCKETS)",
+    "CKV_AWS_68": "CloudFront WAF: static files, and /v1/* is the API any client reaches directly",
+    "CKV_AWS_86": "CloudFront access logs: need an ACL-enabled bucket; the API logs its own calls",
+    "CKV_AWS_174": "CloudFront TLS minimum: fixed by CloudFront for its default certificate",
+    "CKV_AWS_310": "CloudFront origin failover: one Region's site, like its stack",
+    "CKV_AWS_374": "CloudFront geo restriction: the operator's policy, not the template's",
 }
 
 
@@ -639,7 +663,8 @@ def test_every_checkov_skip_is_a_known_decision_with_its_reason(sam):
     functions = {lid for lid, r in sam["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
     assert {lid for lid, checks in skips.items() if "CKV_AWS_116" in checks} == {
         lid for lid in functions if not sam["Resources"][lid]["Properties"].get("DeadLetterQueue")}
-    assert set(skips) - functions == {"PaymentApi", "ArchiveBucket", "AuditTrailBucket", "ArchiveAccessTrail"}
+    assert set(skips) - functions == {"PaymentApi", "ArchiveBucket", "AuditTrailBucket", "ArchiveAccessTrail",
+                                      "ConsoleSiteBucket", "ConsoleDistribution"}
     # The checks fixed in the template instead of skipped: VPC and reserved concurrency (parameters).
     assert not {check for checks in skips.values() for check in checks} & {"CKV_AWS_115", "CKV_AWS_117"}
 
@@ -656,7 +681,7 @@ def loaded_with(**overrides):
 
 
 FUNCTION_ROLES = {"ApiFunctionRole", "ValidateFunctionRole", "ParkFunctionRole", "DecisionTimeoutFunctionRole",
-                  "SendFunctionRole", "SettleFunctionRole", "SamplerFunctionRole"}
+                  "SendFunctionRole", "SettleFunctionRole", "SamplerFunctionRole", "PeopleTokenFunctionRole"}
 VPC_ACCESS = "service-role/AWSLambdaVPCAccessExecutionRole"
 
 
@@ -694,7 +719,7 @@ def test_reserved_concurrency_is_off_by_default_and_a_parameter():
     for loaded, expected in ((default, NO_VALUE), (capped, "40")):
         resolver = resolver_for(loaded)
         functions = resources_of(loaded.cfn, "AWS::Lambda::Function")
-        assert len(functions) == 7
+        assert len(functions) == 8
         for lid, function in functions.items():
             assert resolver.resolve(function["Properties"]["ReservedConcurrentExecutions"]) == expected, lid
 
@@ -844,7 +869,7 @@ AGREED_ENVIRONMENT = {"PAYMENT_TABLE", "ARCHIVE_BUCKET", "RELEASE_QUEUE_URL", "E
                       "MXFLOW_SCHEMA_DIR", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL",
                       "STATE_MACHINE_ARN", "PAYMENT_FLOW_ARN"}
 FUNCTIONS = {"ApiFunction", "ValidateFunction", "ParkFunction", "DecisionTimeoutFunction", "SendFunction",
-             "SettleFunction", "SamplerFunction"}
+             "SettleFunction", "SamplerFunction", "PeopleTokenFunction"}
 
 
 def test_functions_are_arm64_python313_traced_with_the_layer_and_the_agreed_environment(cfn):

@@ -33,8 +33,8 @@ CONSOLE_CLIENT = "local"   # `mxflow token`'s default client: the console sees t
 TOKEN_TTL_SECONDS = 8 * 3600
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8", ".json": "application/json", ".svg": "image/svg+xml"}
-# The page loads nothing from elsewhere and talks to its own origin only (a deployed console would add
-# the API's origin to connect-src).
+# The page loads nothing from elsewhere and talks to its own origin only (the deployed console's policy,
+# template.yaml ConsoleResponseHeadersPolicy, adds the hosted UI's domain to connect-src: the code exchange).
 SECURITY_HEADERS = [
     ("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
      "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
