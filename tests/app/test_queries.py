@@ -85,6 +85,17 @@ def test_the_cursor_walks_every_payment_once(lifecycle, message, queries):
     assert decode_cursor(encode_cursor("2026-11-24T10:00:00.000Z", "p-1")) == ("2026-11-24T10:00:00.000Z", "p-1")
 
 
+def test_an_unfiltered_page_reads_its_own_records_only(lifecycle, message, queries, ports):
+    for _ in range(12):
+        received(lifecycle, message)
+    ports.store.page_reads.clear()
+    answer = listed(queries, limit=5)
+    assert len(answer["payments"]) == 5 and answer["nextCursor"] and ports.store.page_reads == [5]
+    ports.store.page_reads.clear()
+    rest = listed(queries, limit=10, cursor=answer["nextCursor"])
+    assert len(rest["payments"]) == 7 and rest["nextCursor"] is None and ports.store.page_reads == [7]
+
+
 def test_a_rare_filter_reads_a_bounded_page_and_continues_with_a_cursor(lifecycle, message, queries, ports):
     wanted = received(lifecycle, message, currency="CHF")[0]
     for _ in range(EXAMINED_PER_REQUEST + 20):

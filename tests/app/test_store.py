@@ -276,6 +276,10 @@ def test_client_page_is_the_clients_newest_first_within_the_bounds_and_after_the
                                 received_before="2026-11-24T10:00:03.000Z", start=None, limit=10)
     assert [r["paymentId"] for r in page] == ["P-3", "P-2", "P-1"]
     assert store.client_page("c3", received_after=None, received_before=None, start=None, limit=10) == ([], False)
+    # a page that ends exactly at the last payment says there is no more (no cursor to an empty page)
+    page, more = store.client_page("c1", received_after=None, received_before=None,
+                                   start=("2026-11-24T10:00:02.000Z", "P-2"), limit=2)
+    assert [r["paymentId"] for r in page] == ["P-1", "P-0"] and not more
 
 
 def test_the_summary_is_one_item_per_region_in_no_index(store):

@@ -155,6 +155,11 @@ class ListFilter:
         cursor = _one(query, "cursor")
         self.start = decode_cursor(cursor) if cursor else None
 
+    def filters_records(self) -> bool:
+        """Whether a filter applies to the records (the received-time bounds are the index's key)."""
+        return bool(self.statuses or self.currency or self.min_amount is not None or self.max_amount is not None
+                    or self.region or self.q)
+
     def matches(self, record: Mapping[str, Any]) -> bool:
         """The filters the index cannot apply (status, currency, amount, Region, UETR or end-to-end id)."""
         facts = record.get("facts") or {}
@@ -199,7 +204,9 @@ class PaymentQueries:
         found: list[dict] = []
         start, last, examined, exhausted = wanted.start, None, 0, False
         while examined < EXAMINED_PER_REQUEST and len(found) < wanted.limit:
-            size = min(PAGE_SIZE, EXAMINED_PER_REQUEST - examined)
+            # Without a filter on the records every entry is shown: read exactly the page's records.
+            wanting = wanted.limit - len(found) if not wanted.filters_records() else PAGE_SIZE
+            size = min(PAGE_SIZE, EXAMINED_PER_REQUEST - examined, wanting)
             records, more = self.store.client_page(client_id, received_after=wanted.after,
                                                    received_before=wanted.before, start=start, limit=size)
             consumed = 0

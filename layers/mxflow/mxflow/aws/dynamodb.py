@@ -235,7 +235,9 @@ class DynamoDbPaymentStore(AwsAdapter):
     def client_page(self, client_id: str, *, received_after: str | None, received_before: str | None,
                     start: tuple[str, str] | None, limit: int) -> tuple[list[dict], bool]:
         """A Query of the ByClient index (keys only, newest first, the received-time bounds as its key
-        condition), then the page's records by BatchGetItem, in the index's order."""
+        condition), then the page's records by BatchGetItem, in the index's order. The index is asked
+        for one key more than the page (keys only: a few bytes), so "more" is exact and the records read
+        are the page's alone."""
         condition, values = "clientId = :client", {":client": client_id}
         if received_after and received_before:
             condition += " AND receivedAt BETWEEN :after AND :before"
@@ -247,16 +249,17 @@ class DynamoDbPaymentStore(AwsAdapter):
             condition += " AND receivedAt <= :before"
             values[":before"] = received_before
         kwargs = {"TableName": self.table_name, "IndexName": CLIENT_INDEX, "ScanIndexForward": False,
-                  "Limit": limit, "KeyConditionExpression": condition,
+                  "Limit": limit + 1, "KeyConditionExpression": condition,
                   "ExpressionAttributeValues": _to_item(values)}
         if start is not None:
             kwargs["ExclusiveStartKey"] = _to_item({"clientId": client_id, "receivedAt": start[0],
                                                     "pk": start[1], "sk": RECORD_SK})
         response = self.client.query(**kwargs)
-        order = [item["pk"]["S"] for item in response.get("Items", [])]
+        keys = [item["pk"]["S"] for item in response.get("Items", [])]
+        order = keys[:limit]
         records = {record["paymentId"]: record for record in self._batch_get(
             [{"pk": {"S": pk}, "sk": {"S": RECORD_SK}} for pk in order], LIST_PROJECTION)}
-        return [records[pk] for pk in order if pk in records], "LastEvaluatedKey" in response
+        return [records[pk] for pk in order if pk in records], len(keys) > limit or "LastEvaluatedKey" in response
 
     @service_errors
     def get_summary(self, region: str) -> dict | None:
