@@ -203,6 +203,15 @@ class FakePaymentStore:
             self.page_reads.append(len(page))
             return [copy.deepcopy(self._records[pid]) for _, pid in page], len(keyed) > limit
 
+    def client_search(self, client_id: str, reference: str) -> list[dict]:
+        """The ByUetr and ByEndToEndId indexes: the client's records with that UETR or end-to-end id."""
+        self.unavailable.check()
+        with self._lock:
+            found = [copy.deepcopy(r) for r in self._records.values() if r.get("clientId") == client_id
+                     and reference in ((r.get("facts") or {}).get("uetr"), (r.get("facts") or {}).get("endToEndId"))]
+            self.page_reads.append(len(found))
+            return found
+
     def get_summary(self, region: str) -> dict | None:
         self.unavailable.check()
         return copy.deepcopy(self.summaries.get(region))

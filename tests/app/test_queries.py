@@ -96,6 +96,20 @@ def test_an_unfiltered_page_reads_its_own_records_only(lifecycle, message, queri
     assert len(rest["payments"]) == 7 and rest["nextCursor"] is None and ports.store.page_reads == [7]
 
 
+def test_a_search_reads_the_indexes_never_the_list(lifecycle, message, queries, ports):
+    wanted = received(lifecycle, message)[0]
+    for _ in range(EXAMINED_PER_REQUEST + 20):
+        received(lifecycle, message)
+    facts = ports.store.get(wanted)["facts"]
+    ports.store.page_reads.clear()
+    for reference in (facts["uetr"], facts["endToEndId"], wanted):
+        answer = listed(queries, q=reference)
+        assert ids(answer) == [wanted] and answer["nextCursor"] is None and answer["examined"] <= 1, reference
+    assert ports.store.page_reads == [1, 1, 0]   # the search's matches only; the payment id is one GetItem
+    assert listed(queries, q="no-such-reference")["payments"] == []
+    assert listed(queries, q=facts["uetr"], status="RJCT")["payments"] == []   # the other filters still apply
+
+
 def test_a_rare_filter_reads_a_bounded_page_and_continues_with_a_cursor(lifecycle, message, queries, ports):
     wanted = received(lifecycle, message, currency="CHF")[0]
     for _ in range(EXAMINED_PER_REQUEST + 20):

@@ -449,7 +449,10 @@ def test_payment_table_matches_the_shared_design(cfn):
     assert {name: [(k["AttributeName"], k["KeyType"]) for k in gsi["KeySchema"]] for name, gsi in indexes.items()} == {
         "InFlight": [("inflight", "HASH"), ("receivedAt", "RANGE")],
         "ByClient": [("clientId", "HASH"), ("receivedAt", "RANGE")],
-        "Suspended": [("suspendedIn", "HASH"), ("suspendedAt", "RANGE")]}
+        "Suspended": [("suspendedIn", "HASH"), ("suspendedAt", "RANGE")],
+        # the console's search (issue 14): keys written once, at creation
+        "ByUetr": [("uetrKey", "HASH"), ("receivedAt", "RANGE")],
+        "ByEndToEndId": [("endToEndKey", "HASH"), ("receivedAt", "RANGE")]}
     # KEYS_ONLY on keys written when a payment enters or leaves the index: a status change writes none.
     assert {gsi["Projection"]["ProjectionType"] for gsi in indexes.values()} == {"KEYS_ONLY"}
     assert cfn["Resources"]["PaymentTable"]["DeletionPolicy"] == "Retain"

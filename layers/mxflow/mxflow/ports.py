@@ -91,6 +91,10 @@ class PaymentStore(Protocol):
         bounds (inclusive), after `start` (receivedAt, paymentId) when given: (at most `limit` records,
         whether the index may hold more). The records are read eventually consistent."""
 
+    def client_search(self, client_id: str, reference: str) -> list[dict]:
+        """The client's payments whose UETR or end-to-end id is exactly `reference` (an index each),
+        in no order; eventually consistent."""
+
     def get_summary(self, region: str) -> dict | None:
         """The sampler's last summary of this Region's in-flight payments (mxflow.queries), or None."""
 

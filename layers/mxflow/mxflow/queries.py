@@ -13,6 +13,8 @@ Cost and scale (docs/console.md):
   bounded page (BatchGetItem) and applies the other filters to them. At most EXAMINED_PER_REQUEST
   index entries are examined per request; the opaque cursor continues after the last one, so a
   filter that matches rarely answers a short (or empty) page with a cursor instead of reading on;
+- a search (`q`, a UETR or an end-to-end id, exact) reads the ByUetr and ByEndToEndId indexes (one
+  Query each, keys only, per client) and the matching records, never the list's walk;
 - the counters are never computed per request: the sampler (every minute) counts the in-flight
   payments it samples from the `InFlight` index per client and status and writes them in one summary
   item; the list reads that one item;
@@ -201,6 +203,8 @@ class PaymentQueries:
         per in-flight status and the age of its oldest payment waiting for a decision, as the sampler
         last counted them."""
         wanted = ListFilter(query)
+        if wanted.q:
+            return {**self._search(client_id, wanted), **self.counters(client_id)}
         found: list[dict] = []
         start, last, examined, exhausted = wanted.start, None, 0, False
         while examined < EXAMINED_PER_REQUEST and len(found) < wanted.limit:
@@ -224,6 +228,26 @@ class PaymentQueries:
                 break
         cursor = None if exhausted or last is None else encode_cursor(*last)
         return {"payments": found, "nextCursor": cursor, "examined": examined, **self.counters(client_id)}
+
+    def _search(self, client_id: str, wanted: ListFilter) -> dict:
+        """`q`: the client's payments with that UETR or end-to-end id, from their indexes (never the
+        list's walk), then the other filters, newest first, paged by the same cursor."""
+        records = {r["paymentId"]: r for r in self.store.client_search(client_id, wanted.q)}
+        if wanted.q.startswith("p-") and wanted.q not in records:  # a payment id: its record, one GetItem
+            try:
+                record = self.store.get(wanted.q)
+            except PaymentNotFound:
+                record = None
+            if record is not None and record.get("clientId") == client_id:
+                records[wanted.q] = record
+        records = sorted(records.values(), key=lambda r: (r["receivedAt"], r["paymentId"]), reverse=True)
+        keyed = [r for r in records if (wanted.after is None or r["receivedAt"] >= wanted.after)
+                 and (wanted.before is None or r["receivedAt"] <= wanted.before)
+                 and (wanted.start is None or (r["receivedAt"], r["paymentId"]) < tuple(wanted.start))
+                 and wanted.matches(r)]
+        page = keyed[:wanted.limit]
+        cursor = encode_cursor(page[-1]["receivedAt"], page[-1]["paymentId"]) if len(keyed) > len(page) else None
+        return {"payments": [list_entry(r) for r in page], "nextCursor": cursor, "examined": len(records)}
 
     def counters(self, client_id: str) -> dict:
         """{"counts", "oldestPendingAgeSeconds", "countsAsOf", "countsComplete"} of the caller, from the

@@ -11,6 +11,8 @@ Secondary indexes, all KEYS_ONLY, written only when their keys appear or vanish:
 - `InFlight`: HASH `inflight` ("<ownerRegion>#<shard 00-15>", present from creation until the
   terminal status), RANGE `receivedAt`; the sampler walks it for the oldest in-flight payments.
 - `ByClient`: HASH `clientId`, RANGE `receivedAt` (the `GET /payments` list, mxflow.queries).
+- `ByUetr`, `ByEndToEndId`: HASH `uetrKey` / `endToEndKey` ("<clientId>#<UETR>", "<clientId>#<EndToEndId>",
+  written at creation from the facts when the message has one), RANGE `receivedAt` (the list's search).
 
 Besides the payments, one summary item per Region (`pk` = "summary#<region>", `sk` = "SUMMARY"): the
 sampler's counters per client and status that the list shows (mxflow.queries).
@@ -40,6 +42,9 @@ from mxflow.ports import IN_FLIGHT_STATUSES, Clock, Fence
 RECORD_SK = "PAYMENT"
 INFLIGHT_INDEX = "InFlight"
 CLIENT_INDEX = "ByClient"
+UETR_INDEX = "ByUetr"
+END_TO_END_INDEX = "ByEndToEndId"
+SEARCH_LIMIT = 100  # matches read per search index: the same reference 100 times in one client is enough
 SUSPENDED_INDEX = "Suspended"
 INFLIGHT_SHARDS = 16
 BATCH_GET_LIMIT = 100  # DynamoDB's BatchGetItem maximum
@@ -100,6 +105,16 @@ def _record(item: Mapping[str, Any]) -> dict:
 
 def _expected_list(expected_status: str | Iterable[str]) -> list[str]:
     return [expected_status] if isinstance(expected_status, str) else sorted(expected_status)
+
+
+def search_keys(record: Mapping[str, Any]) -> dict:
+    """The console's search keys of a new record (ByUetr, ByEndToEndId): those its facts allow."""
+    facts = record.get("facts") or {}
+    keys = {}
+    for attribute, fact in (("uetrKey", "uetr"), ("endToEndKey", "endToEndId")):
+        if facts.get(fact) and record.get("clientId"):
+            keys[attribute] = f"{record['clientId']}#{facts[fact]}"
+    return keys
 
 
 def inflight_key(payment_id: str, region: str) -> str:
@@ -262,6 +277,19 @@ class DynamoDbPaymentStore(AwsAdapter):
         return [records[pk] for pk in order if pk in records], len(keys) > limit or "LastEvaluatedKey" in response
 
     @service_errors
+    def client_search(self, client_id: str, reference: str) -> list[dict]:
+        """The client's payments whose UETR or end-to-end id is `reference`: a Query of each search index
+        (keys only, newest first, at most SEARCH_LIMIT), then their records by BatchGetItem."""
+        keys: dict[str, None] = {}
+        for index, attribute in ((UETR_INDEX, "uetrKey"), (END_TO_END_INDEX, "endToEndKey")):
+            response = self.client.query(
+                TableName=self.table_name, IndexName=index, ScanIndexForward=False, Limit=SEARCH_LIMIT,
+                KeyConditionExpression=f"{attribute} = :key",
+                ExpressionAttributeValues=_to_item({":key": f"{client_id}#{reference}"}))
+            keys.update((item["pk"]["S"], None) for item in response.get("Items", []))
+        return self._batch_get([{"pk": {"S": pk}, "sk": {"S": RECORD_SK}} for pk in keys], LIST_PROJECTION)
+
+    @service_errors
     def get_summary(self, region: str) -> dict | None:
         response = self.client.get_item(TableName=self.table_name, Key=_to_item(summary_key(region)))
         if "Item" not in response:
@@ -300,6 +328,7 @@ class DynamoDbPaymentStore(AwsAdapter):
                 "history": [_event(record["status"], now, event, None)]}
         if record["status"] in IN_FLIGHT_STATUSES:
             item["inflight"] = inflight_key(payment_id, region)
+        item.update(search_keys(record))
         try:
             self.client.put_item(TableName=self.table_name, Item=_to_item(item),
                                  ConditionExpression="attribute_not_exists(pk)",
