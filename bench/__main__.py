@@ -5,6 +5,7 @@ under the section's own keys (for example {"validation": {...}}). Progress goes 
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import sys
@@ -15,6 +16,17 @@ SECTIONS = ["bench.validation", "bench.local_runtime", "bench.local_api", "bench
 
 def main() -> int:
     document: dict = {"generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    # The functions run in this process and write to stdout as in Lambda (Powertools' metrics print their
+    # EMF document when a metric reaches 100 values, even with POWERTOOLS_METRICS_DISABLED): while the
+    # sections run, stdout goes to stderr, so stdout carries the one JSON document only.
+    with contextlib.redirect_stdout(sys.stderr):
+        _run_sections(document)
+    json.dump(document, sys.stdout, indent=2, sort_keys=True)
+    print()
+    return 0
+
+
+def _run_sections(document: dict) -> None:
     for name in SECTIONS:
         try:
             module = importlib.import_module(name)
@@ -26,9 +38,6 @@ def main() -> int:
         started = time.perf_counter()
         document.update(module.run())
         print(f"bench: {name} done in {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
-    json.dump(document, sys.stdout, indent=2, sort_keys=True)
-    print()
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """Bench section `payments`: real payments through the application's template.yaml on the embedded local
-runtime, behind the local HTTP API (keys: local, cost, capacity, cold_start_ms).
+runtime, behind the local HTTP API (keys: local, local_memory, cold_import_ms, layer, cost, capacity,
+cold_start_ms).
 
 - local: STP payments (auto-decision policy on) submitted over HTTP from a few client threads, each polled
-  with GET until ACSC; throughput and submit-to-observed-ACSC latency.
+  with GET until ACSC; throughput and submit-to-ACSC latency (LOCAL_PAYMENTS from LOCAL_THREADS clients;
+  `one_client`: one payment at a time, the latency without queueing).
 - cost: the AWS usage of one payment, counted from what ran (UsageMeter). While COST_PAYMENTS
   straight-through payments, then COST_PAYMENTS payments that wait for a decision (submit, PDNG, approve),
   run one after another:
@@ -19,6 +21,9 @@ runtime, behind the local HTTP API (keys: local, cost, capacity, cold_start_ms).
   * API Gateway requests: the HTTP requests a consumer makes (submit; approve).
   Usage is mapped to the price items of bench/prices.json and priced with bench.cost.
 - capacity: bench.cost.capacity with the rate-limited actions one payment needs.
+- local_memory: the process's RSS after the throughput run and after MEMORY_PAYMENTS payments in all.
+- cold_import_ms: per function, median of COLD_IMPORT_RUNS fresh interpreters importing the handler module.
+- layer: the built layer's installed size.
 - cold_start_ms: per function, in a fresh interpreter, the first invoke on a started LocalRuntime
   (imports the handler module and its dependencies, then runs it once).
 """
@@ -52,9 +57,15 @@ ANCHOR, FLOW = "PaymentStateMachine", "PaymentFlow"
 FUNCTIONS = ["ApiFunction", "ValidateFunction", "ParkFunction", "DecisionTimeoutFunction", "SendFunction",
              "SettleFunction", "SamplerFunction"]
 
-LOCAL_PAYMENTS = 60
-LOCAL_THREADS = 4
-LOCAL_SECONDS = 20.0
+LOCAL_PAYMENTS = 500                   # issue 10: 500 STP payments from several client threads
+LOCAL_THREADS = 16
+LOCAL_SECONDS = 300.0                  # bound of the throughput run
+MEMORY_PAYMENTS = int(os.environ.get("MXFLOW_BENCH_MEMORY_PAYMENTS", "5000"))   # total for the second figure
+MEMORY_SECONDS = 1200.0                # bound of the memory run (the payments done are reported)
+COLD_IMPORT_RUNS = 10
+ONE_CLIENT_PAYMENTS = 30               # one client thread, one payment at a time: latency without queueing
+ONE_CLIENT_SECONDS = 60.0
+POLL_S = 0.25                          # the clients' GET interval while a payment is in flight
 COST_PAYMENTS = 10
 WAIT_S = 30.0
 COLD_START_TIMEOUT_S = 60.0
@@ -273,9 +284,57 @@ def _start_api(overrides: dict, region: str):
 
 
 def _client(api):
-    from mxflow_local.client import ALL_SCOPES, PaymentsClient
+    from mxflow_local.client import ALL_SCOPES
 
-    return PaymentsClient(api.url, api.issue_token(ALL_SCOPES, client_id="bench-client"))
+    return _keep_alive_client(api.url, api.issue_token(ALL_SCOPES, client_id="bench-client"))
+
+
+def _keep_alive_client(url: str, token: str):
+    """mxflow_local.client.PaymentsClient over one kept-alive HTTP/1.1 connection per client thread, as a
+    consumer's connection pool would (urllib opens a connection, and the local server a thread, per
+    request: both run in this process and were a part of what the throughput measured)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    from mxflow_local.client import PaymentsClient, Reply
+
+    parts = urlsplit(url)
+
+    class KeepAliveClient(PaymentsClient):
+        def __init__(self):
+            super().__init__(url, token)
+            self._connections = threading.local()
+
+        def request(self, method, path, *, body=None, content_type=None, token=..., headers=None):
+            all_headers = dict(headers or {})
+            token = self.token if token is ... else token
+            if token:
+                all_headers["Authorization"] = f"Bearer {token}"
+            if content_type:
+                all_headers["Content-Type"] = content_type
+            for attempt in (1, 2):
+                connection = getattr(self._connections, "connection", None)
+                reused = connection is not None
+                if connection is None:
+                    connection = self._connections.connection = http.client.HTTPConnection(
+                        parts.hostname, parts.port, timeout=self.timeout)
+                try:
+                    connection.request(method, path, body=body, headers=all_headers)
+                    response = connection.getresponse()
+                    data = response.read()
+                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                    connection.close()
+                    self._connections.connection = None
+                    if reused and attempt == 1:   # the server closed an idle kept-alive connection: once more
+                        continue
+                    raise
+                if response.will_close:
+                    connection.close()
+                    self._connections.connection = None
+                return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, data)
+            raise OSError("unreachable")
+
+    return KeepAliveClient()
 
 
 def _submit(client) -> str:
@@ -287,13 +346,29 @@ def _submit(client) -> str:
     return reply.json["paymentId"]
 
 
-def _local(api) -> dict:
+def _rss_mb() -> float | None:
+    """This process's resident memory now (the local runtime runs in it), after a full collection."""
+    import gc
+
+    gc.collect()
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        return None
+    return None
+
+
+def _local(api, payments: int = LOCAL_PAYMENTS, seconds: float = LOCAL_SECONDS, threads: int = LOCAL_THREADS) -> dict:
     client = _client(api)
-    deadline = time.monotonic() + LOCAL_SECONDS
-    latencies: list[float] = []
+    deadline = time.monotonic() + seconds
+    latencies: list[float] = []   # submit -> the ACSC recorded on the payment's history (same clock)
+    observed: list[float] = []    # submit -> the poll that saw ACSC (adds up to POLL_S)
     failures: list[str] = []
     lock = threading.Lock()
-    remaining = [LOCAL_PAYMENTS]
+    remaining = [payments]
 
     def worker() -> None:
         while time.monotonic() < deadline:
@@ -301,36 +376,77 @@ def _local(api) -> dict:
                 if remaining[0] <= 0:
                     return
                 remaining[0] -= 1
-            began = time.perf_counter()
+            began, submitted_at = time.perf_counter(), time.time()
             try:
                 payment_id = _submit(client)
-                client.wait_for_status(payment_id, "ACSC", "RJCT", "CANC",
-                                       timeout=max(1.0, deadline - time.monotonic() + 5))
-                payment = client.get(payment_id).json
+                payment = client.wait_for(payment_id, lambda p: p.get("status") in ("ACSC", "RJCT", "CANC"),
+                                          timeout=max(1.0, deadline - time.monotonic() + 5), interval=POLL_S)
                 if payment.get("status") != "ACSC":
                     raise RuntimeError(f"ended {payment.get('status')}")
-            except (RuntimeError, TimeoutError, OSError) as exc:
+                settled = next(e["time"] for e in payment["history"] if e.get("status") == "ACSC")
+            except (RuntimeError, TimeoutError, OSError, KeyError, StopIteration) as exc:
                 with lock:
-                    failures.append(str(exc)[:200])
+                    failures.append(str(exc)[:200] or type(exc).__name__)
                 continue
             with lock:
-                latencies.append((time.perf_counter() - began) * 1000)
+                observed.append((time.perf_counter() - began) * 1000)
+                latencies.append((_epoch(settled) - submitted_at) * 1000)
 
     began = time.perf_counter()
-    with ThreadPoolExecutor(LOCAL_THREADS) as pool:
-        for future in [pool.submit(worker) for _ in range(LOCAL_THREADS)]:
+    with ThreadPoolExecutor(threads) as pool:
+        for future in [pool.submit(worker) for _ in range(threads)]:
             future.result()
     wall = time.perf_counter() - began
-    ordered = sorted(latencies)
     return {
         "payments_per_s": round(len(latencies) / wall, 2) if wall else 0.0,
-        "latency_ms": {"p50": round(statistics.median(ordered), 1) if ordered else None,
-                       "p99": round(ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)], 1)
-                       if ordered else None},
-        "payments": len(latencies), "attempted": LOCAL_PAYMENTS - remaining[0], "failures": len(failures),
-        "failure_samples": failures[:3], "threads": LOCAL_THREADS, "wall_s": round(wall, 2),
-        "bound_s": LOCAL_SECONDS, "path": "STP (AutoApproveMaxAmount=1000000): POST /payments, GET until ACSC",
+        "latency_ms": _percentiles(latencies),
+        "observed_latency_ms": _percentiles(observed),
+        "latency_method": "latency_ms: from the client's submit to the time of the ACSC event on the payment's "
+                          "history (the runtime runs in this process: one clock); observed_latency_ms: to the "
+                          f"GET that saw ACSC, polling every {POLL_S} s",
+        "payments": len(latencies), "attempted": payments - remaining[0], "failures": len(failures),
+        "failure_samples": failures[:3], "threads": threads, "wall_s": round(wall, 2),
+        "bound_s": seconds, "path": "STP (AutoApproveMaxAmount=1000000): POST /payments, GET until ACSC",
         "region": STP_REGION,
+    }
+
+
+def _percentiles(values: list[float]) -> dict:
+    ordered = sorted(values)
+    if not ordered:
+        return {"p50": None, "p99": None}
+    return {"p50": round(statistics.median(ordered), 1),
+            "p99": round(ordered[min(len(ordered) - 1, math.ceil(0.99 * len(ordered)) - 1)], 1)}
+
+
+def _epoch(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _memory(api, first: dict, started_mb: float | None) -> dict:
+    """RSS of the process after the throughput run's payments and after MEMORY_PAYMENTS in all (more STP
+    payments through the same running API, bounded by MEMORY_SECONDS: the payments done are reported)."""
+    after_first = _rss_mb()
+    first_count = first["payments"] + first.get("one_client", {}).get("payments", 0)
+    more = _local(api, max(0, MEMORY_PAYMENTS - first_count), MEMORY_SECONDS)
+    done = first_count + more["payments"]
+    after_all = _rss_mb()
+    growth = None
+    if after_first is not None and after_all is not None and more["payments"]:
+        growth = round((after_all - after_first) * 1024 / more["payments"], 2)
+    return {
+        "rss_mb_started": started_mb,
+        f"rss_mb_after_{first_count}": after_first,
+        f"rss_mb_after_{done}": after_all,
+        "payments": done, "target_payments": MEMORY_PAYMENTS, "failures": more["failures"],
+        "growth_kb_per_payment_after_first": growth,
+        "payments_per_s_later_run": more["payments_per_s"],
+        "method": "VmRSS of the bench process (the local runtime, its API and the clients run in it) after "
+                  "gc.collect(), once the API is up, after the throughput run and after the later payments "
+                  "through the same runtime; finished Express executions are dropped after "
+                  "EXPRESS_RETENTION_SECONDS as AWS keeps none; the payments' items stay in the table",
     }
 
 
@@ -514,6 +630,71 @@ def _cold_starts() -> tuple[dict, dict]:
     return cold, detail
 
 
+# The handler module's import in a fresh interpreter, as Lambda's init does it: the function's code
+# directory and the layer on sys.path, Lambda's and the template's variables in the environment.
+COLD_IMPORT_SCRIPT = r"""
+import sys, time
+began = time.perf_counter()
+import app
+print((time.perf_counter() - began) * 1000)
+"""
+
+
+def _cold_imports() -> dict:
+    """Median over COLD_IMPORT_RUNS fresh interpreters of each handler's `import app` (the init phase's
+    imports: the handler module and all it imports at module level), ms."""
+    out: dict = {"runs": COLD_IMPORT_RUNS, "method": "median of fresh `python -c 'import app'` with the function's "
+                 "CodeUri and the layer's directory on sys.path, Lambda's variables set (python3.13 here, "
+                 "this machine's CPU; Lambda's init on arm64 differs)", "functions": {}}
+    layer = REPO / "layers" / "mxflow"
+    for function in FUNCTIONS:
+        code_dir = REPO / "functions" / _CODE_DIRS[function]
+        env = dict(os.environ, **ENV, PYTHONPATH=os.pathsep.join([str(code_dir), str(layer)]),
+                   AWS_LAMBDA_FUNCTION_NAME=function, AWS_REGION="us-west-1", AWS_DEFAULT_REGION="us-west-1",
+                   POWERTOOLS_SERVICE_NAME="mxflow", POWERTOOLS_METRICS_NAMESPACE="mxflow", _HANDLER="app.lambda_handler")
+        env.pop("PYTHONSTARTUP", None)
+        times = []
+        for _ in range(COLD_IMPORT_RUNS):
+            done = subprocess.run([sys.executable, "-c", COLD_IMPORT_SCRIPT], cwd=str(code_dir), env=env,
+                                  capture_output=True, text=True, timeout=COLD_START_TIMEOUT_S)
+            if done.returncode != 0:
+                times = None
+                out["functions"][function] = {"error": (done.stderr.strip().splitlines() or ["?"])[-1][:300]}
+                break
+            times.append(float(done.stdout.strip().splitlines()[-1]))
+        if times:
+            out["functions"][function] = round(statistics.median(times), 1)
+    measured = [v for v in out["functions"].values() if isinstance(v, float)]
+    out["slowest_ms"] = max(measured) if measured else None
+    out["goal_ms"] = 150
+    return out
+
+
+_CODE_DIRS = {"ApiFunction": "api", "ValidateFunction": "validate", "ParkFunction": "park",
+              "DecisionTimeoutFunction": "decision_timeout", "SendFunction": "send", "SettleFunction": "settle",
+              "SamplerFunction": "sampler"}
+
+
+def _layer_size() -> dict:
+    """Installed size of the built layer (`sam build`'s .aws-sam/build/MxflowLayer, made by `make lint`),
+    with its largest top-level entries; null when it has not been built."""
+    built = REPO / ".aws-sam" / "build" / "MxflowLayer"
+    if not built.is_dir():
+        return {"bytes": None, "reason": "not built: run `make lint` (sam build) first"}
+    root = built / "python" if (built / "python").is_dir() else built
+    sizes: dict[str, int] = {}
+    total = 0
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            size = path.stat().st_size
+            total += size
+            top = path.relative_to(root).parts[0]
+            sizes[top] = sizes.get(top, 0) + size
+    largest = dict(sorted(((k, round(v / 2**20, 2)) for k, v in sizes.items()), key=lambda kv: -kv[1])[:8])
+    return {"bytes": total, "mb": round(total / 2**20, 2), "largest_mb": largest,
+            "path": ".aws-sam/build/MxflowLayer", "limit_unzipped_mb": 250}
+
+
 # ------------------------------------------------------------------------------------------------------
 
 
@@ -522,14 +703,21 @@ def run() -> dict:
         raise FileNotFoundError(f"official XSDs not found at {XSD_DIR} (set MXFLOW_SHARED)")
     with _start_api(STP_OVERRIDES, STP_REGION) as api:
         stp = _measure_path(api, decision=False)
+        started_mb = _rss_mb()
         local = _local(api)
+        local["one_client"] = _local(api, ONE_CLIENT_PAYMENTS, ONE_CLIENT_SECONDS, threads=1)
+        memory = _memory(api, local, started_mb)
     with _start_api({}, DECISION_REGION) as api:
         decision = _measure_path(api, decision=True)
     stp_rate, stp_binding, stp_actions = _capacity(stp, decision=False)
     decision_rate, decision_binding, decision_actions = _capacity(decision, decision=True)
     cold, cold_detail = _cold_starts()
+    cold_import = _cold_imports()
     return {
         "local": local,
+        "local_memory": memory,
+        "cold_import_ms": cold_import,
+        "layer": _layer_size(),
         "cost": {
             "stp_usd_per_million": stp["usd_per_million"],
             "decision_usd_per_million": decision["usd_per_million"],

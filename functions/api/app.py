@@ -18,6 +18,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from mxflow.errors import (
+    AnswerSuspended,
     Conflict,
     InvalidRequest,
     MessageNotFound,
@@ -66,6 +67,7 @@ PROBLEMS: dict[type[PaymentError], tuple[int, str]] = {
     MessageTooLarge: (413, "Message too large"),
     UnsupportedMediaType: (415, "Unsupported media type"),
     UnknownReasonCode: (422, "Unknown reason code"),
+    AnswerSuspended: (422, "Answer kept in suspense"),
 }
 
 
@@ -74,11 +76,12 @@ def problem_of(error: PaymentError) -> tuple[int, str] | None:
     return next((PROBLEMS[kind] for kind in type(error).__mro__ if kind in PROBLEMS), None)
 
 
-def problem(status: int, title: str, detail: str, code: str | None = None) -> Response:
+def problem(status: int, title: str, detail: str, code: str | None = None, extensions: dict | None = None) -> Response:
     body = {"type": f"urn:mxflow:problem:{title.lower().replace(' ', '-')}", "title": title,
             "status": status, "detail": detail}
     if code:
         body["code"] = code
+    body.update(extensions or {})
     return Response(status_code=status, content_type=PROBLEM, body=json.dumps(body))
 
 
@@ -141,16 +144,22 @@ def json_body() -> dict | None:
         raise InvalidRequest("the body is not JSON") from None
 
 
-@app.post("/payments")
-@tracer.capture_method
-def submit():
-    client_id = client_with("payments/submit")
+def xml_body() -> bytes:
+    """The request's XML body as sent; UnsupportedMediaType / UnsupportedMessage (FF01) otherwise."""
     media_type = (app.current_event.headers.get("content-type") or "").split(";")[0].strip().lower()
     if media_type not in XML_MEDIA_TYPES:
         raise UnsupportedMediaType(f"send the message as {' or '.join(XML_MEDIA_TYPES)}")
     data = body_bytes()
     if not data:
         raise UnsupportedMessage("the body is empty", code="FF01")
+    return data
+
+
+@app.post("/payments")
+@tracer.capture_method
+def submit():
+    client_id = client_with("payments/submit")
+    data = xml_body()
     created, receipt = default_lifecycle().receive(client_id, data)
     logger.info("payment received", extra={"paymentId": receipt["paymentId"], "newPayment": created})
     metrics.add_metric(name="PaymentsReceived" if created else "PaymentsResubmitted",
@@ -224,6 +233,34 @@ def confirm_release(payment_id: str):
     return json_response(200, result)
 
 
+@app.post("/engine/messages")
+@tracer.capture_method
+def engine_message():
+    """The payment engine's pacs.002, camt.029 or pacs.004 (scope payments/engine): applied to its payment
+    (200), or kept in the suspense list (422 with the ISO reason and the suspense id)."""
+    client_with("payments/engine")
+    try:
+        result = default_lifecycle().engine.receive(xml_body(), source="api")
+    except AnswerSuspended as suspended:
+        logger.warning("engine answer kept in suspense", extra={"suspenseId": suspended.suspense_id,
+                                                                "code": suspended.code})
+        metrics.add_metric(name="EngineAnswersSuspended", unit=MetricUnit.Count, value=1)
+        raise
+    logger.info("engine answer applied", extra={"paymentId": result["paymentId"], "status": result["status"],
+                                                "messageType": result["messageType"], "outcome": result["outcome"]})
+    metrics.add_metric(name="EngineAnswersApplied", unit=MetricUnit.Count, value=1)
+    return json_response(200, result)
+
+
+@app.get("/engine/suspense")
+@tracer.capture_method
+def engine_suspense():
+    """The engine answers kept in suspense, newest first (scope payments/operate)."""
+    client_with("payments/operate")
+    query = app.current_event.query_string_parameters or {}
+    return json_response(200, default_lifecycle().engine.suspense(query.get("limit"), query.get("cursor")))
+
+
 @app.get("/health")
 @tracer.capture_method
 def health():
@@ -241,7 +278,7 @@ def payment_error(error: PaymentError):
     answer = problem_of(error)
     if answer is None:
         return unexpected(error)
-    return problem(*answer, error.detail, error.code)
+    return problem(*answer, error.detail, error.code, error.extensions)
 
 
 @app.not_found

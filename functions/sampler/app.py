@@ -1,6 +1,7 @@
 """SamplerFunction (every minute, EventBridge schedule): publishes OldestPendingAgeSeconds,
-OldestInFlightAgeSeconds (RCVD, ACTC, ACSP) and SuspendedPayments, the metrics of the pending-age,
-stuck-payment and suspended-payment alarms (template.yaml), which treat missing data as breaching.
+OldestInFlightAgeSeconds (RCVD, ACTC, ACSP), SuspendedPayments and OldestUnconfirmedAgeSeconds (a
+send or a recall the payment engine has not answered), the metrics of the pending-age, stuck-payment,
+suspended-payment and engine-answer-overdue alarms (template.yaml), which treat missing data as breaching.
 
 Thin: calls mxflow.lifecycle.PaymentLifecycle.sample, publishes the figures (no payment data), writes
 the console's counters per client and status (mxflow.queries.PaymentQueries.save_summary: one item),
@@ -29,6 +30,9 @@ def lambda_handler(event, context):
     metrics.add_metric(name="OldestInFlightAgeSeconds", unit=MetricUnit.Seconds,
                        value=sample["oldestInFlightAgeSeconds"])
     metrics.add_metric(name="SuspendedPayments", unit=MetricUnit.Count, value=sample["suspendedPayments"])
+    # the return leg: a send or a recall the payment engine has not answered (EngineAnswerOverdueAlarm)
+    metrics.add_metric(name="OldestUnconfirmedAgeSeconds", unit=MetricUnit.Seconds,
+                       value=sample["oldestUnconfirmedAgeSeconds"])
     logger.info("in-flight sample", extra={"oldestAgeSecondsByStatus": sample["oldestAgeSecondsByStatus"],
                                            "sampled": sample["sampled"], "suspended": sample["suspendedPayments"]})
     return sample

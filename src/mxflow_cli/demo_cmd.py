@@ -4,7 +4,10 @@ It starts the embedded local runtime on the application's own template.yaml with
 submits example payments (real pacs.008 messages generated for this run) and follows each one through
 the real state machine and handlers to the end of its path: approved and released, rejected by the
 consumer, invalid (schema and business rule), a duplicate and a conflicting resubmission, a cancel, a
-decision timeout, and a send that fails, leaves the payment's anchor execution FAILED and is redriven.
+decision timeout, and a send that fails, leaves the payment's anchor execution FAILED and is redriven;
+then the return leg, with a simulated payment engine (mxflow_local.engine_simulator) answering through
+its inbound queue: recalled before release (camt.056 -> CANC), recalled after release and returned
+(pacs.004), a recall the engine refuses (camt.029 RJCR), and the engine rejecting after release.
 Each path is printed with its history; every received and generated message is fetched through the API,
 checked against the installed official XSD of its exact namespace and written under the output
 directory. Exit 0 only if every path ended as expected.
@@ -23,6 +26,7 @@ from pathlib import Path
 
 from mxflow_cli.main import UsageError
 
+DEMO_ENGINE_POLICY = "reject-above=50000,reject-reason=AM04,recalls=accept,return-after=1"  # the return leg's engine
 DEMO_DECISION_TIMEOUT_SECONDS = 8  # the timeout path's short demo timeout (the template's default is a day)
 
 
@@ -114,8 +118,11 @@ def run(args) -> int:
         print(f"  local API {api.url} (Region {api.region}), up in {time.monotonic() - started:.1f}s")
         print(f"  AWS service APIs for the AWS CLI and boto3: AWS_ENDPOINT_URL={aws_endpoint.url} (127.0.0.1 only)")
         print(f"  decision timeout for this demo: {DEMO_DECISION_TIMEOUT_SECONDS}s\n", flush=True)
-        demo = _Demo(client, api, registry, parse_message, output, aws_endpoint)
-        outcomes = demo.run_all()
+        demo = _Demo(client, api, registry, parse_message, output, aws_endpoint, versions)
+        try:
+            outcomes = demo.run_all()
+        finally:
+            demo.stop_engine()
     return _report(outcomes, output)
 
 
@@ -139,9 +146,10 @@ def _log_runtime(level: str) -> None:
 
 
 class _Demo:
-    def __init__(self, client, api, registry, parse_message, output: Path, aws_endpoint):
+    def __init__(self, client, api, registry, parse_message, output: Path, aws_endpoint, versions=None):
         self.client, self.api, self.registry, self.parse_message, self.output = client, api, registry, parse_message, output
-        self.aws_endpoint = aws_endpoint
+        self.aws_endpoint, self.versions = aws_endpoint, versions
+        self.engine = None  # the simulated payment engine of the return leg's paths (started for them)
         from mxflow_local.sample_messages import credit_transfer
 
         self.credit_transfer = credit_transfer
@@ -153,6 +161,9 @@ class _Demo:
         # The timeout path waits longest: submit it first so its clock runs while the others go.
         timeout_start = self._submit_pending(self.credit_transfer(amount="75.00"), Outcome("decision timeout"))
         outcomes = []
+        if "EngineInboundQueue" in self.api.runtime.record.resources:  # the return leg (issue 12)
+            scenarios += [self._with_engine(self.recalled_before_release), self.recalled_after_release_and_returned,
+                          self.recall_refused, self.engine_rejects_after_release]
         for scenario in scenarios:
             print(f"- {scenario.__doc__.strip()} ...", flush=True)
             try:
@@ -268,6 +279,114 @@ class _Demo:
             f"{outcome.payment_id} (status Failed), Redrive"]
         return outcome
 
+    # --- the return leg (issue 12): recalls and the payment engine's answers ------------------------------------
+    def _with_engine(self, scenario):
+        """`scenario`, after the simulated payment engine has started. It starts only now, after the paths
+        above, so their releases are answered (pacs.002 ACSC, recorded) only after their messages were
+        written out: their files stay the same from run to run."""
+        def started():
+            from mxflow_local.engine_simulator import EnginePolicy, for_runtime
+
+            self.engine = for_runtime(self.api.runtime, EnginePolicy.parse(DEMO_ENGINE_POLICY), registry=self.registry,
+                                      versions=self.versions).start()
+            print(f"  simulated payment engine: {self.engine.policy.describe()} (mxflow engine simulate --policy "
+                  f"{DEMO_ENGINE_POLICY}); answers through the inbound FIFO queue", flush=True)
+            return scenario()
+
+        started.__doc__ = scenario.__doc__
+        return started
+
+    def stop_engine(self) -> None:
+        if self.engine is not None:
+            self.engine.stop()
+
+    def _submit_recall(self, original: bytes, outcome: Outcome, reason: str = "DUPL") -> str:
+        from mxflow_local.sample_messages import recall
+
+        reply = self.client.submit(recall(original, reason=reason, version=self.versions.cancellation_request))
+        outcome.expect(reply.status == 202, f"camt.056 answered {reply.status}: {reply.body[:200]!r}")
+        outcome.expect(reply.json.get("originalPaymentId") == outcome.payment_id,
+                       f"the camt.056 matched {reply.json.get('originalPaymentId')}, {outcome.payment_id} expected")
+        return reply.json["paymentId"]
+
+    def _released_and_confirmed(self, amount: str, outcome: Outcome) -> tuple[bytes, dict]:
+        """A payment approved, released, and answered by the engine (its pacs.002 recorded)."""
+        message = self.credit_transfer(amount=amount)
+        self._submit_pending(message, outcome)
+        reply = self.client.approve(outcome.payment_id)
+        outcome.expect(reply.status == 200, f"approve answered {reply.status}")
+        payment = self.client.wait_for(outcome.payment_id, lambda p: "engine.pacs.002" in _names(p), timeout=60)
+        return message, payment
+
+    def _recall_item(self, outcome: Outcome, recall_id: str, status: str, reason: str | None = None) -> dict:
+        recall_item = self.client.wait_for(recall_id, lambda p: p["status"] in ("CNCL", "RJCR"), timeout=60)
+        recall_outcome = Outcome(f"{outcome.title} (camt.056)", payment_id=recall_id)
+        self._finish(recall_outcome, recall_item, status=status, reason=reason, messages=("camt.029",))
+        outcome.problems += recall_outcome.problems
+        outcome.files += recall_outcome.files
+        outcome.notes.append(f"camt.056 {recall_id}: {' -> '.join(recall_outcome.path)}; {recall_outcome.detail}")
+        return recall_item
+
+    def recalled_before_release(self) -> Outcome:
+        """recalled before release (camt.056 -> CANC)"""
+        message = self.credit_transfer(amount="2300.00")
+        outcome = self._submit_pending(message, Outcome("recalled before release"))
+        recall_id = self._submit_recall(message, outcome)
+        self._recall_item(outcome, recall_id, "CNCL")
+        payment = self.client.wait_for_status(outcome.payment_id, "CANC", "RJCT", "ACSC")
+        self._finish(outcome, payment, status="CANC", messages=("camt.029",))
+        return outcome
+
+    def recalled_after_release_and_returned(self) -> Outcome:
+        """recalled after release, returned (pacs.004)"""
+        outcome = Outcome("recalled after release")
+        message, _ = self._released_and_confirmed("3150.00", outcome)
+        recall_id = self._submit_recall(message, outcome, reason="FRAD")
+        self._recall_item(outcome, recall_id, "CNCL")
+        if self.engine.return_version is None:  # never sent unchecked: say what is missing
+            payment = self.client.get(outcome.payment_id).json
+            self._finish(outcome, payment, status="ACSC", messages=("camt.056", "engine.camt.029", "camt.029"))
+            outcome.notes.append("the engine accepted the recall; its pacs.004 return is not sent: no pacs.004 "
+                                 "schema is installed (`mxflow schemas add ../shared/iso20022/xsd/pacs.004.001.09.xsd`)")
+            return outcome
+        payment = self.client.wait_for(outcome.payment_id, lambda p: "returned" in p, timeout=60)
+        self._finish(outcome, payment, status="ACSC",
+                     messages=("camt.056", "engine.camt.029", "engine.pacs.004", "camt.029"))
+        returned = payment["returned"]
+        outcome.expect(returned.get("amount") == "3150.00", f"returned {returned.get('amount')}, 3150.00 expected")
+        # no amount printed: the demo's output holds no payment data (tests/e2e/test_log_privacy.py)
+        outcome.detail = f"returned in full ({(returned.get('reason') or {}).get('code')}); " + outcome.detail
+        return outcome
+
+    def recall_refused(self) -> Outcome:
+        """recall refused by the engine (camt.029 RJCR)"""
+        outcome = Outcome("recall refused")
+        message, _ = self._released_and_confirmed("2750.00", outcome)
+        from dataclasses import replace
+
+        policy = self.engine.policy
+        self.engine.policy = replace(policy, recalls="refuse", refuse_reason="LEGL")
+        try:
+            recall_id = self._submit_recall(message, outcome, reason="CUST")
+            self._recall_item(outcome, recall_id, "RJCR", reason="LEGL")
+        finally:
+            self.engine.policy = policy
+        payment = self.client.get(outcome.payment_id).json
+        self._finish(outcome, payment, status="ACSC", messages=("camt.056", "engine.camt.029", "camt.029"))
+        outcome.expect("returned" not in payment, "a refused recall returned the payment")
+        return outcome
+
+    def engine_rejects_after_release(self) -> Outcome:
+        """the engine rejects after release (pacs.002 RJCT)"""
+        outcome = Outcome("engine rejects after release")
+        self._submit_pending(self.credit_transfer(amount="64000.00"), outcome)
+        reply = self.client.approve(outcome.payment_id)
+        outcome.expect(reply.status == 200, f"approve answered {reply.status}")
+        payment = self.client.wait_for_status(outcome.payment_id, "RJCT", timeout=60)
+        self._finish(outcome, payment, status="RJCT", report_status="RJCT", reason="AM04",
+                     messages=("pacs.002", "pacs.002.ACSC", "engine.pacs.002", "outbound"))
+        return outcome
+
     # --- shared steps ---------------------------------------------------------------------------------------
     def _submit_pending(self, message: bytes, outcome: Outcome) -> Outcome:
         reply = self.client.submit(message)
@@ -352,7 +471,15 @@ def _names(payment: dict) -> list[str]:
 
 
 def _path(payment: dict) -> list[str]:
-    return [entry.get("status", "?") for entry in payment.get("history") or []]
+    """The statuses a payment went through; an event that kept the status (a recall recorded, forwarded,
+    answered; the engine's answer) by its name in brackets."""
+    path: list[str] = []
+    last = None
+    for entry in payment.get("history") or []:
+        status = entry.get("status", "?")
+        path.append(f"({entry['event']})" if status == last and entry.get("event") else status)
+        last = status
+    return path
 
 
 def _report(outcomes: list[Outcome], output: Path) -> int:

@@ -44,6 +44,11 @@ def add_parser(subparsers) -> None:
                     "(default 3001, as `sam local start-lambda`; a free port when --port is 0; 0 picks a free one)")
     up.add_argument("--no-aws-endpoint", action="store_true",
                     help="do not serve the AWS service APIs")
+    up.add_argument("--engine", metavar="POLICY",
+                    help="also run a simulated payment engine in this process (mxflow engine simulate): it consumes "
+                    "the release queue and answers through the inbound queue by POLICY -- settle-all, or KEY=VALUE "
+                    "pairs joined by commas: reject-above, reject-reason, recalls (accept|refuse), refuse-reason, "
+                    "return-after (seconds), return-reason")
     up.set_defaults(func=run_local_up)
     env = local_sub.add_parser(
         "env",
@@ -62,7 +67,8 @@ def add_parser(subparsers) -> None:
         description="Print an access token signed with the key of the running 'mxflow local up'.",
     )
     token.add_argument("--scope", nargs="+", action="extend", required=True, metavar="SCOPE",
-                       help="OAuth scopes, e.g. payments/submit payments/read")
+                       help="OAuth scopes: payments/submit, payments/read, payments/decide, payments/operate, "
+                            "payments/engine (the payment engine's: POST /engine/messages)")
     token.add_argument("--client", default="local", help="the API client id (default local)")
     token.add_argument("--ttl", type=int, default=3600, help="lifetime in seconds (default 3600)")
     token.set_defaults(func=run_token)
@@ -128,9 +134,17 @@ def local_up_settings(args) -> dict:
     except ValueError as exc:
         raise LocalUsageError(str(exc)) from None
     declared = _declared(template, version_parameters(versions))
+    engine = None
+    if getattr(args, "engine", None):
+        from mxflow_local.engine_simulator import EnginePolicy, PolicyError
+
+        try:
+            engine = EnginePolicy.parse(args.engine)
+        except PolicyError as exc:
+            raise LocalUsageError(f"--engine: {exc}") from None
     return {"template": template, "port": args.port, "region": args.region,
             "env_overrides": function_environment(dirs), "parameter_overrides": {**declared, **parameters},
-            "registry": local_registry(explicit), "versions": versions if declared else None}
+            "registry": local_registry(explicit), "versions": versions if declared else None, "engine": engine}
 
 
 def _declared(template: Path, parameters: dict) -> dict:
@@ -163,7 +177,7 @@ def run_local_up(args) -> int:
     template = settings["template"]
     from mxflow_cli.local_schemas import missing_versions_note, schema_summary
 
-    versions, registry = settings.pop("versions"), settings.pop("registry")
+    versions, registry, engine_policy = settings.pop("versions"), settings.pop("registry"), settings.pop("engine")
     if versions:
         print(f"mxflow: {schema_summary(registry)}; generating {', '.join(versions.message_ids())}",
               file=sys.stderr, flush=True)
@@ -220,8 +234,11 @@ def run_local_up(args) -> int:
                 _print_aws_endpoint(endpoint, endpoint_file)
             else:
                 print("mxflow: no AWS endpoint (--no-aws-endpoint)", file=sys.stderr, flush=True)
+            engine = _start_engine(api.runtime, engine_policy, registry, versions) if engine_policy else None
             while not stop.wait(0.5):
                 pass
+            if engine is not None:
+                engine.stop()
         finally:
             if endpoint is not None:
                 _stop_aws_endpoint(endpoint)
@@ -232,6 +249,22 @@ def run_local_up(args) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _start_engine(runtime, policy, registry, versions):
+    """The simulated payment engine of `local up --engine` on this runtime's queues (a thread)."""
+    from mxflow_local.engine_simulator import for_runtime
+
+    if "EngineInboundQueue" not in runtime.record.resources:
+        print("mxflow: warning: --engine: the template has no EngineInboundQueue; no engine runs", file=sys.stderr)
+        return None
+    from mxflow.iso20022 import CBPR_PLUS_VERSIONS
+
+    chosen = (versions or CBPR_PLUS_VERSIONS).installed(registry)[0]
+    engine = for_runtime(runtime, policy, registry=registry, versions=chosen).start()
+    print(f"mxflow: simulated payment engine: {policy.describe()}; pacs.004 "
+          f"{engine.return_version or 'has no installed schema (returns are not sent)'}", file=sys.stderr, flush=True)
+    return engine
 
 
 def _start_aws_endpoint(runtime, port: int):

@@ -11,6 +11,7 @@ import urllib.request
 from dataclasses import dataclass
 
 ALL_SCOPES = ("payments/submit", "payments/read", "payments/decide", "payments/operate")
+ENGINE_SCOPE = "payments/engine"  # the payment engine's own client: POST /engine/messages only
 TERMINAL = ("ACSC", "RJCT", "CANC")
 
 # An opener that speaks http and https only: urllib's default one also opens file:, ftp: and data: URLs,
@@ -91,6 +92,14 @@ class PaymentsClient:
     def confirm_release(self, payment_id: str, sent: bool, message_id: str | None = None) -> Reply:
         payload = {"sent": sent, **({"messageId": message_id} if message_id else {})}
         return self._json("POST", f"/payments/{payment_id}/release/confirm", payload)
+
+    def engine_message(self, message: bytes) -> Reply:
+        """POST /engine/messages: an answer of the payment engine (a token with scope payments/engine)."""
+        return self.request("POST", "/engine/messages", body=message, content_type="application/xml")
+
+    def suspense(self, limit: int | None = None, cursor: str | None = None) -> Reply:
+        query = urllib.parse.urlencode({k: v for k, v in (("limit", limit), ("cursor", cursor)) if v is not None})
+        return self.request("GET", "/engine/suspense" + (f"?{query}" if query else ""))
 
     def health(self) -> Reply:
         return self.request("GET", "/health", token=None)

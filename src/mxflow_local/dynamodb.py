@@ -22,10 +22,22 @@ each of those copies, of the table and of every item in it, was kept for good: t
 of megabytes per payment (two gigabytes after sixty). Here a transaction backs up only the items it
 names and puts them back (with the table's stream) when it is cancelled (`_transact_write_items`), and
 DynamoDB's model objects are not tracked (`untrack_models`).
+
+One cost of moto's responses is removed (speed, not semantics: `patch_json_responses`). moto 5.2
+serialises every response by walking the operation's output shape with attribute pickers (about
+half of the CPU of a GetItem of a payment's item, whose history and messages are nested maps and
+lists). The item operations' results are already in the wire form (the AttributeValue JSON that
+DynamoDB returns): their answer is `json.dumps` of the result, the body moto's own serialiser
+produces for them (tests/local/test_canary.py compares the two). Their requests likewise: moto's shape
+parser walked every attribute value of the request to decode base64 blobs; they are `json.loads` of the
+body with the blobs (AttributeValue B and BS, wherever the input shape can hold them) decoded by a walker
+made once per operation from the same shape (`patch_json_requests`; the canary compares the two).
 """
 from __future__ import annotations
 
+import base64
 import copy
+import json
 import threading
 
 # Every backend operation that reads or writes items (reads too: a rolled-back transaction must not be seen).
@@ -34,6 +46,10 @@ ITEM_OPERATIONS = ("put_item", "update_item", "delete_item", "transact_write_ite
 
 # The response handlers of those operations: each calls the backend, then serialises what it returned.
 HANDLER_OPERATIONS = ITEM_OPERATIONS + ("batch_get_item",)
+
+# Item operations whose results are in the wire form already (AttributeValue JSON, numbers, strings).
+JSON_RESPONSE_OPERATIONS = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan",
+                                      "BatchGetItem", "BatchWriteItem", "TransactWriteItems", "TransactGetItems"})
 
 LOCK = threading.RLock()
 _INSTALLED = False
@@ -135,6 +151,155 @@ def _serialise(cls, names) -> None:
         setattr(cls, name, serialised)
 
 
+def _blob(value):
+    """json.dumps' fallback: a binary value (B, BS) as base64, as moto's serialiser writes a blob; any
+    other type is not plain JSON (TypeError: moto serialises that result itself)."""
+    if isinstance(value, (bytes, bytearray)):
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(type(value).__name__)
+
+
+def json_response(context, result):
+    """(status, headers, body) of an item operation's result, or None when moto must serialise it (a
+    result that is not plain JSON, or keys that are not the output shape's members)."""
+    operation = context.operation_model
+    if context.service_model.service_name != "dynamodb" or operation.name not in JSON_RESPONSE_OPERATIONS:
+        return None
+    shape = operation.output_shape
+    if type(result) is not dict or shape is None or not set(result) <= set(shape.members):
+        return None
+    try:
+        body = json.dumps(result, default=_blob, allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    version = context.service_model.metadata.get("jsonVersion", "1.0")
+    return operation.http.get("responseCode", 200), {"Content-Type": f"application/x-amz-json-{version}"}, body
+
+
+def patch_json_responses() -> None:
+    """Answer DynamoDB's item operations with json.dumps of their result (see the module's docstring)."""
+    from moto.core.responses import ActionResult
+
+    original = ActionResult.execute_result
+    if getattr(original, "_mxflow_json", False):
+        return
+
+    def execute_result(self, context):
+        answer = json_response(context, self.result)
+        return answer if answer is not None else original(self, context)
+
+    execute_result._mxflow_json = True
+    execute_result.__wrapped__ = original
+    ActionResult.execute_result = execute_result
+
+
+def _has_blob(shape, memo: dict) -> bool:
+    """Whether a blob can occur in a value of this shape (recursive shapes: AttributeValue's M and L)."""
+    if shape.type_name == "blob":
+        return True
+    if shape.type_name not in ("structure", "list", "map"):
+        return False
+    if shape.name in memo:
+        return memo[shape.name]
+    memo[shape.name] = False   # a cycle adds nothing the other members do not
+    if shape.type_name == "structure":
+        found = any(_has_blob(member, memo) for member in shape.members.values())
+    else:
+        found = _has_blob(shape.member if shape.type_name == "list" else shape.value, memo)
+    memo[shape.name] = found
+    return found
+
+
+def _request_decoder(shape, memo: dict, blobs: dict):
+    """A function giving a JSON value of `shape` as moto's request parser gives it (base64 blobs decoded
+    to bytes), descending only where a blob can be; None when nothing below is a blob."""
+    if not _has_blob(shape, blobs):
+        return None
+    if shape.type_name == "blob":
+        return base64.b64decode
+    if shape.name in memo:
+        return memo[shape.name]
+    built: list = []
+    memo[shape.name] = lambda value: built[0](value)   # recursive shapes reach this before it is built
+    if shape.type_name == "structure":
+        members = {member.serialization.get("name", name): decode for name, member in shape.members.items()
+                   if (decode := _request_decoder(member, memo, blobs)) is not None}
+
+        def decode(value):
+            if not isinstance(value, dict):
+                return value
+            out = dict(value)
+            for name, member_decode in members.items():
+                inner = out.get(name)
+                if inner is not None:
+                    out[name] = member_decode(inner)
+            return out
+    elif shape.type_name == "list":
+        item = _request_decoder(shape.member, memo, blobs)
+
+        def decode(value):
+            return [item(v) for v in value] if isinstance(value, list) else value
+    else:
+        entry = _request_decoder(shape.value, memo, blobs)
+
+        def decode(value):
+            return {k: entry(v) for k, v in value.items()} if isinstance(value, dict) else value
+    built.append(decode)
+    return memo[shape.name]
+
+
+_MOTO_PARSES = object()
+_DECODERS: dict[str, tuple] = {}   # operation -> (its input's member names, decoder | None | _MOTO_PARSES)
+
+
+def json_request(handler, request):
+    """The parameters of an item operation's JSON request as moto's shape parser gives them, or None when
+    moto must parse it (another operation, a body that is not a JSON object, a member unknown to the
+    shape, which the parser drops, or a member renamed on the wire)."""
+    operation = handler._get_action()
+    if operation not in JSON_RESPONSE_OPERATIONS:
+        return None
+    try:
+        params = json.loads(request.data)
+    except (TypeError, ValueError):
+        return None
+    if type(params) is not dict:
+        return None
+    known = _DECODERS.get(operation)
+    if known is None:
+        from moto.core.responses import get_service_model
+
+        shape = get_service_model("dynamodb").operation_model(operation).input_shape
+        renamed = any(member.serialization.get("name", name) != name for name, member in shape.members.items())
+        known = _DECODERS[operation] = (frozenset(shape.members),
+                                        _MOTO_PARSES if renamed else _request_decoder(shape, {}, {}))
+    members, decoder = known
+    if decoder is _MOTO_PARSES or not set(params) <= members:
+        return None
+    return decoder(params) if decoder is not None else params
+
+
+def patch_json_requests() -> None:
+    """Parse DynamoDB's item operation requests with json.loads and a decoder of their blobs (speed, not
+    semantics: moto's shape parser walked every attribute value of every item; tests/local/test_canary.py
+    compares the two)."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    original = DynamoHandler.parse_parameters
+    if getattr(original, "_mxflow_json", False):
+        return
+
+    def parse_parameters(self, request):
+        params = json_request(self, request)
+        if params is None:
+            return original(self, request)
+        self.params = params
+
+    parse_parameters._mxflow_json = True
+    parse_parameters.__wrapped__ = original
+    DynamoHandler.parse_parameters = parse_parameters
+
+
 def install() -> threading.RLock:
     """Serialise moto's DynamoDB item operations and their responses (once per process); returns the lock."""
     global _INSTALLED
@@ -149,5 +314,7 @@ def install() -> threading.RLock:
             from moto.dynamodb.models.table import Table
 
             Table.__deepcopy__ = _table_deepcopy
+            patch_json_responses()
+            patch_json_requests()
             _INSTALLED = True
     return LOCK

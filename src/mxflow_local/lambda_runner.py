@@ -7,11 +7,21 @@ CodeUri and called; any other function keeps moto's behaviour. Step Functions La
 call `lambda.invoke` with boto3, and `LocalRuntime.invoke` all come through here.
 
 What a handler sees, as in AWS Lambda:
-- its module imported once per function and runtime, under a unique module name (two functions may both
-  have `app.py`); the CodeUri directory is on `sys.path` only while importing, and sibling modules it
-  imported are moved out of the way afterwards, so the next function imports its own. Layer content
-  directories (`<ContentUri>/python` if present, else `<ContentUri>` for `BuildMethod: python3.x`) stay
-  on `sys.path` (like /opt/python): layer modules are shared by every function of the process.
+- execution environments: each function has a pool of them, as Lambda has. An invocation takes an idle
+  environment (the most recently used first, so a warm one is reused), or creates one when none is idle,
+  up to the function's concurrency: its ReservedConcurrentExecutions, beyond which an invocation is
+  throttled as Lambda throttles it (429 TooManyRequestsException, "Rate Exceeded."); without a
+  reservation, up to ENVIRONMENTS_PER_FUNCTION environments, beyond which an invocation waits for one
+  to be free (the account's 1,000 would only cost memory here). An environment runs one invocation at a
+  time (handler code relies on that: Powertools' resolver and logger keep the current event in module
+  state); one whose invocation timed out is not reused (Lambda resets it).
+- its module imported once per environment, under a unique module name (two functions may both have
+  `app.py`, and two environments of one function have their own module globals); the CodeUri directory
+  is on `sys.path` only while importing, and sibling modules it imported are moved out of the way
+  afterwards, so the next environment imports its own. Layer content directories (`<ContentUri>/python`
+  if present, else `<ContentUri>` for `BuildMethod: python3.x`) stay on `sys.path` (like /opt/python):
+  layer modules are shared by every function of the process (the layer's caches are keyed by the
+  configuration and Region they serve: mxflow.service, mxflow.aws.clients).
 - its environment: the template's variables plus Lambda's reserved ones (AWS_REGION, AWS_DEFAULT_REGION,
   AWS_LAMBDA_FUNCTION_NAME, ...). Functions of two Regions run concurrently on threads of one process,
   so the environment cannot be swapped process-wide. Chosen: `os.environ`'s one instance gets a subclass
@@ -24,8 +34,15 @@ What a handler sees, as in AWS Lambda:
   shared by every instance of the process (one function per process in Lambda); here every function's
   module shares one process, so two functions flushing at once emptied each other's set and one failed
   with "SchemaValidationError: Must contain at least one metric" (a task failed, an execution FAILED).
-  Before a function's module is imported, `Metrics` gets fresh class attributes, so the instances that
-  module makes keep a set of their own (`_private_powertools_metrics`).
+  Before an environment's module is imported, `Metrics` gets fresh class attributes, so the instances
+  that module makes keep a set of their own (`_private_powertools_metrics`).
+- its own Powertools logger. `aws_lambda_powertools.Logger` takes `logging.getLogger(service)`, one per
+  process, with one handler and formatter: every function's `Logger()` of service `mxflow` shared them,
+  so the keys `inject_lambda_context` appends (function name, request id, cold start) were those of
+  whichever invocation started last. An environment's module gets loggers of its own (not registered
+  with `logging`; same names, levels and output: `_private_powertools_loggers`).
+- its own request in Powertools' event handler, which keeps the event being resolved in class
+  attributes of `BaseRouter` (`_invocation_local_router_state`: per invocation instead).
 - a context object (`function_name`, `aws_request_id`, `invoked_function_arn`, `memory_limit_in_mb`,
   `get_remaining_time_in_millis()`, ...).
 - its Timeout: the handler runs on its own thread; past the Timeout the caller gets Lambda's error
@@ -40,6 +57,7 @@ from __future__ import annotations
 import contextvars
 import importlib.util
 import json
+import logging
 import os
 import sys
 import threading
@@ -50,6 +68,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+ENVIRONMENTS_PER_FUNCTION = 8   # environments of a function without reserved concurrency (see above)
 _ORIGINAL_INVOKE: Callable | None = None
 _INSTALL_LOCK = threading.Lock()
 _IMPORT_LOCK = threading.RLock()
@@ -143,6 +162,7 @@ class FunctionSpec:
     timeout_s: float = 3.0
     memory_mb: int = 128
     runtime: str = "python3.13"
+    reserved_concurrency: int | None = None   # ReservedConcurrentExecutions: the cap, beyond it a throttle
 
 
 class LambdaContext:
@@ -194,27 +214,72 @@ def error_payload(error_type: str, message: str, request_id: str, stack: list[st
     return json.dumps(body).encode()
 
 
+class _Environment:
+    """One execution environment of a function: its handler module (None until initialised)."""
+
+    def __init__(self, number: int):
+        self.number = number
+        self.module: Any = None
+        self.invocations = 0
+
+
+class _EnvironmentPool:
+    """The environments of one function: idle ones reused most recent first, new ones created on demand
+    up to `limit`; beyond it an invocation is throttled (`throttle`, reserved concurrency) or waits."""
+
+    def __init__(self, limit: int, throttle: bool):
+        self.limit = limit
+        self.throttle = throttle
+        self._idle: list[_Environment] = []
+        self._busy = 0
+        self._created = 0
+        self._condition = threading.Condition()
+
+    def acquire(self, deadline: float) -> _Environment:
+        with self._condition:
+            while True:
+                if self._idle:
+                    self._busy += 1
+                    return self._idle.pop()
+                if self._busy < self.limit:
+                    self._busy += 1
+                    self._created += 1
+                    return _Environment(self._created)
+                if self.throttle:
+                    raise LambdaServiceError("TooManyRequestsException", "Rate Exceeded.", 429)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:   # waited a whole Timeout for an environment: as Lambda, a throttle
+                    raise LambdaServiceError("TooManyRequestsException", "Rate Exceeded.", 429)
+                self._condition.wait(remaining)
+
+    def release(self, environment: _Environment, *, reusable: bool) -> None:
+        with self._condition:
+            self._busy -= 1
+            if reusable and environment.module is not None:
+                self._idle.append(environment)
+            self._condition.notify()
+
+    def stats(self) -> dict:
+        with self._condition:
+            return {"created": self._created, "busy": self._busy, "idle": len(self._idle), "limit": self.limit}
+
+
 class LambdaRunner:
-    """Runs the handlers of one LocalRuntime's functions."""
+    """Runs the handlers of one LocalRuntime's functions, each in a pool of execution environments."""
 
     def __init__(self, account_id: str, region: str, gate: Callable[[FunctionSpec], Any] | None = None):
         self.account_id = account_id
         self.region = region
         self.functions: dict[str, FunctionSpec] = {}   # physical name -> spec
-        self._modules: dict[str, Any] = {}
-        self._module_locks: dict[str, threading.Lock] = {}
-        # One execution environment per function: Lambda gives an environment one request at a time, and
-        # handler code relies on it (Powertools' resolver and logger keep the current event in module
-        # state). Invocations of one function therefore run one after another; different functions run
-        # concurrently. (AWS would start more environments; locally there is one copy of each module.)
-        self._environment_locks: dict[str, threading.Lock] = {}
+        self._pools: dict[str, _EnvironmentPool] = {}
         self._gate = gate   # called before each invocation: may raise LambdaServiceError or return a fault
 
     # registry
     def add(self, spec: FunctionSpec) -> None:
         self.functions[spec.name] = spec
-        self._module_locks[spec.name] = threading.Lock()
-        self._environment_locks[spec.name] = threading.Lock()
+        reserved = spec.reserved_concurrency
+        self._pools[spec.name] = _EnvironmentPool(reserved if reserved is not None else ENVIRONMENTS_PER_FUNCTION,
+                                                  throttle=reserved is not None)
         with _REGISTRY_LOCK:
             _REGISTRY[(self.account_id, self.region, spec.name)] = self
 
@@ -223,6 +288,10 @@ class LambdaRunner:
             for name in self.functions:
                 if _REGISTRY.get((self.account_id, self.region, name)) is self:
                     del _REGISTRY[(self.account_id, self.region, name)]
+
+    def environments(self, name: str) -> dict:
+        """How many environments the function has: created, busy, idle, and its limit."""
+        return self._pools[name].stats()
 
     # running
     def invoke(self, name: str, payload: bytes) -> InvocationOutcome:
@@ -242,37 +311,51 @@ class LambdaRunner:
             raise LambdaServiceError("InvalidRequestContentException",
                                      f"Could not parse request body into json: {exc}", 400) from None
         deadline = started + float(spec.timeout_s)
+        pool = self._pools[name]
+        environment = pool.acquire(deadline)
         box: dict[str, Any] = {}
+        ended = threading.Lock()   # the handler's end and the caller's timeout decide under it
         variables = dict(spec.environment, AWS_LAMBDA_LOG_STREAM_NAME=f"local/{request_id}")
 
         def call() -> None:
             CURRENT_FUNCTION.set(spec.name)
             try:
-                handler = self._handler(spec)
-            except _HandlerLoadError as exc:   # as the Python runtime reports it (Runtime.* errors)
-                box["error"] = (exc.error_type, str(exc), [])
-                return
-            try:
-                with self._environment_locks[spec.name]:
-                    result = handler(event, LambdaContext(spec, request_id, deadline))
                 try:
-                    box["payload"] = json.dumps(result).encode()
-                except (TypeError, ValueError) as exc:
-                    box["error"] = ("Runtime.MarshalError", f"Unable to marshal response: {exc}", [])
-            except BaseException as exc:  # noqa: BLE001 - a handler's failure is data, as in Lambda
-                stack = traceback.format_list(traceback.extract_tb(exc.__traceback__)[1:])
-                box["error"] = (type(exc).__name__, str(exc), stack)
+                    handler = self._handler(spec, environment)
+                except _HandlerLoadError as exc:   # as the Python runtime reports it (Runtime.* errors)
+                    box["error"] = (exc.error_type, str(exc), [])
+                    return
+                try:
+                    result = handler(event, LambdaContext(spec, request_id, deadline))
+                    try:
+                        box["payload"] = json.dumps(result).encode()
+                    except (TypeError, ValueError) as exc:
+                        box["error"] = ("Runtime.MarshalError", f"Unable to marshal response: {exc}", [])
+                except BaseException as exc:  # noqa: BLE001 - a handler's failure is data, as in Lambda
+                    stack = traceback.format_list(traceback.extract_tb(exc.__traceback__)[1:])
+                    box["error"] = (type(exc).__name__, str(exc), stack)
+            finally:
+                environment.invocations += 1
+                with ended:
+                    box["ended"] = True
+                    timed_out = box.get("timed_out", False)
+                # an environment whose invocation timed out is reset by Lambda: not reused
+                pool.release(environment, reusable=not timed_out)
 
         context = contextvars.copy_context()
         worker = threading.Thread(target=context.run, args=(run_with_environment, variables, call),
-                                  name=f"lambda-{spec.name}", daemon=True)
+                                  name=f"lambda-{spec.name}-{environment.number}", daemon=True)
         worker.start()
         worker.join(max(0.0, deadline - time.monotonic()))
         duration = (time.monotonic() - started) * 1000
-        if worker.is_alive():
+        with ended:
+            if not box.get("ended"):
+                box["timed_out"] = True
+        if box.get("timed_out"):
             message = f"RequestId: {request_id} Error: Task timed out after {float(spec.timeout_s):.2f} seconds"
             return InvocationOutcome(error_payload("Sandbox.Timedout", message, request_id), "Unhandled",
                                      duration_ms=duration)
+        worker.join()   # ended: only its last statements remain
         if "error" in box:
             error_type, message, stack = box["error"]
             return InvocationOutcome(error_payload(error_type, message, request_id, stack), "Unhandled",
@@ -284,41 +367,41 @@ class LambdaRunner:
         threading.Thread(target=self.invoke, args=(name, payload), daemon=True,
                          name=f"lambda-event-{name}").start()
 
-    def _handler(self, spec: FunctionSpec) -> Callable:
+    def _handler(self, spec: FunctionSpec, environment: _Environment) -> Callable:
         module_path, _, attribute = spec.handler.rpartition(".")
         if not module_path:
             raise _HandlerLoadError("Runtime.MalformedHandlerName",
                                     f"Bad handler '{spec.handler}': not enough values to unpack (expected 2, got 1)")
-        with self._module_locks[spec.name]:
-            module = self._modules.get(spec.name)
-            if module is None:
-                try:
-                    module = self._import(spec, module_path)
-                except (ImportError, SyntaxError) as exc:
-                    raise _HandlerLoadError("Runtime.ImportModuleError",
-                                            f"Unable to import module '{module_path}': {exc}") from None
-                self._modules[spec.name] = module   # a failed import is tried again on the next call
-        handler = getattr(module, attribute, None)
+        if environment.module is None:   # the environment's init: its own copy of the handler module
+            try:
+                environment.module = self._import(spec, module_path, environment.number)
+            except (ImportError, SyntaxError) as exc:   # a failed init is tried again by the next environment
+                raise _HandlerLoadError("Runtime.ImportModuleError",
+                                        f"Unable to import module '{module_path}': {exc}") from None
+        handler = getattr(environment.module, attribute, None)
         if not callable(handler):
             raise _HandlerLoadError("Runtime.HandlerNotFound", f"Handler '{attribute}' missing on module '{module_path}'")
         return handler
 
-    def _import(self, spec: FunctionSpec, module_path: str):
+    def _import(self, spec: FunctionSpec, module_path: str, number: int):
         relative = Path(*module_path.replace(".", "/").split("/"))
         file = spec.code_dir / relative.with_suffix(".py")
         if not file.is_file():
             file = spec.code_dir / relative / "__init__.py"
         if not file.is_file():
             raise ModuleNotFoundError(f"No module named '{module_path}' (no {relative}.py in {spec.code_dir})")
-        unique = f"_mxflow_local_fn_{self.region.replace('-', '_')}_{id(self):x}_{spec.logical_id}"
+        unique = f"_mxflow_local_fn_{self.region.replace('-', '_')}_{id(self):x}_{spec.logical_id}_{number}"
         code_dir = str(spec.code_dir)
         with _IMPORT_LOCK:
             for layer_dir in spec.layer_dirs:
                 if str(layer_dir) not in sys.path:
                     sys.path.append(str(layer_dir))
             before = set(sys.modules)
+            _private_powertools_loggers()
+            _invocation_local_router_state()
             _private_powertools_metrics()
             sys.path.insert(0, code_dir)
+            token = _ENVIRONMENT_LOGGERS.set({})
             try:
                 module_spec = importlib.util.spec_from_file_location(unique, file)
                 module = importlib.util.module_from_spec(module_spec)
@@ -329,13 +412,96 @@ class LambdaRunner:
                     del sys.modules[unique]
                     raise
             finally:
+                _ENVIRONMENT_LOGGERS.reset(token)
                 sys.path.remove(code_dir)
-                # sibling modules of this function's code: keep them private to it
+                # sibling modules of this function's code: keep them private to this environment
                 for name in set(sys.modules) - before - {unique}:
                     origin = getattr(sys.modules[name], "__file__", None) or ""
                     if origin.startswith(code_dir + os.sep):
                         sys.modules[f"{unique}.{name}"] = sys.modules.pop(name)
         return module
+
+
+# While an environment's module is imported: its private loggers by name (see _private_powertools_loggers).
+_ENVIRONMENT_LOGGERS: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "mxflow_local_environment_loggers", default=None)
+
+
+def _private_powertools_loggers() -> None:
+    """Make Powertools' Logger take a logging.Logger of the environment being imported instead of the
+    process-wide one of its name (once per process; outside an environment's import nothing changes).
+    The private logger has the same name and parent (the root logger, or the environment's own logger
+    of the service for a child logger), so records look and go where they would."""
+    try:
+        from aws_lambda_powertools.logging import logger as powertools_logger
+    except ImportError:
+        return
+    original = powertools_logger.Logger._get_logger
+    if getattr(original, "_mxflow_private", False):
+        return
+
+    def _get_logger(self):
+        shared = original(self)
+        private = _ENVIRONMENT_LOGGERS.get()
+        if private is None:
+            return shared
+        own = private.get(shared.name)
+        if own is None:
+            own = private[shared.name] = logging.Logger(shared.name)
+            parent_name = shared.name.rpartition(".")[0] if getattr(self, "child", False) else ""
+            own.parent = (private.get(parent_name) or logging.getLogger(parent_name)) if parent_name else logging.root
+        return own
+
+    _get_logger._mxflow_private = True
+    powertools_logger.Logger._get_logger = _get_logger
+
+
+# The invocation's Powertools router state (see _invocation_local_router_state): a dict, replaced on each write.
+_ROUTER_STATE: contextvars.ContextVar[dict | None] = contextvars.ContextVar("mxflow_local_router_state", default=None)
+ROUTER_FIELDS = ("current_event", "lambda_context")
+
+
+class _InvocationField:
+    """A Powertools router field read from the current invocation's state (class or instance access)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __get__(self, instance, owner=None):
+        state = _ROUTER_STATE.get()
+        if state is None or self.name not in state:
+            raise AttributeError(self.name)
+        return state[self.name]
+
+
+def _invocation_local_router_state() -> None:
+    """Powertools' event handler keeps the event being resolved in a class attribute of BaseRouter
+    (`BaseRouter.current_event = ...`, `BaseRouter.lambda_context = ...` in ApiGatewayResolver.resolve),
+    one per process in Lambda. Two environments resolving requests at once here read each other's
+    event (a POST's content type seen as another request's: a 415). Those two fields are kept per
+    invocation instead (a context variable; each invocation runs in its own context), read and written
+    exactly as before. Once per process; a no-op without Powertools."""
+    try:
+        from aws_lambda_powertools.event_handler import api_gateway
+    except ImportError:
+        return
+    router = api_gateway.BaseRouter
+    meta = type(router)
+    if getattr(meta, "_mxflow_invocation_local", False):
+        return
+
+    class _InvocationLocalMeta(meta):
+        _mxflow_invocation_local = True
+
+        def __setattr__(cls, name, value):
+            if name in ROUTER_FIELDS and cls is router:
+                _ROUTER_STATE.set({**(_ROUTER_STATE.get() or {}), name: value})
+            else:
+                super().__setattr__(name, value)
+
+    router.__class__ = _InvocationLocalMeta
+    for name in ROUTER_FIELDS:
+        type.__setattr__(router, name, _InvocationField(name))
 
 
 def _private_powertools_metrics() -> None:

@@ -433,7 +433,7 @@ class StackBuilder:
     def _event_source_mapping(self, logical_id: str, props: dict) -> Created:
         self.record.event_source_mappings.append(dict(props, LogicalId=logical_id))
         self.note(f"{logical_id}: event source mapping {props.get('EventSourceArn')} -> {props.get('FunctionName')} "
-                  "is recorded but not polled by this runtime")
+                  "recorded (SQS mappings are polled by mxflow_local.event_sources)")
         return Created(f"{self.name_for(logical_id)}", {})
 
     # Step Functions

@@ -121,6 +121,7 @@ class LocalRuntime:
         self.faults = FaultInjector(self._function_name)
         self.runner = LambdaRunner(account_id, region, gate=self._gate)
         self.scheduler: LocalScheduler | None = None
+        self.event_sources: list = []  # mxflow_local.event_sources pollers (with the scheduler)
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
         self._started = False
@@ -150,6 +151,10 @@ class LocalRuntime:
                                         self.region, self.account_id)
         if self._run_scheduler:
             self.scheduler.start()
+            # SQS event source mappings (the engine's inbound queue): polled like Lambda's pollers
+            from mxflow_local.event_sources import start_event_sources
+
+            self.event_sources = start_event_sources(self)
         self.start_seconds = time.perf_counter() - began
         return self
 
@@ -159,6 +164,9 @@ class LocalRuntime:
         self._started = False
         if self.scheduler is not None:
             self.scheduler.stop()
+        for poller in self.event_sources:
+            poller.stop()
+        self.event_sources = []
         stepfunctions.remove_express_listener(self._express_ended)
         self.runner.close()
         _MotoSession.release()
@@ -208,10 +216,12 @@ class LocalRuntime:
                     variables.update({k: str(v) for k, v in value.items()})
             else:
                 variables[key] = str(value)
+        reserved = props.get("ReservedConcurrentExecutions")
         return FunctionSpec(logical_id=logical_id, name=name, arn=props["Arn"], code_dir=Path(props["CodeDir"]),
                             handler=props["Handler"], layer_dirs=layer_dirs, environment=variables,
                             timeout_s=float(props.get("Timeout", 3)), memory_mb=memory,
-                            runtime=props.get("Runtime", "python3.13"))
+                            runtime=props.get("Runtime", "python3.13"),
+                            reserved_concurrency=int(reserved) if reserved not in (None, "") else None)
 
     # ---------------------------------------------------------------------------------------- lookups
     @property

@@ -109,3 +109,23 @@ def credit_transfer(
     _nested(tx, PACS008_NS, ["CdtrAcct", "Id", "IBAN"], creditor_iban)
     _nested(tx, PACS008_NS, ["RmtInf", "Ustrd"], remittance)
     return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+
+
+def recall(original: bytes, *, reason: str = "DUPL", version: str = "camt.056.001.08", case_id: str | None = None,
+           uetr: bool = True, operator_bic: str = DEFAULT_OPERATOR_BIC) -> bytes:
+    """A camt.056 from the sender of `original` (a pacs.008 as credit_transfer builds it) to the operator,
+    recalling it with `reason` (ExternalCancellationReason1Code): built by mxflow's own builder from the
+    original's facts, the sender assigning the case to the operator. `uetr=False` leaves the OrgnlUETR
+    out (the recall then names the original by its message, end-to-end and instruction ids only)."""
+    from dataclasses import replace
+
+    from mxflow.iso20022 import MessageVersions, build_cancellation_request, extract_facts, parse_message
+
+    facts = extract_facts(parse_message(original))
+    if not uetr:
+        facts = replace(facts, uetr=None)
+    sender = facts.sender_bic
+    return build_cancellation_request(
+        facts, case_id=case_id or f"CASE{uuid.uuid4().hex[:20].upper()}", case_creator_bic=sender,
+        operator_bic=sender, assignee_bic=operator_bic, reason_code=reason,
+        versions=MessageVersions(cancellation_request=version))

@@ -29,6 +29,13 @@ Parallel, timeouts. What it lacks or gets wrong, fixed here without forking it:
 - `patch_client_cache`   speed, not semantics: the interpreter builds a new boto3 client for every service
                          task (~3 ms of CPU each); clients are thread-safe and, in-process, identical for a
                          (Region, service), so they are built once.
+- `patch_program_cache`  speed, not semantics: every execution parsed its state machine's definition again
+                         with ANTLR (about a third of the runtime's CPU under load); a definition's parsed
+                         program is kept and shared (its components hold no execution state).
+- `patch_jsonpath_cache` speed, not semantics: every JSONPath evaluation built a new jsonpath-ng parser (a
+                         PLY yacc table) and parsed its path again; a path's parsed expression is kept.
+- `patch_thread_list`    memory: the interpreter keeps every thread it ever started (TMP_THREADS, about
+                         five per state entered, each holding its evaluation frame) for good.
 - `quiet_logs`           the interpreter logs ERROR tracebacks for ordinary task failures.
 
 These rest on private moto internals, so moto is pinned (`requirements/dev.txt`) and
@@ -472,6 +479,113 @@ def patch_client_cache() -> None:
                 loaded.boto_client_for = boto_client_for
 
 
+PROGRAM_CACHE_SIZE = 256   # parsed definitions kept (tests create many state machines; a runtime has two)
+
+
+def _prime_heap_keys(program) -> None:
+    """Give every component of a parsed program its heap key now. The key is made lazily on first use
+    (EvalComponent.heap_key); two executions sharing the program could otherwise both make one, and a
+    Retry's attempt counter (env.heap[key]) would be written under one key and read under another."""
+    from moto.stepfunctions.parser.asl.component.component import Component
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+
+    seen: set[int] = set()
+    stack: list = [program]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, EvalComponent):
+            _ = node.heap_key
+        if isinstance(node, (list, tuple, set, frozenset)):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, Component):
+            stack.extend(vars(node).values())
+
+
+def patch_program_cache() -> None:
+    """Speed: ExecutionWorker._get_evaluation_entrypoint parses the definition (ANTLR lexer, parser and
+    preprocessor: tens of milliseconds of CPU) for every execution. The parsed program is a tree of
+    components that keep no execution state (the state lives in each execution's Environment: its
+    stack, heap, context object, event history), so one parsed program per definition is shared by
+    its executions. Redrive (below) parses its own copy, since it changes the program's StartAt."""
+    import collections
+
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    original = ExecutionWorker._get_evaluation_entrypoint
+    cache: collections.OrderedDict = collections.OrderedDict()
+    lock = threading.Lock()
+
+    parsing: dict[str, threading.Lock] = {}   # a definition being parsed: executions started meanwhile wait
+
+    def _get_evaluation_entrypoint(self):
+        definition = self._evaluation_details.state_machine_details.definition
+        with lock:
+            program = cache.get(definition)
+            if program is not None:
+                cache.move_to_end(definition)
+                return program
+            once = parsing.setdefault(definition, threading.Lock())
+        with once:   # executions started together parse the definition once, not once each
+            with lock:
+                program = cache.get(definition)
+            if program is None:
+                program = original(self)
+                _prime_heap_keys(program)
+                with lock:
+                    cache[definition] = program
+                    while len(cache) > PROGRAM_CACHE_SIZE:
+                        cache.popitem(last=False)
+            with lock:
+                parsing.pop(definition, None)
+        return program
+
+    ExecutionWorker._get_evaluation_entrypoint = _get_evaluation_entrypoint
+
+
+def patch_jsonpath_cache() -> None:
+    """Speed: moto's JSONPath helpers call jsonpath-ng's `parse` for every evaluation, and the extended
+    parser builds its PLY tables anew each time. Parsed expressions are immutable (find/update take the
+    data), so one per path string is kept (bounded)."""
+    import functools
+
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    for module in (json_path, result_path):
+        parse = module.parse
+        if not hasattr(parse, "cache_info"):
+            module.parse = functools.lru_cache(maxsize=4096)(parse)
+
+
+class _NotKept(list):
+    """A thread list that keeps nothing (moto's TMP_THREADS is only ever appended to)."""
+
+    def append(self, _thread) -> None:
+        return None
+
+
+def patch_thread_list() -> None:
+    """Memory: moto.stepfunctions.parser.utils.TMP_THREADS is appended to for every execution, program,
+    state with a timeout and callback wait, and nothing reads or clears it: each finished thread, with
+    the closure holding its evaluation frame, stayed in memory for good. The list is replaced, in the
+    module and in every module that imported it, by one that keeps nothing."""
+    from moto.stepfunctions.parser import utils
+
+    original = utils.TMP_THREADS
+    replacement = _NotKept()
+    utils.TMP_THREADS = replacement
+    for name, loaded in list(sys.modules.items()):
+        if name.startswith("moto.stepfunctions.parser") and loaded is not None:
+            if getattr(loaded, "TMP_THREADS", None) is original:
+                loaded.TMP_THREADS = replacement
+    original.clear()
+
+
 def quiet_logs() -> None:
     """Gap: the interpreter logs ERROR tracebacks for task failures that ASL handles (Retry/Catch)."""
     logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
@@ -637,5 +751,8 @@ def install() -> None:
         patch_retry_token()
         patch_starting_execution()
         patch_client_cache()
+        patch_program_cache()
+        patch_jsonpath_cache()
+        patch_thread_list()
         quiet_logs()
         _INSTALLED = True

@@ -36,7 +36,7 @@ from api_gateway_event import ACCOUNT, CLIENT_ID, api_event  # noqa: E402,F401  
 
 # What the adapters and handlers use; their dependencies (key, DLQ, layer, task functions) come along.
 RESOURCES = ("PaymentTable", "ArchiveBucket", "ReleaseQueue", "PaymentEventsTopic", "PaymentStateMachine",
-             "PaymentFlow", "ApiFunction")
+             "PaymentFlow", "ApiFunction", "EngineInboundQueue")
 
 
 @functools.cache
@@ -200,7 +200,8 @@ def load_function(directory: str):
 def functions(aws):
     """The handlers, loaded fresh inside the mocked AWS."""
     return {name: load_function(name)
-            for name in ("api", "validate", "park", "decision_timeout", "send", "settle", "sampler")}
+            for name in ("api", "validate", "park", "decision_timeout", "send", "settle", "sampler", "recall",
+                         "engine_answers")}
 
 
 @pytest.fixture(scope="session")

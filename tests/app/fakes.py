@@ -67,6 +67,7 @@ class FakePaymentStore:
         self.unavailable = unavailable or Unavailable()
         self.region = region
         self._records: dict[str, dict] = {}
+        self.suspense: dict[str, dict] = {}  # engine answers kept in suspense, by suspense id
         self._lock = threading.Lock()  # DynamoDB serialises the writes to one item
         self.writes: list[tuple[str, str]] = []  # (payment id, kind of write), in order
         self.page_reads: list[int] = []  # records read per client_page call (the list's cost)
@@ -180,7 +181,8 @@ class FakePaymentStore:
             items = sorted((r for r in self._records.values() if r.get("inflight") == region),
                            key=lambda r: r["receivedAt"])
             return [{**{k: r[k] for k in ("paymentId", "status", "statusSince", "receivedAt", "clientId")},
-                     "suspended": bool(r.get("suspendedIn"))} for r in items[:per_shard * 16]]
+                     "suspended": bool(r.get("suspendedIn")), "sentAt": (r.get("release") or {}).get("sentAt")}
+                    for r in items[:per_shard * 16]]
 
     def suspended(self, region: str) -> list[str]:
         self.unavailable.check()
@@ -204,11 +206,13 @@ class FakePaymentStore:
             return [copy.deepcopy(self._records[pid]) for _, pid in page], len(keyed) > limit
 
     def client_search(self, client_id: str, reference: str) -> list[dict]:
-        """The ByUetr and ByEndToEndId indexes: the client's records with that UETR or end-to-end id."""
+        """ByReference by the UETR's key ("u:<UETR>", the return leg's, written by the lifecycle) and
+        ByEndToEndId: the client's records with that UETR or end-to-end id."""
         self.unavailable.check()
         with self._lock:
             found = [copy.deepcopy(r) for r in self._records.values() if r.get("clientId") == client_id
-                     and reference in ((r.get("facts") or {}).get("uetr"), (r.get("facts") or {}).get("endToEndId"))]
+                     and (r.get("matchKey") == "u:" + reference.strip()
+                          or (r.get("facts") or {}).get("endToEndId") == reference)]
             self.page_reads.append(len(found))
             return found
 
@@ -219,6 +223,42 @@ class FakePaymentStore:
     def put_summary(self, region: str, summary: Mapping[str, Any]) -> None:
         self.unavailable.check()
         self.summaries[region] = copy.deepcopy(dict(summary))
+
+    # -- the return leg --------------------------------------------------------------------------------
+    def find_by_reference(self, reference_key: str) -> list[str]:
+        self.unavailable.check()
+        with self._lock:
+            found = sorted((r for r in self._records.values() if r.get("matchKey") == reference_key),
+                           key=lambda r: r["receivedAt"])
+            return [r["paymentId"] for r in found]
+
+    def add_suspense_entry(self, entry: Mapping[str, Any]) -> bool:
+        self.unavailable.check()
+        with self._lock:
+            if entry["suspenseId"] in self.suspense:
+                return False
+            self.suspense[entry["suspenseId"]] = copy.deepcopy(dict(entry))
+            self.writes.append((entry["suspenseId"], "suspense"))
+            return True
+
+    def suspense_entries(self, region: str, *, limit: int, cursor: str | None = None) -> tuple[list[dict], str | None]:
+        from mxflow.errors import InvalidRequest
+
+        self.unavailable.check()
+        with self._lock:
+            entries = sorted((e for e in self.suspense.values() if e["region"] == region),
+                             key=lambda e: (e["receivedAt"], e["suspenseId"]), reverse=True)
+        start = 0
+        if cursor:
+            ids = [e["suspenseId"] for e in entries]
+            if cursor not in ids:
+                raise InvalidRequest("cursor: not a cursor of this list")
+            start = ids.index(cursor) + 1
+        page = entries[start:start + limit]
+        more = start + limit < len(entries)
+        fields = ("suspenseId", "receivedAt", "messageType", "reason", "code", "paymentId")
+        return ([{k: e[k] for k in fields if e.get(k) is not None} for e in page],
+                page[-1]["suspenseId"] if more and page else None)
 
 
 class FakeMessageArchive:

@@ -20,6 +20,8 @@ PARKED = VALIDATED + ["park/park.json"]
 
 APPROVED = PARKED + ["api/approve.json"]
 SENT = APPROVED + ["send/send.json"]
+SETTLED = SENT + ["settle/settle.json"]
+RECALLED = PARKED + ["api/submit_recall.json", "validate/recall.json"]  # a camt.056 of the parked payment
 
 # case -> (events replayed first, expected answer: an HTTP status for the API, else a dict subset)
 CASES = {
@@ -45,6 +47,13 @@ CASES = {
     "send/send.json": (APPROVED, {}),
     "settle/settle.json": (SENT, {"status": "ACSC"}),
     "sampler/scheduled.json": (PARKED, {"suspendedPayments": 0, "sampled": 1}),
+    # the return leg (issue 12)
+    "api/submit_recall.json": (PARKED, 202),
+    "validate/recall.json": (PARKED + ["api/submit_recall.json"], {"outcome": "recall", "status": "ACTC"}),
+    "recall/recall.json": (RECALLED, {"status": "CNCL", "originalPaymentId": "p-b259636f0cbab7ffa12131b3cefc3cbd"}),
+    "api/engine_message.json": (SETTLED, 200),             # the engine confirms the release (pacs.002 ACSC)
+    "api/engine_suspense.json": ([], 200),
+    "engine_answers/answers.json": (SETTLED, {"batchItemFailures": []}),  # pacs.002 RJCT after the release
 }
 
 

@@ -132,7 +132,7 @@ def test_the_counters_are_the_samplers_per_client_never_computed_by_the_list(lif
     queries.save_summary(sample["items"], complete=sample["complete"], sampled_at=sample["sampledAt"])
     ports.clock.advance(30)
     answer = listed(queries)
-    assert answer["counts"] == {"RCVD": 1, "ACTC": 0, "PDNG": 1, "ACSP": 0, "suspended": 0}
+    assert answer["counts"] == {"RCVD": 1, "ACTC": 0, "PDNG": 1, "ACSP": 0, "PDCR": 0, "suspended": 0}
     assert answer["countsComplete"] is True and answer["countsAsOf"] == sample["sampledAt"]
     pdng_since = ports.store.get(waiting)["statusSince"]
     assert answer["oldestPendingAgeSeconds"] >= 30 and pdng_since < answer["countsAsOf"]

@@ -8,7 +8,8 @@ import threading
 import boto3
 import pytest
 
-from mxflow.aws.dynamodb import (CLIENT_INDEX, END_TO_END_INDEX, INFLIGHT_INDEX, SUSPENDED_INDEX, UETR_INDEX,
+from mxflow.aws.dynamodb import (CLIENT_INDEX, END_TO_END_INDEX, ENGINE_SUSPENSE_INDEX, INFLIGHT_INDEX, REFERENCE_INDEX,
+                                 SUSPENDED_INDEX,
                                  DynamoDbPaymentStore, inflight_key)
 from mxflow.errors import DuplicatePayment, PaymentNotFound, StatusConflict
 from mxflow.ports import Fence
@@ -233,9 +234,15 @@ def test_table_and_indexes_come_from_the_template_design(aws):
     assert keys == {INFLIGHT_INDEX: {"inflight": "HASH", "receivedAt": "RANGE"},
                     CLIENT_INDEX: {"clientId": "HASH", "receivedAt": "RANGE"},
                     SUSPENDED_INDEX: {"suspendedIn": "HASH", "suspendedAt": "RANGE"},
-                    UETR_INDEX: {"uetrKey": "HASH", "receivedAt": "RANGE"},
-                    END_TO_END_INDEX: {"endToEndKey": "HASH", "receivedAt": "RANGE"}}
+                    END_TO_END_INDEX: {"endToEndKey": "HASH", "receivedAt": "RANGE"},
+                    # the return leg (issue 12): a payment found by its references; the engine's answers in suspense
+                    REFERENCE_INDEX: {"matchKey": "HASH", "receivedAt": "RANGE"},
+                    ENGINE_SUSPENSE_INDEX: {"suspenseListIn": "HASH", "receivedAt": "RANGE"}}
+    # every index KEYS_ONLY, but the suspense list's: it carries what GET /engine/suspense lists (no read per entry)
+    suspense = indexes.pop(ENGINE_SUSPENSE_INDEX)["Projection"]
     assert {i["Projection"]["ProjectionType"] for i in indexes.values()} == {"KEYS_ONLY"}
+    assert suspense["ProjectionType"] == "INCLUDE" and set(suspense["NonKeyAttributes"]) == {
+        "suspenseId", "messageType", "reason", "code", "paymentId"}
     assert table["StreamSpecification"]["StreamViewType"] == "NEW_IMAGE"
 
 
@@ -256,7 +263,9 @@ def test_one_item_per_payment_and_the_index_keys_written_once(dynamodb_store, aw
 
 def test_a_client_finds_its_payment_by_uetr_or_end_to_end_id_through_the_indexes(store):
     uetr = "8a562c67-ca16-48ba-b074-65581be6f011"
-    mine = {**new_record("P-1"), "facts": {"amount": "1.00", "currency": "EUR", "uetr": uetr, "endToEndId": "E2E-7"}}
+    # the UETR's key as the lifecycle writes it (the return leg's ByReference: iso20022.reference_key)
+    mine = {**new_record("P-1"), "facts": {"amount": "1.00", "currency": "EUR", "uetr": uetr, "endToEndId": "E2E-7"},
+            "matchKey": "u:" + uetr}
     store.create(mine)
     store.create({**new_record("P-2", received_at="2026-11-24T10:00:01.000Z"),
                   "facts": {"amount": "2.00", "currency": "EUR", "endToEndId": "E2E-7"}})   # no UETR
@@ -270,10 +279,9 @@ def test_a_client_finds_its_payment_by_uetr_or_end_to_end_id_through_the_indexes
 
 def test_the_search_keys_are_written_once_at_creation(dynamodb_store, aws):
     dynamodb_store.create({**new_record(), "facts": {"uetr": "u-1", "endToEndId": "e-1"}})
-    dynamodb_store.create(new_record("P-2"))  # neither: in neither index (sparse)
+    dynamodb_store.create(new_record("P-2"))  # no end-to-end id: not in the index (sparse)
     items = {i["pk"]["S"]: i for i in boto3.client("dynamodb").scan(TableName=aws.table_name)["Items"]}
-    assert (items["P-1"]["uetrKey"], items["P-1"]["endToEndKey"]) == ({"S": "c1#u-1"}, {"S": "c1#e-1"})
-    assert "uetrKey" not in items["P-2"] and "endToEndKey" not in items["P-2"]
+    assert items["P-1"]["endToEndKey"] == {"S": "c1#e-1"} and "endToEndKey" not in items["P-2"]
 
 
 def test_the_in_flight_sample_reads_every_shard(dynamodb_store):

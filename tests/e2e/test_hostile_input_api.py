@@ -290,7 +290,24 @@ def rule_breakers() -> dict[str, tuple[str, callable]]:
             _find(r, f"{TX}/{P}PmtId/{P}UETR")))),
         "CBPR-BIZMSGIDR": ("cbpr+", lambda: edit(message(), _set(f"{H}AppHdr/{H}BizMsgIdr", "ANOTHER-ID"))),
         "CBPR-CHARSET": ("cbpr+", lambda: message(end_to_end_id=f"E2E_{uuid.uuid4().hex[:8].upper()}")),
+        # the payment engine's answers (POST /engine/messages, the inbound queue): a pacs.002 of a payment
+        "ISO-ANSWER-STATUS": ("answer", lambda: engine_answer("ACSC", b"<TxSts>ACSC<", b"<TxSts>ZZZZ<")),
+        "ISO-ANSWER-REASON": ("answer", lambda: engine_answer("RJCT", b"<Cd>AM04<", b"<Cd>ZZ99<")),
+        "ISO-REFUSAL-REASON": ("answer", lambda: engine_answer("ACSC", b"<TxSts>ACSC<", b"<TxSts>RJCT<")),
+        "ISO-GRPSTS-RJCT": ("answer", lambda: engine_answer("ACSC", b"</GrpHdr>", (
+            b"</GrpHdr><OrgnlGrpInfAndSts><OrgnlMsgId>M1</OrgnlMsgId><OrgnlMsgNmId>pacs.008.001.08</OrgnlMsgNmId>"
+            b"<GrpSts>RJCT</GrpSts></OrgnlGrpInfAndSts>"))),
     }
+
+
+def engine_answer(status: str, old: bytes, new: bytes) -> bytes:
+    """The engine's pacs.002 `status` of a payment, built by mxflow's builder, with `old` replaced by `new`."""
+    from mxflow.iso20022 import build_status_report, extract_facts
+
+    report = build_status_report(extract_facts(parse_message(message())), status, operator_bic="ENGNGB2LXXX",
+                                 reason_code="AM04" if status == "RJCT" else None)
+    assert report.count(old) == 1
+    return report.replace(old, new)
 
 
 def rule_cases(profile: str) -> list[tuple[str, bytes]]:
@@ -518,6 +535,22 @@ def test_each_iso_rule_broken_alone_is_rejected_with_its_reason(server, registry
 
 def test_each_cbpr_rule_broken_alone_is_rejected_with_its_reason(cbpr_server, registry, seen, figures):
     run_rules(cbpr_server, "cbpr+", registry, seen, figures)
+
+
+def test_each_answer_rule_broken_alone_is_kept_in_suspense_with_its_reason(server, registry, seen, figures):
+    """The engine's answers (issue 12): refused 422 with the rule's code, kept whole in the suspense list."""
+    engine, operator = server.client(["payments/engine"], client_id="engine"), server.client()
+    cases = rule_cases("answer")
+    assert len(cases) == 4
+    for rule_id, data in cases:
+        assert_breaks_exactly(rule_id, data, "iso", registry)
+        reply = engine.request("POST", "/engine/messages", body=data, content_type="application/xml")
+        seen.record("engine-answer-rules", f"{reply.status} {reply.json.get('code', '-')}", reply.body)
+        assert reply.status == 422 and reply.json["code"] == RULES[rule_id].code, (rule_id, reply.body)
+        assert reply.content_type.startswith("application/problem+json") and PROBLEM_KEYS <= set(reply.json)
+    listed = {e["code"] for e in operator.suspense(limit=100).json["entries"]}
+    assert {RULES[rule_id].code for rule_id, _ in cases} <= listed
+    figures.setdefault("hostile_input", {})["engine-answer-rules"] = dict(seen.outcomes["engine-answer-rules"])
 
 
 # --- the same bytes through `mxflow validate` ----------------------------------------------------------

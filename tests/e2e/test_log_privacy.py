@@ -90,7 +90,7 @@ def test_a_full_demo_run_logs_no_payment_data(tmp_path, schema_dir_args):
          "--template", str(REPO / "template.yaml"), *schema_dir_args, "--output", str(tmp_path / "out")],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=DEMO_TIMEOUT_S, check=False)
     capture = run.stdout + "\n" + run.stderr
-    assert run.returncode == 0 and "all 8 paths ended as expected" in run.stdout, capture[-3000:]
+    assert run.returncode == 0 and "all 12 paths ended as expected" in run.stdout, capture[-3000:]
 
     # What was sent, and what must not be logged: real values, every kind of them.
     sent = [json.loads(line).encode("utf-8") for line in sent_file.read_text(encoding="utf-8").splitlines()]

@@ -57,7 +57,7 @@ def test_the_document_is_served_to_anyone(api, document):
     assert reply.json == document
 
 
-def test_every_route_answers_as_the_document_says(api, client, client_for, conforms, document):
+def test_every_route_answers_as_the_document_says(api, client, client_for, conforms, document, versions):
     message = credit_transfer(uetr=str(uuid.uuid4()), amount="812.50")
     first = client.submit(message)
     conforms("POST", "/payments", first)
@@ -93,6 +93,17 @@ def test_every_route_answers_as_the_document_says(api, client, client_for, confo
     conforms("GET", "/payments/p-" + "0" * 32 + "/execution",
              client.request("GET", "/payments/p-" + "0" * 32 + "/execution"))                     # 404
     conforms("GET", "/reason-codes", client.request("GET", "/reason-codes"))
+    # the return leg: the engine's answer (its own scope), the suspense list
+    from mxflow.iso20022 import build_status_report, extract_facts, parse_message
+
+    engine = client_for(["payments/engine"], client_id="engine")
+    settled = build_status_report(extract_facts(parse_message(message)), "ACSC", operator_bic="ENGNGB2LXXX",
+                                  versions=versions)
+    conforms("POST", "/engine/messages", engine.engine_message(settled))                         # 200
+    conforms("POST", "/engine/messages", engine.engine_message(b"<Document>not an answer</Document>"))  # 422
+    conforms("POST", "/engine/messages", client.engine_message(settled))                         # 403
+    conforms("GET", "/engine/suspense", client.suspense(limit=5))                                # 200
+    conforms("GET", "/engine/suspense", client.suspense(limit=0))                                # 400
     conforms("GET", "/health", client.health())
     conforms("GET", "/openapi.json", PaymentsClient(api.url, None).request("GET", "/openapi.json"))
     # Every documented operation was exercised.

@@ -311,6 +311,7 @@ def test_the_scheduled_sampler_publishes_the_pending_age(api, client):
     (sample,) = api.runtime.scheduler.fire("SamplerFunctionEveryMinute")
     assert sample.ok, sample.error
     assert sample.payload["oldestPendingAgeSeconds"] >= 0 and sample.payload["sampled"] >= 1
-    assert set(sample.payload["oldestAgeSecondsByStatus"]) == {"RCVD", "ACTC", "PDNG", "ACSP"}
+    # PDCR: a recall forwarded to the payment engine, waiting for its answer (the return leg)
+    assert set(sample.payload["oldestAgeSecondsByStatus"]) == {"RCVD", "ACTC", "PDNG", "ACSP", "PDCR"}
     assert sample.payload["suspendedPayments"] == 0
     client.reject(payment_id, "AM04")

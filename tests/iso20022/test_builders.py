@@ -207,8 +207,11 @@ from mxflow.iso20022 import (  # noqa: E402
     SchemaRegistry,
     check_generated,
 )
+from mxflow.iso20022 import build_cancellation_request, build_payment_return, read_answer  # noqa: E402
 from mxflow.iso20022.builders import (  # noqa: E402
     CANCELLATION_ANSWER_VERSIONS,
+    CANCELLATION_REQUEST_VERSIONS,
+    PAYMENT_RETURN_VERSIONS,
     HEADER_VERSIONS,
     STATUS_REPORT_VERSIONS,
 )
@@ -229,7 +232,8 @@ def _namespaces(data: bytes) -> tuple[str, str]:
 
 
 def test_cbpr_plus_versions_are_the_default(own_facts):
-    assert CBPR_PLUS_VERSIONS.message_ids() == ("pacs.002.001.10", "camt.029.001.09", "head.001.001.02")
+    assert CBPR_PLUS_VERSIONS.message_ids() == ("pacs.002.001.10", "camt.029.001.09", "head.001.001.02",
+                                                "camt.056.001.08")
     assert _namespaces(build_status_report(own_facts, "ACSC", operator_bic=OPERATOR)) == (
         "head.001.001.02", "pacs.002.001.10")
     assert _namespaces(build_cancellation_answer(own_facts, accepted=True, operator_bic=OPERATOR)) == (
@@ -274,7 +278,10 @@ def test_every_version_the_builders_offer_validates(own_facts, registry, require
 def test_message_versions_setting(monkeypatch):
     env = {"MXFLOW_STATUS_REPORT_VERSION": "pacs.002.001.12", "MXFLOW_CANCELLATION_ANSWER_VERSION": "",
            "MXFLOW_APP_HEADER_VERSION": "head.001.001.03"}
-    assert MessageVersions.from_environ(env).message_ids() == ("pacs.002.001.12", "camt.029.001.09", "head.001.001.03")
+    assert MessageVersions.from_environ(env).message_ids() == ("pacs.002.001.12", "camt.029.001.09", "head.001.001.03",
+                                                               "camt.056.001.08")
+    assert MessageVersions.from_environ({"MXFLOW_CANCELLATION_REQUEST_VERSION": "camt.056.001.12"}
+                                        ).cancellation_request == "camt.056.001.12"
     assert MessageVersions.from_environ({}) == CBPR_PLUS_VERSIONS
     with pytest.raises(ValueError, match="MXFLOW_CANCELLATION_ANSWER_VERSION='camt.029.001.08'"):
         MessageVersions.from_environ({"MXFLOW_CANCELLATION_ANSWER_VERSION": "camt.029.001.08"})
@@ -286,9 +293,9 @@ def test_message_versions_setting(monkeypatch):
 def test_installed_versions_replace_those_without_a_schema():
     builtin_only = SchemaRegistry()  # no schema directory: the built-in set (camt.029.001.14, no .09)
     chosen, changes = CBPR_PLUS_VERSIONS.installed(builtin_only)
-    assert CBPR_PLUS_VERSIONS.missing(builtin_only) == ["camt.029.001.09"]
-    assert chosen.message_ids() == ("pacs.002.001.10", "camt.029.001.14", "head.001.001.02")
-    assert changes == {"camt.029.001.09": "camt.029.001.14"}
+    assert CBPR_PLUS_VERSIONS.missing(builtin_only) == ["camt.029.001.09", "camt.056.001.08"]
+    assert chosen.message_ids() == ("pacs.002.001.10", "camt.029.001.14", "head.001.001.02", "camt.056.001.12")
+    assert changes == {"camt.029.001.09": "camt.029.001.14", "camt.056.001.08": "camt.056.001.12"}
     nothing = SchemaRegistry(builtin=False)
     with pytest.raises(ValueError, match="no schema for any pacs.002 version"):
         CBPR_PLUS_VERSIONS.installed(nothing)
@@ -317,3 +324,35 @@ def test_a_generated_message_that_fails_its_schema_is_refused(own_facts):
         check_generated(broken, registry)
     with pytest.raises(GeneratedMessageInvalid, match="cannot be parsed"):
         check_generated(b"<not-xml", registry)
+
+
+# -- the return leg (issue 12): the camt.056 mxflow forwards, the pacs.004 the engine (simulator) returns ------
+
+@pytest.mark.parametrize("version", CANCELLATION_REQUEST_VERSIONS)
+def test_every_recall_version_validates_and_names_its_payment(own_facts, registry, require_schemas, version):
+    require_schemas(version)
+    versions = CBPR_PLUS_VERSIONS.with_version(version)
+    recall = build_cancellation_request(own_facts, case_id="p-0123456789abcdef0123456789abcdef",
+                                        case_creator_bic="BRDEROBUXXX", operator_bic=OPERATOR, reason_code="FRAD",
+                                        now=NOW, versions=versions)
+    assert check_generated(recall, registry) == recall
+    parsed = parse_message(recall)
+    assert parsed.message_id == version
+    facts = extract_facts(parsed)
+    assert (facts.original_uetr, facts.original_end_to_end_id, facts.original_msg_id) == (
+        own_facts.uetr, own_facts.end_to_end_id, own_facts.msg_id)
+    assert facts.case_id == "p-0123456789abcdef0123456789abcdef" and facts.cancellation_reason == "FRAD"
+    assert facts.reference_key() == own_facts.reference_key() and own_facts.reference_key().startswith("u:")
+
+
+@pytest.mark.parametrize("version", PAYMENT_RETURN_VERSIONS)
+def test_every_return_version_validates_and_is_read_as_the_engines_answer(own_facts, registry, require_schemas,
+                                                                          version):
+    require_schemas(version)
+    returned = build_payment_return(own_facts, reason_code="FOCR", operator_bic="ENGNGB2LXXX", version=version,
+                                    now=NOW)
+    assert check_generated(returned, registry) == returned
+    answer = read_answer(parse_message(returned))
+    assert (answer.family, answer.transactions, answer.reason_code) == ("pacs.004", 1, "FOCR")
+    assert (answer.returned_amount, answer.returned_currency) == (own_facts.amount, own_facts.currency)
+    assert answer.original.uetr == own_facts.uetr and answer.original.key == own_facts.reference_key()

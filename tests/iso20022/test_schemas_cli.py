@@ -112,7 +112,8 @@ def test_versions_setting(capsys, state):
     assert json.loads((state / "settings.json").read_text()) == {"messageVersions": ["camt.029.001.14"]}
     assert main(["schemas", "versions", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)["generatedVersions"]
-    assert [r["messageId"] for r in rows] == ["pacs.002.001.10", "camt.029.001.14", "head.001.001.02"]
+    assert [r["messageId"] for r in rows] == ["pacs.002.001.10", "camt.029.001.14", "head.001.001.02",
+                                                   "camt.056.001.08"]
     assert main(["schemas", "versions", "--set", "camt.029.001.07"]) == 2
     assert "mxflow builds camt.029.001.09" in capsys.readouterr().err
     assert main(["schemas", "versions", "--reset"]) == 0
@@ -125,7 +126,7 @@ def test_environment_wins_over_the_local_setting(capsys, monkeypatch):
     assert main(["schemas", "versions", "--set", "camt.029.001.14", "pacs.002.001.11"]) == 0
     monkeypatch.setenv("MXFLOW_CANCELLATION_ANSWER_VERSION", "camt.029.001.12")
     versions, origin = configured_versions()
-    assert versions.message_ids() == ("pacs.002.001.11", "camt.029.001.12", "head.001.001.02")
+    assert versions.message_ids() == ("pacs.002.001.11", "camt.029.001.12", "head.001.001.02", "camt.056.001.08")
     assert origin["camt.029.001.12"] == "environment MXFLOW_CANCELLATION_ANSWER_VERSION"
     assert origin["pacs.002.001.11"].startswith("local setting")
     versions, origin = configured_versions({"CancellationAnswerVersion": "camt.029.001.13"})

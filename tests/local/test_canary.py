@@ -143,3 +143,112 @@ def test_moto_still_lacks_what_we_add():
     from moto.stepfunctions.parser.asl.component.state.exec.execute_state import ExecutionState
 
     assert "task_token" not in inspect.getsource(ExecutionState._eval_state)  # patch_retry_token: no new token per retry
+
+
+def test_internals_of_the_speed_patches():
+    from moto.core.responses import ActionResult
+    from moto.stepfunctions.parser import utils
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+    from moto.stepfunctions.parser.asl.utils import json_path
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    from mxflow_local import stepfunctions
+
+    stepfunctions.install()
+    # patch_program_cache: the worker parses its program in this method, per execution, and a component's
+    # heap key is made lazily from a property
+    assert "self._get_evaluation_entrypoint()" in inspect.getsource(ExecutionWorker._execution_logic)
+    assert isinstance(inspect.getattr_static(EvalComponent, "heap_key"), property)
+    # patch_jsonpath_cache: both modules call a module-level `parse` (now cached)
+    for module in (json_path, result_path):
+        assert hasattr(module.parse, "cache_info"), module.__name__
+        assert "parse(" in inspect.getsource(module)
+    # patch_thread_list: TMP_THREADS is only appended to, never read back
+    assert isinstance(utils.TMP_THREADS, stepfunctions._NotKept)
+    # mxflow_local.dynamodb.patch_json_responses wraps this method
+    assert "context" in inspect.signature(getattr(ActionResult.execute_result, "__wrapped__",
+                                                  ActionResult.execute_result)).parameters
+
+
+def test_dynamodb_json_responses_and_requests_equal_motos_own():
+    """patch_json_responses answers item operations with json.dumps of the result: the same document moto's
+    own serialiser makes of it (nested maps and lists, numbers, binary, consumed capacity); and
+    patch_json_requests gives the handler the same parameters as moto's shape parser (blobs decoded)."""
+    import json
+
+    import boto3
+    from moto import mock_aws
+    from moto.core.responses import ActionResult
+    from moto.dynamodb.responses import DynamoHandler
+
+    from mxflow_local import dynamodb
+
+    dynamodb.install()
+    captured: list = []
+    requests: list = []
+    patched = ActionResult.execute_result
+    patched_parse = DynamoHandler.parse_parameters
+
+    def capture(self, context):
+        answer = patched(self, context)
+        if dynamodb.json_response(context, self.result) is not None:
+            captured.append(json.loads(answer[2]) == json.loads(patched.__wrapped__(self, context)[2]))
+        return answer
+
+    def capture_parse(self, request):
+        fast = dynamodb.json_request(self, request)
+        patched_parse.__wrapped__(self, request)
+        if fast is not None:
+            requests.append((self._get_action(), fast == self.params))
+
+    ActionResult.execute_result = capture
+    DynamoHandler.parse_parameters = capture_parse
+    try:
+        with mock_aws():
+            client = boto3.client("dynamodb", region_name="us-east-1")
+            client.create_table(TableName="t", BillingMode="PAY_PER_REQUEST",
+                                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}])
+            item = {"pk": {"S": "p1"}, "n": {"N": "12.50"}, "b": {"B": b"\x00\xffz"}, "ok": {"BOOL": True},
+                    "h": {"L": [{"M": {"s": {"S": "RCVD"}, "at": {"S": "2026-12-01T00:00:00Z"}}}, {"NULL": True}]},
+                    "ss": {"SS": ["a", "b"]}}
+            client.put_item(TableName="t", Item=item, ReturnConsumedCapacity="TOTAL")
+            got = client.get_item(TableName="t", Key={"pk": {"S": "p1"}}, ReturnConsumedCapacity="TOTAL")
+            client.update_item(TableName="t", Key={"pk": {"S": "p1"}}, UpdateExpression="SET n = :n",
+                               ExpressionAttributeValues={":n": {"N": "3"}}, ReturnValues="ALL_NEW")
+            client.query(TableName="t", KeyConditionExpression="pk = :p",
+                         ExpressionAttributeValues={":p": {"S": "p1"}}, Limit=1,
+                         ExclusiveStartKey={"pk": {"S": "p0"}})
+            nested = {"pk": {"S": "p2"}, "m": {"M": {"B": {"B": b"\x01"}, "BS": {"BS": [b"\x02", b"\x03"]},
+                                                     "l": {"L": [{"B": b"\x04"}, {"M": {"x": {"B": b"\x05"}}}]}}}}
+            client.batch_write_item(RequestItems={"t": [{"PutRequest": {"Item": nested}}]})
+            client.transact_write_items(TransactItems=[
+                {"Put": {"TableName": "t", "Item": {"pk": {"S": "p3"}, "bs": {"BS": [b"\x06"]}},
+                         "ConditionExpression": "attribute_not_exists(pk)"}},
+                {"Update": {"TableName": "t", "Key": {"pk": {"S": "p1"}}, "UpdateExpression": "SET b = :b",
+                            "ExpressionAttributeValues": {":b": {"B": b"\x07"}}}}])
+            read = client.get_item(TableName="t", Key={"pk": {"S": "p2"}})["Item"]
+    finally:
+        ActionResult.execute_result = patched
+        DynamoHandler.parse_parameters = patched_parse
+    assert got["Item"]["b"]["B"] == b"\x00\xffz" and got["Item"]["h"]["L"][0]["M"]["s"]["S"] == "RCVD"
+    assert read["m"]["M"]["l"]["L"][1]["M"]["x"]["B"] == b"\x05" and read["m"]["M"]["B"]["B"] == b"\x01"
+    assert len(captured) >= 3 and all(captured), captured
+    operations = {operation for operation, _ in requests}
+    assert {"PutItem", "GetItem", "UpdateItem", "Query", "BatchWriteItem", "TransactWriteItems"} <= operations
+    assert all(same for _, same in requests), requests
+
+
+def test_powertools_internals_kept_per_environment():
+    from aws_lambda_powertools.event_handler import api_gateway
+    from aws_lambda_powertools.logging import logger as powertools_logger
+
+    from mxflow_local import lambda_runner
+
+    # _private_powertools_loggers wraps Logger._get_logger; _invocation_local_router_state the two fields
+    # that ApiGatewayResolver.resolve assigns on BaseRouter
+    assert callable(powertools_logger.Logger._get_logger)
+    source = inspect.getsource(api_gateway.ApiGatewayResolver.resolve)
+    for name in lambda_runner.ROUTER_FIELDS:
+        assert f"BaseRouter.{name} = " in source, name

@@ -159,8 +159,9 @@ def test_local_up_passes_the_configured_message_versions(tmp_path, monkeypatch):
     settings = local_up_settings(args)
     assert {k: v for k, v in settings["parameter_overrides"].items() if k.endswith("Version")} == {
         "StatusReportVersion": "pacs.002.001.12", "CancellationAnswerVersion": "camt.029.001.14",
-        "AppHeaderVersion": "head.001.001.02"}
-    assert settings["versions"].message_ids() == ("pacs.002.001.12", "camt.029.001.14", "head.001.001.02")
+        "AppHeaderVersion": "head.001.001.02", "CancellationRequestVersion": "camt.056.001.08"}
+    assert settings["versions"].message_ids() == ("pacs.002.001.12", "camt.029.001.14", "head.001.001.02",
+                                                  "camt.056.001.08")
     monkeypatch.setenv("MXFLOW_APP_HEADER_VERSION", "head.001.001.09")
     with pytest.raises(LocalUsageError, match="MXFLOW_APP_HEADER_VERSION='head.001.001.09'"):
         local_up_settings(args)
@@ -171,9 +172,9 @@ def test_local_up_says_at_start_which_configured_versions_have_no_schema(tmp_pat
     from mxflow_local import http_api
 
     for variable in ("MXFLOW_SCHEMA_DIR", "MXFLOW_STATUS_REPORT_VERSION", "MXFLOW_CANCELLATION_ANSWER_VERSION",
-                     "MXFLOW_APP_HEADER_VERSION"):
+                     "MXFLOW_APP_HEADER_VERSION", "MXFLOW_CANCELLATION_REQUEST_VERSION"):
         monkeypatch.delenv(variable, raising=False)
-    monkeypatch.setenv("MXFLOW_SHARED", "off")  # the built-in set alone: camt.029.001.14, not .09
+    monkeypatch.setenv("MXFLOW_SHARED", "off")  # the built-in set alone: camt.029.001.14, not .09; camt.056.001.12
     monkeypatch.setenv("MXFLOW_STATE_DIR", str(tmp_path / "state"))
 
     def refuse(*_args, **_kwargs):
@@ -183,11 +184,11 @@ def test_local_up_says_at_start_which_configured_versions_have_no_schema(tmp_pat
     template = str(Path(__file__).resolve().parents[2] / "template.yaml")
     assert main(["local", "up", "--template", template, "--port", "0"]) == 1
     err = capsys.readouterr().err
-    assert "generating pacs.002.001.10, camt.029.001.09, head.001.001.02" in err
-    assert "no schema is installed for the configured version(s) camt.029.001.09" in err
-    assert "mxflow schemas versions --set camt.029.001.14" in err
-    assert main(["local", "up", "--template", template, "--port", "0",
-                 "--parameter-overrides", "CancellationAnswerVersion=camt.029.001.14"]) == 1
+    assert "generating pacs.002.001.10, camt.029.001.09, head.001.001.02, camt.056.001.08" in err
+    assert "no schema is installed for the configured version(s) camt.029.001.09, camt.056.001.08" in err
+    assert "mxflow schemas versions --set camt.029.001.14 camt.056.001.12" in err
+    assert main(["local", "up", "--template", template, "--port", "0", "--parameter-overrides",
+                 "CancellationAnswerVersion=camt.029.001.14", "CancellationRequestVersion=camt.056.001.12"]) == 1
     assert "no schema is installed" not in capsys.readouterr().err
 
 

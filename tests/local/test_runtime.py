@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 
@@ -299,3 +300,65 @@ def test_two_functions_keep_their_own_powertools_metrics(tmp_path):
         assert results["A"].error is None and results["B"].error is None, (results["A"].error, results["B"].error)
         assert results["A"].payload == ["A"]
         assert results["B"].payload == ["B"]
+
+
+POOL_HANDLER = '''
+import os, time, uuid
+from pathlib import Path
+
+ENVIRONMENT = uuid.uuid4().hex      # module state: one per execution environment
+SIGNALS = Path(os.environ["SIGNALS"])
+
+
+def handler(event, context):
+    if event.get("hold"):
+        (SIGNALS / (event["hold"] + "-in")).touch()
+        deadline = time.monotonic() + 15
+        while not (SIGNALS / "release").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return ENVIRONMENT
+'''
+
+
+def _wait_for(path, seconds: float = 15.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert path.exists(), path
+
+
+def test_execution_environments_per_function(tmp_path):
+    """As Lambda: invocations of one function that overlap run in environments of their own (each with its
+    module state), an idle environment is reused, and a function with ReservedConcurrentExecutions has
+    at most that many: one more at once is throttled (429 TooManyRequestsException)."""
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    (tmp_path / "code").mkdir()
+    (tmp_path / "code" / "app.py").write_text(POOL_HANDLER)
+    common = f"CodeUri: code/, Handler: app.handler, Runtime: python3.13, Timeout: 20, " \
+             f"Environment: {{Variables: {{SIGNALS: '{signals}'}}}}"
+    (tmp_path / "template.yaml").write_text(
+        "Transform: AWS::Serverless-2016-10-31\nResources:\n"
+        f"  Open: {{Type: AWS::Serverless::Function, Properties: {{{common}}}}}\n"
+        f"  Capped: {{Type: AWS::Serverless::Function, Properties: {{{common}, ReservedConcurrentExecutions: 1}}}}\n")
+    with LocalRuntime(tmp_path / "template.yaml", scheduler=False) as rt:
+        results: dict = {}
+        threads = [threading.Thread(target=lambda k=k, f=f: results.__setitem__(k, rt.invoke(f, {"hold": k})))
+                   for k, f in (("open1", "Open"), ("open2", "Open"), ("capped", "Capped"))]
+        for thread in threads:
+            thread.start()
+        for name in ("open1", "open2", "capped"):
+            _wait_for(signals / f"{name}-in")
+        throttled = rt.invoke("Capped", {})       # the one environment allowed is busy
+        (signals / "release").touch()
+        for thread in threads:
+            thread.join(30)
+        assert (throttled.status_code, throttled.error["errorType"]) == (429, "TooManyRequestsException")
+        assert all(results[k].ok for k in results), {k: r.error for k, r in results.items()}
+        assert results["open1"].payload != results["open2"].payload      # two environments, two modules
+        again = rt.invoke("Open", {})
+        assert again.payload in (results["open1"].payload, results["open2"].payload)   # a warm one reused
+        assert rt.invoke("Capped", {}).payload == results["capped"].payload
+        open_pool = rt.runner.environments(rt.physical("Open"))
+        assert (open_pool["created"], open_pool["busy"], open_pool["idle"]) == (2, 0, 2)
+        assert rt.runner.environments(rt.physical("Capped"))["created"] == 1

@@ -80,7 +80,8 @@ def test_groups_named_for_the_four_scopes_are_mapped_by_the_v2_trigger(cfn):
     groups = {g["Properties"]["GroupName"] for g in resources_of(cfn, "AWS::Cognito::UserPoolGroup").values()}
     assert groups == set(SCOPE_GROUPS)
     scopes = {f"payments/{s['ScopeName']}" for s in cfn["Resources"]["PaymentsResourceServer"]["Properties"]["Scopes"]}
-    assert set(SCOPE_GROUPS.values()) == scopes
+    # the four people's scopes; payments/engine is the payment engine's own client's, never a person's
+    assert scopes - set(SCOPE_GROUPS.values()) == {"payments/engine"} and set(SCOPE_GROUPS.values()) <= scopes
     pool = cfn["Resources"]["UserPool"]["Properties"]
     assert pool["LambdaConfig"]["PreTokenGenerationConfig"] == {
         "LambdaArn": {"Fn::GetAtt": ["PeopleTokenFunction", "Arn"]}, "LambdaVersion": "V2_0"}

@@ -61,7 +61,7 @@ def test_routes_methods_and_scopes_are_those_of_the_template(document, template_
     deployed = {(path, method): scopes_of(op.get("security"), "CognitoAuthorizer")
                 for path, method, op in operations(template_api)}
     assert documented == deployed
-    assert len(deployed) == 13 and ("/openapi.json", "get") in deployed
+    assert len(deployed) == 15 and ("/openapi.json", "get") in deployed
     # Every operation states its security: the public ones say so with an empty list.
     assert all("security" in op for _, _, op in operations(document))
 
@@ -70,7 +70,10 @@ def test_the_oauth_scopes_are_the_user_pool_scopes(document, cfn):
     flow = document["components"]["securitySchemes"]["oauth2"]["flows"]["clientCredentials"]
     server = cfn["Resources"]["PaymentsResourceServer"]["Properties"]
     defined = {f"{server['Identifier']}/{s['ScopeName']}" for s in server["Scopes"]}
-    assert set(flow["scopes"]) == defined == set(cfn["Resources"]["ApiClient"]["Properties"]["AllowedOAuthScopes"])
+    clients = {name: set(cfn["Resources"][name]["Properties"]["AllowedOAuthScopes"]) for name in ("ApiClient", "EngineClient")}
+    assert set(flow["scopes"]) == defined == clients["ApiClient"] | clients["EngineClient"]
+    # The payment engine's client posts answers and nothing else; the banks' client cannot post them.
+    assert clients["EngineClient"] == {"payments/engine"} and "payments/engine" not in clients["ApiClient"]
     used = {s for _, _, op in operations(document) for s in scopes_of(op["security"], "oauth2") or ()}
     assert used == defined
 

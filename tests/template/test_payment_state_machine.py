@@ -91,14 +91,16 @@ def test_the_flow_starts_at_its_stage_and_hands_every_failure_over(flow_asl):
     begin = states["Begin"]
     assert begin["Choices"][0] == {"Variable": "$.resume", "IsPresent": True, "Next": "Unpack"}
     assert {c["StringEquals"]: c["Next"] for c in begin["Choices"][1:]} == {
-        "validate": "Validate", "send": "Send", "settle": "FromCarried"}
+        "validate": "Validate", "send": "Send", "settle": "FromCarried", "recall": "Recall"}
     assert states["FromCarried"]["Parameters"] == {"messageId.$": "$.carried.messageId", "outbound": None}
     for task, failed in (("Validate", "ValidateFailed"), ("ParkAnchor", "ValidateFailed"), ("Send", "SendFailed"),
-                         ("Settle", "SettleFailed")):
+                         ("Settle", "SettleFailed"), ("Recall", "RecallFailed")):
         assert states[task]["Catch"][-1]["ErrorEquals"] == ["States.ALL"] and states[task]["Catch"][-1]["Next"] == failed
         assert states[failed]["Next"] == "HandOver"
     assert states["SettleFailed"]["Parameters"] == {"stage": "settle", "carried": {"messageId.$": "$.release.messageId"},
                                                    "error.$": "$.failure.Error"}  # the error named in the cause
+    # a recall carries nothing: its writes are idempotent, the anchor's Resume applies it again
+    assert states["RecallFailed"]["Parameters"] == {"stage": "recall", "carried": {}, "error.$": "$.failure.Error"}
     hand_over = states["HandOver"]
     assert [c["Next"] for c in hand_over["Choices"]] == ["DescribeFailure", "FailAnchor"]
     assert hand_over["Default"] == "StartRepair"
@@ -151,7 +153,7 @@ def test_placeholders_are_the_agreed_ones(asl_text, flow_asl_text):
         "DecisionTimeoutFunctionArn", "PaymentFlowArn"}
     assert set(PLACEHOLDER.findall(flow_asl_text)) == {
         "LambdaInvoke", "StatesStartExecution", "SfnSendTaskSuccess", "SfnSendTaskFailure", "ValidateFunctionArn",
-        "ParkFunctionArn", "SendFunctionArn", "SettleFunctionArn", "PaymentStateMachineArn"}
+        "ParkFunctionArn", "SendFunctionArn", "SettleFunctionArn", "PaymentStateMachineArn", "RecallFunctionArn"}
 
 
 # --------------------------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ NOTHING_TO_ENCRYPT = {
     "AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy",
     "AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard",
     "AWS::Events::Rule",  # the sampler's schedule: configuration only
+    "AWS::Lambda::EventSourceMapping",  # the inbound queue -> EngineAnswersFunction: configuration only
     "AWS::ApiGateway::RestApi", "AWS::ApiGateway::Deployment", "AWS::ApiGateway::Stage",  # no cache enabled
     "AWS::ApiGateway::Account",
     "AWS::Cognito::UserPool", "AWS::Cognito::UserPoolResourceServer", "AWS::Cognito::UserPoolDomain",
@@ -186,6 +187,10 @@ ALLOWED_MANAGED_POLICIES = {
         "FunctionsWithoutVpcManageNoNetworkInterfaces policy denies its network-interface actions",
     "service-role/AmazonAPIGatewayPushToCloudWatchLogs":
         "API Gateway's account-level logging role (ConfigureApiGatewayLogsRole)",
+    "service-role/AWSLambdaSQSQueueExecutionRole":
+        "SAM attaches it to EngineAnswersFunction for its SQS event source (the engine's inbound queue): "
+        "receive, delete and read attributes, Resource '*' is AWS's; the queue is encrypted with the stack "
+        "key, which only the stack's roles may use",
 }
 TEMPLATE_TEXT = TEMPLATE.read_text()
 
@@ -326,7 +331,7 @@ def test_the_policy_check_catches_broad_unknown_and_unjustified_statements():
 def test_no_iam_statement_has_a_wildcard_action_or_an_unjustified_resource_star(cfn):
     roles = resources_of(cfn, "AWS::IAM::Role")
     # The SAM policy templates (LambdaInvokePolicy) are expanded: the state machine roles have them inline.
-    for machine_role, invoked in (("PaymentStateMachineRole", 2), ("PaymentFlowRole", 4)):
+    for machine_role, invoked in (("PaymentStateMachineRole", 2), ("PaymentFlowRole", 5)):
         machine_statements = identity_statements(cfn)[machine_role]
         assert len([s for s in machine_statements if "lambda:InvokeFunction" in _as_list(s["Action"])]) == invoked
     assert {"ApiFunctionRole", "ValidateFunctionRole", "ParkFunctionRole", "DecisionTimeoutFunctionRole",
@@ -390,15 +395,25 @@ def test_each_function_gets_only_what_its_step_needs(cfn):
     actions = {lid: _actions_of(st) for lid, st in identity_statements(cfn).items()}
     statements = identity_statements(cfn)
     function_roles = [lid for lid in actions if lid.endswith("FunctionRole")]
-    assert len(function_roles) == 8
-    # Only the Send step sends downstream; only the API redrives.
-    assert [r for r in function_roles if "sqs:SendMessage" in actions[r]] == ["SendFunctionRole"]
+    assert len(function_roles) == 10
+    # Only the Send step releases payments; the return leg's steps forward recalls to the same queue (in the
+    # payment's message group, after it): their only SendMessage is the ForwardRecalls statement. Only
+    # the API redrives.
+    senders = {r for r in function_roles if "sqs:SendMessage" in actions[r]}
+    assert senders == {"SendFunctionRole", "RecallFunctionRole", "SettleFunctionRole", "EngineAnswersFunctionRole",
+                       "ApiFunctionRole"}
+    for role in senders - {"SendFunctionRole"}:
+        sending = [st for st in statements[role] if "sqs:SendMessage" in _as_list(st["Action"])]
+        assert [(st["Sid"].endswith("ForwardRecalls"), st["Resource"]) for st in sending] == [
+            (True, {"Fn::GetAtt": ["ReleaseQueue", "Arn"]})], role
     assert [r for r in function_roles if "states:RedriveExecution" in actions[r]] == ["ApiFunctionRole"]
     # PaymentFlow is started by the API (a new or approved payment) and by the anchor's wait (a stage to
     # resume); the anchor's wait is answered by the API (reject, cancel; a failed start) and by a wait
     # that finds its payment finished.
     assert {r for r in function_roles if "states:StartExecution" in actions[r]} == {"ApiFunctionRole", "ParkFunctionRole"}
-    assert {r for r in function_roles if "states:SendTaskSuccess" in actions[r]} == {"ApiFunctionRole", "ParkFunctionRole"}
+    # ... and by a recall that cancels a waiting payment (the Recall step)
+    assert {r for r in function_roles if "states:SendTaskSuccess" in actions[r]} == {"ApiFunctionRole", "ParkFunctionRole",
+                                                                                   "RecallFunctionRole"}
     assert {r for r in function_roles if "states:SendTaskFailure" in actions[r]} == {"ApiFunctionRole"}
     park = [s for s in statements["ParkFunctionRole"] if "states:SendTaskSuccess" in _as_list(s["Action"])]
     assert [s["Resource"] for s in park] == [_named_machine(cfn, "PaymentStateMachine")]
@@ -424,7 +439,7 @@ def test_each_function_gets_only_what_its_step_needs(cfn):
     assert received == {"ApiFunctionRole"}
     # The state machines invoke exactly their steps' functions, never the API function.
     assert _invoked_functions(statements["PaymentFlowRole"]) == {"ValidateFunction", "ParkFunction", "SendFunction",
-                                                                  "SettleFunction"}
+                                                                  "SettleFunction", "RecallFunction"}
     assert _invoked_functions(statements["PaymentStateMachineRole"]) == {"ParkFunction", "DecisionTimeoutFunction"}
     # The flow starts and answers only the anchor; the anchor starts and follows only the flow.
     flow_starts = [s["Resource"] for s in statements["PaymentFlowRole"] if "states:StartExecution" in _as_list(s["Action"])]
@@ -450,11 +465,15 @@ def test_payment_table_matches_the_shared_design(cfn):
         "InFlight": [("inflight", "HASH"), ("receivedAt", "RANGE")],
         "ByClient": [("clientId", "HASH"), ("receivedAt", "RANGE")],
         "Suspended": [("suspendedIn", "HASH"), ("suspendedAt", "RANGE")],
-        # the console's search (issue 14): keys written once, at creation
-        "ByUetr": [("uetrKey", "HASH"), ("receivedAt", "RANGE")],
-        "ByEndToEndId": [("endToEndKey", "HASH"), ("receivedAt", "RANGE")]}
-    # KEYS_ONLY on keys written when a payment enters or leaves the index: a status change writes none.
+        # the console's search by end-to-end id (issue 14): its key written once, at creation
+        "ByEndToEndId": [("endToEndKey", "HASH"), ("receivedAt", "RANGE")],
+        "ByReference": [("matchKey", "HASH"), ("receivedAt", "RANGE")],          # written once, at creation
+        "EngineSuspense": [("suspenseListIn", "HASH"), ("receivedAt", "RANGE")]}  # answer items of their own
+    # KEYS_ONLY on keys written when a payment enters or leaves the index: a status change writes none. The
+    # suspense list's entries are items of their own, written once: it carries what the list shows.
+    suspense = indexes.pop("EngineSuspense")["Projection"]
     assert {gsi["Projection"]["ProjectionType"] for gsi in indexes.values()} == {"KEYS_ONLY"}
+    assert suspense["ProjectionType"] == "INCLUDE"
     assert cfn["Resources"]["PaymentTable"]["DeletionPolicy"] == "Retain"
 
 
@@ -684,7 +703,8 @@ def loaded_with(**overrides):
 
 
 FUNCTION_ROLES = {"ApiFunctionRole", "ValidateFunctionRole", "ParkFunctionRole", "DecisionTimeoutFunctionRole",
-                  "SendFunctionRole", "SettleFunctionRole", "SamplerFunctionRole", "PeopleTokenFunctionRole"}
+                  "SendFunctionRole", "SettleFunctionRole", "SamplerFunctionRole", "RecallFunctionRole",
+                  "EngineAnswersFunctionRole", "PeopleTokenFunctionRole"}
 VPC_ACCESS = "service-role/AWSLambdaVPCAccessExecutionRole"
 
 
@@ -722,7 +742,7 @@ def test_reserved_concurrency_is_off_by_default_and_a_parameter():
     for loaded, expected in ((default, NO_VALUE), (capped, "40")):
         resolver = resolver_for(loaded)
         functions = resources_of(loaded.cfn, "AWS::Lambda::Function")
-        assert len(functions) == 8
+        assert len(functions) == 10
         for lid, function in functions.items():
             assert resolver.resolve(function["Properties"]["ReservedConcurrentExecutions"]) == expected, lid
 
@@ -783,6 +803,8 @@ EXPECTED_ROUTES = {
     ("/payments", "get"): ["payments/read"],                       # the console's reads (issue 14)
     ("/payments/{id}/execution", "get"): ["payments/read"],
     ("/reason-codes", "get"): ["payments/read"],
+    ("/engine/messages", "post"): ["payments/engine"],   # the payment engine's own client only
+    ("/engine/suspense", "get"): ["payments/operate"],
     ("/health", "get"): None,
     ("/openapi.json", "get"): None,
 }
@@ -813,10 +835,14 @@ def test_the_authorizer_is_the_user_pool_and_the_scopes_exist_there(cfn, openapi
     server = cfn["Resources"]["PaymentsResourceServer"]["Properties"]
     defined = {f"{server['Identifier']}/{s['ScopeName']}" for s in server["Scopes"]}
     used = {s for scopes in EXPECTED_ROUTES.values() if scopes for s in scopes}
-    assert defined == used == {"payments/submit", "payments/read", "payments/decide", "payments/operate"}
-    client = cfn["Resources"]["ApiClient"]["Properties"]
-    assert client["GenerateSecret"] is True and client["AllowedOAuthFlows"] == ["client_credentials"]
-    assert client["AllowedOAuthFlowsUserPoolClient"] is True and set(client["AllowedOAuthScopes"]) == defined
+    assert defined == used == {"payments/submit", "payments/read", "payments/decide", "payments/operate",
+                               "payments/engine"}
+    client, engine = (cfn["Resources"][name]["Properties"] for name in ("ApiClient", "EngineClient"))
+    for app in (client, engine):
+        assert app["GenerateSecret"] is True and app["AllowedOAuthFlows"] == ["client_credentials"]
+        assert app["AllowedOAuthFlowsUserPoolClient"] is True
+    assert set(client["AllowedOAuthScopes"]) == defined - {"payments/engine"}
+    assert engine["AllowedOAuthScopes"] == ["payments/engine"]
     assert resources_of(cfn, "AWS::Cognito::UserPoolDomain")
 
 
@@ -872,7 +898,7 @@ AGREED_ENVIRONMENT = {"PAYMENT_TABLE", "ARCHIVE_BUCKET", "RELEASE_QUEUE_URL", "E
                       "MXFLOW_SCHEMA_DIR", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL",
                       "STATE_MACHINE_ARN", "PAYMENT_FLOW_ARN"}
 FUNCTIONS = {"ApiFunction", "ValidateFunction", "ParkFunction", "DecisionTimeoutFunction", "SendFunction",
-             "SettleFunction", "SamplerFunction", "PeopleTokenFunction"}
+             "SettleFunction", "SamplerFunction", "RecallFunction", "EngineAnswersFunction", "PeopleTokenFunction"}
 
 
 def test_functions_are_arm64_python313_traced_with_the_layer_and_the_agreed_environment(cfn):
@@ -941,9 +967,11 @@ def test_alarms_cover_failures_timeouts_dlq_api_errors_and_stale_pending_payment
     assert pending["Threshold"] == {"Ref": "PendingAlarmThresholdSeconds"}
     stuck = next(a for a in alarms if a["MetricName"] == "OldestInFlightAgeSeconds")
     assert stuck["Threshold"] == {"Ref": "StuckAlarmThresholdSeconds"}
-    # The sampler publishes every minute (zero when nothing waits): missing data means it stopped.
+    # The sampler publishes every minute (zero when nothing waits): missing data means it stopped. The
+    # suspended engine answers are counted when one happens: none published is none suspended.
+    assert next(a for a in alarms if a["MetricName"] == "EngineAnswersSuspended")["TreatMissingData"] == "notBreaching"
     for alarm in alarms:
-        if alarm["Namespace"] == "mxflow":
+        if alarm["Namespace"] == "mxflow" and alarm["MetricName"] != "EngineAnswersSuspended":
             assert alarm["Dimensions"] == [{"Name": "service", "Value": "mxflow"}]  # Powertools' default dimension
             assert alarm["TreatMissingData"] == "breaching" and alarm["Period"] == 60, alarm["MetricName"]
     (schedule,) = resources_of(cfn, "AWS::Events::Rule").values()

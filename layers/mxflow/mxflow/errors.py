@@ -18,6 +18,11 @@ class PaymentError(Exception):
         self.detail = detail
         self.code = code
 
+    @property
+    def extensions(self) -> dict:
+        """Members the API adds to the problem document beside type, title, status, detail and code."""
+        return {}
+
 
 # -- a request the lifecycle refuses ----------------------------------------------------------------
 
@@ -55,6 +60,21 @@ class Conflict(PaymentError):
 
 class DuplicateIdentity(Conflict):
     """The same identity (sender, MsgId, EndToEndId, UETR) with other bytes or from another client."""
+
+
+class AnswerSuspended(PaymentError):
+    """An answer of the payment engine that could not be applied (malformed, invalid, about no known
+    payment, or contradicting the payment's state): kept in the suspense list (GET /engine/suspense)
+    under `suspense_id`, never dropped; `code` is the ISO reason."""
+
+    def __init__(self, detail: str, *, code: str, suspense_id: str, payment_id: str | None = None):
+        super().__init__(detail, code=code)
+        self.suspense_id = suspense_id
+        self.payment_id = payment_id
+
+    @property
+    def extensions(self) -> dict:
+        return {"suspenseId": self.suspense_id, **({"paymentId": self.payment_id} if self.payment_id else {})}
 
 
 # -- a step of the flow -----------------------------------------------------------------------------

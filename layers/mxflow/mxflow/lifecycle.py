@@ -15,6 +15,10 @@ ISO answer (pacs.002 or camt.029). Steps run by Step Functions are idempotent: a
 (Express starts are at least once) or redriven step finds its own earlier writes and neither
 repeats a side effect nor fails on them; the release is claimed before it is sent, and sent at most
 once (`send`).
+
+The return leg lives in its own modules, which this one calls: recalls (a camt.056 applied to its
+payment, mxflow/recalls.py: `self.recalls`) and the payment engine's answers (mxflow/engine.py:
+`self.engine`). With ReleaseConfirmation=engine a sent payment stays ACSP until the engine's pacs.002.
 """
 from __future__ import annotations
 
@@ -62,6 +66,7 @@ from mxflow.ports import (
     Workflow,
 )
 from mxflow.queries import amount_and_currency
+from mxflow.recalls import is_recall
 from mxflow.settings import Settings
 
 SUPPORTED_MESSAGES = ("pacs.008", "pacs.009", "camt.056")
@@ -167,6 +172,26 @@ class PaymentLifecycle:
         self.settings = settings
         self.clock = clock
         self._registry = registry
+        self._recalls = None
+        self._engine = None
+
+    @property
+    def recalls(self):
+        """The recall part of the lifecycle (mxflow/recalls.py)."""
+        from mxflow.recalls import Recalls
+
+        if self._recalls is None:
+            self._recalls = Recalls(self)
+        return self._recalls
+
+    @property
+    def engine(self):
+        """The payment engine's answers and the suspense list (mxflow/engine.py)."""
+        from mxflow.engine import EngineAnswers
+
+        if self._engine is None:
+            self._engine = EngineAnswers(self)
+        return self._engine
 
     @property
     def registry(self):
@@ -216,6 +241,12 @@ class PaymentLifecycle:
             "facts": summary,
             "messages": {},            # the generated ones; the received message is always there
         }
+        if parsed.business_area == "camt.056":
+            # a recall names the payment it applies to (mxflow/recalls.py); null when none is known
+            record["originalPaymentId"] = self.recalls.match_original(parsed_facts, client_id)
+        elif parsed_facts.reference_key():
+            # how a recall or an engine answer finds this payment (the ByReference index, written once)
+            record["matchKey"] = parsed_facts.reference_key()
         created = True
         try:
             record = self.store.create(record, event={"actor": client_id})
@@ -238,7 +269,10 @@ class PaymentLifecycle:
     @staticmethod
     def _receipt(record: Mapping[str, Any]) -> dict:
         # the status of the submission; GET /payments/{id} gives the current one
-        return {"paymentId": record["paymentId"], "status": "RCVD", "receivedAt": record["receivedAt"]}
+        receipt = {"paymentId": record["paymentId"], "status": "RCVD", "receivedAt": record["receivedAt"]}
+        if str(record.get("messageType") or "").startswith("camt.056"):
+            receipt["originalPaymentId"] = record.get("originalPaymentId")
+        return receipt
 
     def _parse(self, data: bytes):
         return iso20022.parse_message(data, limits=iso20022.ParseLimits(max_bytes=self.settings.max_message_bytes))
@@ -270,7 +304,7 @@ class PaymentLifecycle:
     def _accept(self, record: dict, facts, fence: Fence) -> dict:
         payment_id = record["paymentId"]
         summary = _facts_dict(facts) or record.get("facts", {})
-        if self._auto_approves(summary):
+        if self._auto_approves(summary) and not is_recall(record):
             decision = {"action": "approve", "decidedBy": AUTO_APPROVER, "decidedAt": self.clock()}
             version = self.store.transition(payment_id, expected_status="RCVD", expected_version=record["version"],
                                             new_status="ACSP", passed_through=("ACTC",),
@@ -320,6 +354,8 @@ class PaymentLifecycle:
             outcome = "invalid"
             if repeated:  # a retried or duplicated step: the event again (at least once, same eventId)
                 self._publish("payment.rejected", record)
+        elif is_recall(record) and status != "RJCT":
+            outcome = "recall"  # applied to its payment by PaymentFlow's Recall step (mxflow/recalls.py)
         elif status in ("ACSP", "ACSC") and decision.get("decidedBy") == AUTO_APPROVER:
             outcome = "auto-approve"
         else:
@@ -344,10 +380,12 @@ class PaymentLifecycle:
             status = record["status"]
             if status == "RCVD":
                 return self._resume_with(payment_id, task_token, "validate", None, status)
+            if status == "ACTC" and is_recall(record):
+                return self._resume_with(payment_id, task_token, "recall", None, status)
             if status == "ACSP":
                 stage = "settle" if (record.get("release") or {}).get("sentAt") else "send"
                 return self._resume_with(payment_id, task_token, stage, None, status)
-            if status in TERMINAL_STATUSES:
+            if status in TERMINAL_STATUSES or status == "PDCR":  # a recall with the engine: nothing to wait for
                 self.workflow.send_task_success(task_token, {"paymentId": payment_id, "status": status})
                 return {"paymentId": payment_id, "status": status, "action": "answered"}
             fence = self._fence(record)
@@ -468,10 +506,12 @@ class PaymentLifecycle:
             status = record["status"]
             if status == "RCVD":
                 return {"action": "resume", "resume": {"stage": "validate", "carried": {}}, "status": status}
+            if status == "ACTC" and is_recall(record):
+                return {"action": "resume", "resume": {"stage": "recall", "carried": {}}, "status": status}
             if status == "ACSP":
                 stage = "settle" if (record.get("release") or {}).get("sentAt") else "send"
                 return {"action": "resume", "resume": {"stage": stage, "carried": {}}, "status": status}
-            if status in TERMINAL_STATUSES:
+            if status in TERMINAL_STATUSES or status == "PDCR":
                 return {"action": "done", "resume": None, "status": status}
             fence = self._fence(record)
             info = f"No decision within {int(self.settings.decision_timeout_seconds)} seconds"
@@ -598,10 +638,16 @@ class PaymentLifecycle:
         carries it); else it is built again, byte for byte, from the received message and the
         release window it was sent in."""
         record = self.store.get(payment_id)
-        if record["status"] == "ACSC":
-            self._publish("payment.released", record)  # a repeated step: the event again (at least once)
-            return {"paymentId": payment_id, "status": "ACSC"}
         release = record.get("release") or {}
+        engine_confirms = self.settings.engine_confirms
+        if record["status"] == "ACSC" or (engine_confirms and record["status"] == "ACSP"
+                                          and OUTBOUND_MESSAGE in (record.get("messages") or {})):
+            self._publish("payment.released", record)  # a repeated step: the event again (at least once)
+            self._forward_recall(record)
+            return {"paymentId": payment_id, "status": record["status"]}
+        if record["status"] in ("RJCT", "CANC") and release.get("attempts", 0) >= 1:
+            # the payment engine answered (mxflow/engine.py) before this step recorded the send
+            return {"paymentId": payment_id, "status": record["status"]}
         if record["status"] != "ACSP" or release.get("attempts", 0) < 1:
             raise InvalidState(f"payment {payment_id} is {record['status']} with no release claimed; "
                                "settle follows a send")
@@ -611,30 +657,50 @@ class PaymentLifecycle:
             raise InvalidState(f"payment {payment_id}: settle needs the id of the message sent")
         now = self.clock()
         if outbound is None:
-            outbound = self._generated(iso20022.build_outbound_message(
-                self._parse(self._received_bytes(record, message)), operator_bic=self.settings.operator_bic,
-                now=parse_utc(release["windowAt"]), versions=self.settings.message_versions))
-        report = self._generated(iso20022.build_status_report(
-            self._facts_of(record), "ACSC", operator_bic=self.settings.operator_bic,
-            versions=self.settings.message_versions))
+            outbound = self._outbound(record, message)
         if len(outbound) <= INLINE_MESSAGE_BYTES:
             stored_outbound = self._stored(payment_id, OUTBOUND_MESSAGE, outbound)
         else:  # the Send step archived it, and the release message names that key
             stored_outbound = {"key": generated_key(payment_id, OUTBOUND_MESSAGE)}
         sent = {**release, "sentAt": release.get("sentAt") or now, "messageId": message_id}
+        messages = {OUTBOUND_MESSAGE: stored_outbound}
+        if engine_confirms:  # ACSP until the engine's pacs.002 (mxflow/engine.py): the send recorded
+            new_status, event = "ACSP", {"actor": "release", "event": "sent", "state": "Settle"}
+        else:
+            report = self._generated(iso20022.build_status_report(
+                self._facts_of(record), "ACSC", operator_bic=self.settings.operator_bic,
+                versions=self.settings.message_versions))
+            messages[STATUS_REPORT] = self._stored(payment_id, STATUS_REPORT, report)
+            new_status, event = "ACSC", {"actor": "release", "state": "Settle"}
         try:
             self.store.transition(payment_id, expected_status="ACSP", expected_version=record["version"],
-                                  new_status="ACSC", set_values={"release": sent},
+                                  new_status=new_status, set_values={"release": sent},
                                   remove=("taskToken", "suspense", "suspendedIn", "suspendedAt"),
-                                  messages={STATUS_REPORT: self._stored(payment_id, STATUS_REPORT, report),
-                                            OUTBOUND_MESSAGE: stored_outbound},
-                                  event_detail={"actor": "release", "state": "Settle"}, fence=fence)
+                                  messages=messages, event_detail=event, fence=fence)
         except StatusConflict as conflict:
-            if conflict.current_status != "ACSC":
+            current = conflict.current
+            done = current.get("status") in ("ACSC", "RJCT", "CANC") or (
+                engine_confirms and OUTBOUND_MESSAGE in (current.get("messages") or {}))
+            if not done:
                 raise TransientError(f"payment {payment_id} changed while it was settled "
                                      f"(now {conflict.current_status})") from None
-        self._publish("payment.released", {**record, "status": "ACSC"})
-        return {"paymentId": payment_id, "status": "ACSC"}
+            return {"paymentId": payment_id, "status": current.get("status")}
+        self._publish("payment.released", {**record, "status": new_status})
+        self._forward_recall(record)
+        return {"paymentId": payment_id, "status": new_status}
+
+    def _forward_recall(self, record: Mapping[str, Any]) -> None:
+        """A recall recorded on the payment before its send was recorded follows it now (mxflow/recalls.py);
+        nothing is read for a payment without one."""
+        if (record.get("recall") or {}).get("status") == "PDCR" and not record["recall"].get("forwardedAt"):
+            self.recalls.forward_pending(self.store.get(record["paymentId"]))
+
+    def _outbound(self, record: Mapping[str, Any], message: bytes | None = None) -> bytes:
+        """The outbound message of a claimed release, built again byte for byte: the received message
+        (`message`, else the archive's), the operator, the release window's time."""
+        return self._generated(iso20022.build_outbound_message(
+            self._parse(self._received_bytes(record, message)), operator_bic=self.settings.operator_bic,
+            now=parse_utc(record["release"]["windowAt"]), versions=self.settings.message_versions))
 
     # -- operations (API) ------------------------------------------------------------------------
 
@@ -683,19 +749,28 @@ class PaymentLifecycle:
     def sample(self, now: datetime | None = None) -> dict:
         """What the scheduled sampler publishes (template.yaml alarms): the age of the oldest PDNG
         payment, the oldest age in each other in-flight status (a payment stuck there is visible),
-        and how many payments are suspended. Among the oldest payments by receipt
-        (SAMPLE_PER_SHARD per index shard)."""
+        and how many payments are suspended; the return leg's oldest unconfirmed age (a payment sent and
+        not yet confirmed by the engine under ReleaseConfirmation=engine, or a recall awaiting the
+        engine's answer). Among the oldest payments by receipt (SAMPLE_PER_SHARD per index shard)."""
         region = self.settings.region
         moment = now or parse_utc(self.clock())
         oldest: dict[str, float] = {status: 0.0 for status in sorted(IN_FLIGHT_STATUSES)}
+        unconfirmed = 0.0  # the return leg: a send or a recall the payment engine has not answered yet
         sampled = self.store.in_flight(region, per_shard=SAMPLE_PER_SHARD)
         for item in sampled:
             since = item.get("statusSince") or item.get("receivedAt")
-            if since and item.get("status") in oldest:
+            status = item.get("status")
+            if status == "ACSP" and item.get("sentAt") and self.settings.engine_confirms:
+                unconfirmed = max(unconfirmed, max(0.0, (moment - parse_utc(item["sentAt"])).total_seconds()))
+                continue
+            if since and status in oldest:
                 age = max(0.0, (moment - parse_utc(since)).total_seconds())
-                oldest[item["status"]] = max(oldest[item["status"]], age)
+                oldest[status] = max(oldest[status], age)
+                if status == "PDCR":
+                    unconfirmed = max(unconfirmed, age)
         return {"oldestPendingAgeSeconds": oldest["PDNG"],
                 "oldestInFlightAgeSeconds": max(oldest["RCVD"], oldest["ACTC"], oldest["ACSP"]),
+                "oldestUnconfirmedAgeSeconds": unconfirmed,
                 "oldestAgeSecondsByStatus": oldest, "sampled": len(sampled),
                 "suspendedPayments": len(self.store.suspended(region)),
                 # what the console's counters are made of (mxflow.queries.save_summary): certainly every
@@ -724,12 +799,22 @@ class PaymentLifecycle:
             "history": [
                 {k: v for k, v in (("status", e.get("status")), ("time", e.get("time")),
                                    ("reason", e.get("reason")), ("actor", e.get("actor")),
-                                   ("state", e.get("state"))) if v is not None}
+                                   ("state", e.get("state")), ("event", e.get("event")),
+                                   ("message", e.get("message"))) if v is not None}
                 for e in record.get("history") or []
             ],
             "messages": sorted([RECEIVED_MESSAGE, *(record.get("messages") or {})]),
         }
-        if record["status"] in ("RJCT", "CANC") and record.get("reason"):
+        if is_recall(record):
+            view["originalPaymentId"] = record.get("originalPaymentId")
+        if record.get("recall"):
+            view["recall"] = {k: record["recall"][k] for k in ("recallId", "status", "reasonCode")
+                              if record["recall"].get(k)}
+        if record.get("returned"):
+            returned = record["returned"]
+            view["returned"] = {k: returned[k] for k in ("amount", "currency", "reason", "at", "message")
+                                if returned.get(k)}
+        if record["status"] in ("RJCT", "CANC", "RJCR") and record.get("reason"):
             view["reason"] = {k: v for k, v in record["reason"].items() if v is not None}
         if record.get("validationErrors"):
             view["errors"] = record["validationErrors"]
@@ -797,8 +882,9 @@ class PaymentLifecycle:
                                              "messageType": record.get("messageType")})
         return iso20022.extract_facts(self._parse(self.archive.get(_received_key(record))))
 
-    def _publish(self, event_type: str, record: Mapping[str, Any]) -> None:
-        """An event for subscribers: ids and status only (details through the API)."""
+    def _publish(self, event_type: str, record: Mapping[str, Any], *, event_id: str | None = None) -> None:
+        """An event for subscribers: ids and status only (details through the API). `event_id`: for an
+        event that is not a status change (default: <paymentId>:<status>)."""
         if self.events is None:
             return
         payment_id = record["paymentId"]
@@ -806,10 +892,12 @@ class PaymentLifecycle:
         event = {"type": event_type, "eventId": f"{payment_id}:{status}", "paymentId": payment_id,
                  "status": status, "messageType": record.get("messageType"), "time": self.clock()}
         reason = record.get("reason")
-        if status in ("RJCT", "CANC") and reason:
+        if status in ("RJCT", "CANC", "RJCR") and reason:
             event["reasonCode"] = reason.get("code")
         if event_type == "payment.suspended":
             event["eventId"] = f"{payment_id}:suspended"
+        if event_id:
+            event["eventId"] = event_id
         self.events.publish(event, attributes={"eventType": event_type, "status": status})
 
 

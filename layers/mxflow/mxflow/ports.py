@@ -15,8 +15,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Protocol
 
-IN_FLIGHT_STATUSES = frozenset({"RCVD", "ACTC", "PDNG", "ACSP"})
-TERMINAL_STATUSES = frozenset({"ACSC", "RJCT", "CANC"})
+# A recall (a camt.056 item of its own, mxflow/recalls.py) takes the statuses of its camt.029 answer:
+# PDCR while the payment engine decides (in flight), CNCL or RJCR once answered (terminal).
+IN_FLIGHT_STATUSES = frozenset({"RCVD", "ACTC", "PDNG", "ACSP", "PDCR"})
+TERMINAL_STATUSES = frozenset({"ACSC", "RJCT", "CANC", "CNCL", "RJCR"})
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ class PaymentStore(Protocol):
     def in_flight(self, region: str, *, per_shard: int) -> list[dict]:
         """The oldest in-flight payments this Region owns (by receipt, at most `per_shard` of each
         in-flight index shard): [{"paymentId", "status", "statusSince", "receivedAt", "clientId",
-        "suspended"}]."""
+        "suspended", "sentAt"}] (sentAt: the release's, None when none was recorded)."""
 
     def suspended(self, region: str) -> list[str]:
         """The ids of the payments this Region lists as suspended."""
@@ -92,7 +94,7 @@ class PaymentStore(Protocol):
         whether the index may hold more). The records are read eventually consistent."""
 
     def client_search(self, client_id: str, reference: str) -> list[dict]:
-        """The client's payments whose UETR or end-to-end id is exactly `reference` (an index each),
+        """The client's payments whose UETR or end-to-end id is exactly `reference` (ByReference, ByEndToEndId),
         in no order; eventually consistent."""
 
     def get_summary(self, region: str) -> dict | None:
@@ -100,6 +102,22 @@ class PaymentStore(Protocol):
 
     def put_summary(self, region: str, summary: Mapping[str, Any]) -> None:
         """Replace this Region's summary (one item, written by the sampler only)."""
+
+    # -- the return leg (mxflow/recalls.py, mxflow/engine.py) -------------------------------------
+
+    def find_by_reference(self, reference_key: str) -> list[str]:
+        """The ids of the payments created with this reference key (iso20022.reference_key: UETR, else
+        message id, end-to-end id and instruction id), oldest first; eventually consistent."""
+
+    def add_suspense_entry(self, entry: Mapping[str, Any]) -> bool:
+        """Keep an engine answer that could not be applied (`entry`: suspenseId, receivedAt, region,
+        messageType, reason, code, paymentId?, source, contentSha256, message); False when an entry with
+        that suspenseId exists already (the same answer again: kept once)."""
+
+    def suspense_entries(self, region: str, *, limit: int, cursor: str | None = None) -> tuple[list[dict], str | None]:
+        """The suspense list of a Region, newest first: ([{"suspenseId", "receivedAt", "messageType",
+        "reason", "code", "paymentId"?}], the cursor of the next page or None). InvalidRequest for a
+        cursor this store did not hand out."""
 
 
 class MessageArchive(Protocol):

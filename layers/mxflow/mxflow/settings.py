@@ -36,6 +36,9 @@ class Settings:
     release_queue_url: str | None = None
     events_topic_arn: str | None = None
     message_versions: MessageVersions = CBPR_PLUS_VERSIONS  # what the builders emit (MXFLOW_*_VERSION)
+    # The return leg (mxflow/recalls.py, mxflow/engine.py): "queue" = ACSC once sent to the release queue,
+    # "engine" = ACSP until the payment engine's pacs.002 says ACSC or RJCT (RELEASE_CONFIRMATION).
+    release_confirmation: str = "queue"
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] = os.environ) -> "Settings":
@@ -59,4 +62,20 @@ class Settings:
             release_queue_url=env.get("RELEASE_QUEUE_URL") or None,
             events_topic_arn=env.get("EVENTS_TOPIC_ARN") or None,
             message_versions=MessageVersions.from_environ(env),
+            release_confirmation=_release_confirmation(env.get("RELEASE_CONFIRMATION")),
         )
+
+    @property
+    def engine_confirms(self) -> bool:
+        """True when a release is ACSC only once the payment engine says so (ReleaseConfirmation=engine)."""
+        return self.release_confirmation == "engine"
+
+
+RELEASE_CONFIRMATIONS = ("queue", "engine")
+
+
+def _release_confirmation(value: str | None) -> str:
+    value = (value or "queue").strip()
+    if value not in RELEASE_CONFIRMATIONS:
+        raise ValueError(f"RELEASE_CONFIRMATION must be one of {', '.join(RELEASE_CONFIRMATIONS)}")
+    return value

@@ -11,7 +11,7 @@ import jsonschema
 _ID = {"type": "string", "minLength": 1, "maxLength": 80}
 # The received bytes, base64, when the flow carries them (small messages); null otherwise.
 _MESSAGE = {"type": ["string", "null"]}
-_STAGE = {"enum": ["validate", "send", "settle"]}
+_STAGE = {"enum": ["validate", "send", "settle", "recall"]}
 TASK_EVENT_SCHEMAS: dict[str, dict] = {
     "validate": {"type": "object", "required": ["paymentId"],
                  "properties": {"paymentId": _ID, "message": _MESSAGE}},
@@ -26,6 +26,7 @@ TASK_EVENT_SCHEMAS: dict[str, dict] = {
     "settle": {"type": "object", "required": ["paymentId"],
                "properties": {"paymentId": _ID, "messageId": {"type": ["string", "null"]}, "message": _MESSAGE,
                               "outbound": _MESSAGE}},
+    "recall": {"type": "object", "required": ["paymentId"], "properties": {"paymentId": _ID}},
 }
 
 

@@ -11,13 +11,19 @@ Secondary indexes, all KEYS_ONLY, written only when their keys appear or vanish:
 - `InFlight`: HASH `inflight` ("<ownerRegion>#<shard 00-15>", present from creation until the
   terminal status), RANGE `receivedAt`; the sampler walks it for the oldest in-flight payments.
 - `ByClient`: HASH `clientId`, RANGE `receivedAt` (the `GET /payments` list, mxflow.queries).
-- `ByUetr`, `ByEndToEndId`: HASH `uetrKey` / `endToEndKey` ("<clientId>#<UETR>", "<clientId>#<EndToEndId>",
-  written at creation from the facts when the message has one), RANGE `receivedAt` (the list's search).
+- `ByEndToEndId`: HASH `endToEndKey` ("<clientId>#<EndToEndId>", written at creation when the message has
+  one), RANGE `receivedAt`: the list's search by end-to-end id (by UETR it reads `ByReference`).
 
 Besides the payments, one summary item per Region (`pk` = "summary#<region>", `sk` = "SUMMARY"): the
 sampler's counters per client and status that the list shows (mxflow.queries).
 - `Suspended`: HASH `suspendedIn` (the Region), RANGE `suspendedAt`, present only while a release's
   outcome is unknown (sparse).
+- `ByReference`: HASH `matchKey` (iso20022.reference_key: the UETR, else message, end-to-end and
+  instruction ids), RANGE `receivedAt`, written once when a payment is created: how a recall or an engine
+  answer finds the payment it is about (the return leg, mxflow/recalls.py and mxflow/engine.py).
+- `EngineSuspense`: HASH `suspenseListIn` (the Region), RANGE `receivedAt`: the engine answers kept in
+  suspense, items of their own (`pk` = suspense id, `sk` = "SUSPENSE"); INCLUDE projection of what the
+  list shows.
 
 Every status change is conditional on the expected status and version and, for workflow steps, on
 `ownerRegion` and `epoch` (the fence). A failed condition returns the item as it is
@@ -26,7 +32,9 @@ another read.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar, Iterable, Mapping
@@ -36,16 +44,20 @@ from botocore.exceptions import ClientError
 
 from mxflow.aws.clients import AwsAdapter, error_code, service_errors
 from mxflow.clock import utc_now
-from mxflow.errors import DuplicatePayment, PaymentNotFound, StatusConflict
+from mxflow.errors import DuplicatePayment, InvalidRequest, PaymentNotFound, StatusConflict
+from mxflow.iso20022.facts import reference_key
 from mxflow.ports import IN_FLIGHT_STATUSES, Clock, Fence
 
 RECORD_SK = "PAYMENT"
+SUSPENSE_SK = "SUSPENSE"
 INFLIGHT_INDEX = "InFlight"
 CLIENT_INDEX = "ByClient"
-UETR_INDEX = "ByUetr"
 END_TO_END_INDEX = "ByEndToEndId"
 SEARCH_LIMIT = 100  # matches read per search index: the same reference 100 times in one client is enough
 SUSPENDED_INDEX = "Suspended"
+REFERENCE_INDEX = "ByReference"
+ENGINE_SUSPENSE_INDEX = "EngineSuspense"
+SUSPENSE_LIST_FIELDS = ("suspenseId", "receivedAt", "messageType", "reason", "code", "paymentId")
 INFLIGHT_SHARDS = 16
 BATCH_GET_LIMIT = 100  # DynamoDB's BatchGetItem maximum
 # What the GET /payments list reads of each record (mxflow.queries.list_entry; history for statusSince).
@@ -108,12 +120,11 @@ def _expected_list(expected_status: str | Iterable[str]) -> list[str]:
 
 
 def search_keys(record: Mapping[str, Any]) -> dict:
-    """The console's search keys of a new record (ByUetr, ByEndToEndId): those its facts allow."""
+    """The console's search key of a new record (ByEndToEndId), when its facts have an end-to-end id."""
     facts = record.get("facts") or {}
     keys = {}
-    for attribute, fact in (("uetrKey", "uetr"), ("endToEndKey", "endToEndId")):
-        if facts.get(fact) and record.get("clientId"):
-            keys[attribute] = f"{record['clientId']}#{facts[fact]}"
+    if facts.get("endToEndId") and record.get("clientId"):
+        keys["endToEndKey"] = f"{record['clientId']}#{facts['endToEndId']}"
     return keys
 
 
@@ -228,9 +239,9 @@ class DynamoDbPaymentStore(AwsAdapter):
                 KeyConditionExpression="inflight = :key",
                 ExpressionAttributeValues=_to_item({":key": f"{region}#{shard:02d}"}))
             keys.extend({"pk": item["pk"], "sk": item["sk"]} for item in response.get("Items", []))
-        found = self._batch_get(keys, "pk, #status, history, receivedAt, clientId, suspendedIn")
+        found = self._batch_get(keys, "pk, #status, history, receivedAt, clientId, suspendedIn, #release.sentAt")
         return [{**{k: item.get(k) for k in ("paymentId", "status", "statusSince", "receivedAt", "clientId")},
-                 "suspended": bool(item.get("suspendedIn"))}
+                 "suspended": bool(item.get("suspendedIn")), "sentAt": (item.get("release") or {}).get("sentAt")}
                 for item in found if item.get("status") in IN_FLIGHT_STATUSES]
 
     def _batch_get(self, keys: list[dict], projection: str) -> list[dict]:
@@ -239,7 +250,8 @@ class DynamoDbPaymentStore(AwsAdapter):
         for start in range(0, len(keys), BATCH_GET_LIMIT):
             request = {self.table_name: {
                 "Keys": keys[start:start + BATCH_GET_LIMIT], "ProjectionExpression": projection,
-                "ExpressionAttributeNames": {"#status": "status"}}}
+                "ExpressionAttributeNames": {name: value for name, value in (("#status", "status"), ("#release", "release"))
+                                             if name in projection}}}
             while request:
                 response = self.client.batch_get_item(RequestItems=request)
                 found.extend(_record(item) for item in response.get("Responses", {}).get(self.table_name, []))
@@ -278,16 +290,19 @@ class DynamoDbPaymentStore(AwsAdapter):
 
     @service_errors
     def client_search(self, client_id: str, reference: str) -> list[dict]:
-        """The client's payments whose UETR or end-to-end id is `reference`: a Query of each search index
-        (keys only, newest first, at most SEARCH_LIMIT), then their records by BatchGetItem."""
-        keys: dict[str, None] = {}
-        for index, attribute in ((UETR_INDEX, "uetrKey"), (END_TO_END_INDEX, "endToEndKey")):
-            response = self.client.query(
-                TableName=self.table_name, IndexName=index, ScanIndexForward=False, Limit=SEARCH_LIMIT,
-                KeyConditionExpression=f"{attribute} = :key",
-                ExpressionAttributeValues=_to_item({":key": f"{client_id}#{reference}"}))
-            keys.update((item["pk"]["S"], None) for item in response.get("Items", []))
-        return self._batch_get([{"pk": {"S": pk}, "sk": {"S": RECORD_SK}} for pk in keys], LIST_PROJECTION)
+        """The client's payments whose UETR or end-to-end id is `reference`: ByReference by its UETR key
+        (the return leg's index, across clients: the records are then kept if they are the client's) and
+        ByEndToEndId by "<clientId>#<reference>" (keys only, at most SEARCH_LIMIT each), then their records
+        by BatchGetItem."""
+        keys = dict.fromkeys(self.find_by_reference(reference_key(uetr=reference, msg_id=None, end_to_end_id=None,
+                                                                  instr_id=None))[-SEARCH_LIMIT:])
+        response = self.client.query(
+            TableName=self.table_name, IndexName=END_TO_END_INDEX, ScanIndexForward=False, Limit=SEARCH_LIMIT,
+            KeyConditionExpression="endToEndKey = :key",
+            ExpressionAttributeValues=_to_item({":key": f"{client_id}#{reference}"}))
+        keys.update((item["pk"]["S"], None) for item in response.get("Items", []))
+        return [record for record in self._batch_get([{"pk": {"S": pk}, "sk": {"S": RECORD_SK}} for pk in keys],
+                                                     LIST_PROJECTION) if record.get("clientId") == client_id]
 
     @service_errors
     def get_summary(self, region: str) -> dict | None:
@@ -313,6 +328,49 @@ class DynamoDbPaymentStore(AwsAdapter):
             if "LastEvaluatedKey" not in response:
                 return ids
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    @service_errors
+    def find_by_reference(self, reference_key: str) -> list[str]:
+        """The ByReference index (eventually consistent, like every secondary index), oldest first."""
+        ids: list[str] = []
+        kwargs = {"TableName": self.table_name, "IndexName": REFERENCE_INDEX, "ScanIndexForward": True,
+                  "KeyConditionExpression": "matchKey = :key", "ExpressionAttributeValues": _to_item({":key": reference_key})}
+        while True:
+            response = self.client.query(**kwargs)
+            ids.extend(item["pk"]["S"] for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response or len(ids) >= 100:  # the same references 100 times: enough
+                return ids
+            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    @service_errors
+    def add_suspense_entry(self, entry: Mapping[str, Any]) -> bool:
+        """A suspense item (pk = its id, sk = SUSPENSE), listed by the EngineSuspense index; put once."""
+        item = {**{k: v for k, v in entry.items() if k not in ("suspenseId", "region")},
+                "pk": entry["suspenseId"], "sk": SUSPENSE_SK, "suspenseId": entry["suspenseId"],
+                "suspenseListIn": entry["region"]}
+        try:
+            self.client.put_item(TableName=self.table_name, Item=_to_item(item),
+                                 ConditionExpression="attribute_not_exists(pk)")
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    @service_errors
+    def suspense_entries(self, region: str, *, limit: int, cursor: str | None = None) -> tuple[list[dict], str | None]:
+        kwargs = {"TableName": self.table_name, "IndexName": ENGINE_SUSPENSE_INDEX, "ScanIndexForward": False,
+                  "Limit": limit, "KeyConditionExpression": "suspenseListIn = :region",
+                  "ExpressionAttributeValues": _to_item({":region": region})}
+        if cursor:
+            kwargs["ExclusiveStartKey"] = _decode_cursor(cursor, region)
+        response = self.client.query(**kwargs)
+        entries = []
+        for item in response.get("Items", []):
+            record = _from_item(item)
+            entries.append({k: record[k] for k in SUSPENSE_LIST_FIELDS if record.get(k) is not None})
+        last = response.get("LastEvaluatedKey")
+        return entries, _encode_cursor(last) if last else None
 
     # -- writes ------------------------------------------------------------------------------------
 
@@ -429,3 +487,25 @@ class DynamoDbPaymentStore(AwsAdapter):
         if item:
             return _record(item)
         return self.get(payment_id)
+
+
+_CURSOR_KEYS = ("pk", "sk", "suspenseListIn", "receivedAt")
+
+
+def _encode_cursor(last_key: Mapping[str, Any]) -> str:
+    """An opaque cursor: the page's last key, base64url of its JSON (the four string key attributes)."""
+    plain = {k: last_key[k]["S"] for k in _CURSOR_KEYS}
+    return base64.urlsafe_b64encode(json.dumps(plain, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, region: str) -> dict:
+    """The ExclusiveStartKey of a cursor _encode_cursor made for this Region; InvalidRequest otherwise."""
+    try:
+        plain = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if (not isinstance(plain, dict) or sorted(plain) != sorted(_CURSOR_KEYS)
+                or not all(isinstance(v, str) and 0 < len(v) <= 256 for v in plain.values())
+                or plain["suspenseListIn"] != region or plain["sk"] != SUSPENSE_SK):
+            raise ValueError
+    except ValueError:
+        raise InvalidRequest("cursor: not a cursor of this list") from None
+    return {k: {"S": v} for k, v in plain.items()}

@@ -5,8 +5,10 @@
 - validation: the pipeline parse -> XSD -> business rules -> facts (`validate_message`, `ValidationResult`)
 - rules: business rules with rule ids and ISO reason codes (`check_rules`)
 - facts: the payment's facts and its payment id, the system's idempotency key (`Facts`, `extract_facts`)
-- builders: pacs.002 status reports, camt.029 answers, outbound messages, from the payment's own data, in
-  the configured versions (`MessageVersions`); `check_generated` before a generated message is kept or sent
+- builders: pacs.002 status reports, camt.029 answers, outbound messages, forwarded camt.056 recalls and
+  pacs.004 returns, from the payment's own data, in the configured versions (`MessageVersions`);
+  `check_generated` before a generated message is kept or sent
+- answers: what a payment engine answers (pacs.002, camt.029, pacs.004), read (`read_answer`)
 - schema_sets: the built-in schema set (official XSDs of pinned wheels) and added schemas, every file checked
 - codes: ISO External Code Sets and ISO 4217
 
@@ -23,7 +25,11 @@ _EXPORTS = {
     "BuildError": "builders", "build_cancellation_answer": "builders", "build_outbound_message": "builders",
     "build_status_report": "builders", "CBPR_PLUS_VERSIONS": "builders", "GeneratedMessageError": "builders",
     "GeneratedMessageInvalid": "builders", "MessageVersions": "builders", "SchemaNotInstalled": "builders",
-    "check_generated": "builders", "answer_addressee": "builders",
+    "check_generated": "builders", "answer_addressee": "builders", "build_cancellation_request": "builders",
+    "build_payment_return": "builders", "next_agent": "builders", "PAYMENT_RETURN_VERSIONS": "builders",
+    "EngineAnswer": "answers", "NotAnAnswer": "answers", "OriginalReferences": "answers",
+    "answer_family": "answers", "read_answer": "answers", "ANSWER_FAMILIES": "answers",
+    "reference_key": "facts",
     "Facts": "facts", "content_hash": "facts", "extract_facts": "facts", "payment_id": "facts",
     "Issue": "message", "MessageError": "message", "ParsedMessage": "message", "element_path": "message",
     "ParseLimits": "parsing", "parse_message": "parsing",

@@ -5,19 +5,25 @@ Pure code: facts (or a parsed message) in, bytes out; no AWS. Every output is
 the official XSDs (tests/iso20022/test_builders.py, test_properties.py).
 
 - `build_status_report`: pacs.002 (FIToFIPmtStsRpt) for one transaction.
-- `build_cancellation_answer`: camt.029 (RsltnOfInvstgtn): CNCL, or RJCR with a reason.
+- `build_cancellation_answer`: camt.029 (RsltnOfInvstgtn): CNCL, RJCR with a reason, or PDCR (pending).
 - `build_outbound_message`: the original pacs.008/pacs.009 Document under a new AppHdr.
+- `build_cancellation_request`: camt.056 (FIToFIPmtCxlReq): a recall forwarded to the payment engine,
+  from the payment's own references.
+- `build_payment_return`: pacs.004 (PmtRtr): the funds of a settled payment returned (what a payment
+  engine sends; mxflow's engine simulator builds it).
 - `check_generated`: a generated message against the schemas installed for it, before it is kept or
   sent; raises SchemaNotInstalled or GeneratedMessageInvalid (named errors: in AWS the step fails and
   the execution can be redriven once the schema is added).
 
 Versions (`MessageVersions`: a setting, CBPR+'s by default: pacs.002.001.10, camt.029.001.09,
-head.001.001.02). Every version a builder offers takes the same elements in the same order, compared in
-the official XSDs: pacs.002.001.10-.15 only add optional elements (GrpHdr/OrgnlBizQry, TxInfAndSts/PrcgDt
-and CdtSttlmKey) to what is built here (.02-.09 lack OrgnlUETR or TxInfAndSts); camt.029.001.09-.14
-differ only in top-level blocks not built here (.10 on drop ModDtls, ClmNonRctDtls, StmtDtls and
-CrrctnTx; .08 and earlier lack OrgnlUETR); head.001.001.02-.04 take this AppHdr unchanged
-(head.001.001.01's CreDt must be in UTC with Z).
+head.001.001.02, camt.056.001.08). Every version a builder offers takes the same elements in the same
+order, compared in the official XSDs: pacs.002.001.10-.15 only add optional elements (GrpHdr/OrgnlBizQry,
+TxInfAndSts/PrcgDt and CdtSttlmKey) to what is built here (.02-.09 lack OrgnlUETR or TxInfAndSts);
+camt.029.001.09-.14 differ only in top-level blocks not built here (.10 on drop ModDtls, ClmNonRctDtls,
+StmtDtls and CrrctnTx; .08 and earlier lack OrgnlUETR); head.001.001.02-.04 take this AppHdr unchanged
+(head.001.001.01's CreDt must be in UTC with Z); camt.056.001.08-.12 share Assgnmt, Case and
+Undrlyg/TxInf as built here (.07 and earlier lack OrgnlUETR); pacs.004.001.09-.11, .13 and .14 share GrpHdr
+(MsgId, CreDtTm, NbOfTxs, SttlmInf) and TxInf as built here (.14 adds optional PmtTpInf and SttlmTmReq).
 
 XML is built with lxml's ElementMaker (values are escaped by lxml, never concatenated into markup);
 amounts are the exact decimal strings of the original. Identifiers of generated messages are
@@ -45,10 +51,16 @@ ENVELOPE_NAMESPACE = "urn:swift:xsd:envelope"
 HEADER_MESSAGE = "head.001.001.02"
 STATUS_REPORT_MESSAGE = "pacs.002.001.10"
 CANCELLATION_ANSWER_MESSAGE = "camt.029.001.09"
+CANCELLATION_REQUEST_MESSAGE = "camt.056.001.08"
 # The versions the builders can build (see the module notes).
 HEADER_VERSIONS = tuple(f"head.001.001.{v:02d}" for v in range(2, 5))
 STATUS_REPORT_VERSIONS = tuple(f"pacs.002.001.{v:02d}" for v in range(10, 16))
 CANCELLATION_ANSWER_VERSIONS = tuple(f"camt.029.001.{v:02d}" for v in range(9, 15))
+CANCELLATION_REQUEST_VERSIONS = tuple(f"camt.056.001.{v:02d}" for v in range(8, 13))
+# pacs.004 is built by a payment engine (mxflow's simulator), never by mxflow itself: no setting.
+# pacs.004.001.12 is left out: no official copy of it was at hand to compare.
+PAYMENT_RETURN_VERSIONS = ("pacs.004.001.09", "pacs.004.001.10", "pacs.004.001.11", "pacs.004.001.13",
+                           "pacs.004.001.14")
 MAX_TEXT_35 = 35
 MAX_TEXT_105 = 105
 MAX_ADDITIONAL_INFO = 2  # AddtlInf lines (Max105Text each) written at most
@@ -60,19 +72,22 @@ class BuildError(ValueError):
 
 @dataclass(frozen=True)
 class MessageVersions:
-    """The message versions mxflow generates: the pacs.002 status report, the camt.029 answer and the
-    head.001 AppHdr of every generated message. Defaults: CBPR+'s. Each must be one the builders can
-    build (ValueError otherwise)."""
+    """The message versions mxflow generates: the pacs.002 status report, the camt.029 answer, the
+    head.001 AppHdr of every generated message and the camt.056 of a recall forwarded to the payment
+    engine. Defaults: CBPR+'s. Each must be one the builders can build (ValueError otherwise)."""
 
     status_report: str = STATUS_REPORT_MESSAGE
     cancellation_answer: str = CANCELLATION_ANSWER_MESSAGE
     app_header: str = HEADER_MESSAGE
+    cancellation_request: str = CANCELLATION_REQUEST_MESSAGE
 
     SETTINGS = (  # (field, environment variable, template parameter, versions the builders can build)
         ("status_report", "MXFLOW_STATUS_REPORT_VERSION", "StatusReportVersion", STATUS_REPORT_VERSIONS),
         ("cancellation_answer", "MXFLOW_CANCELLATION_ANSWER_VERSION", "CancellationAnswerVersion",
          CANCELLATION_ANSWER_VERSIONS),
         ("app_header", "MXFLOW_APP_HEADER_VERSION", "AppHeaderVersion", HEADER_VERSIONS),
+        ("cancellation_request", "MXFLOW_CANCELLATION_REQUEST_VERSION", "CancellationRequestVersion",
+         CANCELLATION_REQUEST_VERSIONS),
     )
 
     def __post_init__(self):
@@ -83,8 +98,8 @@ class MessageVersions:
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str]) -> "MessageVersions":
-        """From MXFLOW_STATUS_REPORT_VERSION, MXFLOW_CANCELLATION_ANSWER_VERSION and
-        MXFLOW_APP_HEADER_VERSION (empty or absent: the default)."""
+        """From MXFLOW_STATUS_REPORT_VERSION, MXFLOW_CANCELLATION_ANSWER_VERSION,
+        MXFLOW_APP_HEADER_VERSION and MXFLOW_CANCELLATION_REQUEST_VERSION (empty or absent: the default)."""
         return cls(**{name: env[variable] for name, variable, _p, _s in cls.SETTINGS if env.get(variable)})
 
     def with_version(self, message_id: str) -> "MessageVersions":
@@ -316,18 +331,24 @@ def build_status_report(facts: Facts, status: str, *, reason_code: str | None = 
 def build_cancellation_answer(facts: Facts, *, accepted: bool, reason_code: str | None = None,
                               additional_info: str | None = None, operator_bic: str,
                               case_id: str | None = None, now: datetime | None = None,
-                              versions: MessageVersions = CBPR_PLUS_VERSIONS) -> bytes:
+                              versions: MessageVersions = CBPR_PLUS_VERSIONS, pending: bool = False) -> bytes:
     """camt.029 (`versions.cancellation_answer`, under a `versions.app_header` AppHdr) answering a
     cancellation: Sts/Conf CNCL when accepted, RJCR with a
     cancellation-rejection reason (ExternalPaymentCancellationRejection1Code: LEGL, AGNT, CUST,
-    NOAS, NOOR, ARDT, ...) when not.
+    NOAS, NOOR, ARDT, ...) when not, PDCR (TxCxlSts PDCR) when `pending`: the request was passed on and
+    its outcome is not known yet (a reason code is optional then, of the same code set).
 
     `facts` are those of the camt.056 (its original* references are used) or of the payment itself
     (a consumer's cancel through the API). When accepted, `reason_code` may name the cancellation
     reason (ExternalCancellationReason1Code); camt.029 has no element for it, so it is only checked.
     The case is `case_id`, else the camt.056's Case/Id, else one derived from the payment id.
     """
-    if accepted:
+    if pending:
+        if accepted:
+            raise BuildError("a cancellation answer is accepted or pending, not both")
+        if reason_code is not None and not codes.is_cancellation_rejection_reason(reason_code):
+            raise BuildError(f"{reason_code!r} is not an ExternalPaymentCancellationRejection1Code")
+    elif accepted:
         if reason_code is not None and not (codes.is_cancellation_reason(reason_code)
                                             or codes.is_cancellation_rejection_reason(reason_code)):
             raise BuildError(f"{reason_code!r} is not an ExternalCancellationReason1Code")
@@ -339,7 +360,7 @@ def build_cancellation_answer(facts: Facts, *, accepted: bool, reason_code: str 
     operator = _check_bic(operator_bic, "the operator")
     receiver = answer_addressee(facts)
     refs = _original_references(facts)
-    outcome = "CNCL" if accepted else "RJCR"
+    outcome = "PDCR" if pending else "CNCL" if accepted else "RJCR"
     case = (case_id or facts.case_id or derived_identifier("C", facts.payment_id))[:MAX_TEXT_35]
     assignment_id = derived_identifier("A" + outcome, facts.payment_id, outcome, reason_code)
     ns = ISO_NAMESPACE_PREFIX + versions.cancellation_answer
@@ -354,11 +375,11 @@ def build_cancellation_answer(facts: Facts, *, accepted: bool, reason_code: str 
         *_optional(E, "OrgnlEndToEndId", refs["end_to_end_id"]),
         *_optional(E, "OrgnlTxId", refs["tx_id"]),
         *_optional(E, "OrgnlUETR", refs["uetr"]),
-        E.TxCxlSts("ACCR" if accepted else "RJCR"),
+        E.TxCxlSts("PDCR" if pending else "ACCR" if accepted else "RJCR"),
     ]
     info = _additional_info(additional_info)
-    if (not accepted) or info:
-        reason = [E.Rsn(E.Cd(reason_code))] if not accepted else []
+    reason = [E.Rsn(E.Cd(reason_code))] if reason_code and not accepted else []
+    if reason or info:
         transaction.append(E.CxlStsRsnInf(*reason, *[E.AddtlInf(line) for line in info]))
     if refs["amount"] and refs["currency"]:
         transaction.append(E.OrgnlIntrBkSttlmAmt(refs["amount"], Ccy=refs["currency"]))
@@ -396,6 +417,114 @@ def build_outbound_message(parsed: ParsedMessage, *, operator_bic: str, now: dat
                          message_id=parsed.message_id, business_service=facts.business_service, now=now,
                          version=versions.app_header)
     return _envelope(header, copy.deepcopy(parsed.document))
+
+
+def next_agent(facts: Facts) -> str:
+    """Whom a released payment goes to: its instructed agent, else its creditor agent (the addressee of
+    the outbound message and of a recall forwarded after it)."""
+    return _check_bic(facts.instructed_agent_bic or facts.creditor_agent_bic, "the next agent (InstdAgt or CdtrAgt)")
+
+
+def build_cancellation_request(facts: Facts, *, case_id: str, case_creator_bic: str, operator_bic: str,
+                               reason_code: str | None = None, additional_info: str | None = None,
+                               assignee_bic: str | None = None, now: datetime | None = None,
+                               versions: MessageVersions = CBPR_PLUS_VERSIONS) -> bytes:
+    """camt.056 (`versions.cancellation_request`) recalling the payment of `facts` (a pacs.008 or pacs.009's
+    own facts) from the agent it was released to: the operator assigns the case to `assignee_bic`
+    (default: `next_agent(facts)`), the case is `case_id` (created by `case_creator_bic`, the party that
+    asked for the recall), the transaction is named by the payment's own references (OrgnlGrpInf, InstrId,
+    EndToEndId, TxId, UETR, amount and settlement date) and the reason is `reason_code`
+    (ExternalCancellationReason1Code). The assignment id derives from the payment id and the case, so a
+    retried step builds the same message (given the same `now`)."""
+    if facts.message_family not in ("pacs.008", "pacs.009"):
+        raise BuildError(f"a recall names a pacs.008 or pacs.009, not {facts.message_type}")
+    if reason_code is not None and not codes.is_cancellation_reason(reason_code):
+        raise BuildError(f"{reason_code!r} is not an ExternalCancellationReason1Code")
+    operator = _check_bic(operator_bic, "the operator")
+    assignee = _check_bic(assignee_bic, "the assignee") if assignee_bic else next_agent(facts)
+    creator = _check_bic(case_creator_bic, "the case creator")
+    refs = _original_references(facts)
+    if len(case_id) > MAX_TEXT_35:
+        raise BuildError("the case id is longer than 35 characters")
+    assignment_id = derived_identifier("R", facts.payment_id, case_id)
+    ns = ISO_NAMESPACE_PREFIX + versions.cancellation_request
+    E = ElementMaker(namespace=ns, nsmap={None: ns})
+
+    def agent(bic: str):
+        return E.Agt(E.FinInstnId(E.BICFI(bic)))
+
+    transaction = [
+        *_original_group(E, refs),
+        *_optional(E, "OrgnlInstrId", refs["instr_id"]),
+        *_optional(E, "OrgnlEndToEndId", refs["end_to_end_id"]),
+        *_optional(E, "OrgnlTxId", refs["tx_id"]),
+        *_optional(E, "OrgnlUETR", refs["uetr"]),
+    ]
+    if refs["amount"] and refs["currency"]:
+        transaction.append(E.OrgnlIntrBkSttlmAmt(refs["amount"], Ccy=refs["currency"]))
+    if refs["settlement_date"]:
+        transaction.append(E.OrgnlIntrBkSttlmDt(refs["settlement_date"][:10]))
+    info = _additional_info(additional_info)
+    if reason_code or info:
+        reason = [E.Rsn(E.Cd(reason_code))] if reason_code else []
+        transaction.append(E.CxlRsnInf(*reason, *[E.AddtlInf(line) for line in info]))
+    document = E.Document(E.FIToFIPmtCxlReq(
+        E.Assgnmt(E.Id(assignment_id), E.Assgnr(agent(operator)), E.Assgne(agent(assignee)),
+                  E.CreDtTm(_timestamp(now))),
+        E.Case(E.Id(case_id), E.Cretr(agent(creator))),
+        E.Undrlyg(E.TxInf(*transaction)),
+    ))
+    header = _app_header(sender=operator, receiver=assignee, business_message_id=assignment_id,
+                         message_id=versions.cancellation_request, business_service=_cbpr_service(facts),
+                         now=now, version=versions.app_header)
+    return _envelope(header, document)
+
+
+def build_payment_return(facts: Facts, *, reason_code: str, operator_bic: str, amount: str | None = None,
+                         additional_info: str | None = None, version: str = PAYMENT_RETURN_VERSIONS[0],
+                         app_header: str = HEADER_MESSAGE, now: datetime | None = None) -> bytes:
+    """pacs.004 (`version`) returning the funds of the payment of `facts` (the pacs.008 or pacs.009 as
+    its sender, the addressee of this return, sent it) from `operator_bic` (the agent returning it): the
+    returned amount (`amount`, default the whole settlement amount, in its currency) with a return reason
+    (`reason_code`, ExternalReturnReason1Code), the payment named by its own references. MsgId and RtrId
+    derive from the payment id and the reason."""
+    if version not in PAYMENT_RETURN_VERSIONS:
+        raise BuildError(f"pacs.004 {version!r}: the builder builds {', '.join(PAYMENT_RETURN_VERSIONS)}")
+    if facts.message_family not in ("pacs.008", "pacs.009"):
+        raise BuildError(f"a return names a pacs.008 or pacs.009, not {facts.message_type}")
+    if not codes.is_return_reason(reason_code):
+        raise BuildError(f"{reason_code!r} is not an ExternalReturnReason1Code")
+    refs = _original_references(facts)
+    returned = amount or refs["amount"]
+    if not returned or not refs["currency"]:
+        raise BuildError("a return needs the amount and currency of the payment")
+    operator = _check_bic(operator_bic, "the returning agent")
+    receiver = answer_addressee(facts)
+    message_id = derived_identifier("RT", facts.payment_id, reason_code, returned)
+    ns = ISO_NAMESPACE_PREFIX + version
+    E = ElementMaker(namespace=ns, nsmap={None: ns})
+    moment = _timestamp(now)
+    transaction = [
+        E.RtrId(message_id),
+        *_original_group(E, refs),
+        *_optional(E, "OrgnlInstrId", refs["instr_id"]),
+        *_optional(E, "OrgnlEndToEndId", refs["end_to_end_id"]),
+        *_optional(E, "OrgnlTxId", refs["tx_id"]),
+        *_optional(E, "OrgnlUETR", refs["uetr"]),
+        E.OrgnlIntrBkSttlmAmt(refs["amount"], Ccy=refs["currency"]) if refs["amount"] else None,
+        E.RtrdIntrBkSttlmAmt(returned, Ccy=refs["currency"]),
+        E.IntrBkSttlmDt(moment[:10]),
+        E.InstgAgt(E.FinInstnId(E.BICFI(operator))),
+        E.InstdAgt(E.FinInstnId(E.BICFI(receiver))),
+        E.RtrRsnInf(E.Rsn(E.Cd(reason_code)), *[E.AddtlInf(line) for line in _additional_info(additional_info)]),
+    ]
+    document = E.Document(E.PmtRtr(
+        E.GrpHdr(E.MsgId(message_id), E.CreDtTm(moment), E.NbOfTxs("1"), E.SttlmInf(E.SttlmMtd("INDA"))),
+        E.TxInf(*[part for part in transaction if part is not None]),
+    ))
+    header = _app_header(sender=operator, receiver=receiver, business_message_id=message_id, message_id=version,
+                         business_service=_cbpr_service(facts), now=now, version=app_header)
+    return _envelope(header, document)
 
 
 def check_generated(message: bytes, registry) -> bytes:

@@ -39,6 +39,7 @@ TRANSACTION_STATUS = "ExternalPaymentTransactionStatus1Code"  # pacs.002 TxSts
 # versions had the enumeration PaymentCancellationRejection1Code), so they come from the same ISO file.
 CANCELLATION_REJECTION_REASON = "ExternalPaymentCancellationRejection1Code"
 INVESTIGATION_CONFIRMATION = "ExternalInvestigationExecutionConfirmation1Code"  # camt.029 Sts/Conf
+RETURN_REASON = "ExternalReturnReason1Code"  # pacs.004 RtrRsnInf/Rsn/Cd
 
 _DEFINITION_LINE = re.compile(r"^\*`([A-Z0-9]+)`-(.*)$", re.MULTILINE)
 
@@ -145,6 +146,11 @@ def is_transaction_status(code: object) -> bool:
 def is_investigation_confirmation(code: object) -> bool:
     """A code of ExternalInvestigationExecutionConfirmation1Code (camt.029 Sts/Conf: CNCL, RJCR, ...)."""
     return code in code_set(INVESTIGATION_CONFIRMATION)
+
+
+def is_return_reason(code: object) -> bool:
+    """A code of ExternalReturnReason1Code (pacs.004 return reasons: AC04, AM09, CUST, FOCR, ...)."""
+    return code in code_set(RETURN_REASON)
 
 
 # ISO 4217 -----------------------------------------------------------------------------------------

@@ -315,6 +315,29 @@ def payment_id(*, message_family: str, sender: str | None, msg_id: str | None,
     return "p-" + hashlib.sha256(canonical.encode("ascii")).hexdigest()[:32]
 
 
+REFERENCE_KEY_VERSION = "mxflow-reference/1"
+
+
+def reference_key(*, uetr: str | None, msg_id: str | None, end_to_end_id: str | None,
+                  instr_id: str | None) -> str | None:
+    """How a payment is found again from what an answer or a recall says of it (the payment table's
+    ByReference index, written once when the payment is created): its UETR ("u:" + the UETR), else its
+    message id, end-to-end id and instruction id ("r:" + 32 hex digits of SHA-256 over them, no payment
+    data in the key). None when neither can be formed (no UETR, no message or end-to-end id).
+
+    The payment and whatever refers to it compute the key from the same references: a pacs.008's own
+    UETR, MsgId, EndToEndId and InstrId; a camt.056's, pacs.002's, camt.029's or pacs.004's OrgnlUETR,
+    OrgnlMsgId, OrgnlEndToEndId and OrgnlInstrId. A reference that omits the UETR of a payment that has
+    one does not find it by this key (CBPR+ makes the UETR mandatory in every one of these messages)."""
+    if uetr:
+        return "u:" + uetr.strip()
+    if not msg_id or not end_to_end_id:
+        return None
+    canonical = "[" + ",".join("null" if part is None else _json_string(part) for part in (
+        REFERENCE_KEY_VERSION, msg_id, end_to_end_id, instr_id)) + "]"
+    return "r:" + hashlib.sha256(canonical.encode("ascii")).hexdigest()[:32]
+
+
 def content_hash(data: bytes) -> str:
     """SHA-256 (hex) of the raw bytes: same payment id and another content hash is "same identity,
     different bytes" (HTTP 409, AM05), the same hash an identical resubmission."""
@@ -382,6 +405,15 @@ class Facts:
     def sender_bic(self) -> str | None:
         """Who sent the message: AppHdr From, else the instructing agent (camt.056: the assigner)."""
         return self.header_from or self.instructing_agent_bic
+
+    def reference_key(self) -> str | None:
+        """The payment's reference key (`reference_key`): of its own references for a payment, of the
+        original's for a camt.056."""
+        if self.message_family == "camt.056":
+            return reference_key(uetr=self.original_uetr, msg_id=self.original_msg_id,
+                                 end_to_end_id=self.original_end_to_end_id, instr_id=self.original_instr_id)
+        return reference_key(uetr=self.uetr, msg_id=self.msg_id, end_to_end_id=self.end_to_end_id,
+                             instr_id=self.instr_id)
 
     def to_dict(self) -> dict:
         return {_snake_to_camel(f.name): getattr(self, f.name) for f in dataclass_fields(self)}

@@ -8,7 +8,7 @@ path of the offending element (`element_path`). Messages never appear in an issu
 says what is wrong, not what the value was (no payment data in logs).
 
 Messages: pacs.008 (FIToFICstmrCdtTrf), pacs.009 (FICdtTrf) and camt.056 (FIToFIPmtCxlReq), any
-version. Element names that changed between versions are handled (BIC in .01-.02, BICFI later; UETR
+version; what a payment engine answers (pacs.002, camt.029, pacs.004): their status and reason codes. Element names that changed between versions are handled (BIC in .01-.02, BICFI later; UETR
 from .08); a rule whose elements a version lacks is skipped. Element-level rules (identifiers, BIC,
 IBAN, UETR, currency and amount) apply to any ISO message, structural rules to those three.
 
@@ -97,6 +97,14 @@ RULES: dict[str, Rule] = {
         Rule("ISO-CHRGSINF-INSTDAMT", "CH21", "ChrgsInf needs InstdAmt"),
         Rule("ISO-XCHGRATE-MISSING", "CH21", "XchgRate is present when InstdAmt and IntrBkSttlmAmt currencies differ"),
         Rule("ISO-XCHGRATE-NOT-ALLOWED", "CH17", "XchgRate is absent when InstdAmt and IntrBkSttlmAmt share a currency"),
+        # What a payment engine answers (pacs.002, camt.029, pacs.004): codes the XSD types as text but
+        # ISO defines as external code sets, and the reason a refusal must carry.
+        Rule("ISO-ANSWER-STATUS", "CH16", "a pacs.002 TxSts/GrpSts is an ExternalPaymentTransactionStatus1Code and "
+             "a camt.029 Sts/Conf an ExternalInvestigationExecutionConfirmation1Code"),
+        Rule("ISO-ANSWER-REASON", "CH16", "a reason code is of its ISO set: pacs.002 ExternalStatusReason1Code, "
+             "camt.029 ExternalPaymentCancellationRejection1Code, pacs.004 ExternalReturnReason1Code"),
+        Rule("ISO-REFUSAL-REASON", "CH21", "a pacs.002 RJCT and a camt.029 RJCR carry a reason (Rsn/Cd or AddtlInf)"),
+        Rule("ISO-GRPSTS-RJCT", "CH16", "a pacs.002 whose group status is RJCT has every TxSts RJCT"),
         Rule("CBPR-ONE-TX", "AM18", "exactly one transaction per message", CBPR),
         Rule("CBPR-UETR", "CH21", "the UETR (camt.056: OrgnlUETR) is present", CBPR),
         Rule("CBPR-BIZMSGIDR", "CH16", "AppHdr BizMsgIdr equals the message identification (GrpHdr/MsgId, camt.056 Assgnmt/Id)", CBPR),
@@ -566,8 +574,81 @@ def run_rules(parsed: ParsedMessage, profile: str, now: datetime, *, raw_is_tree
         _check_cancellation(c)
     else:
         c.check_business_message_id(c.scan.group.get("MsgId"))
+        if c.scan.body is not None and c.scan.body.tag[len(c.ns):] in _ANSWER_CHECKS:
+            _ANSWER_CHECKS[c.scan.body.tag[len(c.ns):]](c)
     if c.scan.header is not None:
         c.check_creation(c.scan.header.creation)
     if c.cbpr:
         c.check_character_set()
     return c.issues
+
+
+# -- what a payment engine answers --------------------------------------------------------------------
+
+def _reason_code(c: _Checker, information):
+    """The Rsn/Cd element of a StsRsnInf / CxlStsRsnInf / RtrRsnInf, or None."""
+    return child(child(information, c.ns + "Rsn"), c.ns + "Cd")
+
+
+def _has_reason(c: _Checker, information) -> bool:
+    return information is not None and (_reason_code(c, information) is not None
+                                        or child(information, c.ns + "AddtlInf") is not None)
+
+
+def _check_reason_code(c: _Checker, information, known) -> None:
+    code = _reason_code(c, information)
+    if code is not None and not known(text_of(code)):
+        c.add("ISO-ANSWER-REASON", code, "the reason code is not in its ISO code set")
+
+
+def _check_status_report(c: _Checker) -> None:
+    """pacs.002: statuses and reasons of ISO's code sets; a refusal says why."""
+    ns = c.ns
+    group_statuses = []
+    for original in c.scan.body.iter(ns + "OrgnlGrpInfAndSts"):
+        status = child(original, ns + "GrpSts")
+        if status is not None:
+            group_statuses.append(text_of(status))
+            if not codes.is_transaction_status(text_of(status)):
+                c.add("ISO-ANSWER-STATUS", status, "GrpSts is not an ISO transaction status code")
+        for information in original.iter(ns + "StsRsnInf"):
+            _check_reason_code(c, information, codes.is_status_reason)
+    for transaction in c.scan.body.iter(ns + "TxInfAndSts"):
+        status = child(transaction, ns + "TxSts")
+        information = [e for e in transaction if e.tag == ns + "StsRsnInf"]
+        for info in information:
+            _check_reason_code(c, info, codes.is_status_reason)
+        if status is None:
+            continue
+        value = text_of(status)
+        if not codes.is_transaction_status(value):
+            c.add("ISO-ANSWER-STATUS", status, "TxSts is not an ISO transaction status code")
+        if value == "RJCT" and not any(_has_reason(c, info) for info in information):
+            c.add("ISO-REFUSAL-REASON", status, "a rejected transaction carries no status reason")
+        if "RJCT" in group_statuses and value != "RJCT":
+            c.add("ISO-GRPSTS-RJCT", status, "the group status is RJCT but this transaction is not")
+
+
+def _check_resolution(c: _Checker) -> None:
+    """camt.029: the confirmation of ISO's code set; a rejected cancellation says why."""
+    ns = c.ns
+    confirmation = child(child(c.scan.body, ns + "Sts"), ns + "Conf")
+    if confirmation is not None and not codes.is_investigation_confirmation(text_of(confirmation)):
+        c.add("ISO-ANSWER-STATUS", confirmation, "Sts/Conf is not an ISO investigation confirmation code")
+    for transaction in c.scan.body.iter(ns + "TxInfAndSts"):
+        information = [e for e in transaction if e.tag == ns + "CxlStsRsnInf"]
+        for info in information:
+            _check_reason_code(c, info, codes.is_cancellation_rejection_reason)
+        status = child(transaction, ns + "TxCxlSts")
+        if status is not None and text_of(status) == "RJCR" and not any(_has_reason(c, i) for i in information):
+            c.add("ISO-REFUSAL-REASON", status, "a rejected cancellation carries no reason")
+
+
+def _check_payment_return(c: _Checker) -> None:
+    """pacs.004: return reasons of ISO's code set."""
+    for information in c.scan.body.iter(c.ns + "RtrRsnInf"):
+        _check_reason_code(c, information, codes.is_return_reason)
+
+
+_ANSWER_CHECKS = {"FIToFIPmtStsRpt": _check_status_report, "RsltnOfInvstgtn": _check_resolution,
+                  "PmtRtr": _check_payment_return}
