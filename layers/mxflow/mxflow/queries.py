@@ -13,8 +13,8 @@ Cost and scale (docs/console.md):
   bounded page (BatchGetItem) and applies the other filters to them. At most EXAMINED_PER_REQUEST
   index entries are examined per request; the opaque cursor continues after the last one, so a
   filter that matches rarely answers a short (or empty) page with a cursor instead of reading on;
-- a search (`q`, a UETR or an end-to-end id, exact) reads the ByUetr and ByEndToEndId indexes (one
-  Query each, keys only, per client) and the matching records, never the list's walk;
+- a search (`q`, a UETR or an end-to-end id, exact) reads the ByReference (by the UETR's key) and
+  ByEndToEndId indexes (one Query each, keys only) and the matching records, never the list's walk;
 - the counters are never computed per request: the sampler (every minute) counts the in-flight
   payments it samples from the `InFlight` index per client and status and writes them in one summary
   item; the list reads that one item;
