@@ -25,13 +25,15 @@ from mxflow.errors import (
     MessageTooLarge,
     PaymentError,
     PaymentNotFound,
+    RegionUnavailable,
     UnknownReasonCode,
+    UnknownRegion,
     UnsupportedMessage,
 )
 from mxflow.lifecycle import RECEIVED_MESSAGE
 from mxflow.openapi import openapi_text
 from mxflow.people import ACTING_CLIENT_CLAIM  # a person's token: the API client they work for (people_client)
-from mxflow.service import default_lifecycle, default_queries
+from mxflow.service import default_lifecycle, default_queries, default_region_service
 
 logger = Logger()
 tracer = Tracer()
@@ -67,6 +69,10 @@ PROBLEMS: dict[type[PaymentError], tuple[int, str]] = {
     MessageTooLarge: (413, "Message too large"),
     UnsupportedMediaType: (415, "Unsupported media type"),
     UnknownReasonCode: (422, "Unknown reason code"),
+    UnknownRegion: (404, "Not found"),
+    # Two Regions (docs/regions.md): this Region does not hold its lease, or the payment's owner Region is
+    # being failed over or cannot be reached; retried, the request succeeds after the takeover.
+    RegionUnavailable: (503, "Region unavailable"),
     AnswerSuspended: (422, "Answer kept in suspense"),
 }
 
@@ -82,7 +88,8 @@ def problem(status: int, title: str, detail: str, code: str | None = None, exten
     if code:
         body["code"] = code
     body.update(extensions or {})
-    return Response(status_code=status, content_type=PROBLEM, body=json.dumps(body))
+    headers = {"Retry-After": "1"} if status == 503 else None
+    return Response(status_code=status, content_type=PROBLEM, body=json.dumps(body), headers=headers)
 
 
 def json_response(status: int, body: dict) -> Response:
@@ -233,6 +240,22 @@ def confirm_release(payment_id: str):
     return json_response(200, result)
 
 
+@app.get("/regions")
+@tracer.capture_method
+def regions():
+    """The Regions, their health, the traffic owner and the epoch (scope payments/operate)."""
+    client_with("payments/operate")
+    return json_response(200, default_region_service().view())
+
+
+@app.post("/regions/<region>/recover")
+@tracer.capture_method
+def recover_region(region: str):
+    """A manual failover or failback to `region` (scope payments/operate); 409 while it is unhealthy."""
+    client_id = client_with("payments/operate")
+    result = default_region_service().recover(region)
+    logger.info("region recovery", extra={"region": region, "epoch": result["epoch"], "clientId": client_id})
+    return json_response(202, result)
 @app.post("/engine/messages")
 @tracer.capture_method
 def engine_message():

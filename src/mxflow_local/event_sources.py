@@ -1,4 +1,4 @@
-"""The local stand-in for Lambda's SQS event source mappings (a SAM `Type: SQS` event): polls the queue
+"""The local stand-in for Lambda's SQS event source mappings (AWS::Lambda::EventSourceMapping on a queue): polls the queue
 and invokes the function with batches, as Lambda's pollers do.
 
 - A batch is up to BatchSize (at most 10) messages received at once, as the `Records` of an SQS event

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import itertools
 import threading
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
@@ -259,6 +260,127 @@ class FakePaymentStore:
         fields = ("suspenseId", "receivedAt", "messageType", "reason", "code", "paymentId")
         return ([{k: e[k] for k in fields if e.get(k) is not None} for e in page],
                 page[-1]["suspenseId"] if more and page else None)
+
+    # -- two Regions (mxflow.regions): the in-flight index by shard, the takeover's conditional write --
+
+    @staticmethod
+    def shard_of(payment_id: str) -> str:
+        return f"{zlib.crc32(payment_id.encode()) % 16:02d}"
+
+    def in_flight_page(self, region: str, shard: str, *, cursor: Any = None, limit: int = 25) -> tuple[list[str], Any]:
+        self.unavailable.check()
+        with self._lock:
+            items = sorted((r for r in self._records.values()
+                            if r.get("inflight") == region and self.shard_of(r["paymentId"]) == shard),
+                           key=lambda r: (r["receivedAt"], r["paymentId"]))
+        start = int(cursor or 0)
+        page = [r["paymentId"] for r in items[start:start + limit]]
+        return page, (start + limit if start + limit < len(items) else None)
+
+    def take_over(self, payment_id: str, *, expected_status: str, expected_version: int, owner: Fence,
+                  new_owner: Fence, anchor: str, event_detail: Mapping[str, Any], suspended: bool = False) -> None:
+        self.unavailable.check()
+        with self._lock:
+            current = self._get(payment_id)
+            if (current["status"] != expected_status or current["version"] != expected_version
+                    or not self._fenced(current, owner)):
+                raise StatusConflict(payment_id, expected_status, current)
+            record = self._records[payment_id]
+            for name in ("taskToken", "tokenRegion"):
+                record.pop(name, None)
+            record.update(ownerRegion=new_owner.region, epoch=new_owner.epoch, version=expected_version + 1,
+                          inflight=new_owner.region, anchorName=anchor)
+            if suspended:
+                record["suspendedIn"] = new_owner.region
+            record["history"].append({"status": expected_status, "time": self.clock(), **dict(event_detail)})
+            self.writes.append((payment_id, "takeover"))
+
+    def copy_to(self, other: "FakePaymentStore", payment_ids: Iterable[str] | None = None) -> None:
+        """Replication: these records (all when None), as they are, into another Region's replica."""
+        with self._lock:
+            chosen = {k: copy.deepcopy(v) for k, v in self._records.items() if payment_ids is None or k in payment_ids}
+        with other._lock:
+            other._records.update(chosen)
+
+
+class FakeRegionStore:
+    """The Regions' health records and the routing item (mxflow.ports.RegionStore); `replicas` share one
+    dict of items (replicated at once) unless a test gives each its own."""
+
+    def __init__(self, items: dict | None = None, unavailable: Unavailable | None = None):
+        self.items = {} if items is None else items
+        self.unavailable = unavailable or Unavailable()
+        self._lock = threading.Lock()
+
+    def region_state(self, region: str) -> dict | None:
+        self.unavailable.check()
+        return copy.deepcopy(self.items.get(f"region#{region}"))
+
+    def put_region_state(self, region: str, state: Mapping[str, Any]) -> None:
+        self.unavailable.check()
+        self.items[f"region#{region}"] = copy.deepcopy(dict(state))
+
+    def routing(self) -> dict | None:
+        self.unavailable.check()
+        return copy.deepcopy(self.items.get("routing"))
+
+    def init_routing(self, routing: Mapping[str, Any]) -> dict:
+        self.unavailable.check()
+        with self._lock:
+            self.items.setdefault("routing", copy.deepcopy(dict(routing)))
+            return copy.deepcopy(self.items["routing"])
+
+    def claim_traffic(self, *, to_region: str, expected_epoch: int, at: str,
+                      failed_over: Mapping[str, Any] | None) -> dict:
+        from mxflow.errors import RegionConflict
+
+        self.unavailable.check()
+        with self._lock:
+            current = self.items.get("routing") or {"epoch": 1}
+            if int(current.get("epoch", 1)) != expected_epoch:
+                raise RegionConflict(f"the routing epoch is {current.get('epoch')}, not {expected_epoch}")
+            claimed = {**copy.deepcopy(current), "trafficOwner": to_region, "epoch": expected_epoch + 1, "since": at}
+            if failed_over:
+                claimed["failedOver"] = {**(current.get("failedOver") or {}), failed_over["region"]: {
+                    "epoch": expected_epoch + 1, "at": at, "by": to_region, "leaseUntil": failed_over.get("leaseUntil")}}
+            self.items["routing"] = claimed
+            return copy.deepcopy(claimed)
+
+    def mark_recovered(self, region: str, epoch: int, at: str) -> None:
+        with self._lock:
+            done = ((self.items.get("routing") or {}).get("failedOver") or {}).get(region)
+            if done and int(done["epoch"]) == epoch:
+                done["completedAt"] = at
+
+
+@dataclass
+class FakeProbes:
+    """HealthProbes: each dependency ok in 5 ms unless `failing` names it (with an error code) or `slow`
+    gives it a duration."""
+
+    failing: dict[str, str] = field(default_factory=dict)
+    slow: dict[str, float] = field(default_factory=dict)
+
+    def probe(self) -> list:
+        from mxflow.regions import DEPENDENCIES, DependencyResult
+
+        return [DependencyResult(name, name not in self.failing, self.slow.get(name, 5.0), self.failing.get(name))
+                for name in DEPENDENCIES]
+
+
+@dataclass
+class FakeRecovery:
+    """RecoveryWorkflow: the runs and anchors started, by name (a name started again is not a new one)."""
+
+    runs: dict[str, dict] = field(default_factory=dict)
+    anchors: dict[str, dict] = field(default_factory=dict)
+
+    def start_recovery(self, name: str, recovery_input: Mapping[str, Any]) -> str | None:
+        self.runs.setdefault(name, dict(recovery_input))
+        return f"arn:aws:states:fake:123456789012:execution:recovery:{name}"
+
+    def start_anchor(self, name: str, anchor_input: Mapping[str, Any]) -> None:
+        self.anchors.setdefault(name, dict(anchor_input))
 
 
 class FakeMessageArchive:

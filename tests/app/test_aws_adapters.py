@@ -26,6 +26,7 @@ def client_error(code: str, http: int = 400, operation: str = "SendMessage") -> 
 @pytest.mark.parametrize("error, transient", [
     (client_error("ThrottlingException"), True),
     (client_error("ProvisionedThroughputExceededException"), True),
+    (client_error("ReplicatedWriteConflictException"), True),   # MRSC: another Region writes the item now
     (client_error("SomethingNew", http=503), True),
     (EndpointConnectionError(endpoint_url="https://sqs.eu-west-1.amazonaws.com"), True),
     (client_error("AccessDeniedException", http=403), False),

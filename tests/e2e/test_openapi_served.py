@@ -105,6 +105,10 @@ def test_every_route_answers_as_the_document_says(api, client, client_for, confo
     conforms("GET", "/engine/suspense", client.suspense(limit=5))                                # 200
     conforms("GET", "/engine/suspense", client.suspense(limit=0))                                # 400
     conforms("GET", "/health", client.health())
+    conforms("GET", "/regions", client.request("GET", "/regions"))                                # 200
+    recover = f"/regions/{api.region}/recover"
+    conforms("POST", recover, client.request("POST", recover))                                   # 409 never probed
+    conforms("POST", "/regions/ap-south-1/recover", client.request("POST", "/regions/ap-south-1/recover"))  # 404
     conforms("GET", "/openapi.json", PaymentsClient(api.url, None).request("GET", "/openapi.json"))
     # Every documented operation was exercised.
     operations = {(path, method) for path, item in document["paths"].items() for method in item}

@@ -39,6 +39,12 @@ ENCRYPTED_WITH_THE_KEY = {
     "AWS::DynamoDB::Table": lambda p: p["SSESpecification"]["SSEEnabled"] is True
     and p["SSESpecification"]["SSEType"] == "KMS"
     and refers_to_key(p["SSESpecification"]["KMSMasterKeyId"]),
+    # The payment table is a global table (docs/regions.md): encrypted with a KMS key, this Region's replica
+    # with the stack key (the peer's replica with the peer stack's key, by its alias).
+    "AWS::DynamoDB::GlobalTable": lambda p: p["SSESpecification"]["SSEEnabled"] is True
+    and p["SSESpecification"]["SSEType"] == "KMS"
+    and p["Replicas"][0]["Region"] == {"Ref": "AWS::Region"}
+    and refers_to_key(p["Replicas"][0]["SSESpecification"]["KMSMasterKeyId"]),
     "AWS::S3::Bucket": _bucket_encrypted,
     "AWS::SQS::Queue": lambda p: refers_to_key(p.get("KmsMasterKeyId")),
     "AWS::SNS::Topic": lambda p: refers_to_key(p.get("KmsMasterKeyId")),
@@ -59,6 +65,9 @@ NOTHING_TO_ENCRYPT = {
     "AWS::ApiGateway::Account",
     "AWS::Cognito::UserPool", "AWS::Cognito::UserPoolResourceServer", "AWS::Cognito::UserPoolDomain",
     "AWS::Cognito::UserPoolClient",
+    # two Regions' traffic steering: DNS records, a health check on an alarm, the API's custom domain
+    "AWS::Route53::HealthCheck", "AWS::Route53::RecordSet", "AWS::ApiGateway::DomainName",
+    "AWS::ApiGateway::BasePathMapping",
     # The console (issue 14): CDN configuration and the people's groups (names and descriptions).
     "AWS::CloudFront::Distribution", "AWS::CloudFront::OriginAccessControl", "AWS::CloudFront::ResponseHeadersPolicy",
     "AWS::Cognito::UserPoolGroup",
@@ -103,7 +112,7 @@ def test_the_key_rotates_and_serves_logs_and_alarms(cfn):
 
 
 def test_every_resource_kind_the_design_names_exists(cfn):
-    for resource_type in ("AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::SQS::Queue", "AWS::SNS::Topic",
+    for resource_type in ("AWS::DynamoDB::GlobalTable", "AWS::S3::Bucket", "AWS::SQS::Queue", "AWS::SNS::Topic",
                           "AWS::Logs::LogGroup", "AWS::Lambda::Function", "AWS::StepFunctions::StateMachine"):
         assert resources_of(cfn, resource_type), resource_type
 
@@ -187,10 +196,6 @@ ALLOWED_MANAGED_POLICIES = {
         "FunctionsWithoutVpcManageNoNetworkInterfaces policy denies its network-interface actions",
     "service-role/AmazonAPIGatewayPushToCloudWatchLogs":
         "API Gateway's account-level logging role (ConfigureApiGatewayLogsRole)",
-    "service-role/AWSLambdaSQSQueueExecutionRole":
-        "SAM attaches it to EngineAnswersFunction for its SQS event source (the engine's inbound queue): "
-        "receive, delete and read attributes, Resource '*' is AWS's; the queue is encrypted with the stack "
-        "key, which only the stack's roles may use",
 }
 TEMPLATE_TEXT = TEMPLATE.read_text()
 
@@ -283,7 +288,8 @@ def identity_statements(cfn: dict) -> dict[str, list[dict]]:
     for lid, res in cfn["Resources"].items():
         props = res.get("Properties", {})
         if res["Type"] == "AWS::IAM::Role":
-            found[lid] = [s for p in props.get("Policies", []) for s in flatten_statements(p["PolicyDocument"]["Statement"])]
+            found[lid] = [s for p in flatten_statements(props.get("Policies", []))
+                          for s in flatten_statements(p["PolicyDocument"]["Statement"])]
         elif res["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
             found[lid] = flatten_statements(props["PolicyDocument"]["Statement"])
     return found
@@ -335,7 +341,8 @@ def test_no_iam_statement_has_a_wildcard_action_or_an_unjustified_resource_star(
         machine_statements = identity_statements(cfn)[machine_role]
         assert len([s for s in machine_statements if "lambda:InvokeFunction" in _as_list(s["Action"])]) == invoked
     assert {"ApiFunctionRole", "ValidateFunctionRole", "ParkFunctionRole", "DecisionTimeoutFunctionRole",
-            "SendFunctionRole", "SettleFunctionRole", "SamplerFunctionRole", "PaymentStateMachineRole",
+            "SendFunctionRole", "SettleFunctionRole", "SamplerFunctionRole", "HealthFunctionRole",
+            "RecoveryFunctionRole", "PaymentStateMachineRole",
             "PaymentFlowRole"} <= set(roles)
     checked = 0
     findings = []
@@ -395,22 +402,32 @@ def test_each_function_gets_only_what_its_step_needs(cfn):
     actions = {lid: _actions_of(st) for lid, st in identity_statements(cfn).items()}
     statements = identity_statements(cfn)
     function_roles = [lid for lid in actions if lid.endswith("FunctionRole")]
-    assert len(function_roles) == 10
+    assert len(function_roles) == 12
     # Only the Send step releases payments; the return leg's steps forward recalls to the same queue (in the
-    # payment's message group, after it): their only SendMessage is the ForwardRecalls statement. Only
-    # the API redrives.
+    # payment's message group, after it): their only SendMessage is the ForwardRecalls statement; the health
+    # function sends its probe to its own queue only. Only the API redrives.
     senders = {r for r in function_roles if "sqs:SendMessage" in actions[r]}
     assert senders == {"SendFunctionRole", "RecallFunctionRole", "SettleFunctionRole", "EngineAnswersFunctionRole",
-                       "ApiFunctionRole"}
-    for role in senders - {"SendFunctionRole"}:
+                       "ApiFunctionRole", "HealthFunctionRole"}
+    for role in senders - {"SendFunctionRole", "HealthFunctionRole"}:
         sending = [st for st in statements[role] if "sqs:SendMessage" in _as_list(st["Action"])]
         assert [(st["Sid"].endswith("ForwardRecalls"), st["Resource"]) for st in sending] == [
             (True, {"Fn::GetAtt": ["ReleaseQueue", "Arn"]})], role
+    health_sends = [s["Resource"] for s in statements["HealthFunctionRole"] if "sqs:SendMessage" in _as_list(s["Action"])]
+    assert health_sends == [{"Fn::GetAtt": ["HealthProbeQueue", "Arn"]}]
     assert [r for r in function_roles if "states:RedriveExecution" in actions[r]] == ["ApiFunctionRole"]
     # PaymentFlow is started by the API (a new or approved payment) and by the anchor's wait (a stage to
     # resume); the anchor's wait is answered by the API (reject, cancel; a failed start) and by a wait
     # that finds its payment finished.
-    assert {r for r in function_roles if "states:StartExecution" in actions[r]} == {"ApiFunctionRole", "ParkFunctionRole"}
+    assert {r for r in function_roles if "states:StartExecution" in actions[r]} == {
+        "ApiFunctionRole", "ParkFunctionRole", "HealthFunctionRole", "RecoveryFunctionRole"}
+    # Two Regions (docs/regions.md): the health function starts its probe and the recovery workflow, the
+    # recovery's task only the new anchors of the payments it took over.
+    assert {s["Resource"]["Fn::Sub"].split(":stateMachine:")[1] for s in statements["HealthFunctionRole"]
+            if "states:StartExecution" in _as_list(s["Action"])} == {"${AWS::StackName}-health-probe",
+                                                                        "${AWS::StackName}-recovery"}
+    assert [s["Resource"] for s in statements["RecoveryFunctionRole"]
+            if "states:StartExecution" in _as_list(s["Action"])] == [_named_machine(cfn, "PaymentStateMachine")]
     # ... and by a recall that cancels a waiting payment (the Recall step)
     assert {r for r in function_roles if "states:SendTaskSuccess" in actions[r]} == {"ApiFunctionRole", "ParkFunctionRole",
                                                                                    "RecallFunctionRole"}
@@ -454,12 +471,19 @@ def test_each_function_gets_only_what_its_step_needs(cfn):
 
 
 def test_payment_table_matches_the_shared_design(cfn):
-    props = cfn["Resources"]["PaymentTable"]["Properties"]
-    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    table = cfn["Resources"]["PaymentTable"]
+    assert table["Type"] == "AWS::DynamoDB::GlobalTable"   # docs/regions.md: one replica per Region
+    props = table["Properties"]
+    assert props["Replicas"][0]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    peer = props["Replicas"][1]["Fn::If"]
+    assert peer[0] == "TwoRegions" and peer[1]["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["MultiRegionConsistency"] == {"Fn::If": ["TwoRegions", {"Ref": "TableConsistency"}, {"Ref": "AWS::NoValue"}]}
     assert props["BillingMode"] == "PAY_PER_REQUEST"
     assert props["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
     assert props["StreamSpecification"] == {"StreamViewType": "NEW_IMAGE"}  # the archive journal's source
-    assert props["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    # MRSC (STRONG) supports no TTL: the TTL exists unless the table is strongly consistent.
+    assert props["TimeToLiveSpecification"] == {"Fn::If": ["UseTimeToLive", {"AttributeName": "expiresAt", "Enabled": True},
+                                                           {"Ref": "AWS::NoValue"}]}
     indexes = {gsi["IndexName"]: gsi for gsi in props["GlobalSecondaryIndexes"]}
     assert {name: [(k["AttributeName"], k["KeyType"]) for k in gsi["KeySchema"]] for name, gsi in indexes.items()} == {
         "InFlight": [("inflight", "HASH"), ("receivedAt", "RANGE")],
@@ -491,7 +515,13 @@ def test_every_queue_has_a_dlq_and_every_dlq_an_alarm(cfn):
     dlqs = {q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
             for q in queues.values() if "RedrivePolicy" in q["Properties"]}
     assert dlqs, "no dead-letter queue"
-    assert set(queues) - dlqs == {lid for lid, q in queues.items() if "RedrivePolicy" in q["Properties"]}, \
+    # The health probe's queue is never read (its messages expire after 60 s): nothing can fail there to
+    # go to a DLQ. Checked: no role may receive from it.
+    never_read = {"HealthProbeQueue"}
+    assert queues["HealthProbeQueue"]["Properties"]["MessageRetentionPeriod"] == 60
+    assert not [lid for lid, st in identity_statements(cfn).items() for s in st
+                if "sqs:ReceiveMessage" in _as_list(s["Action"]) and "HealthProbeQueue" in json.dumps(s["Resource"])]
+    assert set(queues) - dlqs - never_read == {lid for lid, q in queues.items() if "RedrivePolicy" in q["Properties"]}, \
         "a queue that is not a DLQ has no RedrivePolicy"
     alarms = resources_of(cfn, "AWS::CloudWatch::Alarm").values()
     for dlq in dlqs:
@@ -636,7 +666,8 @@ def test_asynchronously_invoked_functions_have_a_failure_destination(cfn, asl, f
     DLQ or an on-failure destination; the checkov skips of CKV_AWS_116 (Lambda DLQ) claim that a function
     is invoked synchronously only: both are checked here."""
     found = asynchronous_invokers(cfn, {"PaymentStateMachine": asl, "PaymentFlow": flow_asl})
-    assert set(found) == {"SamplerFunction"}  # its schedule; every other function is invoked synchronously
+    # their schedules; every other function is invoked synchronously
+    assert set(found) == {"SamplerFunction", "HealthFunction"}
     missing = set(found) - with_failure_destination(cfn)
     assert not missing, f"asynchronously invoked without a DLQ or on-failure destination: { {f: found[f] for f in missing} }"
     claimed_synchronous = {lid for lid, skips in checkov_skips(cfn).items() if "CKV_AWS_116" in skips}
@@ -703,8 +734,8 @@ def loaded_with(**overrides):
 
 
 FUNCTION_ROLES = {"ApiFunctionRole", "ValidateFunctionRole", "ParkFunctionRole", "DecisionTimeoutFunctionRole",
-                  "SendFunctionRole", "SettleFunctionRole", "SamplerFunctionRole", "RecallFunctionRole",
-                  "EngineAnswersFunctionRole", "PeopleTokenFunctionRole"}
+                  "SendFunctionRole", "SettleFunctionRole", "SamplerFunctionRole", "HealthFunctionRole",
+                  "RecoveryFunctionRole", "RecallFunctionRole", "EngineAnswersFunctionRole", "PeopleTokenFunctionRole"}
 VPC_ACCESS = "service-role/AWSLambdaVPCAccessExecutionRole"
 
 
@@ -742,7 +773,7 @@ def test_reserved_concurrency_is_off_by_default_and_a_parameter():
     for loaded, expected in ((default, NO_VALUE), (capped, "40")):
         resolver = resolver_for(loaded)
         functions = resources_of(loaded.cfn, "AWS::Lambda::Function")
-        assert len(functions) == 10
+        assert len(functions) == 12
         for lid, function in functions.items():
             assert resolver.resolve(function["Properties"]["ReservedConcurrentExecutions"]) == expected, lid
 
@@ -803,6 +834,8 @@ EXPECTED_ROUTES = {
     ("/payments", "get"): ["payments/read"],                       # the console's reads (issue 14)
     ("/payments/{id}/execution", "get"): ["payments/read"],
     ("/reason-codes", "get"): ["payments/read"],
+    ("/regions", "get"): ["payments/operate"],
+    ("/regions/{region}/recover", "post"): ["payments/operate"],
     ("/engine/messages", "post"): ["payments/engine"],   # the payment engine's own client only
     ("/engine/suspense", "get"): ["payments/operate"],
     ("/health", "get"): None,
@@ -898,7 +931,8 @@ AGREED_ENVIRONMENT = {"PAYMENT_TABLE", "ARCHIVE_BUCKET", "RELEASE_QUEUE_URL", "E
                       "MXFLOW_SCHEMA_DIR", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE", "LOG_LEVEL",
                       "STATE_MACHINE_ARN", "PAYMENT_FLOW_ARN"}
 FUNCTIONS = {"ApiFunction", "ValidateFunction", "ParkFunction", "DecisionTimeoutFunction", "SendFunction",
-             "SettleFunction", "SamplerFunction", "RecallFunction", "EngineAnswersFunction", "PeopleTokenFunction"}
+             "SettleFunction", "SamplerFunction", "HealthFunction", "RecoveryFunction", "RecallFunction",
+             "EngineAnswersFunction", "PeopleTokenFunction"}
 
 
 def test_functions_are_arm64_python313_traced_with_the_layer_and_the_agreed_environment(cfn):
@@ -923,7 +957,9 @@ def test_functions_are_arm64_python313_traced_with_the_layer_and_the_agreed_envi
 def test_the_anchor_is_standard_the_flow_express_both_logged_without_data_and_traced(cfn):
     machines = resources_of(cfn, "AWS::StepFunctions::StateMachine")
     assert {lid: m["Properties"]["StateMachineType"] for lid, m in machines.items()} == {
-        "PaymentStateMachine": "STANDARD", "PaymentFlow": "EXPRESS"}
+        "PaymentStateMachine": "STANDARD", "PaymentFlow": "EXPRESS",
+        # two Regions (docs/regions.md): the health function's one-state probe and the recovery workflow
+        "HealthProbeStateMachine": "STANDARD", "RecoveryStateMachine": "STANDARD"}
     for lid, machine in machines.items():
         props = machine["Properties"]
         logging = props["LoggingConfiguration"]
@@ -974,9 +1010,9 @@ def test_alarms_cover_failures_timeouts_dlq_api_errors_and_stale_pending_payment
         if alarm["Namespace"] == "mxflow" and alarm["MetricName"] != "EngineAnswersSuspended":
             assert alarm["Dimensions"] == [{"Name": "service", "Value": "mxflow"}]  # Powertools' default dimension
             assert alarm["TreatMissingData"] == "breaching" and alarm["Period"] == 60, alarm["MetricName"]
-    (schedule,) = resources_of(cfn, "AWS::Events::Rule").values()
-    assert schedule["Properties"]["ScheduleExpression"] == "rate(1 minute)"
-    assert schedule["Properties"]["Targets"][0]["Arn"] == {"Fn::GetAtt": ["SamplerFunction", "Arn"]}
+    schedules = {s["Properties"]["Targets"][0]["Arn"]["Fn::GetAtt"][0]: s["Properties"]["ScheduleExpression"]
+                 for s in resources_of(cfn, "AWS::Events::Rule").values()}
+    assert schedules == {"SamplerFunction": "rate(1 minute)", "HealthFunction": "rate(1 minute)"}
     for alarm in alarms:
         assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}], alarm["MetricName"]
     api_alarm = next(a for a in alarms if a["MetricName"] == "5XXError")

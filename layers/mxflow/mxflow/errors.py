@@ -107,6 +107,27 @@ class NotOwner(PaymentError):
     not write it (the fence, docs/flow.md)."""
 
 
+# -- two Regions (docs/regions.md) ------------------------------------------------------------------
+
+class RegionUnavailable(TransientError):
+    """This Region may not act now (its lease lapsed: failed over, or back and not caught up yet), or
+    the Region that owns the payment cannot be reached or is being failed over. Retried by the state
+    machines; the API answers 503 until the takeover or the rejoin."""
+
+
+class RegionConflict(Conflict):
+    """A Region operation that does not fit the Regions' state: a recovery into an unhealthy Region, a
+    traffic claim that lost its race (the routing epoch moved)."""
+
+
+class UnknownRegion(PaymentError):
+    """A Region this deployment does not run in."""
+
+    def __init__(self, region: str):
+        super().__init__(f"region {region} is not one of this deployment's Regions")
+        self.region = region
+
+
 # -- what the ports answer (mxflow.ports) -----------------------------------------------------------
 
 class DuplicatePayment(PaymentError):

@@ -44,6 +44,7 @@ from mxflow.errors import (
     NotOwner,
     NotRedrivable,
     PaymentNotFound,
+    RegionUnavailable,
     ReleaseOutcomeUnknown,
     SendRefused,
     ServiceError,
@@ -94,6 +95,9 @@ RELEASE_WINDOW_SECONDS = 240
 SUSPENDED_UNKNOWN_OUTCOME = "release outcome unknown"
 STAGE_FAILED = "StageFailed"  # the error a PaymentFlow hands to its anchor (statemachines/payment.asl.json)
 SAMPLE_PER_SHARD = 100  # in-flight payments read per index shard by the sampler
+# The message id Send hands Settle for a release another Region armed before a takeover and whose outcome
+# no definitive failure contradicts: that Region sent it; it is settled, never sent again (docs/regions.md).
+RELEASED_ELSEWHERE = "released-by:"
 
 # The decision bodies' JSON Schemas are the published ones: components.schemas of the API's OpenAPI
 # document (mxflow/openapi.json), whose additionalInfo maxLength is MAX_ADDITIONAL_INFO.
@@ -163,7 +167,7 @@ class PaymentLifecycle:
 
     def __init__(self, *, store: PaymentStore, archive: MessageArchive, workflow: Workflow,
                  release_queue: ReleaseQueue, events: EventPublisher | None, settings: Settings,
-                 registry=None, clock: Clock = utc_now):
+                 registry=None, clock: Clock = utc_now, gate=None, at_region=None):
         self.store = store
         self.archive = archive
         self.workflow = workflow
@@ -172,6 +176,12 @@ class PaymentLifecycle:
         self.settings = settings
         self.clock = clock
         self._registry = registry
+        # Two Regions (docs/regions.md): `gate` says whether this Region may act (its lease) and at which
+        # epoch new payments start (mxflow.regions.RegionGate; None: one Region); `at_region(region)` is
+        # this lifecycle on another Region's replica and services, where a payment that Region owns is
+        # written (None: no other Region).
+        self.gate = gate
+        self.at_region = at_region
         self._recalls = None
         self._engine = None
 
@@ -227,6 +237,8 @@ class PaymentLifecycle:
         except iso20022.BuildError as error:
             raise UnsupportedMessage(f"the message cannot be answered: {error}", code="FF01") from None
         payment_id = parsed_facts.payment_id
+        if self.gate is not None:
+            self.gate.check()   # a Region that does not hold its lease accepts nothing (503)
         sha256 = iso20022.content_hash(data)
         archive_key = received_key(payment_id, sha256)
         # The raw bytes are durable before the payment exists (and before the 202).
@@ -241,6 +253,8 @@ class PaymentLifecycle:
             "facts": summary,
             "messages": {},            # the generated ones; the received message is always there
         }
+        if self.gate is not None and self.gate.enabled:
+            record["epoch"] = self.gate.epoch()   # the routing epoch: a takeover moves it to a later one
         if parsed.business_area == "camt.056":
             # a recall names the payment it applies to (mxflow/recalls.py); null when none is known
             record["originalPaymentId"] = self.recalls.match_original(parsed_facts, client_id)
@@ -286,6 +300,7 @@ class PaymentLifecycle:
         Returns {"outcome": "invalid"|"await"|"auto-approve", "status", "decisionTimeoutSeconds"}."""
         record = self.store.get(payment_id)
         if record["status"] != "RCVD":
+            self._check_owner(record)   # a repeated step of a Region that no longer owns it does nothing
             return self._validation_outcome(record, repeated=True)
         fence = self._fence(record)
         data = self._received_bytes(record, message)
@@ -372,12 +387,16 @@ class PaymentLifecycle:
         - ACTC, or PDNG (a retried wait): ACTC -> PDNG keeping the token (refreshed), event;
         - ACSP (approved, not settled): start PaymentFlow at send (settle once sent) with the token;
         - terminal: answer the token at once.
-        Returns {"paymentId", "status", "action": "resumed"|"parked"|"answered", "stage"?}."""
-        if resume:
-            return self._resume_with(payment_id, task_token, resume["stage"], resume.get("carried"), None)
+        - owned by another Region (taken over after a failover): answer the token at once, nothing else.
+        Returns {"paymentId", "status", "action": "resumed"|"parked"|"answered"|"relinquished", "stage"?}."""
         for _ in range(3):  # a decision may land between the read and the write: look again
             record = self.store.get(payment_id)
             status = record["status"]
+            if record.get("ownerRegion", self.settings.region) != self.settings.region:
+                self.workflow.send_task_success(task_token, {"paymentId": payment_id, "status": status})
+                return {"paymentId": payment_id, "status": status, "action": "relinquished"}
+            if resume:
+                return self._resume_with(payment_id, task_token, resume["stage"], resume.get("carried"), None)
             if status == "RCVD":
                 return self._resume_with(payment_id, task_token, "validate", None, status)
             if status == "ACTC" and is_recall(record):
@@ -389,14 +408,17 @@ class PaymentLifecycle:
                 self.workflow.send_task_success(task_token, {"paymentId": payment_id, "status": status})
                 return {"paymentId": payment_id, "status": status, "action": "answered"}
             fence = self._fence(record)
+            token = {"taskToken": task_token}
+            if self.settings.two_regions:
+                token["tokenRegion"] = self.settings.region   # whose Step Functions the token belongs to
             try:
                 if status == "ACTC":
                     self.store.transition(payment_id, expected_status="ACTC", expected_version=record["version"],
-                                          new_status="PDNG", set_values={"taskToken": task_token},
+                                          new_status="PDNG", set_values=token,
                                           require_no_decision=True, event_detail={"state": "AwaitOutcome"},
                                           fence=fence)
                 else:  # PDNG: a retried or repeated wait brings a new token
-                    self.store.set_attributes(payment_id, {"taskToken": task_token}, expected_status="PDNG",
+                    self.store.set_attributes(payment_id, token, expected_status="PDNG",
                                               require_no_decision=True, fence=fence)
             except StatusConflict:
                 continue
@@ -428,6 +450,9 @@ class PaymentLifecycle:
         if action == "cancel" and not iso_codes.is_cancellation_reason(code):
             raise UnknownReasonCode(f"{code!r} is not an ISO cancellation reason code")
         record = self._owned(client_id, payment_id)
+        owner = self._owner_elsewhere(record)
+        if owner is not None:
+            return self._at_owner(owner, lambda there: there.decide(client_id, payment_id, action, request))
         if record["status"] != "PDNG" or record.get("decision"):
             raise Conflict(f"payment {payment_id} is {record['status']}"
                            + (" and already decided" if record.get("decision") else "")
@@ -442,11 +467,17 @@ class PaymentLifecycle:
             self.store.transition(payment_id, expected_status="PDNG", expected_version=record["version"],
                                   new_status=new_status, set_values={"decision": decision},
                                   remove=("taskToken",), reason=reason, messages=messages,
-                                  require_no_decision=True, event_detail={"actor": actor or client_id})
+                                  require_no_decision=True, event_detail={"actor": actor or client_id},
+                                  fence=self._owner_fence(record))
         except StatusConflict as conflict:
+            if conflict.current.get("ownerRegion", self.settings.region) != self.settings.region:
+                raise RegionUnavailable(f"payment {payment_id} was taken over by {conflict.current['ownerRegion']} "
+                                        "meanwhile; send the decision again") from None
             raise Conflict(f"payment {payment_id} was decided or changed meanwhile "
                            f"(now {conflict.current_status})") from None
         token = record.get("taskToken")
+        if record.get("tokenRegion", self.settings.region) != self.settings.region:
+            token = None   # another Region's wait: not this Region's to answer
         if action == "approve":
             self._release_after_approval(payment_id, token)
         else:
@@ -504,6 +535,8 @@ class PaymentLifecycle:
         for _ in range(3):
             record = self.store.get(payment_id)
             status = record["status"]
+            if record.get("ownerRegion", self.settings.region) != self.settings.region:
+                return {"action": "done", "resume": None, "status": status}   # taken over: another Region's now
             if status == "RCVD":
                 return {"action": "resume", "resume": {"stage": "validate", "carried": {}}, "status": status}
             if status == "ACTC" and is_recall(record):
@@ -551,12 +584,16 @@ class PaymentLifecycle:
         "alreadySent": true when a send was recorded before)."""
         record = self.store.get(payment_id)
         release = record.get("release") or {}
+        self._check_owner(record)
         if release.get("sentAt") or record["status"] == "ACSC":
             return {"messageId": release.get("messageId"), "outbound": None, "alreadySent": True}
         if record["status"] != "ACSP":
             raise InvalidState(f"payment {payment_id} is {record['status']}; send expects ACSP")
         fence = self._fence(record)
         claim = self._next_claim(record, fence)
+        if claim is None:   # armed by the Region that owned it before a takeover: sent there, never here
+            return {"messageId": f"{RELEASED_ELSEWHERE}{release['region']}", "outbound": None,
+                    "releasedElsewhere": release["region"]}
         data = self._received_bytes(record, message)
         outbound = self._generated(iso20022.build_outbound_message(
             self._parse(data), operator_bic=self.settings.operator_bic, now=parse_utc(claim["windowAt"]),
@@ -574,6 +611,8 @@ class PaymentLifecycle:
             body.update(bucket=self.archive.bucket,
                         key=self.archive.put(generated_key(payment_id, OUTBOUND_MESSAGE), outbound))
         self._write_claim(record, claim, fence)
+        if self.gate is not None:
+            self._claim_landed_in_lease(payment_id, claim, fence)
         try:
             message_id = self.release_queue.send({k: v for k, v in body.items() if v is not None},
                                                  deduplication_id=payment_id,
@@ -587,12 +626,42 @@ class PaymentLifecycle:
             raise TransientError(f"the release queue refused the send ({refused.detail})") from None
         return {"messageId": message_id, "outbound": inline_message(outbound)}
 
-    def _next_claim(self, record: Mapping[str, Any], fence: Fence) -> dict:
+    def _claim_landed_in_lease(self, payment_id: str, claim: Mapping[str, Any], fence: Fence) -> None:
+        """Two Regions (docs/regions.md): send only if this Region still holds its lease now that the claim
+        is written. A claim that landed in the lease replicates before a takeover reads it (the takeover
+        waits the settle interval after the lease ends), so the new owner settles it as released here and
+        never sends it again. A claim written too late (a slow step) is followed by no send: it is recorded
+        as a definitive failure (nothing was sent), so whoever owns the payment next sends it once."""
+        self.gate.forget()
+        try:
+            self.gate.check()
+        except RegionUnavailable:
+            failed = {**claim, "definitiveFailures": claim["definitiveFailures"] + 1}
+            try:
+                self.store.update_release(payment_id, failed, expected_attempts=claim["attempts"], fence=fence)
+            except StatusConflict:
+                pass
+            raise
+
+    def _next_claim(self, record: Mapping[str, Any], fence: Fence) -> dict | None:
         """The claim this attempt would write, by the window rule; past the window with an attempt of
-        unknown outcome: suspend, ReleaseOutcomeUnknown."""
+        unknown outcome: suspend, ReleaseOutcomeUnknown. A claim another Region armed (before a takeover,
+        docs/regions.md) never opens a resend here -- that Region's queue deduplicated for its own sends
+        only: when all its attempts failed definitively a new window opens here; else (suspended: still
+        suspended) its send happened and None is returned: settle it as released by that Region."""
         payment_id = record["paymentId"]
         now = self.clock()
         release = record.get("release")
+        if release and release.get("region", fence.region) != fence.region:
+            if release["definitiveFailures"] >= release["attempts"]:
+                return {**release, "region": fence.region, "epoch": fence.epoch,
+                        "attempts": release["attempts"] + 1, "windowAt": now}
+            if not record.get("suspense"):
+                return None
+            self._suspend(record, release, fence, now)
+            raise ReleaseOutcomeUnknown(
+                f"payment {payment_id}: suspended in {release['region']} (an earlier release attempt's outcome is "
+                "unknown); an operator confirms whether it was sent")
         if not release:
             claim = {"region": fence.region, "epoch": fence.epoch, "attempts": 1, "windowAt": now,
                      "definitiveFailures": 0}
@@ -638,6 +707,8 @@ class PaymentLifecycle:
         carries it); else it is built again, byte for byte, from the received message and the
         release window it was sent in."""
         record = self.store.get(payment_id)
+        if record["status"] == "ACSC":
+            self._check_owner(record)   # a Region that no longer owns it publishes nothing
         release = record.get("release") or {}
         engine_confirms = self.settings.engine_confirms
         if record["status"] == "ACSC" or (engine_confirms and record["status"] == "ACSP"
@@ -672,6 +743,9 @@ class PaymentLifecycle:
                 versions=self.settings.message_versions))
             messages[STATUS_REPORT] = self._stored(payment_id, STATUS_REPORT, report)
             new_status, event = "ACSC", {"actor": "release", "state": "Settle"}
+        if message_id.startswith(RELEASED_ELSEWHERE):
+            event["note"] = (f"released by {release.get('region')} before its payments were taken over; "
+                             "settled here, not sent again")
         try:
             self.store.transition(payment_id, expected_status="ACSP", expected_version=record["version"],
                                   new_status=new_status, set_values={"release": sent},
@@ -711,6 +785,9 @@ class PaymentLifecycle:
         new window). Conflict when the payment is not suspended."""
         _check(request if request is not None else {}, CONFIRM_RELEASE_SCHEMA)
         record = self._owned(client_id, payment_id)
+        owner = self._owner_elsewhere(record)
+        if owner is not None:
+            return self._at_owner(owner, lambda there: there.confirm_release(client_id, payment_id, request))
         release = record.get("release") or {}
         if record["status"] != "ACSP" or not record.get("suspense"):
             raise Conflict(f"payment {payment_id} is {record['status']} and not suspended; nothing to confirm")
@@ -731,8 +808,12 @@ class PaymentLifecycle:
         """Redrive the payment's anchor execution from its failed state; Conflict when the workflow
         says it is not redrivable (a payment that never failed has no anchor, or one still running)."""
         record = self._owned(client_id, payment_id)
+        owner = self._owner_elsewhere(record)
+        if owner is not None:
+            return self._at_owner(owner, lambda there: there.redrive(client_id, payment_id))
         try:
-            redriven_at = self.workflow.redrive(payment_id)
+            # a taken-over payment's anchor is named with its epoch (mxflow.regions.anchor_name)
+            redriven_at = self.workflow.redrive(record.get("anchorName") or payment_id)
         except NotRedrivable as refused:
             raise Conflict(f"the execution of payment {payment_id} is not redrivable ({refused.reason})") from None
         return {"paymentId": payment_id, "status": record["status"], "redriveDate": redriven_at}
@@ -843,11 +924,52 @@ class PaymentLifecycle:
     # -- internals -------------------------------------------------------------------------------
 
     def _fence(self, record: Mapping[str, Any]) -> Fence:
-        """The fence of a workflow step's writes; NotOwner when this Region does not own the payment."""
+        """The fence of a workflow step's writes; NotOwner when this Region does not own the payment,
+        RegionUnavailable when it does but may not act now (its lease lapsed: docs/regions.md)."""
+        self._check_owner(record)
+        if self.gate is not None:
+            self.gate.check()
+        return Fence(self.settings.region, int(record.get("epoch", 1)))
+
+    def _check_owner(self, record: Mapping[str, Any]) -> None:
         if record.get("ownerRegion") != self.settings.region:
             raise NotOwner(f"payment {record['paymentId']} is owned by {record.get('ownerRegion')}, "
                            f"not {self.settings.region}")
+
+    # -- two Regions: where a write goes (docs/regions.md) -----------------------------------------------
+
+    def _owner_elsewhere(self, record: Mapping[str, Any]) -> str | None:
+        """The payment's owner Region when it is not this one (two Regions only), else None."""
+        owner = record.get("ownerRegion")
+        if not self.settings.two_regions or not owner or owner == self.settings.region:
+            return None
+        return owner
+
+    def _owner_fence(self, record: Mapping[str, Any]) -> Fence | None:
+        """An API write's fence with two Regions: this Region still owns it at the epoch read (a takeover
+        in between makes the write fail). None with one Region, as before."""
+        if not self.settings.two_regions:
+            return None
+        if self.gate is not None:
+            self.gate.check()   # a Region that does not hold its lease writes nothing (503)
         return Fence(self.settings.region, int(record.get("epoch", 1)))
+
+    def _at_owner(self, owner: str, call):
+        """Run an API write in the payment's owner Region: its replica (where that Region's conditional
+        writes are checked) and its state machines (its task tokens). RegionUnavailable (503) when the
+        owner is being failed over or cannot be reached; the takeover then moves the payment here."""
+        if self.at_region is None:
+            raise RegionUnavailable(f"the payment's owner moved to {owner} meanwhile; send the request again")
+        if self.gate is not None:
+            self.gate.owner_reachable(owner)
+        there = self.at_region(owner)
+        try:
+            return call(there)
+        except RegionUnavailable:
+            raise
+        except ServiceError as error:
+            raise RegionUnavailable(f"Region {owner}, which owns the payment, cannot be reached "
+                                    f"({error.detail}); retry shortly") from None
 
     def _received_bytes(self, record: Mapping[str, Any], message: bytes | None) -> bytes:
         """The received message: as the flow carries it (checked against its SHA-256 on the record),

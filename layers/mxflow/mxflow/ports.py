@@ -103,6 +103,18 @@ class PaymentStore(Protocol):
     def put_summary(self, region: str, summary: Mapping[str, Any]) -> None:
         """Replace this Region's summary (one item, written by the sampler only)."""
 
+    def in_flight_page(self, region: str, shard: str, *, cursor: Any = None, limit: int = 25) -> tuple[list[str], Any]:
+        """One page of the in-flight payments `region` owns in one shard of the in-flight index, oldest
+        first: (payment ids, the cursor of the next page or None). For the takeover (docs/regions.md)."""
+
+    def take_over(self, payment_id: str, *, expected_status: str, expected_version: int, owner: Fence,
+                  new_owner: Fence, anchor: str, event_detail: Mapping[str, Any], suspended: bool = False) -> None:
+        """Move the payment to `new_owner` (its Region and epoch), conditional on `owner` (the owner Region
+        and epoch as read), the status and the version: the version is raised, the in-flight and suspense
+        index keys follow the new owner, the task token of the old Region's anchor is removed, `anchor`
+        (the new anchor's name) is recorded and a history event with the same status is appended;
+        `suspended`: the payment is listed as suspended, now in the new owner's list. StatusConflict when a condition does not hold."""
+
     # -- the return leg (mxflow/recalls.py, mxflow/engine.py) -------------------------------------
 
     def find_by_reference(self, reference_key: str) -> list[str]:
@@ -118,6 +130,51 @@ class PaymentStore(Protocol):
         """The suspense list of a Region, newest first: ([{"suspenseId", "receivedAt", "messageType",
         "reason", "code", "paymentId"?}], the cursor of the next page or None). InvalidRequest for a
         cursor this store did not hand out."""
+
+
+class RegionStore(Protocol):
+    """The Regions' records in the payment table (docs/regions.md): one health record per Region, written
+    by that Region's health function only, and one routing item (the traffic owner and the epoch)."""
+
+    def region_state(self, region: str) -> dict | None:
+        """The health record of `region` as this replica has it, or None."""
+
+    def put_region_state(self, region: str, state: Mapping[str, Any]) -> None:
+        """Write this Region's own health record."""
+
+    def routing(self) -> dict | None:
+        """The routing item: {"trafficOwner", "epoch", "mode", "consistency", "since", "failedOver"?,
+        "history"?}, or None before the first one."""
+
+    def init_routing(self, routing: Mapping[str, Any]) -> dict:
+        """Create the routing item unless one exists; returns the one that exists after the call."""
+
+    def claim_traffic(self, *, to_region: str, expected_epoch: int, at: str,
+                      failed_over: Mapping[str, Any] | None) -> dict:
+        """Make `to_region` the traffic owner at epoch `expected_epoch` + 1, conditional on the epoch
+        (RegionConflict when it moved); `failed_over` ({"region", "leaseUntil"}) records the takeover
+        of that Region's payments at the new epoch. Returns the new routing item."""
+
+    def mark_recovered(self, region: str, epoch: int, at: str) -> None:
+        """Record that the takeover of `region` at `epoch` finished (completedAt)."""
+
+
+class HealthProbes(Protocol):
+    """What a payment needs in this Region, exercised for real and timed: a state machine start (a probe
+    execution that must succeed), a table write and read, a queue send, an archive write."""
+
+    def probe(self) -> list:
+        """One mxflow.regions.DependencyResult per dependency; never raises for a failing dependency."""
+
+
+class RecoveryWorkflow(Protocol):
+    """The recovery state machine of a Region and the anchors a takeover starts there."""
+
+    def start_recovery(self, name: str, recovery_input: Mapping[str, Any]) -> str | None:
+        """Start the recovery workflow (a run of this name that exists already is fine); its ARN."""
+
+    def start_anchor(self, name: str, anchor_input: Mapping[str, Any]) -> None:
+        """Start a payment's anchor under `name` (idempotent: one that exists already is fine)."""
 
 
 class MessageArchive(Protocol):

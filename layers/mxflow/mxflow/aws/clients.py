@@ -24,6 +24,9 @@ TRANSIENT_CODES = frozenset({
     "ProvisionedThroughputExceededException", "RequestThrottled", "SlowDown", "ServiceUnavailable",
     "InternalError", "InternalServerError", "InternalFailure", "ServiceException",
     "KMSThrottlingException", "TransactionInProgressException", "RequestTimeout",
+    # A strongly consistent (MRSC) global table refuses a write to an item another Region is changing at
+    # that moment; AWS documents it as retryable (docs/regions.md).
+    "ReplicatedWriteConflictException",
 })
 
 _clients: dict[tuple[str, str], Any] = {}

@@ -330,6 +330,18 @@ class DynamoDbPaymentStore(AwsAdapter):
             kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     @service_errors
+    def in_flight_page(self, region: str, shard: str, *, cursor: Any = None, limit: int = 25) -> tuple[list[str], Any]:
+        """One page of an InFlight shard (`<region>#<shard>`), oldest first: the ids and the next cursor
+        (DynamoDB's LastEvaluatedKey, JSON as it is) or None."""
+        kwargs = {"TableName": self.table_name, "IndexName": INFLIGHT_INDEX, "ScanIndexForward": True,
+                  "Limit": limit, "KeyConditionExpression": "inflight = :key",
+                  "ExpressionAttributeValues": _to_item({":key": f"{region}#{shard}"})}
+        if cursor:
+            kwargs["ExclusiveStartKey"] = cursor
+        response = self.client.query(**kwargs)
+        return [item["pk"]["S"] for item in response.get("Items", [])], response.get("LastEvaluatedKey")
+
+    @service_errors
     def find_by_reference(self, reference_key: str) -> list[str]:
         """The ByReference index (eventually consistent, like every secondary index), oldest first."""
         ids: list[str] = []
@@ -470,6 +482,29 @@ class DynamoDbPaymentStore(AwsAdapter):
         else:
             update.condition(f"{update.name('release', 'attempts')} = {update.value(expected_attempts)}")
         self._update(payment_id, update, "ACSP")
+
+    @service_errors
+    def take_over(self, payment_id: str, *, expected_status: str, expected_version: int, owner: Fence,
+                  new_owner: Fence, anchor: str, event_detail: Mapping[str, Any], suspended: bool = False) -> None:
+        """The takeover's one conditional UpdateItem (docs/regions.md): owner Region and epoch as read,
+        status and version; the in-flight key re-keyed to the new owner (one index write), the old anchor's
+        token removed, the new anchor named, a history event appended."""
+        update = _Expression()
+        update.set("ownerRegion", new_owner.region)
+        update.set("epoch", new_owner.epoch)
+        update.set("version", expected_version + 1)
+        update.set("inflight", inflight_key(payment_id, new_owner.region))
+        update.set("anchorName", anchor)
+        if suspended:
+            update.set("suspendedIn", new_owner.region)
+        update.sets.append(f"{update.name('history')} = list_append({update.name('history')}, "
+                           f"{update.value([_event(expected_status, self.clock(), event_detail, None)])})")
+        update.remove("taskToken")
+        update.remove("tokenRegion")
+        update.status_in([expected_status])
+        update.condition(f"{update.name('version')} = {update.value(expected_version)}")
+        update.fence(owner)
+        self._update(payment_id, update, expected_status)
 
     def _update(self, payment_id: str, update: _Expression, expected_status) -> None:
         try:

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from botocore.exceptions import ClientError
 
-from mxflow.aws.clients import AwsAdapter, error_code, service_errors
+from mxflow.aws.clients import AwsAdapter, aws_client, error_code, service_errors
 from mxflow.errors import MessageNotFound
 
 
@@ -16,6 +16,10 @@ class S3MessageArchive(AwsAdapter):
     service: ClassVar[str] = "s3"
     bucket: str
     kms_key_id: str | None = None  # None: the bucket's default SSE-KMS key
+    # Two Regions (docs/regions.md): the peer Region's archive, read when an object is not here yet (a
+    # payment taken over before S3 replication brought its received message over).
+    fallback_bucket: str | None = None
+    fallback_region: str | None = None
 
     @service_errors
     def put(self, key: str, data: bytes) -> str:
@@ -35,6 +39,13 @@ class S3MessageArchive(AwsAdapter):
         try:
             return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except ClientError as error:
-            if error_code(error) in ("NoSuchKey", "404", "NotFound"):
-                raise MessageNotFound(f"archived message {key} not found") from None
-            raise
+            if error_code(error) not in ("NoSuchKey", "404", "NotFound"):
+                raise
+        if self.fallback_bucket:
+            try:
+                return aws_client("s3", self.fallback_region).get_object(Bucket=self.fallback_bucket,
+                                                                        Key=key)["Body"].read()
+            except ClientError as error:
+                if error_code(error) not in ("NoSuchKey", "404", "NotFound", "NoSuchBucket"):
+                    raise
+        raise MessageNotFound(f"archived message {key} not found")

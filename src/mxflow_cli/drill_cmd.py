@@ -1,0 +1,242 @@
+"""`mxflow drill failover`: the two-Region drill (issue 11, docs/regions.md) on one machine.
+
+Two Regions in one process (mxflow_local.two_regions: one local runtime and one API each, the payment
+table replicated with a lag, each Region probing itself every second), N payments submitted to the
+first Region and caught at every stage (received, waiting for a decision, decided and releasing,
+released), the first Region stopped, the second Region's health check failing it over and its recovery
+workflow taking the payments over, consumers deciding during the failover and after it (through the
+second Region's API), the first Region restarted and reconciled, then every payment counted: its status
+in the surviving replica and its messages on both Regions' release queues together.
+
+Bounded: N at most 2,000, every wait with a deadline (--timeout). Exit 1 when `lost` or `releasedTwice`
+is not zero (or a wait ran out), 2 on a usage error.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from mxflow_cli.main import UsageError
+
+MAX_PAYMENTS = 2000
+STP_AMOUNT, DECISION_AMOUNT, AUTO_APPROVE_MAX = "100.00", "25000.00", "1000"
+RETRY_STATUSES = (429, 500, 502, 503)
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser("drill", help="run a resilience drill on the local runtime",
+                                   description=__doc__.split("\n\n")[0])
+    drills = parser.add_subparsers(dest="drill", metavar="DRILL")
+    failover = drills.add_parser("failover", help="two Regions, the first stopped mid-flight, failover, recovery, return",
+                                 description=__doc__.split("\n\n")[1])
+    failover.add_argument("--payments", type=int, default=40, help=f"payments in flight (1-{MAX_PAYMENTS}, default 40)")
+    failover.add_argument("--lag-ms", type=float, default=0.0, help="replication lag between the replicas (ms)")
+    failover.add_argument("--json", action="store_true", help="print the figures as one JSON object")
+    failover.add_argument("--regions", default="us-east-1,us-west-2", help="the two Regions, primary first")
+    failover.add_argument("--probe-seconds", type=float, default=1.0, help="the health check's interval (default 1)")
+    failover.add_argument("--timeout", type=float, default=300.0, help="the longest any phase may wait (s)")
+    failover.add_argument("--template", default="template.yaml")
+    failover.add_argument("--schema-dir", action="append", default=[], help="directory of official XSDs")
+    failover.set_defaults(func=run)
+
+    def no_drill(_args) -> int:
+        parser.print_help(sys.stderr)
+        return 2
+
+    parser.set_defaults(func=no_drill)
+
+
+def run(args) -> int:
+    if not 1 <= args.payments <= MAX_PAYMENTS:
+        raise UsageError(f"--payments must be 1-{MAX_PAYMENTS}")
+    if args.lag_ms < 0 or args.lag_ms > 60_000 or args.probe_seconds <= 0 or args.timeout <= 0:
+        raise UsageError("--lag-ms must be 0-60000, --probe-seconds and --timeout positive")
+    regions = tuple(r.strip() for r in args.regions.split(","))
+    if len(regions) != 2 or regions[0] == regions[1]:
+        raise UsageError("--regions needs two different Regions, e.g. us-east-1,us-west-2")
+    if not Path(args.template).is_file():
+        raise UsageError(f"template not found: {args.template} (run from the repository root)")
+    if args.json:
+        # The functions' own output (Powertools' metrics and logs, on stdout as in Lambda) would break the
+        # one JSON document: it goes nowhere during a --json drill.
+        with open(os.devnull, "w") as nowhere, contextlib.redirect_stdout(nowhere):
+            figures = Drill(args, regions).run()
+    else:
+        figures = Drill(args, regions).run()
+    if args.json:
+        print(json.dumps(figures, indent=2))
+    else:
+        for key, value in figures.items():
+            print(f"{key}: {value}")
+    return 0 if figures["lost"] == 0 and figures["releasedTwice"] == 0 and not figures["problems"] else 1
+
+
+class Drill:
+    def __init__(self, args, regions):
+        self.args = args
+        self.primary, self.secondary = regions
+        self.deadline_s = args.timeout
+        self.problems: list[str] = []
+        self.log = (lambda *a: None) if args.json else (lambda *a: print("  ", *a, flush=True))
+
+    # -- helpers -----------------------------------------------------------------------------------------
+    def _wait(self, what: str, predicate, interval: float = 0.1):
+        deadline = time.monotonic() + self.deadline_s
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(interval)
+        self.problems.append(f"timed out waiting for {what} ({self.deadline_s:.0f} s)")
+        return None
+
+    def _retrying(self, call):
+        """A consumer's request, sent again while the answer says retry (503 during a failover)."""
+        deadline = time.monotonic() + self.deadline_s
+        while True:
+            reply = call()
+            if reply.status not in RETRY_STATUSES or time.monotonic() > deadline:
+                return reply
+            time.sleep(0.2)
+
+    # -- the drill -------------------------------------------------------------------------------------------
+    def run(self) -> dict:
+        from mxflow_cli.demo_cmd import demo_schemas
+        from mxflow_cli.local_schemas import function_environment, version_parameters
+        from mxflow_local.client import ALL_SCOPES, PaymentsClient
+        from mxflow_local.sample_messages import credit_transfer
+        from mxflow_local.two_regions import TwoRegions
+
+        dirs, _registry, versions, _changes = demo_schemas(self.args.schema_dir)
+        overrides = {"DecisionTimeoutSeconds": "3600", "AutoApproveMaxAmount": AUTO_APPROVE_MAX,
+                     **version_parameters(versions)}
+        env = {**function_environment(dirs), "LOG_LEVEL": "ERROR", "POWERTOOLS_METRICS_DISABLED": "true"}
+        a, b = self.primary, self.secondary
+        n = self.args.payments
+        self.log(f"starting {a} and {b} (replication lag {self.args.lag_ms:.0f} ms, probes every "
+                 f"{self.args.probe_seconds} s) ...")
+        with TwoRegions(self.args.template, regions=(a, b), lag_ms=self.args.lag_ms,
+                        probe_seconds=self.args.probe_seconds, parameter_overrides=overrides,
+                        env_overrides=env) as world:
+            token = world.api(a).issue_token(ALL_SCOPES, client_id="drill")
+            api_a = PaymentsClient(world.api(a).url, token)
+            api_b = PaymentsClient(world.api(b).url, token)
+            self._wait("both Regions healthy", lambda: all(
+                r["status"] == "healthy" for r in (api_a.request("GET", "/regions").json or {}).get("regions", [{}])))
+
+            # Payments at every stage: STP (released or releasing), waiting, decided, and just received.
+            n_received = max(1, n // 8) if n >= 4 else 0
+            kinds = ["stp" if i % 4 == 0 else "wait" for i in range(n - n_received)]
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                receipts = list(pool.map(lambda kind: api_a.submit(credit_transfer(
+                    amount=STP_AMOUNT if kind == "stp" else DECISION_AMOUNT)), kinds))
+            ids = [r.json["paymentId"] for r in receipts if r.status == 202]
+            waiting = [pid for pid, kind in zip(ids, kinds) if kind == "wait"]
+            self._wait("the waiting payments in PDNG", lambda: all(
+                (world.payment(a, pid) or {}).get("status") == "PDNG" for pid in waiting), interval=0.2)
+            decided = waiting[: len(waiting) // 3]
+            during, after = waiting[len(waiting) // 3:][::2], waiting[len(waiting) // 3:][1::2]
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                list(pool.map(api_a.approve, decided))
+                received = list(pool.map(lambda _: api_a.submit(credit_transfer(amount=DECISION_AMOUNT)),
+                                         range(n_received)))
+            ids += [r.json["paymentId"] for r in received if r.status == 202]
+            stages = {s: 0 for s in ("RCVD", "ACTC", "PDNG", "ACSP", "ACSC", "RJCT", "CANC")}
+            for pid in ids:
+                stages[(world.payment(a, pid) or {}).get("status", "RCVD")] += 1
+            self.log(f"{len(ids)} payments accepted by {a}; at the stop: {stages}")
+
+            refused = [r.status for r in (*receipts, *received) if r.status != 202]
+            if refused:
+                self.problems.append(f"{len(refused)} submissions refused before the stop: {sorted(set(refused))}")
+            epoch_at_stop = int(world.routing(a).get("epoch", 0))
+            if epoch_at_stop != 1 or world.routing(a).get("trafficOwner") != a:
+                self.problems.append(f"{a} had lost the traffic before the stop (epoch {epoch_at_stop})")
+            # The first Region stops; consumers decide through the second Region's API meanwhile.
+            stopped = time.monotonic()
+            world.stop(a)
+            consumers = threading.Thread(target=lambda: [self._decide(api_b, pid, i) for i, pid in enumerate(during)],
+                                         daemon=True)
+            consumers.start()
+            detected = self._wait(f"{b} to take the traffic", lambda: world.routing(b).get("trafficOwner") == b and
+                                  time.monotonic(), interval=0.05)
+            detect_s = (detected - stopped) if detected else None
+            self.log(f"failover detected after {detect_s:.1f} s" if detect_s is not None else "no failover")
+            epoch = int(world.routing(b).get("epoch", 0))
+            run_arn = f"{world.runtimes[b].physical('RecoveryStateMachine').replace(':stateMachine:', ':execution:')}:takeover-{a}-e{epoch}"
+            sfn = world.runtimes[b].client("stepfunctions")
+            finished = self._wait("the recovery workflow", lambda: _status(sfn, run_arn) in ("SUCCEEDED", "FAILED", "ABORTED",
+                                                                                            "TIMED_OUT") and time.monotonic(),
+                                  interval=0.05)
+            recover_s = (finished - stopped) if finished else None
+            if _status(sfn, run_arn) != "SUCCEEDED":
+                self.problems.append(f"recovery run {run_arn}: {_status(sfn, run_arn)}")
+            self.log(f"recovery finished after {recover_s:.1f} s" if recover_s is not None else "no recovery")
+            consumers.join(timeout=self.deadline_s)
+            # The rest of the waiting payments are decided now, through the second Region.
+            self._wait("the taken-over payments waiting again", lambda: all(
+                (world.payment(b, pid) or {}).get("status") != "RCVD" for pid in ids), interval=0.2)
+            self._wait("the remaining payments in PDNG", lambda: all(
+                (world.payment(b, pid) or {}).get("status") in ("PDNG", "ACSC", "RJCT", "CANC", "ACSP")
+                for pid in after + ids[-n_received:] if n_received), interval=0.2)
+            pending_now = [pid for pid in ids if (world.payment(b, pid) or {}).get("status") == "PDNG"]
+            for i, pid in enumerate(pending_now):
+                self._decide(api_b, pid, i)
+
+            # The first Region comes back: it finds the payments taken over and reconciles what only it had.
+            world.start_region(a)
+            rejoined = self._wait(f"{a} to rejoin", lambda: any(
+                r["region"] == a and r["status"] == "healthy" and "leaseUntil" in r
+                for r in (api_b.request("GET", "/regions").json or {}).get("regions", [])), interval=0.2)
+            self.log(f"{a} back and caught up" if rejoined else f"{a} did not rejoin")
+            terminal = self._wait("every payment terminal", lambda: all(
+                (world.payment(b, pid) or {}).get("status") in ("ACSC", "RJCT", "CANC") for pid in ids), interval=0.25)
+            time.sleep(max(0.5, 2 * self.args.lag_ms / 1000))   # anything still on its way to a queue
+            records = {pid: world.payment(b, pid) or {} for pid in ids}
+            released = world.released_messages()
+            statuses = [r.get("status") for r in records.values()]
+            figures = {
+                "submitted": len(ids), "released": statuses.count("ACSC"), "rejected": statuses.count("RJCT"),
+                "cancelled": statuses.count("CANC"),
+                "lost": sum(1 for s in statuses if s not in ("ACSC", "RJCT", "CANC")),
+                "releasedTwice": sum(1 for pid in ids if released.get(pid, 0) > 1),
+                "releasedWithoutMessage": sum(1 for pid, r in records.items()
+                                              if r.get("status") == "ACSC" and not released.get(pid)),
+                "messagesForUnreleased": sum(1 for pid, r in records.items()
+                                             if r.get("status") != "ACSC" and released.get(pid)),
+                "takenOver": sum(1 for r in records.values() if r.get("ownerRegion") == b),
+                "detectSeconds": round(detect_s, 2) if detect_s is not None else None,
+                "recoverSeconds": round(recover_s, 2) if recover_s is not None else None,
+                "lagMs": self.args.lag_ms, "probeSeconds": self.args.probe_seconds,
+                "settleSeconds": world.settle_seconds, "atStop": stages,
+                "replicatedWrites": world.replicator.replicated, "everyPaymentTerminal": bool(terminal),
+                "problems": self.problems,
+            }
+            if figures["releasedWithoutMessage"] or figures["messagesForUnreleased"]:
+                self.problems.append("a release and its message disagree")
+            return figures
+
+    def _decide(self, api, payment_id: str, i: int) -> None:
+        """Approve two in four, reject one, cancel one; sent again while the answer is 503 (failing over)."""
+        action = ("approve", "approve", "reject", "cancel")[i % 4]
+        if action == "approve":
+            reply = self._retrying(lambda: api.approve(payment_id))
+        elif action == "reject":
+            reply = self._retrying(lambda: api.reject(payment_id, "AM04"))
+        else:
+            reply = self._retrying(lambda: api.cancel(payment_id, "DUPL"))
+        if reply.status not in (200, 409):
+            self.problems.append(f"{action} {payment_id}: {reply.status}")
+
+
+def _status(sfn, execution_arn: str) -> str | None:
+    try:
+        return sfn.describe_execution(executionArn=execution_arn)["status"]
+    except Exception:  # noqa: BLE001 - not started yet
+        return None
