@@ -2,8 +2,8 @@
 against one `mxflow local up` for the module (its one-time sign-in link, the real API, the real state
 machines). A person signs in, finds a payment by its UETR, approves it and sees ACSC; rejects one with an
 ISO reason and reads the pacs.002; redrives one whose release failed (a fault through POST /_local/faults,
-as tests/e2e do); a read-only token shows no buttons; the Regions view is drawn against a stub of the
-GET /regions shape (WAVE3) and without the route; the Cognito sign-in (authorization code with PKCE)
+as tests/e2e do); a read-only token shows no buttons; the Regions view is drawn without the route (a stack deployed
+before it), against the stack's real GET /regions (one Region), and against a stub of two Regions; the Cognito sign-in (authorization code with PKCE)
 runs against a stand-in authorization server that checks the verifier; axe-core finds no serious or
 critical violation in any view. A screenshot of each view goes to console-screenshots/ (git-ignored;
 MXFLOW_SCREENSHOTS names another folder)."""
@@ -249,8 +249,9 @@ def test_a_read_only_token_shows_no_buttons(stack, page):
 
 
 def regions_stub(page, recovered: list, refuse_first: bool = False) -> None:
-    """GET /regions and POST /regions/{region}/recover in WAVE3's shape (the route is another branch's);
-    with refuse_first, the first recover answers 409 problem+json, as while the target is unhealthy."""
+    """GET /regions and POST /regions/{region}/recover for two Regions (the local stack serves one), in the
+    shape of the OpenAPI document; with refuse_first, the first recover answers 409 problem+json, as while
+    the target is unhealthy."""
     answer = {"mode": "active-passive", "consistency": "EVENTUAL", "trafficOwner": "us-east-1", "epoch": 3,
               "regions": [
                   {"region": "us-east-1", "status": "healthy", "ownsTraffic": True, "lastProbeAt": "2026-12-01T10:00:00Z",
@@ -281,7 +282,8 @@ def regions_stub(page, recovered: list, refuse_first: bool = False) -> None:
 
 
 def absent_regions_route(route):
-    """A stack without GET /regions: API Gateway's answer to a path no route declares (403)."""
+    """A stack without GET /regions (deployed before the route): API Gateway's answer to a path no route
+    declares (403). The local stack has the route, so the browser's request must never reach it."""
     route.fulfill(status=403, content_type="application/problem+json", body=json.dumps(
         {"type": "urn:mxflow:problem:forbidden", "title": "Forbidden", "status": 403,
          "message": "Missing Authentication Token"}))
@@ -289,13 +291,33 @@ def absent_regions_route(route):
 
 def test_the_regions_view_with_and_without_the_route(stack, page):
     sign_in(page, stack)
-    page.route("**/regions", absent_regions_route)
+    faked: list = []
+
+    def absent(route):
+        faked.append(route.request.method)
+        absent_regions_route(route)
+
+    page.route("**/regions", absent)
     page.get_by_role("link", name="Regions").click()
     page.get_by_text("Single Region").wait_for()          # no route: this Region's GET /health instead
+    assert faked == ["GET"]                                # the 403 came from the stand-in, not the stack
     page.get_by_text(re.compile("Region.*us-east-1|us-east-1")).first.wait_for()
     shot(page, "09-regions-single")
     assert axe_findings(page) == []
-    page.unroute("**/regions", absent_regions_route)
+    page.unroute("**/regions", absent)
+    # The stack's real route (one Region): the view draws its answer, not the single-Region fallback.
+    real = PaymentsClient(stack.url, stack.token("payments/operate")).request("GET", "/regions")
+    assert real.status == 200 and real.json["regions"], real.body
+    page.reload()
+    for region in real.json["regions"]:
+        row = page.locator(f"tr[data-region='{region['region']}']")
+        row.wait_for()
+        assert re.search(r"healthy|degraded|unhealthy|unknown", row.inner_text()), row.inner_text()
+    facts = page.locator("dl.facts").inner_text()
+    assert real.json["mode"] in facts and real.json["consistency"] in facts and str(real.json["epoch"]) in facts
+    assert page.get_by_text("Single Region").count() == 0
+    shot(page, "09-regions-real")
+    assert axe_findings(page) == []
     recovered: list = []
     regions_stub(page, recovered, refuse_first=True)
     page.reload()
