@@ -205,6 +205,12 @@ def functions(aws):
 
 
 @pytest.fixture(scope="session")
+def load_handler():
+    """load_function, for tests that load a handler outside the mocked AWS (one that calls none)."""
+    return load_function
+
+
+@pytest.fixture(scope="session")
 def api_problems():
     """The ApiFunction's error -> (status, title) lookup (functions/api/app.py `problem_of`)."""
     return load_function("api").problem_of

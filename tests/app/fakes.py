@@ -73,6 +73,8 @@ class FakePaymentStore:
         self.suspense: dict[str, dict] = {}  # engine answers kept in suspense, by suspense id
         self._lock = threading.Lock()  # DynamoDB serialises the writes to one item
         self.writes: list[tuple[str, str]] = []  # (payment id, kind of write), in order
+        self.page_reads: list[int] = []  # records read per client_page call (the list's cost)
+        self.summaries: dict[str, dict] = {}
 
     def get(self, payment_id: str) -> dict:
         self.unavailable.check()
@@ -181,13 +183,85 @@ class FakePaymentStore:
         with self._lock:
             items = sorted((r for r in self._records.values() if r.get("inflight") == region),
                            key=lambda r: r["receivedAt"])
-            return [{**{k: r[k] for k in ("paymentId", "status", "statusSince", "receivedAt")},
-                     "sentAt": (r.get("release") or {}).get("sentAt")} for r in items[:per_shard * 16]]
+            return [{**{k: r[k] for k in ("paymentId", "status", "statusSince", "receivedAt", "clientId")},
+                     "suspended": bool(r.get("suspendedIn")), "sentAt": (r.get("release") or {}).get("sentAt")}
+                    for r in items[:per_shard * 16]]
 
     def suspended(self, region: str) -> list[str]:
         self.unavailable.check()
         with self._lock:
             return [r["paymentId"] for r in self._records.values() if r.get("suspendedIn") == region]
+
+    def client_page(self, client_id: str, *, received_after: str | None, received_before: str | None,
+                    start: tuple[str, str] | None, limit: int) -> tuple[list[dict], bool]:
+        """The ByClient index: newest first by (receivedAt, paymentId), as DynamoDB orders a range key
+        then the table key; `start` excluded."""
+        self.unavailable.check()
+        with self._lock:
+            keyed = sorted(((r["receivedAt"], r["paymentId"]) for r in self._records.values()
+                            if r.get("clientId") == client_id
+                            and (received_after is None or r["receivedAt"] >= received_after)
+                            and (received_before is None or r["receivedAt"] <= received_before)), reverse=True)
+            if start is not None:
+                keyed = [key for key in keyed if key < tuple(start)]
+            page = keyed[:limit]
+            self.page_reads.append(len(page))
+            return [copy.deepcopy(self._records[pid]) for _, pid in page], len(keyed) > limit
+
+    def client_search(self, client_id: str, reference: str) -> list[dict]:
+        """ByReference by the UETR's key ("u:<UETR>", the return leg's, written by the lifecycle) and
+        ByEndToEndId: the client's records with that UETR or end-to-end id."""
+        self.unavailable.check()
+        with self._lock:
+            found = [copy.deepcopy(r) for r in self._records.values() if r.get("clientId") == client_id
+                     and (r.get("matchKey") == "u:" + reference.strip()
+                          or (r.get("facts") or {}).get("endToEndId") == reference)]
+            self.page_reads.append(len(found))
+            return found
+
+    def get_summary(self, region: str) -> dict | None:
+        self.unavailable.check()
+        return copy.deepcopy(self.summaries.get(region))
+
+    def put_summary(self, region: str, summary: Mapping[str, Any]) -> None:
+        self.unavailable.check()
+        self.summaries[region] = copy.deepcopy(dict(summary))
+
+    # -- the return leg --------------------------------------------------------------------------------
+    def find_by_reference(self, reference_key: str) -> list[str]:
+        self.unavailable.check()
+        with self._lock:
+            found = sorted((r for r in self._records.values() if r.get("matchKey") == reference_key),
+                           key=lambda r: r["receivedAt"])
+            return [r["paymentId"] for r in found]
+
+    def add_suspense_entry(self, entry: Mapping[str, Any]) -> bool:
+        self.unavailable.check()
+        with self._lock:
+            if entry["suspenseId"] in self.suspense:
+                return False
+            self.suspense[entry["suspenseId"]] = copy.deepcopy(dict(entry))
+            self.writes.append((entry["suspenseId"], "suspense"))
+            return True
+
+    def suspense_entries(self, region: str, *, limit: int, cursor: str | None = None) -> tuple[list[dict], str | None]:
+        from mxflow.errors import InvalidRequest
+
+        self.unavailable.check()
+        with self._lock:
+            entries = sorted((e for e in self.suspense.values() if e["region"] == region),
+                             key=lambda e: (e["receivedAt"], e["suspenseId"]), reverse=True)
+        start = 0
+        if cursor:
+            ids = [e["suspenseId"] for e in entries]
+            if cursor not in ids:
+                raise InvalidRequest("cursor: not a cursor of this list")
+            start = ids.index(cursor) + 1
+        page = entries[start:start + limit]
+        more = start + limit < len(entries)
+        fields = ("suspenseId", "receivedAt", "messageType", "reason", "code", "paymentId")
+        return ([{k: e[k] for k in fields if e.get(k) is not None} for e in page],
+                page[-1]["suspenseId"] if more and page else None)
 
     # -- two Regions (mxflow.regions): the in-flight index by shard, the takeover's conditional write --
 
@@ -309,41 +383,6 @@ class FakeRecovery:
 
     def start_anchor(self, name: str, anchor_input: Mapping[str, Any]) -> None:
         self.anchors.setdefault(name, dict(anchor_input))
-    # -- the return leg --------------------------------------------------------------------------------
-    def find_by_reference(self, reference_key: str) -> list[str]:
-        self.unavailable.check()
-        with self._lock:
-            found = sorted((r for r in self._records.values() if r.get("matchKey") == reference_key),
-                           key=lambda r: r["receivedAt"])
-            return [r["paymentId"] for r in found]
-
-    def add_suspense_entry(self, entry: Mapping[str, Any]) -> bool:
-        self.unavailable.check()
-        with self._lock:
-            if entry["suspenseId"] in self.suspense:
-                return False
-            self.suspense[entry["suspenseId"]] = copy.deepcopy(dict(entry))
-            self.writes.append((entry["suspenseId"], "suspense"))
-            return True
-
-    def suspense_entries(self, region: str, *, limit: int, cursor: str | None = None) -> tuple[list[dict], str | None]:
-        from mxflow.errors import InvalidRequest
-
-        self.unavailable.check()
-        with self._lock:
-            entries = sorted((e for e in self.suspense.values() if e["region"] == region),
-                             key=lambda e: (e["receivedAt"], e["suspenseId"]), reverse=True)
-        start = 0
-        if cursor:
-            ids = [e["suspenseId"] for e in entries]
-            if cursor not in ids:
-                raise InvalidRequest("cursor: not a cursor of this list")
-            start = ids.index(cursor) + 1
-        page = entries[start:start + limit]
-        more = start + limit < len(entries)
-        fields = ("suspenseId", "receivedAt", "messageType", "reason", "code", "paymentId")
-        return ([{k: e[k] for k in fields if e.get(k) is not None} for e in page],
-                page[-1]["suspenseId"] if more and page else None)
 
 
 class FakeMessageArchive:
@@ -456,6 +495,7 @@ class FakeWorkflow:
     redrivable: set[str] = field(default_factory=set)  # anchor names whose execution failed
     splits: list[str] = field(default_factory=list)     # messages whose split was started (once per id)
     refuse_starts: int = 0  # the next starts fail as an unreachable service would
+    anchors: dict = field(default_factory=dict)  # name -> what anchor_execution answers
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start_flow(self, flow_input: Mapping[str, Any]) -> None:
@@ -491,6 +531,9 @@ class FakeWorkflow:
             self.redrivable.discard(name)
             self.redrives.append(name)
             return "2026-11-24T10:05:00+00:00"
+
+    def anchor_execution(self, name: str) -> dict | None:
+        return copy.deepcopy(self.anchors.get(name))
 
 
 @dataclass

@@ -105,6 +105,13 @@ def test_every_route_answers_as_the_document_says(api, client, client_for, confo
     conforms("GET", "/messages/m-" + "0" * 32, client.request("GET", "/messages/m-" + "0" * 32))  # 404
     conforms("GET", group + "/messages/received", client.request("GET", group + "/messages/received"))
     conforms("GET", group + "/messages/nothing", client.request("GET", group + "/messages/nothing"))  # 404
+    # the console's reads (issue 14)
+    conforms("GET", "/payments", client.request("GET", "/payments?limit=5"))
+    conforms("GET", "/payments", client.request("GET", "/payments?limit=1000"))                # 400
+    conforms("GET", base + "/execution", client.request("GET", base + "/execution"))
+    conforms("GET", "/payments/p-" + "0" * 32 + "/execution",
+             client.request("GET", "/payments/p-" + "0" * 32 + "/execution"))                     # 404
+    conforms("GET", "/reason-codes", client.request("GET", "/reason-codes"))
     # the return leg: the engine's answer (its own scope), the suspense list
     from mxflow.iso20022 import build_status_report, extract_facts, parse_message
 

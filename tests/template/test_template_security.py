@@ -70,6 +70,15 @@ NOTHING_TO_ENCRYPT = {
     # two Regions' traffic steering: DNS records, a health check on an alarm, the API's custom domain
     "AWS::Route53::HealthCheck", "AWS::Route53::RecordSet", "AWS::ApiGateway::DomainName",
     "AWS::ApiGateway::BasePathMapping",
+    # The console (issue 14): CDN configuration and the people's groups (names and descriptions).
+    "AWS::CloudFront::Distribution", "AWS::CloudFront::OriginAccessControl", "AWS::CloudFront::ResponseHeadersPolicy",
+    "AWS::Cognito::UserPoolGroup",
+}
+# Buckets encrypted with SSE-S3 instead of the key, and why (template.yaml gives the reason at length).
+SSE_S3_BUCKETS = {
+    # the console's own static files, no payment data; CloudFront's origin access control would need
+    # kms:Decrypt on the payment key for every viewer request
+    "ConsoleSiteBucket",
 }
 # Could be encrypted with the key but is not, and why. AWS::Serverless::StateMachine (aws-sam-translator
 # 1.115) has no EncryptionConfiguration to pass through; execution data is encrypted with an AWS-owned
@@ -87,6 +96,10 @@ def test_every_resource_type_is_classified_for_encryption(cfn):
 @pytest.mark.parametrize("resource_type", sorted(ENCRYPTED_WITH_THE_KEY))
 def test_encryptable_resources_use_the_stack_key(cfn, resource_type):
     found = resources_of(cfn, resource_type)
+    if resource_type == "AWS::S3::Bucket":
+        for lid in SSE_S3_BUCKETS:
+            (rule,) = found.pop(lid)["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+            assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}, lid
     not_encrypted = [lid for lid, r in found.items() if not ENCRYPTED_WITH_THE_KEY[resource_type](r["Properties"])]
     assert not not_encrypted, f"{resource_type} not encrypted with {KEY}: {not_encrypted}"
 
@@ -391,7 +404,7 @@ def test_each_function_gets_only_what_its_step_needs(cfn):
     actions = {lid: _actions_of(st) for lid, st in identity_statements(cfn).items()}
     statements = identity_statements(cfn)
     function_roles = [lid for lid in actions if lid.endswith("FunctionRole")]
-    assert len(function_roles) == 13
+    assert len(function_roles) == 14
     # Only the Send step releases payments; the return leg's steps forward recalls to the same queue (in the
     # payment's message group, after it): their only SendMessage is the ForwardRecalls statement; the health
     # function sends its probe to its own queue only; the journal reports its failed batches to its own
@@ -439,8 +452,16 @@ def test_each_function_gets_only_what_its_step_needs(cfn):
     for role in function_roles:
         assert not actions[role] & {"dynamodb:DeleteItem", "dynamodb:Scan", "s3:DeleteObject",
                                     "dynamodb:TransactWriteItems"}, role
-        assert {"kms:Decrypt", "kms:GenerateDataKey"} <= actions[role], role
-    assert not actions["SamplerFunctionRole"] & {"dynamodb:PutItem", "dynamodb:UpdateItem", "s3:PutObject"}
+        if role != "PeopleTokenFunctionRole":
+            assert {"kms:Decrypt", "kms:GenerateDataKey"} <= actions[role], role
+    # The console's Cognito trigger answers the event it gets: no AWS call but decrypting its environment.
+    assert actions["PeopleTokenFunctionRole"] == {"kms:Decrypt"}
+    # The sampler writes no payment record: its one write is the console's counters, a PutItem of the
+    # summary item of its own Region and no other key (mxflow/queries.py, save_summary).
+    assert not actions["SamplerFunctionRole"] & {"dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "s3:PutObject"}
+    sampler_puts = [s for s in statements["SamplerFunctionRole"] if "dynamodb:PutItem" in _as_list(s["Action"])]
+    assert [(_as_list(s["Action"]), s["Condition"]) for s in sampler_puts] == [
+        (["dynamodb:PutItem"], {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [{"Fn::Sub": "summary#${AWS::Region}"}]}})]
     # Only the API writes received messages; the steps read them and write generated ones only.
     received = {r for r in function_roles for s in statements[r] if "s3:PutObject" in _as_list(s["Action"])
                 and "received/" in json.dumps(s["Resource"])}
@@ -480,6 +501,8 @@ def test_payment_table_matches_the_shared_design(cfn):
         "InFlight": [("inflight", "HASH"), ("receivedAt", "RANGE")],
         "ByClient": [("clientId", "HASH"), ("receivedAt", "RANGE")],
         "Suspended": [("suspendedIn", "HASH"), ("suspendedAt", "RANGE")],
+        # the console's search by end-to-end id (issue 14): its key written once, at creation
+        "ByEndToEndId": [("endToEndKey", "HASH"), ("receivedAt", "RANGE")],
         "ByReference": [("matchKey", "HASH"), ("receivedAt", "RANGE")],          # written once, at creation
         "EngineSuspense": [("suspenseListIn", "HASH"), ("receivedAt", "RANGE")]}  # answer items of their own
     # KEYS_ONLY on keys written when a payment enters or leaves the index: a status change writes none. The
@@ -524,7 +547,8 @@ def test_every_queue_has_a_dlq_and_every_dlq_an_alarm(cfn):
                    for a in alarms), f"no depth > 0 alarm on {dlq}"
 
 
-SYNCHRONOUS_PRINCIPALS = {"apigateway.amazonaws.com"}  # the REST API's Lambda proxy waits for the answer
+# the REST API's Lambda proxy waits for the answer; so does Cognito for its triggers (the console's)
+SYNCHRONOUS_PRINCIPALS = {"apigateway.amazonaws.com", "cognito-idp.amazonaws.com"}
 
 
 def _functions_referred(value, functions: set[str]) -> set[str]:
@@ -678,6 +702,13 @@ CHECKOV_DECISIONS = {
     "CKV_AWS_120": "API Gateway caching: a payment API must not cache",
     "CKV_AWS_18": "S3 server access logs: the archive is audited by CloudTrail data events instead",
     "CKV_AWS_67": "multi-Region trail: this trail records one Region's archive bucket",
+    # The console (issue 14)
+    "CKV_AWS_145": "S3 KMS encryption: the console's static files use SSE-S3 (SSE_S3_BUCKETS)",
+    "CKV_AWS_68": "CloudFront WAF: static files, and /v1/* is the API any client reaches directly",
+    "CKV_AWS_86": "CloudFront access logs: need an ACL-enabled bucket; the API logs its own calls",
+    "CKV_AWS_174": "CloudFront TLS minimum: fixed by CloudFront for its default certificate",
+    "CKV_AWS_310": "CloudFront origin failover: one Region's site, like its stack",
+    "CKV_AWS_374": "CloudFront geo restriction: the operator's policy, not the template's",
 }
 
 
@@ -700,7 +731,8 @@ def test_every_checkov_skip_is_a_known_decision_with_its_reason(sam):
     functions = {lid for lid, r in sam["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
     assert {lid for lid, checks in skips.items() if "CKV_AWS_116" in checks} == {
         lid for lid in functions if not sam["Resources"][lid]["Properties"].get("DeadLetterQueue")}
-    assert set(skips) - functions == {"PaymentApi", "ArchiveBucket", "AuditTrailBucket", "ArchiveAccessTrail"}
+    assert set(skips) - functions == {"PaymentApi", "ArchiveBucket", "AuditTrailBucket", "ArchiveAccessTrail",
+                                      "ConsoleSiteBucket", "ConsoleDistribution"}
     # The checks fixed in the template instead of skipped: VPC and reserved concurrency (parameters).
     assert not {check for checks in skips.values() for check in checks} & {"CKV_AWS_115", "CKV_AWS_117"}
 
@@ -719,7 +751,7 @@ def loaded_with(**overrides):
 FUNCTION_ROLES = {"ApiFunctionRole", "ValidateFunctionRole", "ParkFunctionRole", "DecisionTimeoutFunctionRole",
                   "SendFunctionRole", "SettleFunctionRole", "SamplerFunctionRole", "HealthFunctionRole",
                   "RecoveryFunctionRole", "RecallFunctionRole", "EngineAnswersFunctionRole", "SplitFunctionRole",
-                  "JournalFunctionRole"}
+                  "JournalFunctionRole", "PeopleTokenFunctionRole"}
 VPC_ACCESS = "service-role/AWSLambdaVPCAccessExecutionRole"
 
 
@@ -757,7 +789,7 @@ def test_reserved_concurrency_is_off_by_default_and_a_parameter():
     for loaded, expected in ((default, NO_VALUE), (capped, "40")):
         resolver = resolver_for(loaded)
         functions = resources_of(loaded.cfn, "AWS::Lambda::Function")
-        assert len(functions) == 13
+        assert len(functions) == 14
         for lid, function in functions.items():
             assert resolver.resolve(function["Properties"]["ReservedConcurrentExecutions"]) == expected, lid
 
@@ -817,6 +849,9 @@ EXPECTED_ROUTES = {
     ("/payments/{id}/release/confirm", "post"): ["payments/operate"],
     ("/messages/{messageId}", "get"): ["payments/read"],
     ("/messages/{messageId}/messages/{name}", "get"): ["payments/read"],
+    ("/payments", "get"): ["payments/read"],   # the console's reads (issue 14)
+    ("/payments/{id}/execution", "get"): ["payments/read"],
+    ("/reason-codes", "get"): ["payments/read"],
     ("/regions", "get"): ["payments/operate"],
     ("/regions/{region}/recover", "post"): ["payments/operate"],
     ("/engine/messages", "post"): ["payments/engine"],   # the payment engine's own client only
@@ -915,7 +950,7 @@ AGREED_ENVIRONMENT = {"PAYMENT_TABLE", "ARCHIVE_BUCKET", "RELEASE_QUEUE_URL", "E
                       "STATE_MACHINE_ARN", "PAYMENT_FLOW_ARN"}
 FUNCTIONS = {"ApiFunction", "ValidateFunction", "ParkFunction", "DecisionTimeoutFunction", "SendFunction",
              "SettleFunction", "SamplerFunction", "HealthFunction", "RecoveryFunction", "RecallFunction",
-             "EngineAnswersFunction", "SplitFunction", "JournalFunction"}
+             "EngineAnswersFunction", "SplitFunction", "JournalFunction", "PeopleTokenFunction"}
 
 
 def test_functions_are_arm64_python313_traced_with_the_layer_and_the_agreed_environment(cfn):

@@ -32,7 +32,7 @@ from typing import Any, Mapping
 import jsonschema
 
 from mxflow import iso20022
-from mxflow.clock import parse_utc, seconds_between, utc_now
+from mxflow.clock import format_utc, parse_utc, seconds_between, utc_now
 from mxflow.errors import (
     Conflict,
     DuplicateIdentity,
@@ -67,6 +67,7 @@ from mxflow.ports import (
     ReleaseQueue,
     Workflow,
 )
+from mxflow.queries import amount_and_currency
 from mxflow.recalls import is_recall
 from mxflow.settings import Settings
 
@@ -140,10 +141,6 @@ def short_info(text: str | None) -> str | None:
     if not text:
         return None
     return text if len(text) <= MAX_ADDITIONAL_INFO else text[: MAX_ADDITIONAL_INFO - 1] + "…"
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 # Facts the record does not keep (the item is billed by its size): its own keys (paymentId, messageType)
@@ -355,11 +352,13 @@ class PaymentLifecycle:
             version = self.store.transition(payment_id, expected_status="RCVD", expected_version=record["version"],
                                             new_status="ACSP", passed_through=("ACTC",),
                                             set_values={"facts": summary, "decision": decision},
-                                            require_no_decision=True, event_detail={"actor": AUTO_APPROVER},
+                                            require_no_decision=True,
+                                            event_detail={"actor": AUTO_APPROVER, "state": "Validate"},
                                             fence=fence)
             return {**record, "status": "ACSP", "version": version, "facts": summary, "decision": decision}
         version = self.store.transition(payment_id, expected_status="RCVD", expected_version=record["version"],
-                                        new_status="ACTC", set_values={"facts": summary}, fence=fence)
+                                        new_status="ACTC", set_values={"facts": summary},
+                                        event_detail={"state": "Validate"}, fence=fence)
         return {**record, "status": "ACTC", "version": version, "facts": summary}
 
     def _auto_approves(self, facts: Mapping[str, Any]) -> bool:
@@ -386,7 +385,7 @@ class PaymentLifecycle:
             messages[STATUS_REPORT] = self._stored(payment_id, STATUS_REPORT, report)
         version = self.store.transition(payment_id, expected_status="RCVD", expected_version=record["version"],
                                         new_status="RJCT", reason=reason, set_values=values,
-                                        messages=messages, fence=fence)
+                                        messages=messages, event_detail={"state": "Validate"}, fence=fence)
         record = {**record, **values, "status": "RJCT", "version": version, "reason": reason}
         self._publish("payment.rejected", record)
         return record
@@ -444,7 +443,8 @@ class PaymentLifecycle:
                 if status == "ACTC":
                     self.store.transition(payment_id, expected_status="ACTC", expected_version=record["version"],
                                           new_status="PDNG", set_values=token,
-                                          require_no_decision=True, fence=fence)
+                                          require_no_decision=True, event_detail={"state": "AwaitOutcome"},
+                                          fence=fence)
                 else:  # PDNG: a retried or repeated wait brings a new token
                     self.store.set_attributes(payment_id, token, expected_status="PDNG",
                                               require_no_decision=True, fence=fence)
@@ -461,11 +461,12 @@ class PaymentLifecycle:
 
     # -- decisions (API) -------------------------------------------------------------------------
 
-    def decide(self, client_id: str, payment_id: str, action: str, request: Any) -> dict:
+    def decide(self, client_id: str, payment_id: str, action: str, request: Any, *, actor: str | None = None) -> dict:
         """Approve, reject or cancel a PDNG payment. One conditional write claims the decision (PDNG
         and no decision yet): approve -> ACSP, then PaymentFlow sends it; reject -> RJCT with its
         pacs.002, cancel -> CANC with its camt.029 (the answer in the same write), then the anchor's
-        wait is answered. The 200 says the decision was taken. Raises InvalidRequest,
+        wait is answered. The 200 says the decision was taken. `actor`: who decided, when not the
+        client itself (a person signed in to the console for that client). Raises InvalidRequest,
         UnknownReasonCode, PaymentNotFound, Conflict."""
         if action not in DECISION_STATUS:
             raise InvalidRequest(f"unknown action {action}")
@@ -485,7 +486,7 @@ class PaymentLifecycle:
                            + (" and already decided" if record.get("decision") else "")
                            + f"; {action} needs PDNG")
         decision = {"action": action, "reasonCode": code, "additionalInfo": request.get("additionalInfo"),
-                    "decidedBy": client_id, "decidedAt": self.clock()}
+                    "decidedBy": actor or client_id, "decidedAt": self.clock()}
         decision = {k: v for k, v in decision.items() if v is not None}
         new_status = DECISION_STATUS[action]
         reason = None if action == "approve" else {"code": code, "additionalInfo": request.get("additionalInfo")}
@@ -494,7 +495,7 @@ class PaymentLifecycle:
             self.store.transition(payment_id, expected_status="PDNG", expected_version=record["version"],
                                   new_status=new_status, set_values={"decision": decision},
                                   remove=("taskToken",), reason=reason, messages=messages,
-                                  require_no_decision=True, event_detail={"actor": client_id},
+                                  require_no_decision=True, event_detail={"actor": actor or client_id},
                                   fence=self._owner_fence(record))
         except StatusConflict as conflict:
             if conflict.current.get("ownerRegion", self.settings.region) != self.settings.region:
@@ -582,7 +583,8 @@ class PaymentLifecycle:
                 self.store.transition(payment_id, expected_status=("PDNG", "ACTC"), expected_version=record["version"],
                                       new_status="RJCT", set_values={"decision": decision}, remove=("taskToken",),
                                       reason=reason, messages=self._terminal_answer(record, "RJCT", reason),
-                                      require_no_decision=True, event_detail={"actor": "timeout"}, fence=fence)
+                                      require_no_decision=True,
+                                      event_detail={"actor": "timeout", "state": "DecisionTimedOut"}, fence=fence)
             except StatusConflict:
                 continue  # a decision won the race: look again
             self._publish("payment.rejected", {**record, "status": "RJCT", "reason": reason})
@@ -762,13 +764,13 @@ class PaymentLifecycle:
         sent = {**release, "sentAt": release.get("sentAt") or now, "messageId": message_id}
         messages = {OUTBOUND_MESSAGE: stored_outbound}
         if engine_confirms:  # ACSP until the engine's pacs.002 (mxflow/engine.py): the send recorded
-            new_status, event = "ACSP", {"actor": "release", "event": "sent"}
+            new_status, event = "ACSP", {"actor": "release", "event": "sent", "state": "Settle"}
         else:
             report = self._generated(iso20022.build_status_report(
                 self._facts_of(record), "ACSC", operator_bic=self.settings.operator_bic,
                 versions=self.settings.message_versions))
             messages[STATUS_REPORT] = self._stored(payment_id, STATUS_REPORT, report)
-            new_status, event = "ACSC", {"actor": "release"}
+            new_status, event = "ACSC", {"actor": "release", "state": "Settle"}
         if message_id.startswith(RELEASED_ELSEWHERE):
             event["note"] = (f"released by {release.get('region')} before its payments were taken over; "
                              "settled here, not sent again")
@@ -804,7 +806,7 @@ class PaymentLifecycle:
 
     # -- operations (API) ------------------------------------------------------------------------
 
-    def confirm_release(self, client_id: str, payment_id: str, request: Any) -> dict:
+    def confirm_release(self, client_id: str, payment_id: str, request: Any, *, actor: str | None = None) -> dict:
         """An operator's answer for a suspended payment (the outcome of a release attempt was unknown):
         {"sent": true} records the earlier send (a redrive then settles it without sending);
         {"sent": false} records that no earlier attempt reached the queue (a redrive then sends in a
@@ -818,10 +820,10 @@ class PaymentLifecycle:
         if record["status"] != "ACSP" or not record.get("suspense"):
             raise Conflict(f"payment {payment_id} is {record['status']} and not suspended; nothing to confirm")
         if request["sent"]:
-            confirmed = {**release, "sentAt": self.clock(), "confirmedBy": client_id,
+            confirmed = {**release, "sentAt": self.clock(), "confirmedBy": actor or client_id,
                          "messageId": request.get("messageId") or f"confirmed-by:{client_id}"}
         else:
-            confirmed = {**release, "definitiveFailures": release["attempts"], "confirmedBy": client_id}
+            confirmed = {**release, "definitiveFailures": release["attempts"], "confirmedBy": actor or client_id}
         try:
             self.store.update_release(payment_id, confirmed, expected_attempts=release["attempts"],
                                       fence=Fence(record["ownerRegion"], record["epoch"]), clear_suspense=True)
@@ -879,26 +881,34 @@ class PaymentLifecycle:
                 "oldestInFlightAgeSeconds": max(oldest["RCVD"], oldest["ACTC"], oldest["ACSP"]),
                 "oldestUnconfirmedAgeSeconds": unconfirmed,
                 "oldestAgeSecondsByStatus": oldest, "sampled": len(sampled),
-                "suspendedPayments": len(self.store.suspended(region))}
+                "suspendedPayments": len(self.store.suspended(region)),
+                # what the console's counters are made of (mxflow.queries.save_summary): certainly every
+                # in-flight payment when fewer than one shard's worth were sampled
+                "items": sampled, "complete": len(sampled) < SAMPLE_PER_SHARD, "sampledAt": format_utc(moment)}
 
     # -- read model (API) ------------------------------------------------------------------------
 
     def get_payment(self, client_id: str, payment_id: str) -> dict:
         record = self._owned(client_id, payment_id)
         facts = record.get("facts") or {}
+        amount, currency = amount_and_currency(facts)
         view = {
             "paymentId": payment_id,
             "status": record["status"],
             "messageType": record.get("messageType"),
             "uetr": facts.get("uetr"),
-            "amount": _text(facts.get("amount") or facts.get("originalAmount")),
-            "currency": facts.get("currency") or facts.get("originalCurrency"),
+            "amount": amount,
+            "currency": currency,
             "receivedAt": record.get("receivedAt"),
             "updatedAt": record.get("statusSince"),
             "contentSha256": record.get("contentSha256"),
+            "endToEndId": facts.get("endToEndId"),
+            "ownerRegion": record.get("ownerRegion"),
+            "facts": facts,
             "history": [
                 {k: v for k, v in (("status", e.get("status")), ("time", e.get("time")),
-                                   ("reason", e.get("reason")), ("event", e.get("event")),
+                                   ("reason", e.get("reason")), ("actor", e.get("actor")),
+                                   ("state", e.get("state")), ("event", e.get("event")),
                                    ("message", e.get("message"))) if v is not None}
                 for e in record.get("history") or []
             ],
@@ -921,6 +931,8 @@ class PaymentLifecycle:
             view["suspense"] = record["suspense"]
         if record.get("messageId"):  # a transaction of a message with several (GET /messages/{messageId})
             view["messageId"] = record["messageId"]
+        if record.get("decision"):
+            view["decision"] = decision_output(record["decision"])
         return view
 
     def get_message(self, client_id: str, payment_id: str, name: str) -> bytes:

@@ -90,11 +90,27 @@ class PaymentStore(Protocol):
 
     def in_flight(self, region: str, *, per_shard: int) -> list[dict]:
         """The oldest in-flight payments this Region owns (by receipt, at most `per_shard` of each
-        in-flight index shard): [{"paymentId", "status", "statusSince", "receivedAt", "sentAt"}]
-        (sentAt: the release's, None when none was recorded)."""
+        in-flight index shard): [{"paymentId", "status", "statusSince", "receivedAt", "clientId",
+        "suspended", "sentAt"}] (sentAt: the release's, None when none was recorded)."""
 
     def suspended(self, region: str) -> list[str]:
         """The ids of the payments this Region lists as suspended."""
+
+    def client_page(self, client_id: str, *, received_after: str | None, received_before: str | None,
+                    start: tuple[str, str] | None, limit: int) -> tuple[list[dict], bool]:
+        """One page of a client's payments, newest first (the ByClient index), received within the
+        bounds (inclusive), after `start` (receivedAt, paymentId) when given: (at most `limit` records,
+        whether the index may hold more). The records are read eventually consistent."""
+
+    def client_search(self, client_id: str, reference: str) -> list[dict]:
+        """The client's payments whose UETR or end-to-end id is exactly `reference` (ByReference, ByEndToEndId),
+        in no order; eventually consistent."""
+
+    def get_summary(self, region: str) -> dict | None:
+        """The sampler's last summary of this Region's in-flight payments (mxflow.queries), or None."""
+
+    def put_summary(self, region: str, summary: Mapping[str, Any]) -> None:
+        """Replace this Region's summary (one item, written by the sampler only)."""
 
     def in_flight_page(self, region: str, shard: str, *, cursor: Any = None, limit: int = 25) -> tuple[list[str], Any]:
         """One page of the in-flight payments `region` owns in one shard of the in-flight index, oldest
@@ -107,6 +123,22 @@ class PaymentStore(Protocol):
         index keys follow the new owner, the task token of the old Region's anchor is removed, `anchor`
         (the new anchor's name) is recorded and a history event with the same status is appended;
         `suspended`: the payment is listed as suspended, now in the new owner's list. StatusConflict when a condition does not hold."""
+
+    # -- the return leg (mxflow/recalls.py, mxflow/engine.py) -------------------------------------
+
+    def find_by_reference(self, reference_key: str) -> list[str]:
+        """The ids of the payments created with this reference key (iso20022.reference_key: UETR, else
+        message id, end-to-end id and instruction id), oldest first; eventually consistent."""
+
+    def add_suspense_entry(self, entry: Mapping[str, Any]) -> bool:
+        """Keep an engine answer that could not be applied (`entry`: suspenseId, receivedAt, region,
+        messageType, reason, code, paymentId?, source, contentSha256, message); False when an entry with
+        that suspenseId exists already (the same answer again: kept once)."""
+
+    def suspense_entries(self, region: str, *, limit: int, cursor: str | None = None) -> tuple[list[dict], str | None]:
+        """The suspense list of a Region, newest first: ([{"suspenseId", "receivedAt", "messageType",
+        "reason", "code", "paymentId"?}], the cursor of the next page or None). InvalidRequest for a
+        cursor this store did not hand out."""
 
 
 class RegionStore(Protocol):
@@ -152,21 +184,6 @@ class RecoveryWorkflow(Protocol):
 
     def start_anchor(self, name: str, anchor_input: Mapping[str, Any]) -> None:
         """Start a payment's anchor under `name` (idempotent: one that exists already is fine)."""
-    # -- the return leg (mxflow/recalls.py, mxflow/engine.py) -------------------------------------
-
-    def find_by_reference(self, reference_key: str) -> list[str]:
-        """The ids of the payments created with this reference key (iso20022.reference_key: UETR, else
-        message id, end-to-end id and instruction id), oldest first; eventually consistent."""
-
-    def add_suspense_entry(self, entry: Mapping[str, Any]) -> bool:
-        """Keep an engine answer that could not be applied (`entry`: suspenseId, receivedAt, region,
-        messageType, reason, code, paymentId?, source, contentSha256, message); False when an entry with
-        that suspenseId exists already (the same answer again: kept once)."""
-
-    def suspense_entries(self, region: str, *, limit: int, cursor: str | None = None) -> tuple[list[dict], str | None]:
-        """The suspense list of a Region, newest first: ([{"suspenseId", "receivedAt", "messageType",
-        "reason", "code", "paymentId"?}], the cursor of the next page or None). InvalidRequest for a
-        cursor this store did not hand out."""
 
 
 class MessageArchive(Protocol):
@@ -215,6 +232,12 @@ class Workflow(Protocol):
     def start_split(self, message_id: str) -> None:
         """Start the split of a message with several transactions (BulkSplitStateMachine, STANDARD,
         execution name = message id: a second start of the same message is no second split)."""
+
+    def anchor_execution(self, name: str) -> dict | None:
+        """The anchor execution `name` as Step Functions keeps it, None when the payment has none:
+        {"executionArn", "status", "redrivable", "redriveCount", "startedAt", "stoppedAt"?, "error"?,
+        "cause"?, "events": [{"type", "time", "state"?, "error"?, "cause"?}]} (its history events in
+        order, without execution data)."""
 
 
 class ReleaseQueue(Protocol):

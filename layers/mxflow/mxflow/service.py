@@ -13,6 +13,7 @@ Recovering API's.
 from __future__ import annotations
 
 from mxflow.lifecycle import PaymentLifecycle
+from mxflow.queries import PaymentQueries
 from mxflow.settings import Settings
 
 _lifecycles: dict[Settings, PaymentLifecycle] = {}
@@ -64,6 +65,13 @@ def default_lifecycle() -> PaymentLifecycle:
     if lifecycle is None:
         lifecycle = _lifecycles.setdefault(settings, build_lifecycle(settings))
     return lifecycle
+
+
+def default_queries() -> PaymentQueries:
+    """The console's reads (mxflow.queries) on the same store and workflow as the lifecycle."""
+    lifecycle = default_lifecycle()
+    return PaymentQueries(store=lifecycle.store, workflow=lifecycle.workflow, region=lifecycle.settings.region,
+                          clock=lifecycle.clock)
 
 
 def build_region_service(settings: Settings):
