@@ -11,7 +11,7 @@ import json
 import sys
 import time
 
-SECTIONS = ["bench.validation", "bench.local_runtime", "bench.local_api", "bench.payments"]
+SECTIONS = ["bench.validation", "bench.local_runtime", "bench.local_api", "bench.payments", "bench.bulk"]
 
 
 def main() -> int:

@@ -43,7 +43,7 @@ from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bench import cost
+from bench import cost, journal
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO / "template.yaml"
@@ -502,7 +502,7 @@ def _measure_path(api, decision: bool) -> dict:
     ids: list[str] = []
     anchors: list[list[str]] = []
     flows_per_payment = 2 if decision else 1
-    with UsageMeter(runtime) as meter:
+    with UsageMeter(runtime) as meter, journal.JournalRecords(runtime) as journaled:
         for n in range(COST_PAYMENTS):
             payment_id = _submit(client)
             ids.append(payment_id)
@@ -527,6 +527,8 @@ def _measure_path(api, decision: bool) -> dict:
     usage["apigateway_rest_request"] = api_requests / n
     usage.setdefault("kms_request", 0.0)
     usage = {k: round(v, 6) for k, v in sorted(usage.items())}
+    usage, journal_batch_model = journal.price_batches(usage, meter, runtime, journaled.records, n,
+                                                       cost.usd_per_million)
     calls = defaultdict(dict)
     for (caller, service, operation), count in sorted(meter.calls.items()):
         calls[caller][f"{service}:{operation}"] = round(count / n, 3)
@@ -549,6 +551,7 @@ def _measure_path(api, decision: bool) -> dict:
                                 "median": statistics.median(meter.item_bytes) if meter.item_bytes else 0,
                                 "writes_per_payment": round(len(meter.item_bytes) / n, 2)},
         "sequential": True,
+        "journal_batch_model": journal_batch_model,
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from http import HTTPStatus
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
@@ -17,6 +18,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 
 from mxflow.errors import (
+    BulkMessageNotFound,
     AnswerSuspended,
     Conflict,
     InvalidRequest,
@@ -31,7 +33,8 @@ from mxflow.errors import (
 )
 from mxflow.lifecycle import RECEIVED_MESSAGE
 from mxflow.openapi import openapi_text
-from mxflow.service import default_lifecycle, default_region_service
+from mxflow.people import ACTING_CLIENT_CLAIM  # a person's token: the API client they work for (people_client)
+from mxflow.service import default_lifecycle, default_queries, default_region_service
 
 logger = Logger()
 tracer = Tracer()
@@ -62,6 +65,7 @@ PROBLEMS: dict[type[PaymentError], tuple[int, str]] = {
     Unauthorized: (401, "Unauthorized"),
     Forbidden: (403, "Forbidden"),
     PaymentNotFound: (404, "Not found"),
+    BulkMessageNotFound: (404, "Not found"),
     MessageNotFound: (404, "Not found"),
     Conflict: (409, "Conflict"),
     MessageTooLarge: (413, "Message too large"),
@@ -101,15 +105,41 @@ def receipt_links(payment_id: str) -> dict:
             "reject": f"{base}/reject", "cancel": f"{base}/cancel"}
 
 
+def message_links(message_id: str) -> dict:
+    """Where a consumer follows a message with several transactions (GET /messages/{messageId})."""
+    base = f"/messages/{message_id}"
+    return {"self": base, "messages": f"{base}/messages/{RECEIVED_MESSAGE}"}
+
+
 def client_with(scope: str) -> str:
-    """The calling client's id, once its token carries `scope` (API Gateway checks this first)."""
+    """The calling client's id, once its token carries `scope` (API Gateway checks this first). A person
+    signed in to the operations console acts for the API client its token names (people_client)."""
     claims = app.current_event.request_context.authorizer.claims or {}
     client_id = claims.get("client_id")
     if not client_id:
         raise Unauthorized("no authenticated client")
     if scope not in str(claims.get("scope") or "").split():
         raise Forbidden(f"the token lacks the scope {scope}")
-    return client_id
+    return people_client(claims) or client_id
+
+
+def people_client(claims: dict) -> str | None:
+    """For a person's token (a user of the pool, signed in through a people's app client: its access
+    token has a `username`, which client-credentials tokens never have), the API client the person
+    works for: the claim ACTING_CLIENT_CLAIM when the token carries it (written by the user pool's
+    pre-token-generation trigger from a `client-<id>` group, mxflow/people.py), else the stack's own API
+    client (CONSOLE_DEFAULT_CLIENT_ID, template.yaml). None for an API
+    client's token, which always acts as itself."""
+    if not claims.get("username"):
+        return None
+    return claims.get(ACTING_CLIENT_CLAIM) or os.environ.get("CONSOLE_DEFAULT_CLIENT_ID") or None
+
+
+def actor() -> str | None:
+    """Who takes a decision, when a person does (`user:<username>`, kept in the history and the
+    decision); None for an API client, which decides as itself."""
+    claims = app.current_event.request_context.authorizer.claims or {}
+    return f"user:{claims['username']}" if people_client(claims) else None
 
 
 def body_bytes() -> bytes:
@@ -146,11 +176,43 @@ def submit():
     client_id = client_with("payments/submit")
     data = xml_body()
     created, receipt = default_lifecycle().receive(client_id, data)
-    logger.info("payment received", extra={"paymentId": receipt["paymentId"], "newPayment": created})
-    metrics.add_metric(name="PaymentsReceived" if created else "PaymentsResubmitted",
-                       unit=MetricUnit.Count, value=1)
-    return json_response(HTTPStatus.ACCEPTED if created else HTTPStatus.OK,
-                         {**receipt, "links": receipt_links(receipt["paymentId"])})
+    if "messageId" in receipt:  # a message with several transactions: one payment each (mxflow.bulk)
+        logger.info("message received", extra={"messageId": receipt["messageId"], "newMessage": created,
+                                                "payments": len(receipt["payments"]), "status": receipt["status"]})
+        metrics.add_metric(name="PaymentsReceived" if created else "PaymentsResubmitted", unit=MetricUnit.Count,
+                           value=len(receipt["payments"]))
+        links = message_links(receipt["messageId"])
+    else:
+        logger.info("payment received", extra={"paymentId": receipt["paymentId"], "newPayment": created})
+        metrics.add_metric(name="PaymentsReceived" if created else "PaymentsResubmitted",
+                           unit=MetricUnit.Count, value=1)
+        links = receipt_links(receipt["paymentId"])
+    return json_response(HTTPStatus.ACCEPTED if created else HTTPStatus.OK, {**receipt, "links": links})
+
+
+@app.get("/payments")
+@tracer.capture_method
+def list_payments():
+    """The caller's payments, newest first, filtered, with a cursor; its counters (mxflow.queries)."""
+    query = app.current_event.multi_value_query_string_parameters or {}
+    return json_response(200, default_queries().list_payments(client_with("payments/read"), query))
+
+
+@app.get("/payments/<payment_id>/execution")
+@tracer.capture_method
+def get_execution(payment_id: str):
+    """The states the payment entered in PaymentFlow (from its history) and its anchor (Step Functions)."""
+    return json_response(200, default_queries().execution(client_with("payments/read"), payment_id))
+
+
+@app.get("/reason-codes")
+@tracer.capture_method
+def reason_codes():
+    """The ISO code sets a reject or cancel takes its reason from, read from the installed code sets."""
+    client_with("payments/read")
+    response = json_response(200, default_queries().reason_codes())
+    response.headers["Cache-Control"] = "private, max-age=3600"  # one edition per deployment
+    return response
 
 
 @app.get("/payments/<payment_id>")
@@ -177,7 +239,7 @@ def decide_or_redrive(payment_id: str, action: str):
         return json_response(202, result)
     if action not in ("approve", "reject", "cancel"):
         return not_found(None)
-    result = default_lifecycle().decide(client_with("payments/decide"), payment_id, action, json_body())
+    result = default_lifecycle().decide(client_with("payments/decide"), payment_id, action, json_body(), actor=actor())
     logger.info("decision claimed", extra={"paymentId": payment_id, "action": action, "status": result["status"]})
     metrics.add_metric(name="Decisions", unit=MetricUnit.Count, value=1)
     return json_response(200, result)
@@ -187,9 +249,24 @@ def decide_or_redrive(payment_id: str, action: str):
 @tracer.capture_method
 def confirm_release(payment_id: str):
     """An operator's answer for a suspended payment: was the earlier release sent (scope payments/operate)."""
-    result = default_lifecycle().confirm_release(client_with("payments/operate"), payment_id, json_body())
+    result = default_lifecycle().confirm_release(client_with("payments/operate"), payment_id, json_body(),
+                                                 actor=actor())
     logger.info("release confirmed", extra={"paymentId": payment_id, "sent": result["sent"]})
     return json_response(200, result)
+
+
+@app.get("/messages/<message_id>")
+@tracer.capture_method
+def get_bulk_message(message_id: str):
+    """A message with several transactions: its payments, counts by status, group status and pacs.002."""
+    return json_response(200, default_lifecycle().bulk.view(client_with("payments/read"), message_id))
+
+
+@app.get("/messages/<message_id>/messages/<name>")
+@tracer.capture_method
+def get_bulk_message_file(message_id: str, name: str):
+    data = default_lifecycle().bulk.message_file(client_with("payments/read"), message_id, name)
+    return Response(status_code=200, content_type="application/xml", body=data)
 
 
 @app.get("/regions")

@@ -3,15 +3,16 @@ OldestInFlightAgeSeconds (RCVD, ACTC, ACSP), SuspendedPayments and OldestUnconfi
 send or a recall the payment engine has not answered), the metrics of the pending-age, stuck-payment,
 suspended-payment and engine-answer-overdue alarms (template.yaml), which treat missing data as breaching.
 
-Thin: calls mxflow.lifecycle.PaymentLifecycle.sample, publishes the figures (no payment data), returns
-them. Logs carry counts and ages only.
+Thin: calls mxflow.lifecycle.PaymentLifecycle.sample, publishes the figures (no payment data), writes
+the console's counters per client and status (mxflow.queries.PaymentQueries.save_summary: one item),
+returns the figures. Logs carry counts and ages only.
 """
 from __future__ import annotations
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-from mxflow.service import default_lifecycle
+from mxflow.service import default_lifecycle, default_queries
 
 logger = Logger()
 tracer = Tracer()
@@ -23,6 +24,8 @@ metrics = Metrics()
 @metrics.log_metrics
 def lambda_handler(event, context):
     sample = default_lifecycle().sample()
+    items = sample.pop("items")
+    default_queries().save_summary(items, complete=sample.pop("complete"), sampled_at=sample["sampledAt"])
     metrics.add_metric(name="OldestPendingAgeSeconds", unit=MetricUnit.Seconds, value=sample["oldestPendingAgeSeconds"])
     metrics.add_metric(name="OldestInFlightAgeSeconds", unit=MetricUnit.Seconds,
                        value=sample["oldestInFlightAgeSeconds"])

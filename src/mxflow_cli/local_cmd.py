@@ -257,6 +257,11 @@ def run_local_up(args) -> int:
             print(f"mxflow: local API for {template} in {args.region}"
                   f"{f' (runtime started in {started:.2f} s)' if started else ''}; token key in {key_file}; "
                   "Ctrl-C to stop", file=sys.stderr, flush=True)
+            if api.console is not None:
+                print(f"mxflow: operations console at {api.url}/console/ - sign in once with "
+                      f"{api.console.sign_in_link(api.url)} (a one-time link), or with a token from "
+                      "`mxflow token --scope payments/read payments/decide payments/operate`",
+                      file=sys.stderr, flush=True)
             if endpoint is not None:
                 _print_aws_endpoint(endpoint, endpoint_file)
             else:

@@ -19,6 +19,7 @@ SUBCOMMAND_MODULES = {
     "token": "mxflow_cli.local_cmd",
     "invoke": "mxflow_cli.invoke_cmd",
     "demo": "mxflow_cli.demo_cmd",
+    "restore": "mxflow_cli.restore_cmd",
     "drill": "mxflow_cli.drill_cmd",
     "engine": "mxflow_cli.engine_cmd",
 }

@@ -9,7 +9,8 @@ declares is answered as API Gateway answers it: 403 MISSING_AUTHENTICATION_TOKEN
 gateway responses (mxflow_local.gateway.responses). While the runtime's Region is stopped
 (mxflow_local.faults.RegionSwitch) every route answers 503.
 
-Local-only admin routes live under `/_local/` (mxflow_local.gateway.admin). The server
+Local-only admin routes live under `/_local/` (mxflow_local.gateway.admin), the operations console
+under `/console/` (mxflow_local.gateway.console). The server
 (mxflow_local.gateway.server) binds 127.0.0.1 only.
 
     with LocalApi.start("template.yaml", port=0) as api:
@@ -26,6 +27,7 @@ import uuid
 
 from mxflow_local.auth import CognitoAuthorizer, LocalTokenIssuer, cognito_issuer
 from mxflow_local.gateway.admin import AdminRoutes, is_admin_path
+from mxflow_local.gateway.console import ConsoleSite, is_console_path
 from mxflow_local.gateway.proxy import (
     HOST,
     HttpReply,
@@ -62,6 +64,9 @@ class LocalApi:
             if route.authorizer_type == "unsupported":
                 LOG.warning("authorizer %s of %s %s is not a Cognito authorizer; the local API answers 500 for it",
                             route.authorizer, route.method, route.path)
+        # The operations console (console/ beside the template) at /console/, when the project has one.
+        self.console = ConsoleSite.beside(runtime.template_path, self.issue_token) \
+            if getattr(runtime, "template_path", None) else None
         self._server = http_server(self.handle, port)
         self._thread: threading.Thread | None = None
         self._owns_runtime = False
@@ -146,6 +151,8 @@ class LocalApi:
         started = time.perf_counter()
         if is_admin_path(request.path):
             return self.admin.handle(request)
+        if self.console is not None and is_console_path(request.path):
+            return self.console.handle(request)
         route, params = self.routes.match(request.method, request.path)
         request_id = str(uuid.uuid4())
         reply = self._gateway(request, route, params, request_id)

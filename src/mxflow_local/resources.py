@@ -33,7 +33,11 @@ SKIPPED_TYPES_PREFIXES = ("AWS::IAM::", "AWS::CloudWatch::", "AWS::Logs::", "AWS
                           "AWS::Lambda::Alias", "AWS::Lambda::EventInvokeConfig", "AWS::SNS::TopicPolicy",
                           "AWS::Route53", "AWS::Route53RecoveryControl", "AWS::Route53RecoveryReadiness",
                           "AWS::XRay::", "AWS::CloudFormation::", "AWS::SSM::Document", "AWS::Budgets::",
-                          "AWS::WAFv2::", "AWS::CertificateManager::", "AWS::CloudTrail::")
+                          "AWS::WAFv2::", "AWS::CertificateManager::", "AWS::CloudTrail::",
+                          # the deployed console (issue 14): its CDN, and the people's groups that only the
+                          # hosted UI's trigger reads (locally the console is served by the API itself and
+                          # signs in with a one-time link or a token from `mxflow token`)
+                          "AWS::CloudFront::", "AWS::Cognito::UserPoolGroup")
 
 
 @dataclass
@@ -168,6 +172,10 @@ class StackBuilder:
         name = self.name_for(logical_id)
         if resource_type == "AWS::IAM::Role":
             return Created(name, {"Arn": self.arn("iam", f"role/{name}", region=""), "RoleId": name})
+        if resource_type == "AWS::CloudFront::Distribution":  # no CDN locally: a name where one is asked for
+            return Created(name, {"DomainName": f"{name.lower()}.cloudfront.invalid", "Id": name})
+        if resource_type.startswith("AWS::CloudFront::"):
+            return Created(name, {"Id": name})
         if resource_type == "AWS::ApiGateway::RestApi":
             api_id = "".join(random.Random(logical_id + self.suffix).choices(string.ascii_lowercase + string.digits, k=10))
             return Created(api_id, {"RootResourceId": "root", "RestApiId": api_id})
@@ -425,7 +433,7 @@ class StackBuilder:
     def _event_source_mapping(self, logical_id: str, props: dict) -> Created:
         self.record.event_source_mappings.append(dict(props, LogicalId=logical_id))
         self.note(f"{logical_id}: event source mapping {props.get('EventSourceArn')} -> {props.get('FunctionName')} "
-                  "recorded (SQS mappings are polled by mxflow_local.event_sources)")
+                  "recorded; the runtime polls the sources it has a poller for (SQS: event_sources, DynamoDB streams: stream_events)")
         return Created(f"{self.name_for(logical_id)}", {})
 
     # Step Functions

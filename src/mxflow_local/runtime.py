@@ -121,6 +121,9 @@ class LocalRuntime:
         self.faults = FaultInjector(self._function_name)
         self.runner = LambdaRunner(account_id, region, gate=self._gate)
         self.scheduler: LocalScheduler | None = None
+        # DynamoDB-stream event source mappings (the archive journal's), polled as Lambda polls them
+        self.stream_events = None
+        self.trim_streams = True   # False where another reader shares the streams (two Regions' replicator)
         self.event_sources: list = []  # mxflow_local.event_sources pollers (with the scheduler)
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
@@ -155,8 +158,21 @@ class LocalRuntime:
             from mxflow_local.event_sources import start_event_sources
 
             self.event_sources = start_event_sources(self)
+        self._start_stream_events()
         self.start_seconds = time.perf_counter() - began
         return self
+
+    # A stream mapping's batching window (MaximumBatchingWindowInSeconds, up to 300 s in AWS: cost) is
+    # capped locally, so what is written reaches its function within a second (the journal, docs/flow.md).
+    STREAM_WINDOW_CAP_S = 1.0
+
+    def _start_stream_events(self) -> None:
+        from mxflow_local.stream_events import StreamEventSources
+
+        self.stream_events = StreamEventSources(
+            self.record.event_source_mappings, invoke=self.invoke, client=self.client, region=self.region,
+            account_id=self.account_id, available=lambda: self.available,
+            window_cap=self.STREAM_WINDOW_CAP_S, trim=self.trim_streams).start()
 
     def stop(self) -> None:
         if not self._started:
@@ -164,6 +180,8 @@ class LocalRuntime:
         self._started = False
         if self.scheduler is not None:
             self.scheduler.stop()
+        if self.stream_events is not None:
+            self.stream_events.stop()
         for poller in self.event_sources:
             poller.stop()
         self.event_sources = []

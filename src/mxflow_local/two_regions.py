@@ -147,6 +147,8 @@ class TwoRegions:
                       "ArchiveReplication": "false"}   # the steps read the peer's archive when a message is missing
             self.runtimes[region] = LocalRuntime(template_path, parameter_overrides=params, region=region,
                                                  env_overrides=env, scheduler=False)
+            # the replicator reads the table's stream too: the journal's poller must not trim it
+            self.runtimes[region].trim_streams = False
         self.ports = ports
         self.apis: dict = {}
         self.replicator: Replicator | None = None

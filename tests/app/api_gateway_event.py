@@ -16,7 +16,8 @@ CLIENT_ID = "bank-a-client"
 def api_event(method: str, path: str, *, body: str | bytes | None = None, content_type: str | None = None,
               client_id: str | None = CLIENT_ID, scope: str = "payments/submit payments/read "
               "payments/decide payments/operate", path_parameters: dict | None = None,
-              resource: str | None = None) -> dict:
+              resource: str | None = None, query: dict[str, list[str]] | None = None,
+              claims: dict | None = None) -> dict:
     """An API Gateway REST proxy event with the Cognito authorizer's claims. A body of one of the API's
     binary media types arrives base64-encoded, as API Gateway sends it."""
     headers = {"Accept": "application/json"}
@@ -27,16 +28,16 @@ def api_event(method: str, path: str, *, body: str | bytes | None = None, conten
         body = body.decode("utf-8")
     if content_type:
         headers["Content-Type"] = content_type
-    claims = None if client_id is None else {"sub": client_id, "client_id": client_id, "scope": scope,
-                                             "token_use": "access"}
+    claims = claims if claims is not None else None if client_id is None else {
+        "sub": client_id, "client_id": client_id, "scope": scope, "token_use": "access"}
     return {
         "resource": resource or path,
         "path": path,
         "httpMethod": method,
         "headers": headers,
         "multiValueHeaders": {k: [v] for k, v in headers.items()},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
+        "queryStringParameters": {k: v[-1] for k, v in query.items()} if query else None,
+        "multiValueQueryStringParameters": query or None,
         "pathParameters": path_parameters,
         "stageVariables": None,
         "requestContext": {

@@ -36,7 +36,7 @@ from api_gateway_event import ACCOUNT, CLIENT_ID, api_event  # noqa: E402,F401  
 
 # What the adapters and handlers use; their dependencies (key, DLQ, layer, task functions) come along.
 RESOURCES = ("PaymentTable", "ArchiveBucket", "ReleaseQueue", "PaymentEventsTopic", "PaymentStateMachine",
-             "PaymentFlow", "ApiFunction", "EngineInboundQueue")
+             "PaymentFlow", "BulkSplitStateMachine", "ApiFunction", "EngineInboundQueue")
 
 
 @functools.cache
@@ -201,7 +201,13 @@ def functions(aws):
     """The handlers, loaded fresh inside the mocked AWS."""
     return {name: load_function(name)
             for name in ("api", "validate", "park", "decision_timeout", "send", "settle", "sampler", "recall",
-                         "engine_answers")}
+                         "engine_answers", "split", "journal")}
+
+
+@pytest.fixture(scope="session")
+def load_handler():
+    """load_function, for tests that load a handler outside the mocked AWS (one that calls none)."""
+    return load_function
 
 
 @pytest.fixture(scope="session")

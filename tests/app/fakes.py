@@ -18,6 +18,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Mapping
 
 from mxflow.errors import (
+    BulkMessageNotFound,
+    DuplicateMessage,
     DuplicatePayment,
     SendRefused,
     MessageNotFound,
@@ -71,6 +73,8 @@ class FakePaymentStore:
         self.suspense: dict[str, dict] = {}  # engine answers kept in suspense, by suspense id
         self._lock = threading.Lock()  # DynamoDB serialises the writes to one item
         self.writes: list[tuple[str, str]] = []  # (payment id, kind of write), in order
+        self.page_reads: list[int] = []  # records read per client_page call (the list's cost)
+        self.summaries: dict[str, dict] = {}
 
     def get(self, payment_id: str) -> dict:
         self.unavailable.check()
@@ -187,13 +191,85 @@ class FakePaymentStore:
         with self._lock:
             items = sorted((r for r in self._records.values() if r.get("inflight") == region),
                            key=lambda r: r["receivedAt"])
-            return [{**{k: r[k] for k in ("paymentId", "status", "statusSince", "receivedAt")},
-                     "sentAt": (r.get("release") or {}).get("sentAt")} for r in items[:per_shard * 16]]
+            return [{**{k: r[k] for k in ("paymentId", "status", "statusSince", "receivedAt", "clientId")},
+                     "suspended": bool(r.get("suspendedIn")), "sentAt": (r.get("release") or {}).get("sentAt")}
+                    for r in items[:per_shard * 16]]
 
     def suspended(self, region: str) -> list[str]:
         self.unavailable.check()
         with self._lock:
             return [r["paymentId"] for r in self._records.values() if r.get("suspendedIn") == region]
+
+    def client_page(self, client_id: str, *, received_after: str | None, received_before: str | None,
+                    start: tuple[str, str] | None, limit: int) -> tuple[list[dict], bool]:
+        """The ByClient index: newest first by (receivedAt, paymentId), as DynamoDB orders a range key
+        then the table key; `start` excluded."""
+        self.unavailable.check()
+        with self._lock:
+            keyed = sorted(((r["receivedAt"], r["paymentId"]) for r in self._records.values()
+                            if r.get("clientId") == client_id
+                            and (received_after is None or r["receivedAt"] >= received_after)
+                            and (received_before is None or r["receivedAt"] <= received_before)), reverse=True)
+            if start is not None:
+                keyed = [key for key in keyed if key < tuple(start)]
+            page = keyed[:limit]
+            self.page_reads.append(len(page))
+            return [copy.deepcopy(self._records[pid]) for _, pid in page], len(keyed) > limit
+
+    def client_search(self, client_id: str, reference: str) -> list[dict]:
+        """ByReference by the UETR's key ("u:<UETR>", the return leg's, written by the lifecycle) and
+        ByEndToEndId: the client's records with that UETR or end-to-end id."""
+        self.unavailable.check()
+        with self._lock:
+            found = [copy.deepcopy(r) for r in self._records.values() if r.get("clientId") == client_id
+                     and (r.get("matchKey") == "u:" + reference.strip()
+                          or (r.get("facts") or {}).get("endToEndId") == reference)]
+            self.page_reads.append(len(found))
+            return found
+
+    def get_summary(self, region: str) -> dict | None:
+        self.unavailable.check()
+        return copy.deepcopy(self.summaries.get(region))
+
+    def put_summary(self, region: str, summary: Mapping[str, Any]) -> None:
+        self.unavailable.check()
+        self.summaries[region] = copy.deepcopy(dict(summary))
+
+    # -- the return leg --------------------------------------------------------------------------------
+    def find_by_reference(self, reference_key: str) -> list[str]:
+        self.unavailable.check()
+        with self._lock:
+            found = sorted((r for r in self._records.values() if r.get("matchKey") == reference_key),
+                           key=lambda r: r["receivedAt"])
+            return [r["paymentId"] for r in found]
+
+    def add_suspense_entry(self, entry: Mapping[str, Any]) -> bool:
+        self.unavailable.check()
+        with self._lock:
+            if entry["suspenseId"] in self.suspense:
+                return False
+            self.suspense[entry["suspenseId"]] = copy.deepcopy(dict(entry))
+            self.writes.append((entry["suspenseId"], "suspense"))
+            return True
+
+    def suspense_entries(self, region: str, *, limit: int, cursor: str | None = None) -> tuple[list[dict], str | None]:
+        from mxflow.errors import InvalidRequest
+
+        self.unavailable.check()
+        with self._lock:
+            entries = sorted((e for e in self.suspense.values() if e["region"] == region),
+                             key=lambda e: (e["receivedAt"], e["suspenseId"]), reverse=True)
+        start = 0
+        if cursor:
+            ids = [e["suspenseId"] for e in entries]
+            if cursor not in ids:
+                raise InvalidRequest("cursor: not a cursor of this list")
+            start = ids.index(cursor) + 1
+        page = entries[start:start + limit]
+        more = start + limit < len(entries)
+        fields = ("suspenseId", "receivedAt", "messageType", "reason", "code", "paymentId")
+        return ([{k: e[k] for k in fields if e.get(k) is not None} for e in page],
+                page[-1]["suspenseId"] if more and page else None)
 
     # -- two Regions (mxflow.regions): the in-flight index by shard, the takeover's conditional write --
 
@@ -315,41 +391,6 @@ class FakeRecovery:
 
     def start_anchor(self, name: str, anchor_input: Mapping[str, Any]) -> None:
         self.anchors.setdefault(name, dict(anchor_input))
-    # -- the return leg --------------------------------------------------------------------------------
-    def find_by_reference(self, reference_key: str) -> list[str]:
-        self.unavailable.check()
-        with self._lock:
-            found = sorted((r for r in self._records.values() if r.get("matchKey") == reference_key),
-                           key=lambda r: r["receivedAt"])
-            return [r["paymentId"] for r in found]
-
-    def add_suspense_entry(self, entry: Mapping[str, Any]) -> bool:
-        self.unavailable.check()
-        with self._lock:
-            if entry["suspenseId"] in self.suspense:
-                return False
-            self.suspense[entry["suspenseId"]] = copy.deepcopy(dict(entry))
-            self.writes.append((entry["suspenseId"], "suspense"))
-            return True
-
-    def suspense_entries(self, region: str, *, limit: int, cursor: str | None = None) -> tuple[list[dict], str | None]:
-        from mxflow.errors import InvalidRequest
-
-        self.unavailable.check()
-        with self._lock:
-            entries = sorted((e for e in self.suspense.values() if e["region"] == region),
-                             key=lambda e: (e["receivedAt"], e["suspenseId"]), reverse=True)
-        start = 0
-        if cursor:
-            ids = [e["suspenseId"] for e in entries]
-            if cursor not in ids:
-                raise InvalidRequest("cursor: not a cursor of this list")
-            start = ids.index(cursor) + 1
-        page = entries[start:start + limit]
-        more = start + limit < len(entries)
-        fields = ("suspenseId", "receivedAt", "messageType", "reason", "code", "paymentId")
-        return ([{k: e[k] for k in fields if e.get(k) is not None} for e in page],
-                page[-1]["suspenseId"] if more and page else None)
 
 
 class FakeMessageArchive:
@@ -358,10 +399,14 @@ class FakeMessageArchive:
     def __init__(self, unavailable: Unavailable | None = None):
         self.unavailable = unavailable or Unavailable()
         self.objects: dict[str, bytes] = {}
+        self.object_metadata: dict[str, dict] = {}
+        self.ranged_reads: list[tuple[str, int, int]] = []
 
-    def put(self, key: str, data: bytes) -> str:
+    def put(self, key: str, data: bytes, *, content_type: str = "application/xml",
+            metadata: Mapping[str, str] | None = None) -> str:
         self.unavailable.check()
         self.objects[key] = bytes(data)
+        self.object_metadata[key] = dict(metadata or {})
         return key
 
     def get(self, key: str) -> bytes:
@@ -369,6 +414,80 @@ class FakeMessageArchive:
         if key not in self.objects:
             raise MessageNotFound(f"archived message {key} not found")
         return self.objects[key]
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        self.ranged_reads.append((key, start, end))
+        return self.get(key)[start:end]
+
+    def list_keys(self, prefix: str, *, start_after: str | None = None):
+        self.unavailable.check()
+        return [k for k in sorted(self.objects) if k.startswith(prefix) and (start_after is None or k > start_after)]
+
+    def metadata(self, key: str) -> dict:
+        self.get(key)
+        return dict(self.object_metadata.get(key) or {})
+
+
+class FakeMessageStore:
+    """Messages with several transactions and their parts, as the DynamoDB adapter keeps them (beside the
+    payments of `store`, which `summaries` reads)."""
+
+    def __init__(self, store: "FakePaymentStore", clock=None):
+        self.store = store
+        self.clock = clock or store.clock
+        self._messages: dict[str, dict] = {}
+        self._parts: dict[str, dict[int, dict]] = {}
+        self._lock = threading.Lock()
+
+    def create_message(self, record: Mapping[str, Any], *, event: Mapping[str, Any] | None = None) -> dict:
+        with self._lock:
+            message_id = record["messageId"]
+            if message_id in self._messages:
+                raise DuplicateMessage(copy.deepcopy(self._messages[message_id]))
+            now = record.get("receivedAt") or self.clock()
+            item = {**copy.deepcopy(dict(record)), "version": 1, "receivedAt": now,
+                    "history": [{"status": record["status"], "time": now, **(event or {})}]}
+            self._messages[message_id] = item
+            return copy.deepcopy(item)
+
+    def get_message(self, message_id: str) -> dict:
+        with self._lock:
+            if message_id not in self._messages:
+                raise BulkMessageNotFound(message_id)
+            return copy.deepcopy(self._messages[message_id])
+
+    def update_message(self, message_id: str, *, expected_status: str, expected_version: int, new_status: str,
+                       set_values: Mapping[str, Any] | None = None, messages: Mapping[str, Any] | None = None,
+                       event_detail: Mapping[str, Any] | None = None) -> int:
+        with self._lock:
+            current = self._messages[message_id]
+            if current["status"] != expected_status or current["version"] != expected_version:
+                raise StatusConflict(message_id, expected_status, copy.deepcopy(current))
+            current.update(copy.deepcopy(dict(set_values or {})), status=new_status, version=expected_version + 1)
+            current.setdefault("messages", {}).update(copy.deepcopy(dict(messages or {})))
+            current["history"].append({"status": new_status, "time": self.clock(), **(event_detail or {})})
+            return current["version"]
+
+    def put_part(self, message_id: str, first: int, payment_ids: list[str],
+                 conflicts: Mapping[str, Any] | None = None) -> None:
+        with self._lock:
+            self._parts.setdefault(message_id, {}).setdefault(
+                first, {"first": first, "paymentIds": list(payment_ids), "conflicts": dict(conflicts or {})})
+
+    def parts(self, message_id: str) -> list[dict]:
+        with self._lock:
+            return [copy.deepcopy(p) for _, p in sorted(self._parts.get(message_id, {}).items())]
+
+    def summaries(self, payment_ids: list[str]) -> dict[str, dict]:
+        found = {}
+        for payment_id in payment_ids:
+            try:
+                record = self.store.get(payment_id)
+            except PaymentNotFound:
+                continue
+            found[payment_id] = {k: record[k] for k in ("status", "reason", "facts", "clientId", "messageId")
+                                 if k in record}
+        return found
 
 
 @dataclass
@@ -382,7 +501,9 @@ class FakeWorkflow:
     redrives: list[str] = field(default_factory=list)
     gone_tokens: set[str] = field(default_factory=set)
     redrivable: set[str] = field(default_factory=set)  # anchor names whose execution failed
+    splits: list[str] = field(default_factory=list)     # messages whose split was started (once per id)
     refuse_starts: int = 0  # the next starts fail as an unreachable service would
+    anchors: dict = field(default_factory=dict)  # name -> what anchor_execution answers
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def start_flow(self, flow_input: Mapping[str, Any]) -> None:
@@ -406,6 +527,11 @@ class FakeWorkflow:
             self.failures.append((task_token, error, cause))
             return True
 
+    def start_split(self, message_id: str) -> None:
+        with self._lock:
+            if message_id not in self.splits:   # named by the message id: a second start is no second split
+                self.splits.append(message_id)
+
     def redrive(self, name: str) -> str | None:
         with self._lock:
             if name not in self.redrivable:
@@ -413,6 +539,9 @@ class FakeWorkflow:
             self.redrivable.discard(name)
             self.redrives.append(name)
             return "2026-11-24T10:05:00+00:00"
+
+    def anchor_execution(self, name: str) -> dict | None:
+        return copy.deepcopy(self.anchors.get(name))
 
 
 @dataclass
@@ -459,16 +588,18 @@ class Ports:
     events: FakeEventPublisher
     clock: FakeClock
     unavailable: Unavailable
+    messages: FakeMessageStore = None
 
     @classmethod
     def new(cls) -> "Ports":
         clock, unavailable = FakeClock(), Unavailable()
-        return cls(FakePaymentStore(clock, unavailable), FakeMessageArchive(unavailable), FakeWorkflow(),
-                   FakeReleaseQueue(), FakeEventPublisher(), clock, unavailable)
+        store = FakePaymentStore(clock, unavailable)
+        return cls(store, FakeMessageArchive(unavailable), FakeWorkflow(), FakeReleaseQueue(), FakeEventPublisher(),
+                   clock, unavailable, FakeMessageStore(store, clock))
 
     def lifecycle(self, settings, registry=None):
         from mxflow.lifecycle import PaymentLifecycle
 
         return PaymentLifecycle(store=self.store, archive=self.archive, workflow=self.workflow,
                                 release_queue=self.release_queue, events=self.events, settings=settings,
-                                registry=registry, clock=self.clock)
+                                registry=registry, clock=self.clock, messages=self.messages)

@@ -19,6 +19,7 @@ VALIDATED = SUBMITTED + ["validate/valid.json"]
 PARKED = VALIDATED + ["park/park.json"]
 
 APPROVED = PARKED + ["api/approve.json"]
+BULK_SUBMITTED = ["api/submit_bulk.json"]
 SENT = APPROVED + ["send/send.json"]
 SETTLED = SENT + ["settle/settle.json"]
 RECALLED = PARKED + ["api/submit_recall.json", "validate/recall.json"]  # a camt.056 of the parked payment
@@ -39,6 +40,10 @@ CASES = {
     "api/redrive.json": (SUBMITTED, 409),
     "api/confirm_release.json": (SENT, 409),  # sent and not suspended: nothing to confirm
     "api/health.json": ([], 200),
+    "api/submit_bulk.json": ([], 202),
+    "api/get_bulk_message.json": (BULK_SUBMITTED, 200),
+    "split/split.json": (BULK_SUBMITTED, {"done": True, "next": 3, "created": 3}),
+    "journal/batch.json": ([], {"entries": 1, "records": 1}),
     "validate/valid.json": (SUBMITTED, {"outcome": "await", "status": "ACTC"}),
     "validate/invalid.json": (["api/submit_invalid.json"], {"outcome": "invalid", "status": "RJCT"}),
     "park/park.json": (VALIDATED, {"status": "PDNG", "action": "parked"}),

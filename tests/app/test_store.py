@@ -8,7 +8,8 @@ import threading
 import boto3
 import pytest
 
-from mxflow.aws.dynamodb import (CLIENT_INDEX, ENGINE_SUSPENSE_INDEX, INFLIGHT_INDEX, REFERENCE_INDEX, SUSPENDED_INDEX,
+from mxflow.aws.dynamodb import (CLIENT_INDEX, END_TO_END_INDEX, ENGINE_SUSPENSE_INDEX, INFLIGHT_INDEX, REFERENCE_INDEX,
+                                 SUSPENDED_INDEX,
                                  DynamoDbPaymentStore, inflight_key)
 from mxflow.errors import DuplicatePayment, PaymentNotFound, StatusConflict
 from mxflow.ports import Fence
@@ -233,6 +234,7 @@ def test_table_and_indexes_come_from_the_template_design(aws):
     assert keys == {INFLIGHT_INDEX: {"inflight": "HASH", "receivedAt": "RANGE"},
                     CLIENT_INDEX: {"clientId": "HASH", "receivedAt": "RANGE"},
                     SUSPENDED_INDEX: {"suspendedIn": "HASH", "suspendedAt": "RANGE"},
+                    END_TO_END_INDEX: {"endToEndKey": "HASH", "receivedAt": "RANGE"},
                     # the return leg (issue 12): a payment found by its references; the engine's answers in suspense
                     REFERENCE_INDEX: {"matchKey": "HASH", "receivedAt": "RANGE"},
                     ENGINE_SUSPENSE_INDEX: {"suspenseListIn": "HASH", "receivedAt": "RANGE"}}
@@ -259,6 +261,29 @@ def test_one_item_per_payment_and_the_index_keys_written_once(dynamodb_store, aw
     assert "inflight" not in record and record["reason"] == {"code": "AB06"}  # no null is stored
 
 
+def test_a_client_finds_its_payment_by_uetr_or_end_to_end_id_through_the_indexes(store):
+    uetr = "8a562c67-ca16-48ba-b074-65581be6f011"
+    # the UETR's key as the lifecycle writes it (the return leg's ByReference: iso20022.reference_key)
+    mine = {**new_record("P-1"), "facts": {"amount": "1.00", "currency": "EUR", "uetr": uetr, "endToEndId": "E2E-7"},
+            "matchKey": "u:" + uetr}
+    store.create(mine)
+    store.create({**new_record("P-2", received_at="2026-11-24T10:00:01.000Z"),
+                  "facts": {"amount": "2.00", "currency": "EUR", "endToEndId": "E2E-7"}})   # no UETR
+    store.create({**mine, "paymentId": "P-other", "clientId": "c2"})                    # another client's
+    assert [r["paymentId"] for r in store.client_search("c1", uetr)] == ["P-1"]
+    assert sorted(r["paymentId"] for r in store.client_search("c1", "E2E-7")) == ["P-1", "P-2"]
+    assert store.client_search("c1", "E2E-8") == [] and store.client_search("c3", uetr) == []
+    (found,) = store.client_search("c2", uetr)
+    assert found["paymentId"] == "P-other" and found["facts"]["uetr"] == uetr and found["statusSince"]
+
+
+def test_the_search_keys_are_written_once_at_creation(dynamodb_store, aws):
+    dynamodb_store.create({**new_record(), "facts": {"uetr": "u-1", "endToEndId": "e-1"}})
+    dynamodb_store.create(new_record("P-2"))  # no end-to-end id: not in the index (sparse)
+    items = {i["pk"]["S"]: i for i in boto3.client("dynamodb").scan(TableName=aws.table_name)["Items"]}
+    assert items["P-1"]["endToEndKey"] == {"S": "c1#e-1"} and "endToEndKey" not in items["P-2"]
+
+
 def test_the_in_flight_sample_reads_every_shard(dynamodb_store):
     ids = [f"P-{n}" for n in range(20)]
     assert len({inflight_key(i, REGION) for i in ids}) > 1
@@ -266,3 +291,37 @@ def test_the_in_flight_sample_reads_every_shard(dynamodb_store):
         dynamodb_store.create(new_record(payment_id, received_at=f"2026-11-24T10:00:{n:02d}.000Z"))
     assert {i["paymentId"] for i in dynamodb_store.in_flight(REGION, per_shard=100)} == set(ids)
     assert len(dynamodb_store.in_flight(REGION, per_shard=1)) == len({inflight_key(i, REGION) for i in ids})
+
+
+# -- the console's reads (mxflow.queries): a client's pages and the sampler's summary ---------------
+
+def test_client_page_is_the_clients_newest_first_within_the_bounds_and_after_the_start(store):
+    for index in range(5):
+        store.create({**new_record(f"P-{index}", received_at=f"2026-11-24T10:00:0{index}.000Z")})
+    store.create({**new_record("P-other", received_at="2026-11-24T10:00:09.000Z"), "clientId": "c2"})
+    page, more = store.client_page("c1", received_after=None, received_before=None, start=None, limit=2)
+    assert [r["paymentId"] for r in page] == ["P-4", "P-3"] and more
+    assert page[0]["facts"]["currency"] == "EUR" and page[0]["statusSince"] == "2026-11-24T10:00:04.000Z"
+    page, more = store.client_page("c1", received_after=None, received_before=None,
+                                   start=("2026-11-24T10:00:03.000Z", "P-3"), limit=10)
+    assert [r["paymentId"] for r in page] == ["P-2", "P-1", "P-0"] and not more
+    page, _ = store.client_page("c1", received_after="2026-11-24T10:00:01.000Z",
+                                received_before="2026-11-24T10:00:03.000Z", start=None, limit=10)
+    assert [r["paymentId"] for r in page] == ["P-3", "P-2", "P-1"]
+    assert store.client_page("c3", received_after=None, received_before=None, start=None, limit=10) == ([], False)
+    # a page that ends exactly at the last payment says there is no more (no cursor to an empty page)
+    page, more = store.client_page("c1", received_after=None, received_before=None,
+                                   start=("2026-11-24T10:00:02.000Z", "P-2"), limit=2)
+    assert [r["paymentId"] for r in page] == ["P-1", "P-0"] and not more
+
+
+def test_the_summary_is_one_item_per_region_in_no_index(store):
+    assert store.get_summary(REGION) is None
+    summary = {"sampledAt": "2026-11-24T10:00:00.000Z", "complete": True,
+               "byClient": {"c1": {"counts": {"PDNG": 2}, "suspended": 0, "oldestPendingSince": "2026-11-24T09:00:00.000Z"}}}
+    store.put_summary(REGION, summary)
+    store.put_summary(REGION, {**summary, "complete": False})
+    assert store.get_summary(REGION) == {**summary, "complete": False}
+    assert store.get_summary("us-west-2") is None
+    assert store.client_page("c1", received_after=None, received_before=None, start=None, limit=10) == ([], False)
+    assert store.in_flight(REGION, per_shard=10) == []

@@ -15,7 +15,7 @@ from referencing.jsonschema import DRAFT202012
 
 from mxflow.openapi import openapi_document
 from mxflow_local.client import PaymentsClient
-from mxflow_local.sample_messages import credit_transfer
+from mxflow_local.sample_messages import bulk_credit_transfer, credit_transfer
 
 DOCUMENT_URI = "urn:mxflow:openapi"
 
@@ -23,6 +23,17 @@ DOCUMENT_URI = "urn:mxflow:openapi"
 @pytest.fixture(scope="module")
 def document() -> dict:
     return openapi_document()
+
+
+def _in_document(schema):
+    """A schema of the document with its references (top level or nested, e.g. in a oneOf) resolved
+    against the document."""
+    if isinstance(schema, dict):
+        return {key: DOCUMENT_URI + value if key == "$ref" and value.startswith("#") else _in_document(value)
+                for key, value in schema.items()}
+    if isinstance(schema, list):
+        return [_in_document(value) for value in schema]
+    return schema
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +53,7 @@ def conforms(document):
         assert media_type in response["content"], (method, url_path, status, media_type, list(response["content"]))
         schema = response["content"][media_type]["schema"]
         if media_type.endswith("json"):
-            schema = {"$ref": DOCUMENT_URI + schema["$ref"]} if "$ref" in schema else schema
-            Draft202012Validator(schema, registry=registry).validate(json.loads(reply.body))
+            Draft202012Validator(_in_document(schema), registry=registry).validate(json.loads(reply.body))
         seen.add((template, method.lower(), status))
 
     check.seen = seen
@@ -86,6 +96,22 @@ def test_every_route_answers_as_the_document_says(api, client, client_for, confo
     conforms("POST", base + "/reject", client.reject(payment_id, "AM04"))                        # 409 decided
     client.wait_for_status(payment_id, "ACSC")
     conforms("GET", base, client.get(payment_id))                                                # released
+    bulk = bulk_credit_transfer(["10.00", "20.00"])
+    receipt = client.submit(bulk)
+    conforms("POST", "/payments", receipt)                                                       # 202 several
+    conforms("POST", "/payments", client.submit(bulk))                                           # 200 several
+    group = f"/messages/{receipt.json['messageId']}"
+    conforms("GET", group, client.request("GET", group))
+    conforms("GET", "/messages/m-" + "0" * 32, client.request("GET", "/messages/m-" + "0" * 32))  # 404
+    conforms("GET", group + "/messages/received", client.request("GET", group + "/messages/received"))
+    conforms("GET", group + "/messages/nothing", client.request("GET", group + "/messages/nothing"))  # 404
+    # the console's reads (issue 14)
+    conforms("GET", "/payments", client.request("GET", "/payments?limit=5"))
+    conforms("GET", "/payments", client.request("GET", "/payments?limit=1000"))                # 400
+    conforms("GET", base + "/execution", client.request("GET", base + "/execution"))
+    conforms("GET", "/payments/p-" + "0" * 32 + "/execution",
+             client.request("GET", "/payments/p-" + "0" * 32 + "/execution"))                     # 404
+    conforms("GET", "/reason-codes", client.request("GET", "/reason-codes"))
     # the return leg: the engine's answer (its own scope), the suspense list
     from mxflow.iso20022 import build_status_report, extract_facts, parse_message
 

@@ -61,7 +61,8 @@ def test_routes_methods_and_scopes_are_those_of_the_template(document, template_
     deployed = {(path, method): scopes_of(op.get("security"), "CognitoAuthorizer")
                 for path, method, op in operations(template_api)}
     assert documented == deployed
-    assert len(deployed) == 14 and ("/openapi.json", "get") in deployed and ("/regions", "get") in deployed
+    assert len(deployed) == 19 and ("/openapi.json", "get") in deployed and ("/regions", "get") in deployed
+    assert ("/messages/{messageId}", "get") in deployed
     # Every operation states its security: the public ones say so with an empty list.
     assert all("security" in op for _, _, op in operations(document))
 

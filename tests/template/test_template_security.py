@@ -51,6 +51,9 @@ ENCRYPTED_WITH_THE_KEY = {
     "AWS::Logs::LogGroup": lambda p: refers_to_key(p.get("KmsKeyId")),
     "AWS::Lambda::Function": lambda p: refers_to_key(p.get("KmsKeyArn")),
     "AWS::CloudTrail::Trail": lambda p: refers_to_key(p.get("KMSKeyId")),
+    # a mapping's filter criteria (the archive journal's stream mapping); a mapping without any (the inbound
+    # queue -> EngineAnswersFunction) is configuration only
+    "AWS::Lambda::EventSourceMapping": lambda p: "FilterCriteria" not in p or refers_to_key(p.get("KmsKeyArn")),
 }
 # Resource types that hold no data a customer-managed key could protect (configuration, policies,
 # permissions) or whose service offers no such key.
@@ -60,7 +63,6 @@ NOTHING_TO_ENCRYPT = {
     "AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy",
     "AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard",
     "AWS::Events::Rule",  # the sampler's schedule: configuration only
-    "AWS::Lambda::EventSourceMapping",  # the inbound queue -> EngineAnswersFunction: configuration only
     "AWS::ApiGateway::RestApi", "AWS::ApiGateway::Deployment", "AWS::ApiGateway::Stage",  # no cache enabled
     "AWS::ApiGateway::Account",
     "AWS::Cognito::UserPool", "AWS::Cognito::UserPoolResourceServer", "AWS::Cognito::UserPoolDomain",
@@ -68,6 +70,15 @@ NOTHING_TO_ENCRYPT = {
     # two Regions' traffic steering: DNS records, a health check on an alarm, the API's custom domain
     "AWS::Route53::HealthCheck", "AWS::Route53::RecordSet", "AWS::ApiGateway::DomainName",
     "AWS::ApiGateway::BasePathMapping",
+    # The console (issue 14): CDN configuration and the people's groups (names and descriptions).
+    "AWS::CloudFront::Distribution", "AWS::CloudFront::OriginAccessControl", "AWS::CloudFront::ResponseHeadersPolicy",
+    "AWS::Cognito::UserPoolGroup",
+}
+# Buckets encrypted with SSE-S3 instead of the key, and why (template.yaml gives the reason at length).
+SSE_S3_BUCKETS = {
+    # the console's own static files, no payment data; CloudFront's origin access control would need
+    # kms:Decrypt on the payment key for every viewer request
+    "ConsoleSiteBucket",
 }
 # Could be encrypted with the key but is not, and why. AWS::Serverless::StateMachine (aws-sam-translator
 # 1.115) has no EncryptionConfiguration to pass through; execution data is encrypted with an AWS-owned
@@ -85,6 +96,10 @@ def test_every_resource_type_is_classified_for_encryption(cfn):
 @pytest.mark.parametrize("resource_type", sorted(ENCRYPTED_WITH_THE_KEY))
 def test_encryptable_resources_use_the_stack_key(cfn, resource_type):
     found = resources_of(cfn, resource_type)
+    if resource_type == "AWS::S3::Bucket":
+        for lid in SSE_S3_BUCKETS:
+            (rule,) = found.pop(lid)["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+            assert rule["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}, lid
     not_encrypted = [lid for lid, r in found.items() if not ENCRYPTED_WITH_THE_KEY[resource_type](r["Properties"])]
     assert not not_encrypted, f"{resource_type} not encrypted with {KEY}: {not_encrypted}"
 
@@ -389,25 +404,35 @@ def test_each_function_gets_only_what_its_step_needs(cfn):
     actions = {lid: _actions_of(st) for lid, st in identity_statements(cfn).items()}
     statements = identity_statements(cfn)
     function_roles = [lid for lid in actions if lid.endswith("FunctionRole")]
-    assert len(function_roles) == 11
+    assert len(function_roles) == 14
     # Only the Send step releases payments; the return leg's steps forward recalls to the same queue (in the
     # payment's message group, after it): their only SendMessage is the ForwardRecalls statement; the health
-    # function sends its probe to its own queue only. Only the API redrives.
+    # function sends its probe to its own queue only; the journal reports its failed batches to its own
+    # queue. Only the API redrives.
     senders = {r for r in function_roles if "sqs:SendMessage" in actions[r]}
     assert senders == {"SendFunctionRole", "RecallFunctionRole", "SettleFunctionRole", "EngineAnswersFunctionRole",
-                       "ApiFunctionRole", "HealthFunctionRole"}
-    for role in senders - {"SendFunctionRole", "HealthFunctionRole"}:
+                       "ApiFunctionRole", "HealthFunctionRole", "JournalFunctionRole"}
+    for role in senders - {"SendFunctionRole", "HealthFunctionRole", "JournalFunctionRole"}:
         sending = [st for st in statements[role] if "sqs:SendMessage" in _as_list(st["Action"])]
         assert [(st["Sid"].endswith("ForwardRecalls"), st["Resource"]) for st in sending] == [
             (True, {"Fn::GetAtt": ["ReleaseQueue", "Arn"]})], role
+    journal_sends = [s["Resource"] for s in statements["JournalFunctionRole"] if "sqs:SendMessage" in _as_list(s["Action"])]
+    assert journal_sends == [{"Fn::GetAtt": ["JournalFailureQueue", "Arn"]}]
+    # The journal writes under journal/ only and reads nothing of the archive.
+    journal_puts = [s["Resource"] for s in statements["JournalFunctionRole"] if "s3:PutObject" in _as_list(s["Action"])]
+    assert journal_puts == [{"Fn::Sub": "${ArchiveBucket.Arn}/journal/*"}]
+    assert not actions["JournalFunctionRole"] & {"s3:GetObject", "dynamodb:PutItem", "dynamodb:UpdateItem"}
     health_sends = [s["Resource"] for s in statements["HealthFunctionRole"] if "sqs:SendMessage" in _as_list(s["Action"])]
     assert health_sends == [{"Fn::GetAtt": ["HealthProbeQueue", "Arn"]}]
     assert [r for r in function_roles if "states:RedriveExecution" in actions[r]] == ["ApiFunctionRole"]
     # PaymentFlow is started by the API (a new or approved payment) and by the anchor's wait (a stage to
     # resume); the anchor's wait is answered by the API (reject, cancel; a failed start) and by a wait
     # that finds its payment finished.
+    # A message with several transactions: the API starts its split, the split starts its payments' flows.
     assert {r for r in function_roles if "states:StartExecution" in actions[r]} == {
-        "ApiFunctionRole", "ParkFunctionRole", "HealthFunctionRole", "RecoveryFunctionRole"}
+        "ApiFunctionRole", "ParkFunctionRole", "HealthFunctionRole", "RecoveryFunctionRole", "SplitFunctionRole"}
+    split_starts = [s["Resource"] for s in statements["SplitFunctionRole"] if "states:StartExecution" in _as_list(s["Action"])]
+    assert split_starts == [_named_machine(cfn, "PaymentFlow")]
     # Two Regions (docs/regions.md): the health function starts its probe and the recovery workflow, the
     # recovery's task only the new anchors of the payments it took over.
     assert {s["Resource"]["Fn::Sub"].split(":stateMachine:")[1] for s in statements["HealthFunctionRole"]
@@ -427,8 +452,16 @@ def test_each_function_gets_only_what_its_step_needs(cfn):
     for role in function_roles:
         assert not actions[role] & {"dynamodb:DeleteItem", "dynamodb:Scan", "s3:DeleteObject",
                                     "dynamodb:TransactWriteItems"}, role
-        assert {"kms:Decrypt", "kms:GenerateDataKey"} <= actions[role], role
-    assert not actions["SamplerFunctionRole"] & {"dynamodb:PutItem", "dynamodb:UpdateItem", "s3:PutObject"}
+        if role != "PeopleTokenFunctionRole":
+            assert {"kms:Decrypt", "kms:GenerateDataKey"} <= actions[role], role
+    # The console's Cognito trigger answers the event it gets: no AWS call but decrypting its environment.
+    assert actions["PeopleTokenFunctionRole"] == {"kms:Decrypt"}
+    # The sampler writes no payment record: its one write is the console's counters, a PutItem of the
+    # summary item of its own Region and no other key (mxflow/queries.py, save_summary).
+    assert not actions["SamplerFunctionRole"] & {"dynamodb:UpdateItem", "dynamodb:BatchWriteItem", "s3:PutObject"}
+    sampler_puts = [s for s in statements["SamplerFunctionRole"] if "dynamodb:PutItem" in _as_list(s["Action"])]
+    assert [(_as_list(s["Action"]), s["Condition"]) for s in sampler_puts] == [
+        (["dynamodb:PutItem"], {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [{"Fn::Sub": "summary#${AWS::Region}"}]}})]
     # Only the API writes received messages; the steps read them and write generated ones only.
     received = {r for r in function_roles for s in statements[r] if "s3:PutObject" in _as_list(s["Action"])
                 and "received/" in json.dumps(s["Resource"])}
@@ -468,6 +501,8 @@ def test_payment_table_matches_the_shared_design(cfn):
         "InFlight": [("inflight", "HASH"), ("receivedAt", "RANGE")],
         "ByClient": [("clientId", "HASH"), ("receivedAt", "RANGE")],
         "Suspended": [("suspendedIn", "HASH"), ("suspendedAt", "RANGE")],
+        # the console's search by end-to-end id (issue 14): its key written once, at creation
+        "ByEndToEndId": [("endToEndKey", "HASH"), ("receivedAt", "RANGE")],
         "ByReference": [("matchKey", "HASH"), ("receivedAt", "RANGE")],          # written once, at creation
         "EngineSuspense": [("suspenseListIn", "HASH"), ("receivedAt", "RANGE")]}  # answer items of their own
     # KEYS_ONLY on keys written when a payment enters or leaves the index: a status change writes none. The
@@ -491,6 +526,9 @@ def test_every_queue_has_a_dlq_and_every_dlq_an_alarm(cfn):
     queues = resources_of(cfn, "AWS::SQS::Queue")
     dlqs = {q["Properties"]["RedrivePolicy"]["deadLetterTargetArn"]["Fn::GetAtt"][0]
             for q in queues.values() if "RedrivePolicy" in q["Properties"]}
+    # a stream mapping's on-failure destination is a dead-letter queue too (the journal's failed batches)
+    dlqs |= {m["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]["Fn::GetAtt"][0]
+             for m in resources_of(cfn, "AWS::Lambda::EventSourceMapping").values() if "DestinationConfig" in m["Properties"]}
     assert dlqs, "no dead-letter queue"
     # The health probe's queue is never read (its messages expire after 60 s): nothing can fail there to
     # go to a DLQ. Checked: no role may receive from it.
@@ -509,7 +547,8 @@ def test_every_queue_has_a_dlq_and_every_dlq_an_alarm(cfn):
                    for a in alarms), f"no depth > 0 alarm on {dlq}"
 
 
-SYNCHRONOUS_PRINCIPALS = {"apigateway.amazonaws.com"}  # the REST API's Lambda proxy waits for the answer
+# the REST API's Lambda proxy waits for the answer; so does Cognito for its triggers (the console's)
+SYNCHRONOUS_PRINCIPALS = {"apigateway.amazonaws.com", "cognito-idp.amazonaws.com"}
 
 
 def _functions_referred(value, functions: set[str]) -> set[str]:
@@ -663,6 +702,13 @@ CHECKOV_DECISIONS = {
     "CKV_AWS_120": "API Gateway caching: a payment API must not cache",
     "CKV_AWS_18": "S3 server access logs: the archive is audited by CloudTrail data events instead",
     "CKV_AWS_67": "multi-Region trail: this trail records one Region's archive bucket",
+    # The console (issue 14)
+    "CKV_AWS_145": "S3 KMS encryption: the console's static files use SSE-S3 (SSE_S3_BUCKETS)",
+    "CKV_AWS_68": "CloudFront WAF: static files, and /v1/* is the API any client reaches directly",
+    "CKV_AWS_86": "CloudFront access logs: need an ACL-enabled bucket; the API logs its own calls",
+    "CKV_AWS_174": "CloudFront TLS minimum: fixed by CloudFront for its default certificate",
+    "CKV_AWS_310": "CloudFront origin failover: one Region's site, like its stack",
+    "CKV_AWS_374": "CloudFront geo restriction: the operator's policy, not the template's",
 }
 
 
@@ -685,7 +731,8 @@ def test_every_checkov_skip_is_a_known_decision_with_its_reason(sam):
     functions = {lid for lid, r in sam["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
     assert {lid for lid, checks in skips.items() if "CKV_AWS_116" in checks} == {
         lid for lid in functions if not sam["Resources"][lid]["Properties"].get("DeadLetterQueue")}
-    assert set(skips) - functions == {"PaymentApi", "ArchiveBucket", "AuditTrailBucket", "ArchiveAccessTrail"}
+    assert set(skips) - functions == {"PaymentApi", "ArchiveBucket", "AuditTrailBucket", "ArchiveAccessTrail",
+                                      "ConsoleSiteBucket", "ConsoleDistribution"}
     # The checks fixed in the template instead of skipped: VPC and reserved concurrency (parameters).
     assert not {check for checks in skips.values() for check in checks} & {"CKV_AWS_115", "CKV_AWS_117"}
 
@@ -703,7 +750,8 @@ def loaded_with(**overrides):
 
 FUNCTION_ROLES = {"ApiFunctionRole", "ValidateFunctionRole", "ParkFunctionRole", "DecisionTimeoutFunctionRole",
                   "SendFunctionRole", "SettleFunctionRole", "SamplerFunctionRole", "HealthFunctionRole",
-                  "RecoveryFunctionRole", "RecallFunctionRole", "EngineAnswersFunctionRole"}
+                  "RecoveryFunctionRole", "RecallFunctionRole", "EngineAnswersFunctionRole", "SplitFunctionRole",
+                  "JournalFunctionRole", "PeopleTokenFunctionRole"}
 VPC_ACCESS = "service-role/AWSLambdaVPCAccessExecutionRole"
 
 
@@ -741,7 +789,7 @@ def test_reserved_concurrency_is_off_by_default_and_a_parameter():
     for loaded, expected in ((default, NO_VALUE), (capped, "40")):
         resolver = resolver_for(loaded)
         functions = resources_of(loaded.cfn, "AWS::Lambda::Function")
-        assert len(functions) == 11
+        assert len(functions) == 14
         for lid, function in functions.items():
             assert resolver.resolve(function["Properties"]["ReservedConcurrentExecutions"]) == expected, lid
 
@@ -799,6 +847,11 @@ EXPECTED_ROUTES = {
     ("/payments/{id}/cancel", "post"): ["payments/decide"],
     ("/payments/{id}/redrive", "post"): ["payments/operate"],
     ("/payments/{id}/release/confirm", "post"): ["payments/operate"],
+    ("/messages/{messageId}", "get"): ["payments/read"],
+    ("/messages/{messageId}/messages/{name}", "get"): ["payments/read"],
+    ("/payments", "get"): ["payments/read"],   # the console's reads (issue 14)
+    ("/payments/{id}/execution", "get"): ["payments/read"],
+    ("/reason-codes", "get"): ["payments/read"],
     ("/regions", "get"): ["payments/operate"],
     ("/regions/{region}/recover", "post"): ["payments/operate"],
     ("/engine/messages", "post"): ["payments/engine"],   # the payment engine's own client only
@@ -897,7 +950,7 @@ AGREED_ENVIRONMENT = {"PAYMENT_TABLE", "ARCHIVE_BUCKET", "RELEASE_QUEUE_URL", "E
                       "STATE_MACHINE_ARN", "PAYMENT_FLOW_ARN"}
 FUNCTIONS = {"ApiFunction", "ValidateFunction", "ParkFunction", "DecisionTimeoutFunction", "SendFunction",
              "SettleFunction", "SamplerFunction", "HealthFunction", "RecoveryFunction", "RecallFunction",
-             "EngineAnswersFunction"}
+             "EngineAnswersFunction", "SplitFunction", "JournalFunction", "PeopleTokenFunction"}
 
 
 def test_functions_are_arm64_python313_traced_with_the_layer_and_the_agreed_environment(cfn):
@@ -924,7 +977,8 @@ def test_the_anchor_is_standard_the_flow_express_both_logged_without_data_and_tr
     assert {lid: m["Properties"]["StateMachineType"] for lid, m in machines.items()} == {
         "PaymentStateMachine": "STANDARD", "PaymentFlow": "EXPRESS",
         # two Regions (docs/regions.md): the health function's one-state probe and the recovery workflow
-        "HealthProbeStateMachine": "STANDARD", "RecoveryStateMachine": "STANDARD"}
+        "HealthProbeStateMachine": "STANDARD", "RecoveryStateMachine": "STANDARD",
+        "BulkSplitStateMachine": "STANDARD"}
     for lid, machine in machines.items():
         props = machine["Properties"]
         logging = props["LoggingConfiguration"]
@@ -963,7 +1017,7 @@ def test_alarms_cover_failures_timeouts_dlq_api_errors_and_stale_pending_payment
             ("mxflow", "OldestPendingAgeSeconds"), ("mxflow", "OldestInFlightAgeSeconds"),
             ("mxflow", "SuspendedPayments")} <= watched
     failed = {a["Dimensions"][0]["Value"]["Ref"] for a in alarms if a["MetricName"] == "ExecutionsFailed"}
-    assert failed == {"PaymentStateMachine", "PaymentFlow"}
+    assert failed == {"PaymentStateMachine", "PaymentFlow", "BulkSplitStateMachine"}
     pending = next(a for a in alarms if a["MetricName"] == "OldestPendingAgeSeconds")
     assert pending["Threshold"] == {"Ref": "PendingAlarmThresholdSeconds"}
     stuck = next(a for a in alarms if a["MetricName"] == "OldestInFlightAgeSeconds")

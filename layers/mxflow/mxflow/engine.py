@@ -325,6 +325,6 @@ class EngineAnswers:
 
 
 def _short(text: str | None) -> str | None:
-    from mxflow.lifecycle import _short as short
+    from mxflow.lifecycle import short_info
 
-    return short(text)
+    return short_info(text)

@@ -54,6 +54,14 @@ class MessageNotFound(PaymentError):
     """The payment has no message of that name, or it is not archived (yet)."""
 
 
+class BulkMessageNotFound(PaymentError):
+    """No message with several transactions of that id, or not the calling client's (the same answer)."""
+
+    def __init__(self, message_id: str):
+        super().__init__(f"message {message_id} not found")
+        self.message_id = message_id
+
+
 class Conflict(PaymentError):
     """The request does not fit the payment's current status (decided already, not pending, ...)."""
 
@@ -135,6 +143,14 @@ class DuplicatePayment(PaymentError):
 
     def __init__(self, existing: Mapping[str, Any]):
         super().__init__(f"payment {existing.get('paymentId')} already exists")
+        self.existing = dict(existing)
+
+
+class DuplicateMessage(PaymentError):
+    """MessageStore.create_message: a message record with this id exists; `existing` is that record."""
+
+    def __init__(self, existing: Mapping[str, Any]):
+        super().__init__(f"message {existing.get('messageId')} already exists")
         self.existing = dict(existing)
 
 

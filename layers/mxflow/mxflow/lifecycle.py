@@ -33,7 +33,7 @@ from typing import Any, Mapping
 import jsonschema
 
 from mxflow import iso20022
-from mxflow.clock import parse_utc, seconds_between, utc_now
+from mxflow.clock import format_utc, parse_utc, seconds_between, utc_now
 from mxflow.errors import (
     Conflict,
     DuplicateIdentity,
@@ -63,10 +63,12 @@ from mxflow.ports import (
     EventPublisher,
     Fence,
     MessageArchive,
+    MessageStore,
     PaymentStore,
     ReleaseQueue,
     Workflow,
 )
+from mxflow.queries import amount_and_currency
 from mxflow.recalls import is_recall
 from mxflow.settings import Settings
 
@@ -136,14 +138,10 @@ def counterparty(facts: Mapping[str, Any], payment_id: str) -> str:
     return payment_id
 
 
-def _short(text: str | None) -> str | None:
+def short_info(text: str | None) -> str | None:
     if not text:
         return None
     return text if len(text) <= MAX_ADDITIONAL_INFO else text[: MAX_ADDITIONAL_INFO - 1] + "…"
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
 
 
 # Facts the record does not keep (the item is billed by its size): its own keys (paymentId, messageType)
@@ -152,7 +150,7 @@ _FACTS_NOT_KEPT = frozenset({"paymentId", "messageType", "debtorName", "creditor
                              "numberOfTransactions", "headerTo", "businessMessageId"})
 
 
-def _facts_dict(facts) -> dict:
+def facts_summary(facts) -> dict:
     """The facts the record keeps: no empty values, nothing kept elsewhere on the record."""
     if facts is None:
         return {}
@@ -171,8 +169,11 @@ class PaymentLifecycle:
 
     def __init__(self, *, store: PaymentStore, archive: MessageArchive, workflow: Workflow,
                  release_queue: ReleaseQueue, events: EventPublisher | None, settings: Settings,
-                 registry=None, clock: Clock = utc_now, gate=None, at_region=None):
+                 registry=None, clock: Clock = utc_now, messages: MessageStore | None = None, gate=None,
+                 at_region=None):
         self.store = store
+        self.messages = messages  # messages with several transactions (mxflow.bulk); None: not configured
+        self._bulk = None
         self.archive = archive
         self.workflow = workflow
         self.release_queue = release_queue
@@ -208,6 +209,17 @@ class PaymentLifecycle:
         return self._engine
 
     @property
+    def bulk(self):
+        """Messages with several transactions (mxflow.bulk), on this lifecycle's ports."""
+        if self._bulk is None:
+            from mxflow.bulk import BulkMessages
+
+            if self.messages is None:
+                raise InvalidState("no message store is configured for messages with several transactions")
+            self._bulk = BulkMessages(self, self.messages)
+        return self._bulk
+
+    @property
     def registry(self):
         if self._registry is None:
             # One per process and MXFLOW_SCHEMA_DIR value: operators' XSDs first, then the built-in set.
@@ -234,26 +246,33 @@ class PaymentLifecycle:
                     f"{parsed.message_id} is not accepted here; accepted: {', '.join(SUPPORTED_MESSAGES)}",
                     code="FF01")
             parsed_facts = iso20022.extract_facts(parsed)
-            summary = _facts_dict(parsed_facts)
             iso20022.answer_addressee(parsed_facts)   # every outcome is answered: the sender must be addressable
+            from mxflow.bulk import is_bulk
+
+            several = is_bulk(parsed, self.settings.profile)
+            summary = facts_summary(parsed_facts)
         except iso20022.MessageError as error:
             raise UnsupportedMessage(error.issue.message, code=error.issue.code) from None
         except iso20022.BuildError as error:
             raise UnsupportedMessage(f"the message cannot be answered: {error}", code="FF01") from None
-        payment_id = parsed_facts.payment_id
         if self.gate is not None:
             self.gate.check()   # a Region that does not hold its lease accepts nothing (503)
+        if several:  # one payment per transaction (mxflow.bulk)
+            return self.bulk.receive(client_id, data, parsed)
+        payment_id = parsed_facts.payment_id
         sha256 = iso20022.content_hash(data)
         archive_key = received_key(payment_id, sha256)
-        # The raw bytes are durable before the payment exists (and before the 202).
-        self.archive.put(archive_key, data)
+        received_at = self.clock()
+        # The raw bytes are durable before the payment exists (and before the 202), with what a restore
+        # rebuilds the record from when no journal line names it (mxflow.restore).
+        self.archive.put(archive_key, data, metadata=self.received_metadata(client_id, received_at))
         record = {
             "paymentId": payment_id,
             "clientId": client_id,
             "status": "RCVD",
             "messageType": parsed.message_id,
             "contentSha256": sha256,   # names the received message in the archive (received_key)
-            "receivedAt": self.clock(),
+            "receivedAt": received_at,
             "facts": summary,
             "messages": {},            # the generated ones; the received message is always there
         }
@@ -283,6 +302,12 @@ class PaymentLifecycle:
             payment_id, "validate", decisionTimeoutSeconds=int(self.settings.decision_timeout_seconds),
             message=inline_message(data)))
         return created, self._receipt(record)
+
+    def received_metadata(self, client_id: str, received_at: str) -> dict:
+        """The metadata a received message is archived with: ids and a time, no payment data."""
+        from mxflow.restore import CLIENT_METADATA, REGION_METADATA, TIME_METADATA
+
+        return {CLIENT_METADATA: client_id, TIME_METADATA: received_at, REGION_METADATA: self.settings.region}
 
     @staticmethod
     def _receipt(record: Mapping[str, Any]) -> dict:
@@ -322,17 +347,19 @@ class PaymentLifecycle:
 
     def _accept(self, record: dict, facts, fence: Fence) -> dict:
         payment_id = record["paymentId"]
-        summary = _facts_dict(facts) or record.get("facts", {})
+        summary = facts_summary(facts) or record.get("facts", {})
         if self._auto_approves(summary) and not is_recall(record):
             decision = {"action": "approve", "decidedBy": AUTO_APPROVER, "decidedAt": self.clock()}
             version = self.store.transition(payment_id, expected_status="RCVD", expected_version=record["version"],
                                             new_status="ACSP", passed_through=("ACTC",),
                                             set_values={"facts": summary, "decision": decision},
-                                            require_no_decision=True, event_detail={"actor": AUTO_APPROVER},
+                                            require_no_decision=True,
+                                            event_detail={"actor": AUTO_APPROVER, "state": "Validate"},
                                             fence=fence)
             return {**record, "status": "ACSP", "version": version, "facts": summary, "decision": decision}
         version = self.store.transition(payment_id, expected_status="RCVD", expected_version=record["version"],
-                                        new_status="ACTC", set_values={"facts": summary}, fence=fence)
+                                        new_status="ACTC", set_values={"facts": summary},
+                                        event_detail={"state": "Validate"}, fence=fence)
         return {**record, "status": "ACTC", "version": version, "facts": summary}
 
     def _auto_approves(self, facts: Mapping[str, Any]) -> bool:
@@ -348,18 +375,18 @@ class PaymentLifecycle:
         payment_id = record["paymentId"]
         issue = result.errors[0] if result.errors else None
         reason = {"code": issue.code if issue else "FF01",
-                  "additionalInfo": _short(issue.message if issue else "invalid message")}
+                  "additionalInfo": short_info(issue.message if issue else "invalid message")}
         values: dict[str, Any] = {"validationErrors": [e.to_dict() for e in result.errors[:20]]}
         messages = {}
         if result.facts is not None:
-            values["facts"] = _facts_dict(result.facts)
+            values["facts"] = facts_summary(result.facts)
             report = self._generated(iso20022.build_status_report(
                 result.facts, "RJCT", reason_code=reason["code"], additional_info=reason["additionalInfo"],
                 operator_bic=self.settings.operator_bic, versions=self.settings.message_versions))
             messages[STATUS_REPORT] = self._stored(payment_id, STATUS_REPORT, report)
         version = self.store.transition(payment_id, expected_status="RCVD", expected_version=record["version"],
                                         new_status="RJCT", reason=reason, set_values=values,
-                                        messages=messages, fence=fence)
+                                        messages=messages, event_detail={"state": "Validate"}, fence=fence)
         record = {**record, **values, "status": "RJCT", "version": version, "reason": reason}
         self._publish("payment.rejected", record)
         return record
@@ -417,7 +444,8 @@ class PaymentLifecycle:
                 if status == "ACTC":
                     self.store.transition(payment_id, expected_status="ACTC", expected_version=record["version"],
                                           new_status="PDNG", set_values=token,
-                                          require_no_decision=True, fence=fence)
+                                          require_no_decision=True, event_detail={"state": "AwaitOutcome"},
+                                          fence=fence)
                 else:  # PDNG: a retried or repeated wait brings a new token
                     self.store.set_attributes(payment_id, token, expected_status="PDNG",
                                               require_no_decision=True, fence=fence)
@@ -434,11 +462,12 @@ class PaymentLifecycle:
 
     # -- decisions (API) -------------------------------------------------------------------------
 
-    def decide(self, client_id: str, payment_id: str, action: str, request: Any) -> dict:
+    def decide(self, client_id: str, payment_id: str, action: str, request: Any, *, actor: str | None = None) -> dict:
         """Approve, reject or cancel a PDNG payment. One conditional write claims the decision (PDNG
         and no decision yet): approve -> ACSP, then PaymentFlow sends it; reject -> RJCT with its
         pacs.002, cancel -> CANC with its camt.029 (the answer in the same write), then the anchor's
-        wait is answered. The 200 says the decision was taken. Raises InvalidRequest,
+        wait is answered. The 200 says the decision was taken. `actor`: who decided, when not the
+        client itself (a person signed in to the console for that client). Raises InvalidRequest,
         UnknownReasonCode, PaymentNotFound, Conflict."""
         if action not in DECISION_STATUS:
             raise InvalidRequest(f"unknown action {action}")
@@ -458,7 +487,7 @@ class PaymentLifecycle:
                            + (" and already decided" if record.get("decision") else "")
                            + f"; {action} needs PDNG")
         decision = {"action": action, "reasonCode": code, "additionalInfo": request.get("additionalInfo"),
-                    "decidedBy": client_id, "decidedAt": self.clock()}
+                    "decidedBy": actor or client_id, "decidedAt": self.clock()}
         decision = {k: v for k, v in decision.items() if v is not None}
         new_status = DECISION_STATUS[action]
         reason = None if action == "approve" else {"code": code, "additionalInfo": request.get("additionalInfo")}
@@ -467,7 +496,7 @@ class PaymentLifecycle:
             self.store.transition(payment_id, expected_status="PDNG", expected_version=record["version"],
                                   new_status=new_status, set_values={"decision": decision},
                                   remove=("taskToken",), reason=reason, messages=messages,
-                                  require_no_decision=True, event_detail={"actor": client_id},
+                                  require_no_decision=True, event_detail={"actor": actor or client_id},
                                   fence=self._owner_fence(record))
         except StatusConflict as conflict:
             if conflict.current.get("ownerRegion", self.settings.region) != self.settings.region:
@@ -521,7 +550,7 @@ class PaymentLifecycle:
             return {CANCELLATION_ANSWER: self._stored(record["paymentId"], CANCELLATION_ANSWER, answer)}
         report = self._generated(iso20022.build_status_report(
             facts, "RJCT", reason_code=(reason or {}).get("code"),
-            additional_info=_short((reason or {}).get("additionalInfo")), operator_bic=self.settings.operator_bic,
+            additional_info=short_info((reason or {}).get("additionalInfo")), operator_bic=self.settings.operator_bic,
             versions=self.settings.message_versions))
         return {STATUS_REPORT: self._stored(record["paymentId"], STATUS_REPORT, report)}
 
@@ -555,7 +584,8 @@ class PaymentLifecycle:
                 self.store.transition(payment_id, expected_status=("PDNG", "ACTC"), expected_version=record["version"],
                                       new_status="RJCT", set_values={"decision": decision}, remove=("taskToken",),
                                       reason=reason, messages=self._terminal_answer(record, "RJCT", reason),
-                                      require_no_decision=True, event_detail={"actor": "timeout"}, fence=fence)
+                                      require_no_decision=True,
+                                      event_detail={"actor": "timeout", "state": "DecisionTimedOut"}, fence=fence)
             except StatusConflict:
                 continue  # a decision won the race: look again
             self._publish("payment.rejected", {**record, "status": "RJCT", "reason": reason})
@@ -737,13 +767,13 @@ class PaymentLifecycle:
         sent = {**release, "sentAt": release.get("sentAt") or now, "messageId": message_id}
         messages = {OUTBOUND_MESSAGE: stored_outbound}
         if engine_confirms:  # ACSP until the engine's pacs.002 (mxflow/engine.py): the send recorded
-            new_status, event = "ACSP", {"actor": "release", "event": "sent"}
+            new_status, event = "ACSP", {"actor": "release", "event": "sent", "state": "Settle"}
         else:
             report = self._generated(iso20022.build_status_report(
                 self._facts_of(record), "ACSC", operator_bic=self.settings.operator_bic,
                 versions=self.settings.message_versions))
             messages[STATUS_REPORT] = self._stored(payment_id, STATUS_REPORT, report)
-            new_status, event = "ACSC", {"actor": "release"}
+            new_status, event = "ACSC", {"actor": "release", "state": "Settle"}
         if message_id.startswith(RELEASED_ELSEWHERE):
             event["note"] = (f"released by {release.get('region')} before its payments were taken over; "
                              "settled here, not sent again")
@@ -779,7 +809,7 @@ class PaymentLifecycle:
 
     # -- operations (API) ------------------------------------------------------------------------
 
-    def confirm_release(self, client_id: str, payment_id: str, request: Any) -> dict:
+    def confirm_release(self, client_id: str, payment_id: str, request: Any, *, actor: str | None = None) -> dict:
         """An operator's answer for a suspended payment (the outcome of a release attempt was unknown):
         {"sent": true} records the earlier send (a redrive then settles it without sending);
         {"sent": false} records that no earlier attempt reached the queue (a redrive then sends in a
@@ -793,10 +823,10 @@ class PaymentLifecycle:
         if record["status"] != "ACSP" or not record.get("suspense"):
             raise Conflict(f"payment {payment_id} is {record['status']} and not suspended; nothing to confirm")
         if request["sent"]:
-            confirmed = {**release, "sentAt": self.clock(), "confirmedBy": client_id,
+            confirmed = {**release, "sentAt": self.clock(), "confirmedBy": actor or client_id,
                          "messageId": request.get("messageId") or f"confirmed-by:{client_id}"}
         else:
-            confirmed = {**release, "definitiveFailures": release["attempts"], "confirmedBy": client_id}
+            confirmed = {**release, "definitiveFailures": release["attempts"], "confirmedBy": actor or client_id}
         try:
             self.store.update_release(payment_id, confirmed, expected_attempts=release["attempts"],
                                       fence=Fence(record["ownerRegion"], record["epoch"]), clear_suspense=True)
@@ -854,26 +884,34 @@ class PaymentLifecycle:
                 "oldestInFlightAgeSeconds": max(oldest["RCVD"], oldest["ACTC"], oldest["ACSP"]),
                 "oldestUnconfirmedAgeSeconds": unconfirmed,
                 "oldestAgeSecondsByStatus": oldest, "sampled": len(sampled),
-                "suspendedPayments": len(self.store.suspended(region))}
+                "suspendedPayments": len(self.store.suspended(region)),
+                # what the console's counters are made of (mxflow.queries.save_summary): certainly every
+                # in-flight payment when fewer than one shard's worth were sampled
+                "items": sampled, "complete": len(sampled) < SAMPLE_PER_SHARD, "sampledAt": format_utc(moment)}
 
     # -- read model (API) ------------------------------------------------------------------------
 
     def get_payment(self, client_id: str, payment_id: str) -> dict:
         record = self._owned(client_id, payment_id)
         facts = record.get("facts") or {}
+        amount, currency = amount_and_currency(facts)
         view = {
             "paymentId": payment_id,
             "status": record["status"],
             "messageType": record.get("messageType"),
             "uetr": facts.get("uetr"),
-            "amount": _text(facts.get("amount") or facts.get("originalAmount")),
-            "currency": facts.get("currency") or facts.get("originalCurrency"),
+            "amount": amount,
+            "currency": currency,
             "receivedAt": record.get("receivedAt"),
             "updatedAt": record.get("statusSince"),
             "contentSha256": record.get("contentSha256"),
+            "endToEndId": facts.get("endToEndId"),
+            "ownerRegion": record.get("ownerRegion"),
+            "facts": facts,
             "history": [
                 {k: v for k, v in (("status", e.get("status")), ("time", e.get("time")),
-                                   ("reason", e.get("reason")), ("event", e.get("event")),
+                                   ("reason", e.get("reason")), ("actor", e.get("actor")),
+                                   ("state", e.get("state")), ("event", e.get("event")),
                                    ("message", e.get("message"))) if v is not None}
                 for e in record.get("history") or []
             ],
@@ -894,10 +932,16 @@ class PaymentLifecycle:
             view["errors"] = record["validationErrors"]
         if record.get("suspense"):
             view["suspense"] = record["suspense"]
+        if record.get("messageId"):  # a transaction of a message with several (GET /messages/{messageId})
+            view["messageId"] = record["messageId"]
+        if record.get("decision"):
+            view["decision"] = decision_output(record["decision"])
         return view
 
     def get_message(self, client_id: str, payment_id: str, name: str) -> bytes:
         record = self._owned(client_id, payment_id)
+        if name == RECEIVED_MESSAGE and record.get("messageId") and record.get("tx"):
+            return self.bulk.transaction_message(record)   # its transaction message (mxflow.bulk)
         entry = {"key": _received_key(record)} if name == RECEIVED_MESSAGE else (record.get("messages") or {}).get(name)
         if not entry:
             raise MessageNotFound(f"payment {payment_id} has no message {name!r}")
@@ -964,10 +1008,24 @@ class PaymentLifecycle:
         """The received message: as the flow carries it (checked against its SHA-256 on the record),
         else from the archive."""
         if message is None:
+            if record.get("messageId") and record.get("tx"):  # a transaction of a message with several
+                return self.bulk.transaction_message(record)
             return self.archive.get(_received_key(record))
         if iso20022.content_hash(message) != record.get("contentSha256"):
             raise InvalidState(f"the message carried for payment {record['paymentId']} is not the one received")
         return message
+
+    def generated_message(self, message: bytes) -> bytes:
+        """A generated message checked against its installed schemas (mxflow.bulk builds them too)."""
+        return self._generated(message)
+
+    def stored_message(self, key_id: str, name: str, data: bytes) -> dict:
+        """How a record keeps a generated message (compressed, or by archive key when large)."""
+        return self._stored(key_id, name, data)
+
+    def message_bytes(self, entry: Mapping[str, Any]) -> bytes:
+        """The bytes of a kept message entry ({"z"} or {"key"})."""
+        return self._message_bytes(entry)
 
     def _generated(self, message: bytes) -> bytes:
         """A generated message, once its AppHdr and Document validate against the installed schemas

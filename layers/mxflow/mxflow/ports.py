@@ -12,6 +12,7 @@ appended by the same conditional write that changes the status; generated messag
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Protocol
 
@@ -19,6 +20,14 @@ from typing import Any, Iterable, Mapping, Protocol
 # PDCR while the payment engine decides (in flight), CNCL or RJCR once answered (terminal).
 IN_FLIGHT_STATUSES = frozenset({"RCVD", "ACTC", "PDNG", "ACSP", "PDCR"})
 TERMINAL_STATUSES = frozenset({"ACSC", "RJCT", "CANC", "CNCL", "RJCR"})
+INFLIGHT_SHARDS = 16
+
+
+def inflight_key(payment_id: str, region: str) -> str:
+    """The InFlight index's hash key of an in-flight payment: its owner Region plus a stable shard 00-15
+    of its id (no hot partition). The store writes it at creation; a restore recomputes it."""
+    shard = int(hashlib.sha256(payment_id.encode()).hexdigest()[:8], 16) % INFLIGHT_SHARDS
+    return f"{region}#{shard:02d}"
 
 
 @dataclass(frozen=True)
@@ -97,11 +106,27 @@ class PaymentStore(Protocol):
 
     def in_flight(self, region: str, *, per_shard: int) -> list[dict]:
         """The oldest in-flight payments this Region owns (by receipt, at most `per_shard` of each
-        in-flight index shard): [{"paymentId", "status", "statusSince", "receivedAt", "sentAt"}]
-        (sentAt: the release's, None when none was recorded)."""
+        in-flight index shard): [{"paymentId", "status", "statusSince", "receivedAt", "clientId",
+        "suspended", "sentAt"}] (sentAt: the release's, None when none was recorded)."""
 
     def suspended(self, region: str) -> list[str]:
         """The ids of the payments this Region lists as suspended."""
+
+    def client_page(self, client_id: str, *, received_after: str | None, received_before: str | None,
+                    start: tuple[str, str] | None, limit: int) -> tuple[list[dict], bool]:
+        """One page of a client's payments, newest first (the ByClient index), received within the
+        bounds (inclusive), after `start` (receivedAt, paymentId) when given: (at most `limit` records,
+        whether the index may hold more). The records are read eventually consistent."""
+
+    def client_search(self, client_id: str, reference: str) -> list[dict]:
+        """The client's payments whose UETR or end-to-end id is exactly `reference` (ByReference, ByEndToEndId),
+        in no order; eventually consistent."""
+
+    def get_summary(self, region: str) -> dict | None:
+        """The sampler's last summary of this Region's in-flight payments (mxflow.queries), or None."""
+
+    def put_summary(self, region: str, summary: Mapping[str, Any]) -> None:
+        """Replace this Region's summary (one item, written by the sampler only)."""
 
     def in_flight_page(self, region: str, shard: str, *, cursor: Any = None, limit: int = 25) -> tuple[list[str], Any]:
         """One page of the in-flight payments `region` owns in one shard of the in-flight index, oldest
@@ -114,6 +139,22 @@ class PaymentStore(Protocol):
         index keys follow the new owner, the task token of the old Region's anchor is removed, `anchor`
         (the new anchor's name) is recorded and a history event with the same status is appended;
         `suspended`: the payment is listed as suspended, now in the new owner's list. StatusConflict when a condition does not hold."""
+
+    # -- the return leg (mxflow/recalls.py, mxflow/engine.py) -------------------------------------
+
+    def find_by_reference(self, reference_key: str) -> list[str]:
+        """The ids of the payments created with this reference key (iso20022.reference_key: UETR, else
+        message id, end-to-end id and instruction id), oldest first; eventually consistent."""
+
+    def add_suspense_entry(self, entry: Mapping[str, Any]) -> bool:
+        """Keep an engine answer that could not be applied (`entry`: suspenseId, receivedAt, region,
+        messageType, reason, code, paymentId?, source, contentSha256, message); False when an entry with
+        that suspenseId exists already (the same answer again: kept once)."""
+
+    def suspense_entries(self, region: str, *, limit: int, cursor: str | None = None) -> tuple[list[dict], str | None]:
+        """The suspense list of a Region, newest first: ([{"suspenseId", "receivedAt", "messageType",
+        "reason", "code", "paymentId"?}], the cursor of the next page or None). InvalidRequest for a
+        cursor this store did not hand out."""
 
 
 class RegionStore(Protocol):
@@ -159,21 +200,6 @@ class RecoveryWorkflow(Protocol):
 
     def start_anchor(self, name: str, anchor_input: Mapping[str, Any]) -> None:
         """Start a payment's anchor under `name` (idempotent: one that exists already is fine)."""
-    # -- the return leg (mxflow/recalls.py, mxflow/engine.py) -------------------------------------
-
-    def find_by_reference(self, reference_key: str) -> list[str]:
-        """The ids of the payments created with this reference key (iso20022.reference_key: UETR, else
-        message id, end-to-end id and instruction id), oldest first; eventually consistent."""
-
-    def add_suspense_entry(self, entry: Mapping[str, Any]) -> bool:
-        """Keep an engine answer that could not be applied (`entry`: suspenseId, receivedAt, region,
-        messageType, reason, code, paymentId?, source, contentSha256, message); False when an entry with
-        that suspenseId exists already (the same answer again: kept once)."""
-
-    def suspense_entries(self, region: str, *, limit: int, cursor: str | None = None) -> tuple[list[dict], str | None]:
-        """The suspense list of a Region, newest first: ([{"suspenseId", "receivedAt", "messageType",
-        "reason", "code", "paymentId"?}], the cursor of the next page or None). InvalidRequest for a
-        cursor this store did not hand out."""
 
 
 class MessageArchive(Protocol):
@@ -182,11 +208,23 @@ class MessageArchive(Protocol):
 
     bucket: str  # where the archive lives: named in the release message so the engine can fetch it
 
-    def put(self, key: str, data: bytes) -> str:
-        """Store the bytes under `key` (overwriting the same bytes is harmless); returns the key."""
+    def put(self, key: str, data: bytes, *, content_type: str = "application/xml",
+            metadata: Mapping[str, str] | None = None) -> str:
+        """Store the bytes under `key` (overwriting the same bytes is harmless), with `metadata` (ids and
+        times, never payment data: what a restore rebuilds a record from); returns the key."""
 
     def get(self, key: str) -> bytes:
         """The stored bytes; MessageNotFound when nothing is stored under `key`."""
+
+    def get_range(self, key: str, start: int, end: int) -> bytes:
+        """Bytes start..end-1 of the object under `key` (one transaction of a message with several);
+        MessageNotFound when nothing is stored under `key`."""
+
+    def list_keys(self, prefix: str, *, start_after: str | None = None) -> Iterable[str]:
+        """The keys under `prefix`, in order (after `start_after` when given): the restore's listing."""
+
+    def metadata(self, key: str) -> dict[str, str]:
+        """The metadata an object was stored with (MessageNotFound when there is none)."""
 
 
 class Workflow(Protocol):
@@ -207,6 +245,16 @@ class Workflow(Protocol):
         """Redrive the failed anchor execution `name` from its failed state; returns the redrive time
         (ISO-8601) when the workflow gives one. NotRedrivable when it cannot be redriven."""
 
+    def start_split(self, message_id: str) -> None:
+        """Start the split of a message with several transactions (BulkSplitStateMachine, STANDARD,
+        execution name = message id: a second start of the same message is no second split)."""
+
+    def anchor_execution(self, name: str) -> dict | None:
+        """The anchor execution `name` as Step Functions keeps it, None when the payment has none:
+        {"executionArn", "status", "redrivable", "redriveCount", "startedAt", "stoppedAt"?, "error"?,
+        "cause"?, "events": [{"type", "time", "state"?, "error"?, "cause"?}]} (its history events in
+        order, without execution data)."""
+
 
 class ReleaseQueue(Protocol):
     """Where released payments go downstream (the payment engine reads it)."""
@@ -221,3 +269,36 @@ class EventPublisher(Protocol):
     """Payment events for subscribers (ids and statuses only)."""
 
     def publish(self, event: Mapping[str, Any], *, attributes: Mapping[str, str]) -> None: ...
+
+
+class MessageStore(Protocol):
+    """Messages with several transactions (docs/flow.md, "Messages with several transactions"), in the
+    payment table beside their payments: one record per message (the message id, `sk` MESSAGE: status,
+    version, client, the group's facts, the layout its transaction messages are made with, the group
+    pacs.002, a history) and one part per batch of its transactions (`sk` PART#<first index>: the
+    payment ids of that batch, in order, written once by the split)."""
+
+    def create_message(self, record: Mapping[str, Any], *, event: Mapping[str, Any] | None = None) -> dict:
+        """Write a new message record at version 1 with its first history event; DuplicateMessage
+        (carrying the existing record) when the message id exists."""
+
+    def get_message(self, message_id: str) -> dict:
+        """The message record; BulkMessageNotFound when there is none."""
+
+    def update_message(self, message_id: str, *, expected_status: str, expected_version: int, new_status: str,
+                       set_values: Mapping[str, Any] | None = None, messages: Mapping[str, Any] | None = None,
+                       event_detail: Mapping[str, Any] | None = None) -> int:
+        """Conditional status change of a message record plus its history event; the new version.
+        StatusConflict (with the current record) when the status or version does not hold."""
+
+    def put_part(self, message_id: str, first: int, payment_ids: list[str],
+                 conflicts: Mapping[str, Any] | None = None) -> None:
+        """The payment ids of the transactions first.. (in order), once: a part that exists is left as
+        it is. `conflicts`: {index: references} of transactions whose payment id another payment holds."""
+
+    def parts(self, message_id: str) -> list[dict]:
+        """The message's parts in order: [{"first", "paymentIds", "conflicts"}] (strongly consistent)."""
+
+    def summaries(self, payment_ids: list[str]) -> dict[str, dict]:
+        """{payment id: {"status", "reason", "facts", "clientId", "messageId"}} of the payments that exist
+        (eventually consistent reads, 100 per request)."""

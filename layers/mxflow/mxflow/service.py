@@ -13,6 +13,7 @@ Recovering API's.
 from __future__ import annotations
 
 from mxflow.lifecycle import PaymentLifecycle
+from mxflow.queries import PaymentQueries
 from mxflow.settings import Settings
 
 _lifecycles: dict[Settings, PaymentLifecycle] = {}
@@ -22,6 +23,7 @@ _region_services: dict[Settings, object] = {}
 def build_lifecycle(settings: Settings, *, events=None, home: bool = True) -> PaymentLifecycle:
     """The lifecycle on DynamoDB, S3, Step Functions, SQS and SNS, as `settings` name them. `home`: the
     lifecycle of this Region (False: the peer's, reached from here, which hops no further)."""
+    from mxflow.aws.bulk_store import DynamoDbMessageStore
     from mxflow.aws.dynamodb import DynamoDbPaymentStore
     from mxflow.aws.messaging import SnsEventPublisher, SqsReleaseQueue
     from mxflow.aws.regions import DynamoDbRegionStore
@@ -45,10 +47,12 @@ def build_lifecycle(settings: Settings, *, events=None, home: bool = True) -> Pa
         archive=S3MessageArchive(settings.archive_bucket, kms_key_id=settings.archive_kms_key_id, region=region,
                                  fallback_bucket=settings.peer_archive_bucket if settings.two_regions else None,
                                  fallback_region=settings.peer_region),
-        workflow=StepFunctionsWorkflow(settings.state_machine_arn, settings.payment_flow_arn, region=region),
+        workflow=StepFunctionsWorkflow(settings.state_machine_arn, settings.payment_flow_arn,
+                                       split_arn=settings.split_state_machine_arn, region=region),
         release_queue=SqsReleaseQueue(settings.release_queue_url, region=region),
         events=events,
         settings=settings,
+        messages=DynamoDbMessageStore(settings.payment_table, region=region),
         gate=gate,
         at_region=at_region,
     )
@@ -61,6 +65,13 @@ def default_lifecycle() -> PaymentLifecycle:
     if lifecycle is None:
         lifecycle = _lifecycles.setdefault(settings, build_lifecycle(settings))
     return lifecycle
+
+
+def default_queries() -> PaymentQueries:
+    """The console's reads (mxflow.queries) on the same store and workflow as the lifecycle."""
+    lifecycle = default_lifecycle()
+    return PaymentQueries(store=lifecycle.store, workflow=lifecycle.workflow, region=lifecycle.settings.region,
+                          clock=lifecycle.clock)
 
 
 def build_region_service(settings: Settings):

@@ -36,6 +36,11 @@ class Settings:
     release_queue_url: str | None = None
     events_topic_arn: str | None = None
     message_versions: MessageVersions = CBPR_PLUS_VERSIONS  # what the builders emit (MXFLOW_*_VERSION)
+    # Messages with several transactions (mxflow.bulk): the split state machine, the most transactions
+    # a message may carry, and how many payments' flows the split starts per second.
+    split_state_machine_arn: str | None = None
+    max_bulk_transactions: int = 10000
+    bulk_start_rate: float = 100.0
     # Two Regions (docs/regions.md; template.yaml "two Regions" section). No peer Region: one Region,
     # and nothing below changes what a payment does.
     primary_region: str | None = None
@@ -66,6 +71,7 @@ class Settings:
             self, region=region, primary_region=self.primary_region, peer_region=self.region,
             state_machine_arn=_in_region(self.state_machine_arn, self.region, region),
             payment_flow_arn=_in_region(self.payment_flow_arn, self.region, region),
+            split_state_machine_arn=_in_region(self.split_state_machine_arn, self.region, region),
             recovery_state_machine_arn=_in_region(self.recovery_state_machine_arn, self.region, region),
             probe_state_machine_arn=_in_region(self.probe_state_machine_arn, self.region, region),
             release_queue_url=_in_region(self.release_queue_url, self.region, region),
@@ -98,6 +104,9 @@ class Settings:
             release_queue_url=env.get("RELEASE_QUEUE_URL") or None,
             events_topic_arn=env.get("EVENTS_TOPIC_ARN") or None,
             message_versions=MessageVersions.from_environ(env),
+            split_state_machine_arn=env.get("BULK_SPLIT_ARN") or None,
+            max_bulk_transactions=int(env.get("MAX_BULK_TRANSACTIONS") or cls.max_bulk_transactions),
+            bulk_start_rate=float(env.get("BULK_START_RATE") or cls.bulk_start_rate),
             primary_region=env.get("PRIMARY_REGION") or None,
             peer_region=env.get("PEER_REGION") or None,
             region_mode=env.get("REGION_MODE") or cls.region_mode,

@@ -23,6 +23,8 @@ TASK_EVENT_SCHEMAS: dict[str, dict] = {
     "decision_timeout": {"type": "object", "required": ["paymentId"], "properties": {"paymentId": _ID}},
     "send": {"type": "object", "required": ["paymentId"],
              "properties": {"paymentId": _ID, "message": _MESSAGE}},
+    "split": {"type": "object", "required": ["messageId", "next"],
+              "properties": {"messageId": _ID, "next": {"type": "integer", "minimum": 0}}},
     # The recovery workflow's tasks (statemachines/recovery.asl.json, docs/regions.md).
     "recovery": {"type": "object", "required": ["action", "from", "epoch"],
                  "properties": {"action": {"enum": ["takeOver", "resumeSweep", "finish"]},

@@ -10,7 +10,12 @@ the item carries no nulls and no copy of what the archive holds.
 Secondary indexes, all KEYS_ONLY, written only when their keys appear or vanish:
 - `InFlight`: HASH `inflight` ("<ownerRegion>#<shard 00-15>", present from creation until the
   terminal status), RANGE `receivedAt`; the sampler walks it for the oldest in-flight payments.
-- `ByClient`: HASH `clientId`, RANGE `receivedAt` (the later `GET /payments` list).
+- `ByClient`: HASH `clientId`, RANGE `receivedAt` (the `GET /payments` list, mxflow.queries).
+- `ByEndToEndId`: HASH `endToEndKey` ("<clientId>#<EndToEndId>", written at creation when the message has
+  one), RANGE `receivedAt`: the list's search by end-to-end id (by UETR it reads `ByReference`).
+
+Besides the payments, one summary item per Region (`pk` = "summary#<region>", `sk` = "SUMMARY"): the
+sampler's counters per client and status that the list shows (mxflow.queries).
 - `Suspended`: HASH `suspendedIn` (the Region), RANGE `suspendedAt`, present only while a release's
   outcome is unknown (sparse).
 - `ByReference`: HASH `matchKey` (iso20022.reference_key: the UETR, else message, end-to-end and
@@ -28,7 +33,6 @@ another read.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from dataclasses import dataclass
 from decimal import Decimal
@@ -40,18 +44,30 @@ from botocore.exceptions import ClientError
 from mxflow.aws.clients import AwsAdapter, error_code, service_errors
 from mxflow.clock import utc_now
 from mxflow.errors import DuplicatePayment, InvalidRequest, PaymentNotFound, StatusConflict
-from mxflow.ports import IN_FLIGHT_STATUSES, Clock, Fence
+from mxflow.iso20022.facts import reference_key
+from mxflow.ports import IN_FLIGHT_STATUSES, INFLIGHT_SHARDS, Clock, Fence, inflight_key
 
 RECORD_SK = "PAYMENT"
 SUSPENSE_SK = "SUSPENSE"
 INFLIGHT_INDEX = "InFlight"
 CLIENT_INDEX = "ByClient"
+END_TO_END_INDEX = "ByEndToEndId"
+SEARCH_LIMIT = 100  # matches read per search index: the same reference 100 times in one client is enough
 SUSPENDED_INDEX = "Suspended"
 REFERENCE_INDEX = "ByReference"
 ENGINE_SUSPENSE_INDEX = "EngineSuspense"
 SUSPENSE_LIST_FIELDS = ("suspenseId", "receivedAt", "messageType", "reason", "code", "paymentId")
-INFLIGHT_SHARDS = 16
 BATCH_GET_LIMIT = 100  # DynamoDB's BatchGetItem maximum
+# What the GET /payments list reads of each record (mxflow.queries.list_entry; history for statusSince).
+LIST_PROJECTION = "pk, #status, clientId, messageType, facts, receivedAt, history, ownerRegion, suspense, messageId"
+SUMMARY_SK = "SUMMARY"
+
+
+def summary_key(region: str) -> dict:
+    """The key of a Region's summary item (the sampler's counters, mxflow.queries): in no index (it has
+    neither clientId nor inflight nor suspendedIn), and the only key the sampler may write
+    (template.yaml, dynamodb:LeadingKeys)."""
+    return {"pk": f"summary#{region}", "sk": SUMMARY_SK}
 
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
@@ -101,10 +117,13 @@ def _expected_list(expected_status: str | Iterable[str]) -> list[str]:
     return [expected_status] if isinstance(expected_status, str) else sorted(expected_status)
 
 
-def inflight_key(payment_id: str, region: str) -> str:
-    """InFlight index hash key: the owning Region plus a stable shard 00-15 (no hot partition)."""
-    shard = int(hashlib.sha256(payment_id.encode()).hexdigest()[:8], 16) % INFLIGHT_SHARDS
-    return f"{region}#{shard:02d}"
+def search_keys(record: Mapping[str, Any]) -> dict:
+    """The console's search key of a new record (ByEndToEndId), when its facts have an end-to-end id."""
+    facts = record.get("facts") or {}
+    keys = {}
+    if facts.get("endToEndId") and record.get("clientId"):
+        keys["endToEndKey"] = f"{record['clientId']}#{facts['endToEndId']}"
+    return keys
 
 
 def _event(status: str, now: str, detail: Mapping[str, Any] | None, reason: Mapping[str, Any] | None) -> dict:
@@ -212,19 +231,82 @@ class DynamoDbPaymentStore(AwsAdapter):
                 KeyConditionExpression="inflight = :key",
                 ExpressionAttributeValues=_to_item({":key": f"{region}#{shard:02d}"}))
             keys.extend({"pk": item["pk"], "sk": item["sk"]} for item in response.get("Items", []))
+        found = self._batch_get(keys, "pk, #status, history, receivedAt, clientId, suspendedIn, #release.sentAt")
+        return [{**{k: item.get(k) for k in ("paymentId", "status", "statusSince", "receivedAt", "clientId")},
+                 "suspended": bool(item.get("suspendedIn")), "sentAt": (item.get("release") or {}).get("sentAt")}
+                for item in found if item.get("status") in IN_FLIGHT_STATUSES]
+
+    def _batch_get(self, keys: list[dict], projection: str) -> list[dict]:
+        """The records of `keys` (BatchGetItem in chunks, unprocessed keys retried), in no order."""
         found: list[dict] = []
         for start in range(0, len(keys), BATCH_GET_LIMIT):
             request = {self.table_name: {
-                "Keys": keys[start:start + BATCH_GET_LIMIT],
-                "ProjectionExpression": "pk, #status, history, receivedAt, #release.sentAt",
-                "ExpressionAttributeNames": {"#status": "status", "#release": "release"}}}
+                "Keys": keys[start:start + BATCH_GET_LIMIT], "ProjectionExpression": projection,
+                "ExpressionAttributeNames": {name: value for name, value in (("#status", "status"), ("#release", "release"))
+                                             if name in projection}}}
             while request:
                 response = self.client.batch_get_item(RequestItems=request)
                 found.extend(_record(item) for item in response.get("Responses", {}).get(self.table_name, []))
                 request = response.get("UnprocessedKeys") or None
-        return [{**{k: item.get(k) for k in ("paymentId", "status", "statusSince", "receivedAt")},
-                 "sentAt": (item.get("release") or {}).get("sentAt")} for item in found
-                if item.get("status") in IN_FLIGHT_STATUSES]
+        return found
+
+    @service_errors
+    def client_page(self, client_id: str, *, received_after: str | None, received_before: str | None,
+                    start: tuple[str, str] | None, limit: int) -> tuple[list[dict], bool]:
+        """A Query of the ByClient index (keys only, newest first, the received-time bounds as its key
+        condition), then the page's records by BatchGetItem, in the index's order. The index is asked
+        for one key more than the page (keys only: a few bytes), so "more" is exact and the records read
+        are the page's alone."""
+        condition, values = "clientId = :client", {":client": client_id}
+        if received_after and received_before:
+            condition += " AND receivedAt BETWEEN :after AND :before"
+            values.update({":after": received_after, ":before": received_before})
+        elif received_after:
+            condition += " AND receivedAt >= :after"
+            values[":after"] = received_after
+        elif received_before:
+            condition += " AND receivedAt <= :before"
+            values[":before"] = received_before
+        kwargs = {"TableName": self.table_name, "IndexName": CLIENT_INDEX, "ScanIndexForward": False,
+                  "Limit": limit + 1, "KeyConditionExpression": condition,
+                  "ExpressionAttributeValues": _to_item(values)}
+        if start is not None:
+            kwargs["ExclusiveStartKey"] = _to_item({"clientId": client_id, "receivedAt": start[0],
+                                                    "pk": start[1], "sk": RECORD_SK})
+        response = self.client.query(**kwargs)
+        keys = [item["pk"]["S"] for item in response.get("Items", [])]
+        order = keys[:limit]
+        records = {record["paymentId"]: record for record in self._batch_get(
+            [{"pk": {"S": pk}, "sk": {"S": RECORD_SK}} for pk in order], LIST_PROJECTION)}
+        return [records[pk] for pk in order if pk in records], len(keys) > limit or "LastEvaluatedKey" in response
+
+    @service_errors
+    def client_search(self, client_id: str, reference: str) -> list[dict]:
+        """The client's payments whose UETR or end-to-end id is `reference`: ByReference by its UETR key
+        (the return leg's index, across clients: the records are then kept if they are the client's) and
+        ByEndToEndId by "<clientId>#<reference>" (keys only, at most SEARCH_LIMIT each), then their records
+        by BatchGetItem."""
+        keys = dict.fromkeys(self.find_by_reference(reference_key(uetr=reference, msg_id=None, end_to_end_id=None,
+                                                                  instr_id=None))[-SEARCH_LIMIT:])
+        response = self.client.query(
+            TableName=self.table_name, IndexName=END_TO_END_INDEX, ScanIndexForward=False, Limit=SEARCH_LIMIT,
+            KeyConditionExpression="endToEndKey = :key",
+            ExpressionAttributeValues=_to_item({":key": f"{client_id}#{reference}"}))
+        keys.update((item["pk"]["S"], None) for item in response.get("Items", []))
+        return [record for record in self._batch_get([{"pk": {"S": pk}, "sk": {"S": RECORD_SK}} for pk in keys],
+                                                     LIST_PROJECTION) if record.get("clientId") == client_id]
+
+    @service_errors
+    def get_summary(self, region: str) -> dict | None:
+        response = self.client.get_item(TableName=self.table_name, Key=_to_item(summary_key(region)))
+        if "Item" not in response:
+            return None
+        item = _from_item(response["Item"])
+        return {k: v for k, v in item.items() if k not in ("pk", "sk")}
+
+    @service_errors
+    def put_summary(self, region: str, summary: Mapping[str, Any]) -> None:
+        self.client.put_item(TableName=self.table_name, Item=_to_item({**summary, **summary_key(region)}))
 
     @service_errors
     def suspended(self, region: str) -> list[str]:
@@ -308,6 +390,7 @@ class DynamoDbPaymentStore(AwsAdapter):
                 "history": [_event(record["status"], now, event, None)]}
         if record["status"] in IN_FLIGHT_STATUSES:
             item["inflight"] = inflight_key(payment_id, region)
+        item.update(search_keys(record))
         try:
             self.client.put_item(TableName=self.table_name, Item=_to_item(item),
                                  ConditionExpression="attribute_not_exists(pk)",

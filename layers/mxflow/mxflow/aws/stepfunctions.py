@@ -16,6 +16,31 @@ from mxflow.errors import NotRedrivable
 # What Step Functions answers for a token whose task is no longer waiting.
 TASK_GONE_CODES = ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist")
 NOT_REDRIVABLE_CODES = ("ExecutionNotRedrivable", "ExecutionDoesNotExist")
+# An anchor's history is a handful of events (one state on the happy path); a page holds 1,000.
+MAX_HISTORY_PAGES = 5
+MAX_CAUSE_CHARS = 2000
+
+
+def _time(value: Any) -> str | None:
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return None if value is None else str(value)
+
+
+def history_event(event: Mapping[str, Any]) -> dict:
+    """A Step Functions history event as the Workflow port gives it: its type, time, the state it
+    enters or leaves, and the error and cause of a failure (whatever kind of details carries them)."""
+    shaped = {"type": event.get("type"), "time": _time(event.get("timestamp"))}
+    for key, details in event.items():
+        if not key.endswith("EventDetails") or not isinstance(details, Mapping):
+            continue
+        if details.get("name") and key in ("stateEnteredEventDetails", "stateExitedEventDetails"):
+            shaped["state"] = details["name"]
+        if details.get("error"):
+            shaped["error"] = str(details["error"])
+        if details.get("cause"):
+            shaped["cause"] = str(details["cause"])[:MAX_CAUSE_CHARS]
+    return shaped
 
 
 def execution_arn(state_machine_arn: str, name: str) -> str:
@@ -31,6 +56,7 @@ class StepFunctionsWorkflow(AwsAdapter):
     service: ClassVar[str] = "stepfunctions"
     state_machine_arn: str | None        # the anchor (STANDARD)
     flow_arn: str | None = None          # PaymentFlow (EXPRESS)
+    split_arn: str | None = None         # BulkSplitStateMachine (STANDARD): messages with several transactions
 
     @service_errors
     def start_flow(self, flow_input: Mapping[str, Any]) -> None:
@@ -68,3 +94,41 @@ class StepFunctionsWorkflow(AwsAdapter):
         if isinstance(redriven_at, datetime):
             redriven_at = redriven_at.astimezone(timezone.utc).isoformat()
         return redriven_at
+
+    @service_errors
+    def start_split(self, message_id: str) -> None:
+        """Start the split of a message, named by its id: ExecutionAlreadyExists (the split runs or ran)
+        is no error."""
+        try:
+            self.client.start_execution(stateMachineArn=self.split_arn, name=message_id,
+                                        input=json.dumps({"messageId": message_id, "next": 0}))
+        except ClientError as error:
+            if error_code(error) != "ExecutionAlreadyExists":
+                raise
+
+    @service_errors
+    def anchor_execution(self, name: str) -> dict | None:
+        """DescribeExecution and GetExecutionHistory (without execution data) of the anchor `name`."""
+        arn = execution_arn(self.state_machine_arn, name)
+        try:
+            described = self.client.describe_execution(executionArn=arn)
+        except ClientError as error:
+            if error_code(error) == "ExecutionDoesNotExist":
+                return None
+            raise
+        events: list[dict] = []
+        page: dict = {}
+        for _ in range(MAX_HISTORY_PAGES):
+            response = self.client.get_execution_history(executionArn=arn, maxResults=1000,
+                                                         includeExecutionData=False, **page)
+            events.extend(history_event(event) for event in response.get("events", []))
+            if not response.get("nextToken"):
+                break
+            page = {"nextToken": response["nextToken"]}
+        execution = {"executionArn": arn, "status": described["status"],
+                     "redrivable": described.get("redriveStatus") == "REDRIVABLE",
+                     "redriveCount": int(described.get("redriveCount") or 0),
+                     "startedAt": _time(described.get("startDate")), "stoppedAt": _time(described.get("stopDate")),
+                     "error": described.get("error"), "cause": (described.get("cause") or "")[:MAX_CAUSE_CHARS] or None,
+                     "events": events}
+        return {k: v for k, v in execution.items() if v is not None}

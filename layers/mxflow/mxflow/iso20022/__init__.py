@@ -5,6 +5,8 @@
 - validation: the pipeline parse -> XSD -> business rules -> facts (`validate_message`, `ValidationResult`)
 - rules: business rules with rule ids and ISO reason codes (`check_rules`)
 - facts: the payment's facts and its payment id, the system's idempotency key (`Facts`, `extract_facts`)
+- bulk: messages with several transactions: each transaction's single-transaction message and the group
+  checks (`iso20022.bulk`, imported as a module)
 - builders: pacs.002 status reports, camt.029 answers, outbound messages, forwarded camt.056 recalls and
   pacs.004 returns, from the payment's own data, in the configured versions (`MessageVersions`);
   `check_generated` before a generated message is kept or sent
@@ -23,7 +25,7 @@ import importlib
 # public name -> the submodule that defines it
 _EXPORTS = {
     "BuildError": "builders", "build_cancellation_answer": "builders", "build_outbound_message": "builders",
-    "build_status_report": "builders", "CBPR_PLUS_VERSIONS": "builders", "GeneratedMessageError": "builders",
+    "build_status_report": "builders", "build_group_status_report": "builders", "CBPR_PLUS_VERSIONS": "builders", "GeneratedMessageError": "builders",
     "GeneratedMessageInvalid": "builders", "MessageVersions": "builders", "SchemaNotInstalled": "builders",
     "check_generated": "builders", "answer_addressee": "builders", "build_cancellation_request": "builders",
     "build_payment_return": "builders", "next_agent": "builders", "PAYMENT_RETURN_VERSIONS": "builders",
@@ -31,6 +33,7 @@ _EXPORTS = {
     "answer_family": "answers", "read_answer": "answers", "ANSWER_FAMILIES": "answers",
     "reference_key": "facts",
     "Facts": "facts", "content_hash": "facts", "extract_facts": "facts", "payment_id": "facts",
+    "message_identity": "facts", "transaction_payment_ids": "facts",
     "Issue": "message", "MessageError": "message", "ParsedMessage": "message", "element_path": "message",
     "ParseLimits": "parsing", "parse_message": "parsing",
     "check_rules": "rules",

@@ -5,6 +5,8 @@ Pure code: facts (or a parsed message) in, bytes out; no AWS. Every output is
 the official XSDs (tests/iso20022/test_builders.py, test_properties.py).
 
 - `build_status_report`: pacs.002 (FIToFIPmtStsRpt) for one transaction.
+- `build_group_status_report`: pacs.002 for a message with several transactions (group status and one
+  status per transaction).
 - `build_cancellation_answer`: camt.029 (RsltnOfInvstgtn): CNCL, RJCR with a reason, or PDCR (pending).
 - `build_outbound_message`: the original pacs.008/pacs.009 Document under a new AppHdr.
 - `build_cancellation_request`: camt.056 (FIToFIPmtCxlReq): a recall forwarded to the payment engine,
@@ -321,6 +323,70 @@ def build_status_report(facts: Facts, status: str, *, reason_code: str | None = 
     document = E.Document(E.FIToFIPmtStsRpt(
         E.GrpHdr(E.MsgId(message_id), E.CreDtTm(_timestamp(now))),
         E.TxInfAndSts(*transaction),
+    ))
+    header = _app_header(sender=operator, receiver=receiver, business_message_id=message_id,
+                         message_id=versions.status_report, business_service=_cbpr_service(facts), now=now,
+                         version=versions.app_header)
+    return _envelope(header, document)
+
+
+GROUP_STATUSES = ("ACSC", "PART", "RJCT")
+GROUP_STATUS_CODES = "ExternalPaymentGroupStatus1Code"
+
+
+def build_group_status_report(facts: Facts, group_status: str, transactions: list[Mapping], *,
+                              number_of_transactions: int, reason_code: str | None = None,
+                              additional_info: str | None = None, operator_bic: str, message_key: str,
+                              now: datetime | None = None,
+                              versions: MessageVersions = CBPR_PLUS_VERSIONS) -> bytes:
+    """The pacs.002 of a message with several transactions: OrgnlGrpInfAndSts with the group status
+    (ExternalPaymentGroupStatus1Code: ACSC every transaction settled, PART some, RJCT none or the message
+    rejected whole) and the number of transactions per status, then one TxInfAndSts per transaction
+    (`transactions`: {"status", "reasonCode"?, "instrId"?, "endToEndId"?, "txId"?, "uetr"?}). A message
+    rejected whole (`reason_code`, no transactions) carries the reason at group level. `facts`: the
+    message's (its MsgId, type, creation time, sender); `message_key` (the message id) makes the report's
+    MsgId deterministic."""
+    if group_status not in GROUP_STATUSES or group_status not in codes.code_set(GROUP_STATUS_CODES):
+        raise BuildError(f"{group_status!r} is not a group status mxflow reports ({', '.join(GROUP_STATUSES)})")
+    if group_status == "RJCT" and not transactions and not reason_code:
+        raise BuildError("a message rejected whole needs a reason code")
+    for code in [reason_code] + [t.get("reasonCode") for t in transactions]:
+        if code is not None and not codes.is_status_reason(code):
+            raise BuildError(f"{code!r} is not an ExternalStatusReason1Code")
+    for transaction in transactions:
+        if not codes.is_transaction_status(transaction.get("status")):
+            raise BuildError(f"{transaction.get('status')!r} is not an ExternalPaymentTransactionStatus1Code")
+    operator = _check_bic(operator_bic, "the operator")
+    receiver = answer_addressee(facts)
+    message_id = derived_identifier("G" + group_status, message_key, group_status, reason_code)
+    ns = ISO_NAMESPACE_PREFIX + versions.status_report
+    E = ElementMaker(namespace=ns, nsmap={None: ns})
+    group = [E.OrgnlMsgId(_echoable("msg_id", facts.msg_id) or "NOTPROVIDED"), E.OrgnlMsgNmId(facts.message_type)]
+    if _echoable("cre_dt_tm", facts.creation_date_time):
+        group.append(E.OrgnlCreDtTm(facts.creation_date_time))
+    group += [E.OrgnlNbOfTxs(str(number_of_transactions)), E.GrpSts(group_status)]
+    info = _additional_info(additional_info)
+    if reason_code or info:
+        group.append(E.StsRsnInf(*([E.Rsn(E.Cd(reason_code))] if reason_code else []),
+                                 *[E.AddtlInf(line) for line in info]))
+    per_status: dict[str, int] = {}
+    for transaction in transactions:
+        per_status[transaction["status"]] = per_status.get(transaction["status"], 0) + 1
+    group += [E.NbOfTxsPerSts(E.DtldNbOfTxs(str(count)), E.DtldSts(status)) for status, count in sorted(per_status.items())]
+    entries = []
+    for transaction in transactions:
+        entry = [*_optional(E, "OrgnlInstrId", _echoable("instr_id", transaction.get("instrId"))),
+                 *_optional(E, "OrgnlEndToEndId", _echoable("end_to_end_id", transaction.get("endToEndId"))),
+                 *_optional(E, "OrgnlTxId", _echoable("tx_id", transaction.get("txId"))),
+                 *_optional(E, "OrgnlUETR", _echoable("uetr", transaction.get("uetr"))),
+                 E.TxSts(transaction["status"])]
+        if transaction.get("reasonCode"):
+            entry.append(E.StsRsnInf(E.Rsn(E.Cd(transaction["reasonCode"]))))
+        entries.append(E.TxInfAndSts(*entry))
+    document = E.Document(E.FIToFIPmtStsRpt(
+        E.GrpHdr(E.MsgId(message_id), E.CreDtTm(_timestamp(now))),
+        E.OrgnlGrpInfAndSts(*group),
+        *entries,
     ))
     header = _app_header(sender=operator, receiver=receiver, business_message_id=message_id,
                          message_id=versions.status_report, business_service=_cbpr_service(facts), now=now,

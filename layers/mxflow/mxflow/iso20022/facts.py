@@ -20,6 +20,7 @@ from .message import HEADER_CHILDREN, ParsedMessage
 PAYMENT_BODIES = {"FIToFICstmrCdtTrf": "pacs.008", "FICdtTrf": "pacs.009"}
 CANCELLATION_BODY = "FIToFIPmtCxlReq"
 PAYMENT_ID_VERSION = "mxflow-payment-id/1"
+MESSAGE_ID_VERSION = "mxflow-message-id/1"
 _SCAN_KEY = "mxflow.iso20022.scan"
 
 
@@ -315,6 +316,38 @@ def payment_id(*, message_family: str, sender: str | None, msg_id: str | None,
     return "p-" + hashlib.sha256(canonical.encode("ascii")).hexdigest()[:32]
 
 
+def message_identity(*, message_family: str, sender: str | None, msg_id: str | None) -> str:
+    """The id of a message with several transactions (the record that groups its payments): "m-" + 32
+    lowercase hex digits of SHA-256 over the canonical JSON of a version tag, the family, the sender (as
+    an institution) and the MsgId, the identity ISO gives a message. Deterministic, like payment_id: the
+    same message again is the same message; the same identity with other bytes is a conflict."""
+    canonical = "[" + ",".join("null" if part is None else _json_string(part) for part in (
+        MESSAGE_ID_VERSION, message_family, institution_bic(sender), msg_id)) + "]"
+    return "m-" + hashlib.sha256(canonical.encode("ascii")).hexdigest()[:32]
+
+
+def transaction_payment_ids(parsed: ParsedMessage) -> list[str]:
+    """The payment id of each transaction of a pacs.008/pacs.009, in order: what extract_facts gives the
+    transaction message of each (iso20022.bulk), computed from the message's own scan (the same sender,
+    MsgId and the transaction's EndToEndId and UETR)."""
+    scan = scan_message(parsed)
+    if scan.family not in PAYMENT_BODIES.values():
+        return []
+    scan.read_payments()
+    family = ".".join(parsed.message_id.split(".")[:2])
+    header_from = text_of(scan.header.from_bic) if scan.header is not None else None
+    msg_id = text_of(scan.group.get("MsgId"))
+    return [payment_id(message_family=family, sender=header_from or _instructing_agent(scan, index),
+                       msg_id=msg_id, end_to_end_id=text_of(scan.tx_ids(index).get("EndToEndId")),
+                       uetr=text_of(scan.tx_ids(index).get("UETR")))
+            for index in range(len(scan.transactions))]
+
+
+def _instructing_agent(scan: MessageScan, index: int) -> str | None:
+    """The instructing agent of a transaction: its own InstgAgt, else the group header's."""
+    return scan.tx_agent_bic(index, "InstgAgt") or scan.group_agent_bic("InstgAgt")
+
+
 REFERENCE_KEY_VERSION = "mxflow-reference/1"
 
 
@@ -478,7 +511,7 @@ def _payment_facts(facts: Facts, scan: MessageScan, ns: str) -> None:
     facts.creditor_name = party_name(t.get("Cdtr"), ns)
     facts.debtor_agent_bic = scan.tx_agent_bic(0, "DbtrAgt")
     facts.creditor_agent_bic = scan.tx_agent_bic(0, "CdtrAgt")
-    facts.instructing_agent_bic = scan.tx_agent_bic(0, "InstgAgt") or scan.group_agent_bic("InstgAgt")
+    facts.instructing_agent_bic = _instructing_agent(scan, 0)
     facts.instructed_agent_bic = scan.tx_agent_bic(0, "InstdAgt") or scan.group_agent_bic("InstdAgt")
 
 
