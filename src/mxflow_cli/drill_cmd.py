@@ -8,8 +8,11 @@ workflow taking the payments over, consumers deciding during the failover and af
 second Region's API), the first Region restarted and reconciled, then every payment counted: its status
 in the surviving replica and its messages on both Regions' release queues together.
 
-Bounded: N at most 2,000, every wait with a deadline (--timeout). Exit 1 when `lost` or `releasedTwice`
-is not zero (or a wait ran out), 2 on a usage error.
+Bounded: N at most 2,000; every wait, and every consumer's retrying, ends at its phase's deadline
+(--timeout) and at the drill's (PHASES_BUDGET x --timeout from the start), after which the remaining waits
+only look once; a watchdog ends the process with the figures it has (and the phase it was in) if even
+that does not finish (a stuck stop or start-up). Exit 1 when `lost` or `releasedTwice` is not zero (or a
+wait ran out), 2 on a usage error.
 """
 from __future__ import annotations
 
@@ -27,6 +30,8 @@ from mxflow_cli.main import UsageError
 MAX_PAYMENTS = 2000
 STP_AMOUNT, DECISION_AMOUNT, AUTO_APPROVE_MAX = "100.00", "25000.00", "1000"
 RETRY_STATUSES = (429, 500, 502, 503)
+PHASES_BUDGET = 3          # the whole drill: at most this many --timeout (each phase: at most one)
+WATCHDOG_GRACE_S = 120     # past the drill's deadline: start-up, the stop of both Regions, the counting
 
 
 def add_parser(subparsers) -> None:
@@ -40,7 +45,9 @@ def add_parser(subparsers) -> None:
     failover.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     failover.add_argument("--regions", default="us-east-1,us-west-2", help="the two Regions, primary first")
     failover.add_argument("--probe-seconds", type=float, default=1.0, help="the health check's interval (default 1)")
-    failover.add_argument("--timeout", type=float, default=300.0, help="the longest any phase may wait (s)")
+    failover.add_argument("--timeout", type=float, default=300.0,
+                          help=f"the longest any phase may wait (s); the drill as a whole waits at most {PHASES_BUDGET} "
+                          "times this")
     failover.add_argument("--template", default="template.yaml")
     failover.add_argument("--schema-dir", action="append", default=[], help="directory of official XSDs")
     failover.set_defaults(func=run)
@@ -62,19 +69,31 @@ def run(args) -> int:
         raise UsageError("--regions needs two different Regions, e.g. us-east-1,us-west-2")
     if not Path(args.template).is_file():
         raise UsageError(f"template not found: {args.template} (run from the repository root)")
-    if args.json:
-        # The functions' own output (Powertools' metrics and logs, on stdout as in Lambda) would break the
-        # one JSON document: it goes nowhere during a --json drill.
-        with open(os.devnull, "w") as nowhere, contextlib.redirect_stdout(nowhere):
-            figures = Drill(args, regions).run()
-    else:
-        figures = Drill(args, regions).run()
-    if args.json:
-        print(json.dumps(figures, indent=2))
+    drill = Drill(args, regions)
+    stdout = sys.stdout
+    watchdog = threading.Timer(PHASES_BUDGET * args.timeout + WATCHDOG_GRACE_S, drill.give_up, args=(stdout,))
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        if args.json:
+            # The functions' own output (Powertools' metrics and logs, on stdout as in Lambda) would break the
+            # one JSON document: it goes nowhere during a --json drill.
+            with open(os.devnull, "w") as nowhere, contextlib.redirect_stdout(nowhere):
+                figures = drill.run()
+        else:
+            figures = drill.run()
+    finally:
+        watchdog.cancel()
+    _print_figures(figures, args.json, stdout)
+    return 0 if figures["lost"] == 0 and figures["releasedTwice"] == 0 and not figures["problems"] else 1
+
+
+def _print_figures(figures: dict, as_json: bool, out) -> None:
+    if as_json:
+        print(json.dumps(figures, indent=2), file=out, flush=True)
     else:
         for key, value in figures.items():
-            print(f"{key}: {value}")
-    return 0 if figures["lost"] == 0 and figures["releasedTwice"] == 0 and not figures["problems"] else 1
+            print(f"{key}: {value}", file=out, flush=True)
 
 
 class Drill:
@@ -82,28 +101,50 @@ class Drill:
         self.args = args
         self.primary, self.secondary = regions
         self.deadline_s = args.timeout
+        self.end = time.monotonic() + PHASES_BUDGET * args.timeout   # the whole drill's deadline
+        self.phase = "starting the two Regions"
+        self.seen: dict = {}     # the figures known so far (what the watchdog reports)
         self.problems: list[str] = []
         self.log = (lambda *a: None) if args.json else (lambda *a: print("  ", *a, flush=True))
 
     # -- helpers -----------------------------------------------------------------------------------------
+    def _deadline(self) -> float:
+        """A phase's deadline: --timeout from now, never past the drill's."""
+        return min(time.monotonic() + self.deadline_s, self.end)
+
     def _wait(self, what: str, predicate, interval: float = 0.1):
-        deadline = time.monotonic() + self.deadline_s
-        while time.monotonic() < deadline:
+        """The predicate's first true value, or None and a problem once the deadline passed (looked at once
+        at least, even past the drill's deadline: the figures say what was seen)."""
+        self.phase = f"waiting for {what}"
+        deadline = self._deadline()
+        while True:
             value = predicate()
             if value:
                 return value
+            if time.monotonic() >= deadline:
+                break
             time.sleep(interval)
-        self.problems.append(f"timed out waiting for {what} ({self.deadline_s:.0f} s)")
+        self.problems.append(f"timed out waiting for {what} ({self.deadline_s:.0f} s, or the drill's "
+                             f"{PHASES_BUDGET * self.deadline_s:.0f} s)")
         return None
 
-    def _retrying(self, call):
-        """A consumer's request, sent again while the answer says retry (503 during a failover)."""
-        deadline = time.monotonic() + self.deadline_s
+    def _retrying(self, call, deadline: float):
+        """A consumer's request, sent again while the answer says retry (503 during a failover), until the
+        deadline (one for all of a phase's requests, so a Region that never answers cannot hold the drill)."""
         while True:
             reply = call()
             if reply.status not in RETRY_STATUSES or time.monotonic() > deadline:
                 return reply
             time.sleep(0.2)
+
+    def give_up(self, out) -> None:
+        """The watchdog: the drill did not end by its deadline and the grace; the figures seen so far, the
+        phase it was in, exit 1 (the process may hold threads that would never end)."""
+        figures = {**self.seen, "problems": [*self.problems, f"the drill did not finish: still {self.phase} "
+                                             f"{PHASES_BUDGET * self.deadline_s + WATCHDOG_GRACE_S:.0f} s after it began"]}
+        with contextlib.suppress(Exception):
+            _print_figures(figures, self.args.json, out)
+        os._exit(1)
 
     # -- the drill -------------------------------------------------------------------------------------------
     def run(self) -> dict:
@@ -151,6 +192,8 @@ class Drill:
             for pid in ids:
                 stages[(world.payment(a, pid) or {}).get("status", "RCVD")] += 1
             self.log(f"{len(ids)} payments accepted by {a}; at the stop: {stages}")
+            self.seen.update(submitted=len(ids), atStop=stages, lagMs=self.args.lag_ms,
+                             probeSeconds=self.args.probe_seconds)
 
             refused = [r.status for r in (*receipts, *received) if r.status != 202]
             if refused:
@@ -161,12 +204,14 @@ class Drill:
             # The first Region stops; consumers decide through the second Region's API meanwhile.
             stopped = time.monotonic()
             world.stop(a)
-            consumers = threading.Thread(target=lambda: [self._decide(api_b, pid, i) for i, pid in enumerate(during)],
-                                         daemon=True)
+            during_deadline = self._deadline()
+            consumers = threading.Thread(target=lambda: [self._decide(api_b, pid, i, during_deadline)
+                                                         for i, pid in enumerate(during)], daemon=True)
             consumers.start()
             detected = self._wait(f"{b} to take the traffic", lambda: world.routing(b).get("trafficOwner") == b and
                                   time.monotonic(), interval=0.05)
             detect_s = (detected - stopped) if detected else None
+            self.seen.update(epochAtStop=epoch_at_stop, detectSeconds=round(detect_s, 2) if detect_s is not None else None)
             self.log(f"failover detected after {detect_s:.1f} s" if detect_s is not None else "no failover")
             epoch = int(world.routing(b).get("epoch", 0))
             run_arn = f"{world.runtimes[b].physical('RecoveryStateMachine').replace(':stateMachine:', ':execution:')}:takeover-{a}-e{epoch}"
@@ -175,10 +220,14 @@ class Drill:
                                                                                             "TIMED_OUT") and time.monotonic(),
                                   interval=0.05)
             recover_s = (finished - stopped) if finished else None
+            self.seen.update(recoverSeconds=round(recover_s, 2) if recover_s is not None else None)
             if _status(sfn, run_arn) != "SUCCEEDED":
                 self.problems.append(f"recovery run {run_arn}: {_status(sfn, run_arn)}")
             self.log(f"recovery finished after {recover_s:.1f} s" if recover_s is not None else "no recovery")
-            consumers.join(timeout=self.deadline_s)
+            self.phase = "waiting for the consumers deciding during the failover"
+            consumers.join(timeout=max(0.0, during_deadline - time.monotonic()) + 1)
+            if consumers.is_alive():
+                self.problems.append("the consumers deciding during the failover had not finished")
             # The rest of the waiting payments are decided now, through the second Region.
             self._wait("the taken-over payments waiting again", lambda: all(
                 (world.payment(b, pid) or {}).get("status") != "RCVD" for pid in ids), interval=0.2)
@@ -186,8 +235,10 @@ class Drill:
                 (world.payment(b, pid) or {}).get("status") in ("PDNG", "ACSC", "RJCT", "CANC", "ACSP")
                 for pid in after + ids[-n_received:] if n_received), interval=0.2)
             pending_now = [pid for pid in ids if (world.payment(b, pid) or {}).get("status") == "PDNG"]
+            self.phase = f"deciding {len(pending_now)} payments through {b}"
+            after_deadline = self._deadline()
             for i, pid in enumerate(pending_now):
-                self._decide(api_b, pid, i)
+                self._decide(api_b, pid, i, after_deadline)
 
             # The first Region comes back: it finds the payments taken over and reconciles what only it had.
             world.start_region(a)
@@ -214,7 +265,7 @@ class Drill:
                 "detectSeconds": round(detect_s, 2) if detect_s is not None else None,
                 "recoverSeconds": round(recover_s, 2) if recover_s is not None else None,
                 "lagMs": self.args.lag_ms, "probeSeconds": self.args.probe_seconds,
-                "settleSeconds": world.settle_seconds, "atStop": stages,
+                "settleSeconds": world.settle_seconds, "atStop": stages, "epochAtStop": epoch_at_stop,
                 "replicatedWrites": world.replicator.replicated, "everyPaymentTerminal": bool(terminal),
                 "problems": self.problems,
             }
@@ -222,15 +273,15 @@ class Drill:
                 self.problems.append("a release and its message disagree")
             return figures
 
-    def _decide(self, api, payment_id: str, i: int) -> None:
+    def _decide(self, api, payment_id: str, i: int, deadline: float) -> None:
         """Approve two in four, reject one, cancel one; sent again while the answer is 503 (failing over)."""
         action = ("approve", "approve", "reject", "cancel")[i % 4]
         if action == "approve":
-            reply = self._retrying(lambda: api.approve(payment_id))
+            reply = self._retrying(lambda: api.approve(payment_id), deadline)
         elif action == "reject":
-            reply = self._retrying(lambda: api.reject(payment_id, "AM04"))
+            reply = self._retrying(lambda: api.reject(payment_id, "AM04"), deadline)
         else:
-            reply = self._retrying(lambda: api.cancel(payment_id, "DUPL"))
+            reply = self._retrying(lambda: api.cancel(payment_id, "DUPL"), deadline)
         if reply.status not in (200, 409):
             self.problems.append(f"{action} {payment_id}: {reply.status}")
 

@@ -8,6 +8,7 @@ publishes that endpoint there too; `mxflow local env` prints the environment tha
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -44,6 +45,14 @@ def add_parser(subparsers) -> None:
                     "(default 3001, as `sam local start-lambda`; a free port when --port is 0; 0 picks a free one)")
     up.add_argument("--no-aws-endpoint", action="store_true",
                     help="do not serve the AWS service APIs")
+    up.add_argument("--regions", metavar="PRIMARY,PEER",
+                    help="two Regions in this process (docs/regions.md), e.g. us-east-1,us-west-2: the payment table "
+                    "replicated between them, each probing its health; the second Region's API and AWS endpoint "
+                    "listen on --port + 1 and --aws-port + 1 (the AWS endpoints default to 3002 and 3003 then)")
+    up.add_argument("--lag-ms", type=float, default=0.0,
+                    help="with --regions: the replication lag between the two replicas in ms (default 0)")
+    up.add_argument("--probe-seconds", type=float, default=1.0,
+                    help="with --regions: each Region's health-probe interval in seconds (default 1)")
     up.add_argument("--engine", metavar="POLICY",
                     help="also run a simulated payment engine in this process (mxflow engine simulate): it consumes "
                     "the release queue and answers through the inbound queue by POLICY -- settle-all, or KEY=VALUE "
@@ -142,9 +151,26 @@ def local_up_settings(args) -> dict:
             engine = EnginePolicy.parse(args.engine)
         except PolicyError as exc:
             raise LocalUsageError(f"--engine: {exc}") from None
-    return {"template": template, "port": args.port, "region": args.region,
+    regions = two_regions_of(args)
+    return {"template": template, "port": args.port, "region": regions[0] if regions else args.region,
             "env_overrides": function_environment(dirs), "parameter_overrides": {**declared, **parameters},
             "registry": local_registry(explicit), "versions": versions if declared else None, "engine": engine}
+
+
+def two_regions_of(args) -> tuple[str, str] | None:
+    """`--regions A,B` as two different Regions (None without it); LocalUsageError on bad input."""
+    if not getattr(args, "regions", None):
+        return None
+    regions = tuple(r.strip() for r in args.regions.split(","))
+    if len(regions) != 2 or not all(regions) or regions[0] == regions[1]:
+        raise LocalUsageError("--regions needs two different Regions, primary first, e.g. us-east-1,us-west-2")
+    if getattr(args, "engine", None):
+        raise LocalUsageError("--engine runs with one Region only (the drill and the tests drive two)")
+    if not 0 <= args.lag_ms <= 60_000 or args.probe_seconds <= 0:
+        raise LocalUsageError("--lag-ms must be 0-60000 and --probe-seconds positive")
+    if args.port == 65535 or (args.aws_port or 0) == 65535:
+        raise LocalUsageError("--regions needs the port after --port and --aws-port free for the second Region")
+    return regions
 
 
 def _declared(template: Path, parameters: dict) -> dict:
@@ -166,7 +192,10 @@ def aws_endpoint_port(args) -> int | None:
         return args.aws_port
     from mxflow_local.aws_endpoint import DEFAULT_PORT
 
-    return DEFAULT_PORT if args.port != 0 else 0
+    if args.port == 0:
+        return 0
+    # two Regions: the APIs take --port and --port + 1 (3000, 3001), the AWS endpoints the next two
+    return DEFAULT_PORT + 1 if getattr(args, "regions", None) else DEFAULT_PORT
 
 
 def run_local_up(args) -> int:
@@ -185,6 +214,9 @@ def run_local_up(args) -> int:
     if note:
         print(f"mxflow: warning: {note}", file=sys.stderr, flush=True)
     aws_port = aws_endpoint_port(args)
+    regions = two_regions_of(args)
+    if regions:
+        return _run_two_regions(args, settings, regions, aws_port)
 
     stop = threading.Event()
 
@@ -251,6 +283,102 @@ def run_local_up(args) -> int:
             signal.signal(sig, handler)
 
 
+def _run_two_regions(args, settings: dict, regions: tuple[str, str], aws_port: int | None) -> int:
+    """`local up --regions A,B`: mxflow_local.two_regions.TwoRegions (the template in both Regions of this
+    process, the table replicated with --lag-ms, the health probes), one local API and one AWS endpoint per
+    Region; the URLs printed (one a line, the primary's first) and published in the state directory."""
+    from mxflow_local.auth import publish_signing_key, withdraw_signing_key
+    from mxflow_local.template import TemplateError
+    from mxflow_local.two_regions import TwoRegions
+
+    def next_port(port: int) -> int:
+        return port + 1 if port else 0
+
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda _signum, _frame: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    endpoints: list = []
+    try:
+        # The health probes start with the Regions and their functions print (Powertools' metrics, on stdout
+        # as in Lambda): until the URLs are printed that goes to stderr, so they are stdout's first lines.
+        startup_output = contextlib.redirect_stdout(sys.stderr)
+        startup_output.__enter__()
+        try:
+            world = TwoRegions(settings["template"], regions=regions, lag_ms=args.lag_ms,
+                               probe_seconds=args.probe_seconds, parameter_overrides=settings["parameter_overrides"],
+                               env_overrides=settings["env_overrides"],
+                               ports=(args.port, next_port(args.port))).start()
+        except OSError as exc:
+            print(f"mxflow: error: cannot start the local APIs on 127.0.0.1:{args.port} and the next port: "
+                  f"{exc.strerror or exc}", file=sys.stderr)
+            return 1
+        except TemplateError as exc:
+            return _usage_error(str(exc))
+        except ValueError as exc:
+            print(f"mxflow: error: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            if "world" not in locals():
+                startup_output.__exit__(None, None, None)
+        issuer = world.api(regions[0]).issuer
+        try:
+            try:
+                key_file = publish_signing_key(issuer, url=world.api(regions[0]).url)
+            except OSError as exc:
+                print(f"mxflow: error: cannot write the token-signing key in the state directory "
+                      f"(set MXFLOW_STATE_DIR): {exc}", file=sys.stderr)
+                return 1
+            endpoint_file = None
+            try:
+                if aws_port is not None:
+                    endpoints, endpoint_file = _start_aws_endpoints([world.runtimes[r] for r in regions],
+                                                                    [aws_port, next_port(aws_port)])
+                    if not endpoints:
+                        return 1
+                healthy = _both_healthy(world, regions, issuer, timeout=max(30.0, 20 * args.probe_seconds))
+            finally:
+                startup_output.__exit__(None, None, None)
+            if not healthy:
+                print("mxflow: warning: the two Regions did not both report healthy in time; they refuse payments "
+                      "(503) until they do (GET /regions)", file=sys.stderr, flush=True)
+            for region in regions:
+                print(world.api(region).url, flush=True)
+            print(f"mxflow: two Regions of {settings['template']}: "
+                  + "; ".join(f"{r} at {world.api(r).url}" for r in regions)
+                  + f" (one token works in both; key in {key_file}); replication lag {args.lag_ms:g} ms, health "
+                  f"probes every {args.probe_seconds:g} s; Ctrl-C to stop", file=sys.stderr, flush=True)
+            for endpoint in endpoints:
+                _print_aws_endpoint(endpoint, endpoint_file)
+            if not endpoints:
+                print("mxflow: no AWS endpoint (--no-aws-endpoint)", file=sys.stderr, flush=True)
+            while not stop.wait(0.5):
+                pass
+        finally:
+            if endpoints:
+                _stop_aws_endpoint(endpoints)
+            withdraw_signing_key(issuer)
+            world.close()
+        print("mxflow: local APIs stopped", file=sys.stderr, flush=True)
+        return 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _both_healthy(world, regions, issuer, *, timeout: float) -> bool:
+    """Wait (bounded) until GET /regions shows both Regions healthy with a lease: before their first good
+    probes a Region refuses payments with 503, so the URLs are printed once they serve."""
+    from mxflow_local.client import PaymentsClient
+
+    client = PaymentsClient(world.api(regions[0]).url, issuer.issue_token(["payments/operate"], "local-up"), timeout=5)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shown = (client.request("GET", "/regions").json or {}).get("regions", [])
+        if len(shown) == 2 and all(r.get("status") == "healthy" and "leaseUntil" in r for r in shown):
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def _start_engine(runtime, policy, registry, versions):
     """The simulated payment engine of `local up --engine` on this runtime's queues (a thread)."""
     from mxflow_local.engine_simulator import for_runtime
@@ -270,22 +398,34 @@ def _start_engine(runtime, policy, registry, versions):
 def _start_aws_endpoint(runtime, port: int):
     """(the runtime's AWS endpoint, started, and the file it is published in); (None, None) after a message
     when it cannot be."""
+    endpoints, published = _start_aws_endpoints([runtime], [port])
+    return (endpoints[0] if endpoints else None), published
+
+
+def _start_aws_endpoints(runtimes: list, ports: list[int]):
+    """(one AWS endpoint per runtime, started, and the file they are published in); ([], None) after a
+    message when they cannot be."""
     from mxflow_local.aws_endpoint import AwsEndpoint, publish_endpoint
 
+    endpoints = []
+    for runtime, port in zip(runtimes, ports):
+        try:
+            endpoints.append(AwsEndpoint.start(runtime, port=port))
+        except OSError as exc:
+            for started in endpoints:
+                started.close()
+            print(f"mxflow: error: cannot serve the AWS endpoint on 127.0.0.1:{port}: {exc.strerror or exc} "
+                  "(choose another with --aws-port, 0 for a free one, or turn it off with --no-aws-endpoint)",
+                  file=sys.stderr)
+            return [], None
     try:
-        endpoint = AwsEndpoint.start(runtime, port=port)
+        return endpoints, publish_endpoint(*endpoints)
     except OSError as exc:
-        print(f"mxflow: error: cannot serve the AWS endpoint on 127.0.0.1:{port}: {exc.strerror or exc} "
-              "(choose another with --aws-port, 0 for a free one, or turn it off with --no-aws-endpoint)",
-              file=sys.stderr)
-        return None, None
-    try:
-        return endpoint, publish_endpoint(endpoint)
-    except OSError as exc:
-        endpoint.close()
+        for endpoint in endpoints:
+            endpoint.close()
         print(f"mxflow: error: cannot write the AWS endpoint in the state directory (set MXFLOW_STATE_DIR): {exc}",
               file=sys.stderr)
-        return None, None
+        return [], None
 
 
 def _print_aws_endpoint(endpoint, published_file) -> None:
@@ -299,10 +439,13 @@ def _print_aws_endpoint(endpoint, published_file) -> None:
 
 
 def _stop_aws_endpoint(endpoint) -> None:
+    """Withdraw and close the endpoint (or the endpoints, one per Region, given as a list)."""
     from mxflow_local.aws_endpoint import withdraw_endpoint
 
-    withdraw_endpoint(endpoint)
-    endpoint.close()
+    endpoints = endpoint if isinstance(endpoint, list) else [endpoint]
+    withdraw_endpoint(endpoints[0])
+    for each in endpoints:
+        each.close()
 
 
 def run_local_env(args) -> int:
@@ -316,7 +459,8 @@ def run_local_env(args) -> int:
     region = args.region or state["region"]
     if region not in state["regions"]:
         return _usage_error(f"--region {region}: the running runtime serves {', '.join(state['regions'])}")
-    environment = aws_environment(state["endpointUrl"], region)
+    # one endpoint per Region with `local up --regions`; "endpoints" is absent in files of older versions
+    environment = aws_environment((state.get("endpoints") or {}).get(region, state["endpointUrl"]), region)
     if args.json:
         print(json.dumps({**state, "region": region, "environment": environment}, indent=2))
     else:

@@ -26,8 +26,9 @@ server must stop before the runtime (its `mock_aws` drops the backends when the 
 
 Regions. moto keeps backends per Region and takes a request's Region from its SigV4 credential scope
 (`Credential=KEY/DATE/REGION/SERVICE/aws4_request`), so one endpoint serves every Region of the process:
-`--region us-west-2` reaches us-west-2's backends (empty unless a runtime runs there). The endpoint is
-therefore ready for two Regions in one process as it stands.
+`--region us-west-2` reaches us-west-2's backends (empty unless a runtime runs there). `mxflow local up
+--regions A,B` still starts one endpoint per Region (the port after the first's) and publishes each with its
+Region's environment, so a script picks a Region by its endpoint as it would in AWS.
 
 Account and keys. Any access key is accepted (signatures are not checked) and every request is in the
 runtime's account (123456789012, moto's default); the environment printed carries a dummy key pair
@@ -255,14 +256,20 @@ def endpoint_path(directory: Path | None = None) -> Path:
     return (directory or state_dir()) / ENDPOINT_FILE
 
 
-def publish_endpoint(endpoint: AwsEndpoint, *, directory: Path | None = None) -> Path:
+def publish_endpoint(endpoint: AwsEndpoint, *others: AwsEndpoint, directory: Path | None = None) -> Path:
     """Write where the endpoint is and the environment to use (mode 0600, atomically), for `mxflow local env`
-    and scripts; withdraw_endpoint removes it."""
+    and scripts; withdraw_endpoint (given the first endpoint) removes it. With two Regions (`local up
+    --regions`) one endpoint per Region: `endpoints` maps each Region to its endpoint's URL and
+    `environments` gives each Region's environment; the first endpoint's are the defaults."""
     path = endpoint_path(directory)
+    every = (endpoint, *others)
+    endpoints = {region: each.url for each in every for region in each.regions}
     write_private_json(path, {
         "format": STATE_FORMAT, "endpointUrl": endpoint.url, "host": HOST, "port": endpoint.port,
-        "region": endpoint.region, "regions": endpoint.regions, "environment": endpoint.environment(),
-        "stacks": endpoint.stacks(), "pid": os.getpid(), "createdAt": int(time.time())})
+        "region": endpoint.region, "regions": list(endpoints), "environment": endpoint.environment(),
+        "endpoints": endpoints, "environments": {region: aws_environment(url, region) for region, url in endpoints.items()},
+        "stacks": {region: stack for each in every for region, stack in each.stacks().items()},
+        "pid": os.getpid(), "createdAt": int(time.time())})
     return path
 
 

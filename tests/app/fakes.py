@@ -110,12 +110,18 @@ class FakePaymentStore:
     def _fenced(current: dict, fence: Fence | None) -> bool:
         return fence is None or (current.get("ownerRegion") == fence.region and current.get("epoch") == fence.epoch)
 
+    def _in_time(self, fence: Fence | None) -> None:
+        """As the DynamoDB store: a fenced write past its `until` is not sent (RegionUnavailable)."""
+        if fence is not None:
+            fence.check_in_time(self.clock())
+
     def transition(self, payment_id: str, *, expected_status: str | Iterable[str], expected_version: int,
                    new_status: str, set_values: Mapping[str, Any] | None = None, remove: Iterable[str] = (),
                    messages: Mapping[str, Any] | None = None, reason: Mapping[str, Any] | None = None,
                    require_no_decision: bool = False, passed_through: Iterable[str] = (),
                    event_detail: Mapping[str, Any] | None = None, fence: Fence | None = None) -> int:
         self.unavailable.check()
+        self._in_time(fence)
         expected = [expected_status] if isinstance(expected_status, str) else sorted(expected_status)
         with self._lock:
             current = self._get(payment_id)
@@ -147,6 +153,7 @@ class FakePaymentStore:
                        expected_status: str | Iterable[str] | None = None,
                        require_no_decision: bool = False, fence: Fence | None = None) -> None:
         self.unavailable.check()
+        self._in_time(fence)
         with self._lock:
             current = self._get(payment_id)
             if expected_status is not None:
@@ -162,6 +169,7 @@ class FakePaymentStore:
                        fence: Fence, suspense: Mapping[str, Any] | None = None,
                        clear_suspense: bool = False) -> None:
         self.unavailable.check()
+        self._in_time(fence)
         with self._lock:
             current = self._get(payment_id)
             claimed = current.get("release")

@@ -394,3 +394,35 @@ def test_a_claim_that_lands_after_the_lease_is_not_followed_by_a_send_and_the_ne
     world.run_recovery(B, f"takeover-{A}-e2")
     result = b.lifecycle.send(payment_id)
     assert "releasedElsewhere" not in result and sends(world, payment_id) == 1
+
+
+def test_a_slow_step_never_sends_its_write_after_the_lease_so_it_cannot_undo_a_takeover(world, message, monkeypatch):
+    """With MREC a write is checked on owner and epoch by the writer's replica only: one sent after the
+    lease ended could pass there (the takeover not replicated yet) and, replicated, undo the takeover. The
+    store refuses a fenced write past the lease the step's gate check saw (Fence.until), however slow the
+    step between the check and the write."""
+    from mxflow import iso20022
+
+    a, b = world[A], world[B]
+    payment_id = received_in(a, message)
+    real_validate = iso20022.validate_message
+
+    def slow_validation(*args, **kwargs):   # a loaded host: the XSD validation outlives A's lease
+        result = real_validate(*args, **kwargs)
+        world.clock.advance(5)
+        return result
+
+    monkeypatch.setattr(iso20022, "validate_message", slow_validation)
+    with pytest.raises(RegionUnavailable):
+        a.lifecycle.validate(payment_id)
+    monkeypatch.undo()
+    record = world.ports.store.get(payment_id)
+    assert (record["status"], record["version"], record["ownerRegion"]) == ("RCVD", 1, A)   # nothing written
+    # the survivor takes the payment over at the new epoch and validates it there once
+    world.fail_over_to(B)
+    world.run_recovery(B, f"takeover-{A}-e2")
+    taken = world.ports.store.get(payment_id)
+    assert (taken["ownerRegion"], taken["epoch"]) == (B, 2)
+    assert b.lifecycle.validate(payment_id)["outcome"] == "await"
+    with pytest.raises(NotOwner):
+        a.lifecycle.validate(payment_id)   # the old owner's retried step finds it no longer owns it

@@ -80,12 +80,13 @@ class RunningLocalUp:
 
 @contextlib.contextmanager
 def local_up(state_dir: Path, logs: Path, *overrides: str, schema_dirs: Iterable[str] = (),
-             extra_env: dict | None = None, cls: type[RunningLocalUp] = RunningLocalUp) -> Iterator[RunningLocalUp]:
+             extra_env: dict | None = None, cls: type[RunningLocalUp] = RunningLocalUp,
+             arguments: Iterable[str] = ()) -> Iterator[RunningLocalUp]:
     """`mxflow local up --port 0 --aws-port 0` on the application's template with these parameter
     overrides (K=V); yields once it printed its URL; asserts a clean stop (exit 0, endpoint withdrawn)."""
     env = dict(os.environ, MXFLOW_STATE_DIR=str(state_dir), **(extra_env or {}))
     command = [sys.executable, "-m", "mxflow_cli.main", "local", "up", "--port", "0", "--aws-port", "0",
-               "--template", str(REPO / "template.yaml")]
+               "--template", str(REPO / "template.yaml"), *arguments]
     for directory in schema_dirs:   # none: the built-in schema set alone (a bare clone)
         command += ["--schema-dir", str(directory)]
     if overrides:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import json
 import zlib
+from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
@@ -647,8 +648,9 @@ class PaymentLifecycle:
                                                  group_id=counterparty(facts, payment_id))
         except SendRefused as refused:
             failed = {**claim, "definitiveFailures": claim["definitiveFailures"] + 1}
-            try:
-                self.store.update_release(payment_id, failed, expected_attempts=claim["attempts"], fence=fence)
+            try:   # recorded even late (no `until`): without it the next owner would take the claim as sent
+                self.store.update_release(payment_id, failed, expected_attempts=claim["attempts"],
+                                          fence=replace(fence, until=None))
             except StatusConflict:
                 pass  # a later attempt moved on: this failure stays uncounted (the safe side)
             raise TransientError(f"the release queue refused the send ({refused.detail})") from None
@@ -665,8 +667,9 @@ class PaymentLifecycle:
             self.gate.check()
         except RegionUnavailable:
             failed = {**claim, "definitiveFailures": claim["definitiveFailures"] + 1}
-            try:
-                self.store.update_release(payment_id, failed, expected_attempts=claim["attempts"], fence=fence)
+            try:   # recorded although the lease ended (no `until`): nothing was sent, the next owner sends once
+                self.store.update_release(payment_id, failed, expected_attempts=claim["attempts"],
+                                          fence=replace(fence, until=None))
             except StatusConflict:
                 pass
             raise
@@ -959,9 +962,8 @@ class PaymentLifecycle:
         """The fence of a workflow step's writes; NotOwner when this Region does not own the payment,
         RegionUnavailable when it does but may not act now (its lease lapsed: docs/regions.md)."""
         self._check_owner(record)
-        if self.gate is not None:
-            self.gate.check()
-        return Fence(self.settings.region, int(record.get("epoch", 1)))
+        until = self.gate.check() if self.gate is not None else None
+        return Fence(self.settings.region, int(record.get("epoch", 1)), until=until)
 
     def _check_owner(self, record: Mapping[str, Any]) -> None:
         if record.get("ownerRegion") != self.settings.region:
@@ -982,9 +984,8 @@ class PaymentLifecycle:
         in between makes the write fail). None with one Region, as before."""
         if not self.settings.two_regions:
             return None
-        if self.gate is not None:
-            self.gate.check()   # a Region that does not hold its lease writes nothing (503)
-        return Fence(self.settings.region, int(record.get("epoch", 1)))
+        until = self.gate.check() if self.gate is not None else None   # no lease: nothing written (503)
+        return Fence(self.settings.region, int(record.get("epoch", 1)), until=until)
 
     def _at_owner(self, owner: str, call):
         """Run an API write in the payment's owner Region: its replica (where that Region's conditional

@@ -13,7 +13,7 @@ appended by the same conditional write that changes the status; generated messag
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Protocol
 
 # A recall (a camt.056 item of its own, mxflow/recalls.py) takes the statuses of its camt.029 answer:
@@ -34,10 +34,26 @@ def inflight_key(payment_id: str, region: str) -> str:
 class Fence:
     """Who may write a payment from a workflow step: the Region that owns it, at its epoch. A step's
     write is conditional on both (the two-Region takeover raises the epoch; a Region that comes back
-    finds it no longer owns the payment and its writes fail)."""
+    finds it no longer owns the payment and its writes fail).
+
+    `until` (two Regions): the time after which the write must not be sent, the writer's lease end less
+    the gate's margin. The owner and epoch are checked by the replica that takes the write (with MREC,
+    only the writer's own): a write sent after the lease ended could land after the peer's takeover was
+    read and, replicated, undo it. The store refuses it at the write (RegionUnavailable, retried), not only
+    at the step's start, so a slow step (a long validation on a loaded host) cannot send it late."""
 
     region: str
     epoch: int
+    until: str | None = field(default=None, compare=False)
+
+    def check_in_time(self, now: str) -> None:
+        """RegionUnavailable when this write would be sent after `until`."""
+        from mxflow.clock import seconds_between
+        from mxflow.errors import RegionUnavailable
+
+        if self.until is not None and seconds_between(now, self.until) <= 0:
+            raise RegionUnavailable(f"Region {self.region}'s lease ended before this write could be sent; "
+                                    "it does not act on payments now")
 
 
 class Clock(Protocol):

@@ -212,16 +212,18 @@ class RegionGate:
     def routing(self) -> dict | None:
         return self._read("routing", self.store.routing)
 
-    def check(self) -> None:
+    def check(self) -> str | None:
         """RegionUnavailable unless this Region holds its lease (with a margin for the time between this
-        check and the write it guards)."""
+        check and the write it guards); else the time after which no write may be sent (the lease end less
+        the margin: a Fence's `until`), None with one Region."""
         if not self.enabled:
-            return
+            return None
         state = self.region_state(self.settings.region)
         if not lease_valid(state, self.clock(), GATE_MARGIN_SECONDS):
             self.forget()   # the next check reads again: a renewal shows at once
             raise RegionUnavailable(f"Region {self.settings.region} does not hold its lease (failed over, or "
                                     "back and not caught up yet); it does not act on payments now")
+        return format_utc(parse_utc(state["leaseUntil"]) - timedelta(seconds=GATE_MARGIN_SECONDS))
 
     def epoch(self) -> int:
         """The routing epoch new payments are created with (1 with one Region, or before any routing)."""

@@ -435,6 +435,7 @@ class DynamoDbPaymentStore(AwsAdapter):
         if require_no_decision:
             update.condition(f"attribute_not_exists({update.name('decision')})")
         update.fence(fence)
+        self._in_time(fence)
         self._update(payment_id, update, expected_status)
         return version
 
@@ -451,6 +452,7 @@ class DynamoDbPaymentStore(AwsAdapter):
         if require_no_decision:
             update.condition(f"attribute_not_exists({update.name('decision')})")
         update.fence(fence)
+        self._in_time(fence)
         self._update(payment_id, update, expected_status or "any")
 
     @service_errors
@@ -473,6 +475,7 @@ class DynamoDbPaymentStore(AwsAdapter):
             update.condition(f"attribute_not_exists({update.name('release')})")
         else:
             update.condition(f"{update.name('release', 'attempts')} = {update.value(expected_attempts)}")
+        self._in_time(fence)
         self._update(payment_id, update, "ACSP")
 
     @service_errors
@@ -497,6 +500,11 @@ class DynamoDbPaymentStore(AwsAdapter):
         update.condition(f"{update.name('version')} = {update.value(expected_version)}")
         update.fence(owner)
         self._update(payment_id, update, expected_status)
+
+    def _in_time(self, fence: Fence | None) -> None:
+        """RegionUnavailable when a fenced write would be sent after its lease allows (ports.Fence)."""
+        if fence is not None:
+            fence.check_in_time(self.clock())
 
     def _update(self, payment_id: str, update: _Expression, expected_status) -> None:
         try:
