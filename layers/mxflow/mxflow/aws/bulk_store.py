@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Mapping
 
 from botocore.exceptions import ClientError
 
-from mxflow.aws.clients import AwsAdapter, error_code, service_errors
+from mxflow.aws.clients import AwsAdapter, error_code, put_unless_condition_fails, service_errors
 from mxflow.aws.dynamodb import BATCH_GET_LIMIT, RECORD_SK, _event, _Expression, _from_item, _to_item
 from mxflow.clock import utc_now
 from mxflow.errors import BulkMessageNotFound, DuplicateMessage, StatusConflict
@@ -103,12 +103,9 @@ class DynamoDbMessageStore(AwsAdapter):
         item = {"pk": message_id, "sk": part_sk(first), "first": first, "paymentIds": list(payment_ids)}
         if conflicts:
             item["conflicts"] = dict(conflicts)
-        try:
-            self.client.put_item(TableName=self.table_name, Item=_to_item(item),
-                                 ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as error:
-            if error_code(error) != "ConditionalCheckFailedException":
-                raise  # an existing part stays as it is: the split wrote it before
+        # An existing part stays as it is: the split wrote it before.
+        put_unless_condition_fails(self.client, TableName=self.table_name, Item=_to_item(item),
+                                   ConditionExpression="attribute_not_exists(pk)")
 
     @service_errors
     def parts(self, message_id: str) -> list[dict]:

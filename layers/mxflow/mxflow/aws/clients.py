@@ -50,6 +50,18 @@ def error_code(error: ClientError) -> str:
     return error.response.get("Error", {}).get("Code", "")
 
 
+def put_unless_condition_fails(client: Any, **request: Any) -> bool:
+    """A conditional DynamoDB PutItem: True when written, False when its ConditionExpression did not hold
+    (the item that is there stays); every other error is raised."""
+    try:
+        client.put_item(**request)
+    except ClientError as error:
+        if error_code(error) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
 def as_service_error(error: Exception) -> ServiceError:
     """The domain's error for a failed AWS call: TransientError for throttling, 5xx and connection
     failures (the state machine retries them), ServiceError for every other failure."""

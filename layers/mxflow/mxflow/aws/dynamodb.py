@@ -41,7 +41,7 @@ from typing import Any, ClassVar, Iterable, Mapping
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from mxflow.aws.clients import AwsAdapter, error_code, service_errors
+from mxflow.aws.clients import AwsAdapter, error_code, put_unless_condition_fails, service_errors
 from mxflow.clock import utc_now
 from mxflow.errors import DuplicatePayment, InvalidRequest, PaymentNotFound, StatusConflict
 from mxflow.iso20022.facts import reference_key
@@ -352,14 +352,8 @@ class DynamoDbPaymentStore(AwsAdapter):
         item = {**{k: v for k, v in entry.items() if k not in ("suspenseId", "region")},
                 "pk": entry["suspenseId"], "sk": SUSPENSE_SK, "suspenseId": entry["suspenseId"],
                 "suspenseListIn": entry["region"]}
-        try:
-            self.client.put_item(TableName=self.table_name, Item=_to_item(item),
-                                 ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return put_unless_condition_fails(self.client, TableName=self.table_name, Item=_to_item(item),
+                                          ConditionExpression="attribute_not_exists(pk)")
 
     @service_errors
     def suspense_entries(self, region: str, *, limit: int, cursor: str | None = None) -> tuple[list[dict], str | None]:

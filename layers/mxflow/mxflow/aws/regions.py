@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Mapping
 
 from botocore.exceptions import ClientError
 
-from mxflow.aws.clients import AwsAdapter, error_code, service_errors
+from mxflow.aws.clients import AwsAdapter, error_code, put_unless_condition_fails, service_errors
 from mxflow.aws.dynamodb import _from_item, _to_item
 from mxflow.errors import RegionConflict
 
@@ -59,12 +59,9 @@ class DynamoDbRegionStore(AwsAdapter):
 
     @service_errors
     def init_routing(self, routing: Mapping[str, Any]) -> dict:
-        try:
-            self.client.put_item(TableName=self.table_name, Item=_to_item({**ROUTING_KEY, **dict(routing)}),
-                                 ConditionExpression="attribute_not_exists(pk)")
-        except ClientError as error:
-            if error_code(error) != "ConditionalCheckFailedException":
-                raise
+        put_unless_condition_fails(self.client, TableName=self.table_name,
+                                   Item=_to_item({**ROUTING_KEY, **dict(routing)}),
+                                   ConditionExpression="attribute_not_exists(pk)")
         return self.routing() or dict(routing)
 
     def _put_if_epoch(self, item: Mapping[str, Any], epoch: int | None) -> None:

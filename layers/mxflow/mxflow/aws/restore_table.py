@@ -7,9 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from botocore.exceptions import ClientError
-
-from mxflow.aws.clients import AwsAdapter, error_code, service_errors
+from mxflow.aws.clients import AwsAdapter, put_unless_condition_fails, service_errors
 from mxflow.journal import to_client_item
 
 
@@ -26,13 +24,7 @@ class DynamoDbRestoreTable(AwsAdapter):
             kwargs.update(ConditionExpression="attribute_not_exists(pk) OR #version < :version",
                           ExpressionAttributeNames={"#version": "version"},
                           ExpressionAttributeValues={":version": item["version"]})
-        try:
-            self.client.put_item(**kwargs)
-        except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
-                return False
-            raise
-        return True
+        return put_unless_condition_fails(self.client, **kwargs)
 
     @service_errors
     def current_version(self, pk: str, sk: str) -> int | None:
