@@ -24,8 +24,10 @@ Parallel, timeouts. What it lacks or gets wrong, fixed here without forking it:
                          lost when HeartbeatSeconds is set: the task then waits out its heartbeat and fails
                          with a heartbeat timeout although its outcome is there.
 - `patch_starting_execution` SendTaskSuccess/Failure/Heartbeat (and the map-run look-ups) walk every
-                         execution and read its worker's environment; an execution another thread is
-                         starting has none yet, so a callback sent meanwhile failed with AttributeError (a 500 locally).
+                         execution, read its status and its worker's environment; an execution another
+                         thread is starting has neither yet, so a callback (or a ListExecutions by status)
+                         sent meanwhile failed with AttributeError (a 500 locally). It reads RUNNING from
+                         its registration, as StartExecution is atomic in AWS, and the walk skips it.
 - `patch_client_cache`   speed, not semantics: the interpreter builds a new boto3 client for every service
                          task (~3 ms of CPU each); clients are thread-safe and, in-process, identical for a
                          (Region, service), so they are built once.
@@ -44,6 +46,7 @@ These rest on private moto internals, so moto is pinned (`requirements/dev.txt`)
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import logging
 import sys
@@ -431,12 +434,29 @@ def patch_retry_token() -> None:
 
 
 def patch_starting_execution() -> None:
-    """Gap: the backend's execution walk (`_get_executions`, used only by the look-ups that then read
-    `exec_worker.env`: task callbacks and map runs) includes an execution whose worker (or the worker's
-    environment, made on the worker's own thread) another thread has not created yet. Such an
-    execution holds no callback and no map run, so the walk skips it."""
+    """Gaps while another thread is starting an execution: `start_execution` registers the execution
+    with its state machine before `Execution.start` gives it a status, a worker, and (on the worker's
+    own thread) the worker's environment.
+
+    - Every reader of `Execution.status` (the callbacks' walk, ListExecutions' status filter, the
+      name-idempotency check) fails on the missing status with an AttributeError: a 500 to whoever
+      sent a task token at that moment. StartExecution is atomic in AWS, so a registered execution is
+      RUNNING from the start.
+    - The backend's execution walk (`_get_executions`, used only by the look-ups that then read
+      `exec_worker.env`: task callbacks and map runs) includes such an execution although it holds no
+      callback and no map run yet, so the walk skips it."""
+    from moto.stepfunctions.parser.api import ExecutionStatus
+    from moto.stepfunctions.parser.backend.execution import Execution
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
+    original_init = Execution.__init__
+
+    @functools.wraps(original_init)
+    def __init__(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self.exec_status = ExecutionStatus.RUNNING
+
+    Execution.__init__ = __init__
     original = StepFunctionsParserBackend._get_executions
 
     def _get_executions(self, execution_status=None):

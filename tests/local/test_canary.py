@@ -62,7 +62,10 @@ def test_step_functions_internals_used_by_the_patches():
         assert name in inspect.getsource(Environment.__init__), name
     assert ProgramRunning
     assert hasattr(jsonata, "_eval_jsonata") and hasattr(jsonata, "encode_jsonata_variable_declarations")
-    assert "exec_worker" in inspect.getsource(Execution.__init__)
+    # patch_starting_execution: a registered execution has no status until start(); status reads exec_status
+    assert {"self.exec_worker = None", "self.exec_status = None"} <= set(
+        line.strip() for line in inspect.getsource(inspect.unwrap(Execution.__init__)).splitlines())
+    assert "self.exec_status.value" in inspect.getsource(Execution.status.fget)
     # patch_starting_execution: the callbacks walk _get_executions and read each one's exec_worker.env
     for method in ("send_task_success", "send_task_failure", "send_task_heartbeat"):
         source = inspect.getsource(getattr(StepFunctionsParserBackend, method))

@@ -3,8 +3,10 @@ unnamed executions, JSONata -- with the error names and history AWS gives."""
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -167,29 +169,49 @@ def test_outcome_sent_before_the_heartbeat_wait_is_not_lost(runtime):
     assert isinstance(endpoint.get_outcome(), CallbackOutcomeSuccess)
 
 
-def test_a_callback_while_another_execution_is_starting(runtime):
-    """The race behind a 500 under concurrent decisions, made deterministic: an execution registered
-    with its state machine but not started yet (no worker) does not break SendTaskSuccess's walk."""
-    from moto.stepfunctions.parser.api import ExecutionStatus
+def test_a_callback_while_another_execution_is_starting(runtime, monkeypatch):
+    """The race behind a 500 under concurrent decisions, made deterministic: StartExecution registers the
+    execution with its state machine before `Execution.start` gives it a status and a worker (and the
+    worker's own thread its environment). A SendTaskSuccess or a ListExecutions in that moment neither
+    fails nor finds a callback in it, and the execution reads RUNNING, as StartExecution is atomic in AWS."""
+    from moto.stepfunctions.parser.backend.execution import Execution
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
     sfn = runtime.client("stepfunctions")
     arn = sfn.create_state_machine(name=f"t-start-{uuid.uuid4().hex[:8]}", definition=json.dumps(
         {"StartAt": "P", "States": {"P": {"Type": "Pass", "Comment": "echo", "End": True}}}),
         roleArn="arn:aws:iam::123456789012:role/local-test")["stateMachineArn"]
-    execution_arn = sfn.start_execution(stateMachineArn=arn)["executionArn"]
-    [starting] = [e for sm in _backends(runtime) for e in sm.executions if e.exec_arn == execution_arn]
-    worker, status = starting.exec_worker, starting.exec_status
-    starting.exec_status = ExecutionStatus.RUNNING
-    try:
-        for unstarted in (None, type("WorkerWithoutEnvironmentYet", (), {"env": None})()):
-            starting.exec_worker = unstarted   # as between registration and the worker's own thread starting
-            with pytest.raises(sfn.exceptions.InvalidToken):
-                sfn.send_task_success(taskToken="no-such-token", output="{}")
-            assert all(e.exec_worker is not None and e.exec_worker.env is not None for backend in _parser_backends()
-                       for e in StepFunctionsParserBackend._get_executions(backend))
-    finally:
-        starting.exec_worker, starting.exec_status = worker, status
+    registered, go = threading.Event(), threading.Event()
+    original_start = Execution.start
+
+    def held_start(self):   # registered with the state machine, not started yet
+        registered.set()
+        assert go.wait(30)
+        original_start(self)
+
+    monkeypatch.setattr(Execution, "start", held_start)
+    with ThreadPoolExecutor(1) as pool:
+        started = pool.submit(sfn.start_execution, stateMachineArn=arn)
+        try:
+            assert registered.wait(30)
+            [starting] = [e for sm in _backends(runtime) if sm.arn == arn for e in sm.executions]
+            for unstarted in (None, type("WorkerWithoutEnvironmentYet", (), {"env": None})()):
+                starting.exec_worker = unstarted
+                with pytest.raises(sfn.exceptions.InvalidToken):
+                    sfn.send_task_success(taskToken="no-such-token", output="{}")
+                running = sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]
+                assert [e["executionArn"] for e in running] == [starting.exec_arn]
+                assert all(e.exec_worker is not None and e.exec_worker.env is not None
+                           for backend in _parser_backends()
+                           for e in StepFunctionsParserBackend._get_executions(backend))
+            starting.exec_worker = None
+        finally:
+            go.set()
+        execution_arn = started.result(timeout=30)["executionArn"]
+    deadline = time.monotonic() + 30
+    while sfn.describe_execution(executionArn=execution_arn)["status"] == "RUNNING" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sfn.describe_execution(executionArn=execution_arn)["status"] == "SUCCEEDED"
 
 
 def _parser_backends():
