@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -148,6 +149,52 @@ def test_lazy_compilation_from_several_threads(xsd_dir):
         t.join(10)
     assert not errors
     assert len(seen) == 8 and all(s is seen[0] for s in seen)
+
+
+def test_compiles_run_one_at_a_time_whatever_the_threads(xsd_dir, tmp_path, monkeypatch):
+    """libxml2 sets up its built-in XML Schema types on the first compile without a lock, and lxml
+    compiles without the GIL: two first compiles at once can break every later compile of the process
+    (schema_sets.compile_schema). Leases on many threads, for several namespaces, and the checks of
+    `mxflow schemas add` never compile two schemas at the same moment; validation stays parallel."""
+    from mxflow.iso20022 import schema_sets
+
+    original, lock = etree.XMLSchema, threading.Lock()
+    inside, overlaps = [0], []
+
+    def watched(document):
+        with lock:
+            inside[0] += 1
+            overlaps.append(inside[0])
+        try:
+            time.sleep(0.002)   # widen the window a second compile would need
+            return original(document)
+        finally:
+            with lock:
+                inside[0] -= 1
+
+    monkeypatch.setattr(schema_sets.etree, "XMLSchema", watched)
+    registry = SchemaRegistry([xsd_dir], builtin=False)
+    ids = ["pacs.008.001.08", "pacs.002.001.10", "head.001.001.02", "camt.056.001.08"]
+    errors = []
+
+    def work(index):
+        try:
+            if index % 8 == 7:
+                AddedSchemas(tmp_path / f"state{index}").add(_one_schema_dir(tmp_path, xsd_dir / "camt.029.001.09.xsd",
+                                                                              f"add{index}"))
+            with registry.lease(ids[index % len(ids)]) as schema:
+                time.sleep(0.001)
+                assert isinstance(schema, original)
+        except Exception as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert len(overlaps) >= len(ids) + 3 and max(overlaps) == 1
 
 
 def _one_schema_dir(tmp_path, source: Path, name: str) -> Path:

@@ -38,6 +38,7 @@ import re
 import shutil
 import sys
 import tempfile
+import threading
 import zipfile
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -175,10 +176,28 @@ def check_schema_file(data: bytes, name: str) -> CheckedSchema:
         raise SchemaFileRefused(name, f"refers to another file (xs:{etree.QName(reference).localname}): "
                                       "only self-contained schemas are accepted")
     try:
-        etree.XMLSchema(root)
+        compile_schema(root)
     except etree.XMLSchemaParseError as exc:
         raise SchemaFileRefused(name, f"does not compile: {exc}") from None
     return CheckedSchema(match.group(1), namespace, _sha256(data), len(data), generator)
+
+
+_COMPILE_LOCK = threading.Lock()
+
+
+def compile_schema(document) -> etree.XMLSchema:
+    """The one place mxflow compiles an XSD (an lxml element or tree), one compile at a time per process.
+
+    libxml2 sets up its table of built-in XML Schema types lazily, on the first compile, without a lock
+    (xmlSchemaInitTypes); lxml compiles without the GIL. Two first compiles at once on two threads (the
+    local runtime's concurrent Lambda calls, or any threaded caller) can leave that table broken for
+    the life of the process: every later compile then fails with "Internal error:
+    xmlSchemaPValAttrNodeValue, the given type is not a built-in type" (seen under concurrent
+    submissions: every payment's generated pacs.002 failed its schema). Compiles are rare (once per
+    namespace and per concurrent validation: schemas.SchemaRegistry), so serialising them costs nothing;
+    validation itself runs in parallel."""
+    with _COMPILE_LOCK:
+        return etree.XMLSchema(document)
 
 
 # -- the built-in set ------------------------------------------------------------------------------

@@ -22,7 +22,8 @@ object at once would mix their errors. The registry therefore lends compiled sch
 namespace (`lease()` / `acquire()` + `release()`): one compile per namespace and per concurrent
 validation, reused across short-lived threads (the local runtime runs each Lambda call on a thread of
 its own). `schema_for()` returns one cached object per namespace for callers that validate on one
-thread at a time.
+thread at a time. Compiles themselves run one at a time per process (schema_sets.compile_schema:
+libxml2's lazy set-up of its built-in types is not thread-safe); validations run in parallel.
 """
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ from pathlib import Path
 from lxml import etree
 
 from .message import ISO_NAMESPACE_PREFIX, Issue, MessageError
-from .schema_sets import AddedSchemas, SchemaEntry, builtin_entries, bundled_added_dir
+from .schema_sets import AddedSchemas, SchemaEntry, builtin_entries, bundled_added_dir, compile_schema
 
 __all__ = ["SchemaRegistry", "SchemaError", "SchemaEntry", "default_registry", "schema_dirs_from_environment",
            "SCHEMA_DIR_ENV", "ADDED_SCHEMAS_ENV"]
@@ -191,7 +192,7 @@ class SchemaRegistry:
             document = etree.fromstring(source, _schema_parser(), base_url=str(path))
             if document.get("targetNamespace") != namespace:
                 raise etree.XMLSchemaParseError(f"its targetNamespace is not {namespace}")
-            return etree.XMLSchema(document)
+            return compile_schema(document)
         except (etree.XMLSyntaxError, etree.XMLSchemaParseError, OSError) as exc:
             raise SchemaError(
                 Issue("FF01", "", f"the schema file {path} for namespace {namespace} does not compile: {exc}")
