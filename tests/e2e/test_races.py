@@ -42,18 +42,27 @@ DECISION_STATUS = {"approve": "ACSC", "reject": "RJCT", "cancel": "CANC"}
 full_only = pytest.mark.skipif(not FULL, reason="the issue's sizes: make reliability (MXFLOW_RELIABILITY=full)")
 
 
+def installed_versions(versions) -> list[str]:
+    """The generated message versions as parameter overrides (K=V): CBPR+'s, or the newest installed
+    where one has no schema (tests/e2e/conftest.py `versions`), so a cancel's camt.029 can be generated."""
+    from mxflow_cli.local_schemas import version_parameters
+
+    return [f"{key}={value}" for key, value in version_parameters(versions).items()]
+
+
 @pytest.fixture(scope="module")
-def server(schema_dirs, tmp_path_factory):
+def server(schema_dirs, versions, tmp_path_factory):
     state, logs = tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("logs")
-    with local_up(state, logs, "DecisionTimeoutSeconds=3600", "LogLevel=WARNING", schema_dirs=schema_dirs) as running:
+    with local_up(state, logs, "DecisionTimeoutSeconds=3600", "LogLevel=WARNING", *installed_versions(versions),
+                  schema_dirs=schema_dirs) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def timeout_server(schema_dirs, tmp_path_factory):
+def timeout_server(schema_dirs, versions, tmp_path_factory):
     state, logs = tmp_path_factory.mktemp("state"), tmp_path_factory.mktemp("logs")
     with local_up(state, logs, f"DecisionTimeoutSeconds={DECISION_TIMEOUT_S}", "LogLevel=WARNING",
-                  schema_dirs=schema_dirs) as running:
+                  *installed_versions(versions), schema_dirs=schema_dirs) as running:
         yield running
 
 

@@ -41,7 +41,8 @@ def leg(request, schema_dirs, versions, registry):
                         region=REGIONS[mode]) as api:
         engine = for_runtime(api.runtime, EnginePolicy(), registry=registry, versions=versions)
         yield Leg(mode, api, PaymentsClient(api.url, api.issue_token(ALL_SCOPES, client_id="return-leg")),
-                  PaymentsClient(api.url, api.issue_token([ENGINE_SCOPE], client_id="engine")), engine, registry)
+                  PaymentsClient(api.url, api.issue_token([ENGINE_SCOPE], client_id="engine")), engine, registry,
+                  versions)
 
 
 @dataclass
@@ -52,6 +53,11 @@ class Leg:
     engine_client: object
     engine: object
     registry: object
+    versions: object
+
+    def recall(self, original: bytes, **options) -> bytes:
+        """A camt.056 of the configured version (on the built-in schemas alone, the newest installed one)."""
+        return recall(original, version=self.versions.cancellation_request, **options)
 
     def submit(self, amount: str) -> tuple[str, bytes]:
         message = credit_transfer(amount=amount, uetr=str(uuid.uuid4()))
@@ -112,11 +118,18 @@ def with_policy(leg: Leg, **values):
 
 # -- recalls -------------------------------------------------------------------------------------------------
 
+def needs_a_return_schema(leg) -> None:
+    """The engine's return (pacs.004) is sent only when a pacs.004 schema is installed: no package on PyPI
+    carries one, so on the built-in schemas alone (a bare clone) the return cannot be checked."""
+    if leg.engine.return_version is None:
+        pytest.skip("no pacs.004 schema installed (none on PyPI): needs ../shared's official XSDs")
+
+
 def test_recalled_before_release_is_cancelled_and_the_same_recall_twice_is_one(leg):
     with_policy(leg)
     payment_id, original = leg.submit(DECISION_AMOUNT)
     leg.client.wait_for_status(payment_id, "PDNG")
-    camt056 = recall(original, reason="DUPL")
+    camt056 = leg.recall(original, reason="DUPL")
     reply = leg.client.submit(camt056)
     assert reply.status == 202 and reply.json["originalPaymentId"] == payment_id, reply.body
     recall_id = reply.json["paymentId"]
@@ -138,11 +151,12 @@ def test_recalled_before_release_is_cancelled_and_the_same_recall_twice_is_one(l
 
 
 def test_recalled_after_release_is_forwarded_then_returned(leg):
+    needs_a_return_schema(leg)
     with_policy(leg, return_after=0)
     payment_id, original = leg.submit(STP_AMOUNT)
     released = leg.released(payment_id)
     assert released["status"] == "ACSC", released
-    recall_id = leg.client.submit(recall(original, reason="FRAD")).json["paymentId"]
+    recall_id = leg.client.submit(leg.recall(original, reason="FRAD")).json["paymentId"]
     pending = leg.until(recall_id, lambda p: p["status"] in ("CNCL", "RJCR", "PDCR"), engine=False)
     assert pending["status"] == "PDCR"
     pending_answer = leg.message(recall_id, "camt.029.pending")
@@ -163,7 +177,7 @@ def test_recall_refused_by_the_engine_is_answered_rjcr(leg):
     with_policy(leg, recalls="refuse", refuse_reason="LEGL")
     payment_id, original = leg.submit(STP_AMOUNT)
     assert leg.released(payment_id)["status"] == "ACSC"
-    recall_id = leg.client.submit(recall(original)).json["paymentId"]
+    recall_id = leg.client.submit(leg.recall(original)).json["paymentId"]
     done = leg.until(recall_id, lambda p: p["status"] in ("CNCL", "RJCR"))
     assert done["status"] == "RJCR" and done["reason"]["code"] == "LEGL", done
     payment = leg.client.get(payment_id).json
@@ -174,7 +188,7 @@ def test_recall_refused_by_the_engine_is_answered_rjcr(leg):
 
 def test_a_recall_of_an_unknown_payment_is_refused_noor(leg):
     never_sent = credit_transfer(amount=STP_AMOUNT, uetr=str(uuid.uuid4()))
-    reply = leg.client.submit(recall(never_sent))
+    reply = leg.client.submit(leg.recall(never_sent))
     assert reply.status == 202 and reply.json["originalPaymentId"] is None
     done = leg.until(reply.json["paymentId"], lambda p: p["status"] in ("CNCL", "RJCR", "PDCR"), engine=False)
     assert done["status"] == "RJCR" and done["reason"]["code"] == "NOOR"
@@ -185,7 +199,7 @@ def test_a_second_recall_of_a_cancelled_payment_is_refused(leg):
     payment_id, original = leg.submit(DECISION_AMOUNT)
     leg.client.wait_for_status(payment_id, "PDNG")
     assert leg.client.cancel(payment_id, "DUPL").status == 200
-    reply = leg.client.submit(recall(original))
+    reply = leg.client.submit(leg.recall(original))
     done = leg.until(reply.json["paymentId"], lambda p: p["status"] in ("CNCL", "RJCR", "PDCR"), engine=False)
     assert done["status"] == "RJCR" and done["originalPaymentId"] == payment_id
     assert leg.client.get(payment_id).json["status"] == "CANC"
@@ -258,6 +272,7 @@ def test_every_engine_answer_applies_once_and_the_unmatched_ones_are_kept_in_sus
 # -- races ---------------------------------------------------------------------------------------------------
 
 def test_a_decision_racing_a_recall_and_the_engines_answers_gives_one_outcome(leg):
+    needs_a_return_schema(leg)
     with_policy(leg)
     leg.engine.start()  # the engine answers on its own thread too: its answers race the recall's steps
     try:
@@ -280,7 +295,7 @@ def race(leg):
 
         def recall_it():
             go.wait()
-            replies["recall"] = leg.client.submit(recall(original))
+            replies["recall"] = leg.client.submit(leg.recall(original))
 
         threads = [threading.Thread(target=approve), threading.Thread(target=recall_it)]
         for t in threads:
