@@ -347,7 +347,9 @@ class _Demo:
             payment = self.client.get(outcome.payment_id).json
             self._finish(outcome, payment, status="ACSC", messages=("camt.056", "engine.camt.029", "camt.029"))
             outcome.notes.append("the engine accepted the recall; its pacs.004 return is not sent: no pacs.004 "
-                                 "schema is installed (`mxflow schemas add ../shared/iso20022/xsd/pacs.004.001.09.xsd`)")
+                                 "schema is installed (no package on PyPI carries one): add the official XSD "
+                                 "from the ISO 20022 catalogue with `mxflow schemas add PATH`, or run with "
+                                 "--schema-dir DIR")
             return outcome
         payment = self.client.wait_for(outcome.payment_id, lambda p: "returned" in p, timeout=60)
         self._finish(outcome, payment, status="ACSC",
