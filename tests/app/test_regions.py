@@ -242,6 +242,46 @@ def test_failover_takes_every_in_flight_payment_over_by_its_stage_and_releases_n
     assert sends(world, armed) == sends(world, unsent) == 1
 
 
+def test_a_lease_that_lapsed_only_in_the_survivors_replica_is_not_failed_over(ports, settings, message):
+    """The peer's lease is read from this Region's replica, where it ends no later than the real one: while
+    replication is behind, a live Region looks lapsed. Its gate reads its own replica and it goes on
+    acting (sending releases), so a takeover then would send them again: the survivor fails over only when
+    the peer's own replica shows the lapse too (or cannot be read)."""
+    import copy
+
+    items = {A: {}, B: {}}
+    world = World(ports, settings, region_items=dict(items))
+    world.probe(A, B)
+    for source, target in ((A, B), (B, A)):   # replicated once, then replication stalls
+        target_items = items[target]
+        for key, value in items[source].items():
+            target_items.setdefault(key, copy.deepcopy(value))
+    a, b = world[A], world[B]
+    payment_id = pending_in(a, message, token="t")
+
+    outcomes = world.tick(5, A, B)   # both probe well; B's copy of A's lease lapses meanwhile
+    assert not [o for o in outcomes if (o.get("failover") or {}).get("claimed")]
+    refused = [o["failover"] for o in outcomes if o["region"] == B and o.get("failover")]
+    assert refused and all(not r["claimed"] and "replication is behind" in r["reason"] for r in refused)
+    assert b.recovery.runs == {} and items[B]["routing"]["epoch"] == 1
+    a.lifecycle.decide(CLIENT_ID, payment_id, "approve", {})
+    assert a.lifecycle.send(payment_id)["messageId"] and sends(world, payment_id) == 1   # A still acts
+
+    # A really stops: once its own replica shows the lapse, B fails over (replication still stalled).
+    (outcome,) = [o for o in world.tick(5, B) if (o.get("failover") or {}).get("claimed")]
+    assert outcome["failover"]["epoch"] == 2 and list(b.recovery.runs) == [f"takeover-{A}-e2"]
+
+
+def test_a_peer_whose_replica_cannot_be_read_is_failed_over_on_the_lapse_seen_here(world):
+    from fakes import FakeRegionStore, Unavailable
+
+    unreachable = Unavailable()
+    unreachable.on = True
+    world[B].service.peer_regions = FakeRegionStore(world[B].regions.items, unavailable=unreachable)
+    outcome = world.fail_over_to(B)
+    assert outcome["failover"]["claimed"] and outcome["failover"]["epoch"] == 2
+
+
 def test_an_armed_release_with_every_attempt_refused_is_sent_by_the_new_owner(world, message):
     from mxflow.errors import TransientError
 

@@ -351,7 +351,24 @@ class RegionService:
         done = (routing.get("failedOver") or {}).get(self.peer)
         if done and done.get("leaseUntil") == peer_state["leaseUntil"]:
             return None   # this lapse was failed over already
+        if self._peer_holds_lease_at_home(now):
+            return {"claimed": False, "reason": f"{self.peer}'s lease lapsed only in this replica (replication "
+                                                "is behind): it still acts, so nothing is taken over"}
         return self._fail_over(self.peer, routing, peer_state, now)
+
+    def _peer_holds_lease_at_home(self, now: str) -> bool:
+        """Does the peer's own replica show it still holding its lease? The lease seen here is the peer's
+        record as replicated, so it ends no later than the real one: a replication delay longer than the
+        lease's slack makes a live peer look lapsed, and a takeover then would act on payments the peer is
+        still sending (released twice). The peer's gate reads its own replica, so only a lapse there means
+        it stopped acting. Unreadable (the Region is gone or cut off): the lapse seen here decides."""
+        if self.peer_regions is None:
+            return False
+        try:
+            at_home = self.peer_regions.region_state(self.peer)
+        except ServiceError:
+            return False
+        return lease_valid(at_home, now)
 
     def _fail_over(self, failed: str, routing: Mapping[str, Any], failed_state: Mapping[str, Any] | None,
                    now: str) -> dict:
