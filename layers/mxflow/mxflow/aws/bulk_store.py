@@ -19,7 +19,7 @@ from typing import Any, ClassVar, Mapping
 
 from botocore.exceptions import ClientError
 
-from mxflow.aws.clients import AwsAdapter, error_code, put_unless_condition_fails, service_errors
+from mxflow.aws.clients import AwsAdapter, error_code, put_new_item, put_unless_condition_fails, service_errors
 from mxflow.aws.dynamodb import BATCH_GET_LIMIT, RECORD_SK, _event, _Expression, _from_item, _to_item
 from mxflow.clock import utc_now
 from mxflow.errors import BulkMessageNotFound, DuplicateMessage, StatusConflict
@@ -51,15 +51,9 @@ class DynamoDbMessageStore(AwsAdapter):
         now = record.get("receivedAt") or self.clock()
         item = {**{k: v for k, v in record.items() if k != "messageId"}, "pk": record["messageId"], "sk": MESSAGE_SK,
                 "version": 1, "receivedAt": now, "history": [_event(record["status"], now, event, None)]}
-        try:
-            self.client.put_item(TableName=self.table_name, Item=_to_item(item),
-                                 ConditionExpression="attribute_not_exists(pk)",
-                                 ReturnValuesOnConditionCheckFailure="ALL_OLD")
-        except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
-                existing = error.response.get("Item")
-                raise DuplicateMessage(_message(existing) if existing else self.get_message(record["messageId"])) from None
-            raise
+        existing = put_new_item(self.client, TableName=self.table_name, Item=_to_item(item))
+        if existing is not None:
+            raise DuplicateMessage(_message(existing) if existing else self.get_message(record["messageId"]))
         return _message(_to_item(item))
 
     @service_errors

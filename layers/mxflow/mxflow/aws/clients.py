@@ -62,6 +62,19 @@ def put_unless_condition_fails(client: Any, **request: Any) -> bool:
     return True
 
 
+def put_new_item(client: Any, **request: Any) -> dict | None:
+    """A PutItem of an item whose key must not exist yet: None when written, else the item that is there
+    (DynamoDB's ALL_OLD image; {} when none came back, and the caller reads it)."""
+    try:
+        client.put_item(**request, ConditionExpression="attribute_not_exists(pk)",
+                        ReturnValuesOnConditionCheckFailure="ALL_OLD")
+    except ClientError as error:
+        if error_code(error) == "ConditionalCheckFailedException":
+            return error.response.get("Item") or {}
+        raise
+    return None
+
+
 def as_service_error(error: Exception) -> ServiceError:
     """The domain's error for a failed AWS call: TransientError for throttling, 5xx and connection
     failures (the state machine retries them), ServiceError for every other failure."""

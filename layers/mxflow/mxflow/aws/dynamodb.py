@@ -41,7 +41,7 @@ from typing import Any, ClassVar, Iterable, Mapping
 from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from mxflow.aws.clients import AwsAdapter, error_code, put_unless_condition_fails, service_errors
+from mxflow.aws.clients import AwsAdapter, error_code, put_new_item, put_unless_condition_fails, service_errors
 from mxflow.clock import utc_now
 from mxflow.errors import DuplicatePayment, InvalidRequest, PaymentNotFound, StatusConflict
 from mxflow.iso20022.facts import reference_key
@@ -385,14 +385,9 @@ class DynamoDbPaymentStore(AwsAdapter):
         if record["status"] in IN_FLIGHT_STATUSES:
             item["inflight"] = inflight_key(payment_id, region)
         item.update(search_keys(record))
-        try:
-            self.client.put_item(TableName=self.table_name, Item=_to_item(item),
-                                 ConditionExpression="attribute_not_exists(pk)",
-                                 ReturnValuesOnConditionCheckFailure="ALL_OLD")
-        except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
-                raise DuplicatePayment(self._current(payment_id, error)) from None
-            raise
+        existing = put_new_item(self.client, TableName=self.table_name, Item=_to_item(item))
+        if existing is not None:
+            raise DuplicatePayment(_record(existing) if existing else self.get(payment_id))
         return {**_from_dynamo(_to_dynamo(item)), "paymentId": payment_id, "statusSince": now}
 
     @service_errors
