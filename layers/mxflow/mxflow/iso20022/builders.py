@@ -320,10 +320,14 @@ def build_status_report(facts: Facts, status: str, *, reason_code: str | None = 
         E.InstgAgt(E.FinInstnId(E.BICFI(operator))),
         E.InstdAgt(E.FinInstnId(E.BICFI(receiver))),
     ]
-    document = E.Document(E.FIToFIPmtStsRpt(
-        E.GrpHdr(E.MsgId(message_id), E.CreDtTm(_timestamp(now))),
-        E.TxInfAndSts(*transaction),
-    ))
+    return _status_report(E, [E.TxInfAndSts(*transaction)], facts=facts, message_id=message_id, operator=operator,
+                          receiver=receiver, now=now, versions=versions)
+
+
+def _status_report(E, parts: list, *, facts: Facts, message_id: str, operator: str, receiver: str,
+                   now: datetime | None, versions: MessageVersions) -> bytes:
+    """A pacs.002 of `parts` (after its group header) in its envelope, as the operator's answer."""
+    document = E.Document(E.FIToFIPmtStsRpt(E.GrpHdr(E.MsgId(message_id), E.CreDtTm(_timestamp(now))), *parts))
     header = _app_header(sender=operator, receiver=receiver, business_message_id=message_id,
                          message_id=versions.status_report, business_service=_cbpr_service(facts), now=now,
                          version=versions.app_header)
@@ -383,15 +387,8 @@ def build_group_status_report(facts: Facts, group_status: str, transactions: lis
         if transaction.get("reasonCode"):
             entry.append(E.StsRsnInf(E.Rsn(E.Cd(transaction["reasonCode"]))))
         entries.append(E.TxInfAndSts(*entry))
-    document = E.Document(E.FIToFIPmtStsRpt(
-        E.GrpHdr(E.MsgId(message_id), E.CreDtTm(_timestamp(now))),
-        E.OrgnlGrpInfAndSts(*group),
-        *entries,
-    ))
-    header = _app_header(sender=operator, receiver=receiver, business_message_id=message_id,
-                         message_id=versions.status_report, business_service=_cbpr_service(facts), now=now,
-                         version=versions.app_header)
-    return _envelope(header, document)
+    return _status_report(E, [E.OrgnlGrpInfAndSts(*group), *entries], facts=facts, message_id=message_id,
+                          operator=operator, receiver=receiver, now=now, versions=versions)
 
 
 def build_cancellation_answer(facts: Facts, *, accepted: bool, reason_code: str | None = None,
