@@ -50,6 +50,26 @@ def _agent(parent, ns, name, bic):
     _nested(parent, ns, [name, "FinInstnId", "BICFI"], bic)
 
 
+def _pacs008_head(sender_bic: str, operator_bic: str, msg_id: str, stamp: str, business_service: str | None = None):
+    """The envelope with its AppHdr (from the sender to the operator) and the pacs.008.001.08 up to the group
+    header's MsgId and CreDtTm: (envelope, FIToFICstmrCdtTrf, GrpHdr) for the caller to go on with."""
+    envelope = etree.Element(f"{{{ENVELOPE_NS}}}Envelope", nsmap={None: ENVELOPE_NS})
+    header = _sub(envelope, HEAD_NS, "AppHdr", nsmap={None: HEAD_NS})
+    _nested(header, HEAD_NS, ["Fr", "FIId", "FinInstnId", "BICFI"], sender_bic)
+    _nested(header, HEAD_NS, ["To", "FIId", "FinInstnId", "BICFI"], operator_bic)
+    _sub(header, HEAD_NS, "BizMsgIdr", msg_id)
+    _sub(header, HEAD_NS, "MsgDefIdr", "pacs.008.001.08")
+    if business_service:
+        _sub(header, HEAD_NS, "BizSvc", business_service)
+    _sub(header, HEAD_NS, "CreDt", stamp)
+    document = _sub(envelope, PACS008_NS, "Document", nsmap={None: PACS008_NS})
+    transfer = _sub(document, PACS008_NS, "FIToFICstmrCdtTrf")
+    group = _sub(transfer, PACS008_NS, "GrpHdr")
+    _sub(group, PACS008_NS, "MsgId", msg_id)
+    _sub(group, PACS008_NS, "CreDtTm", stamp)
+    return envelope, transfer, group
+
+
 def credit_transfer(
     *,
     amount: str | Decimal = "1250.00",
@@ -76,20 +96,8 @@ def credit_transfer(
     stamp = created.isoformat().replace("+00:00", "Z")
     amount_text = str(Decimal(str(amount)))
 
-    envelope = etree.Element(f"{{{ENVELOPE_NS}}}Envelope", nsmap={None: ENVELOPE_NS})
-    header = _sub(envelope, HEAD_NS, "AppHdr", nsmap={None: HEAD_NS})
-    _nested(header, HEAD_NS, ["Fr", "FIId", "FinInstnId", "BICFI"], sender_bic)
-    _nested(header, HEAD_NS, ["To", "FIId", "FinInstnId", "BICFI"], operator_bic)
-    _sub(header, HEAD_NS, "BizMsgIdr", msg_id)
-    _sub(header, HEAD_NS, "MsgDefIdr", "pacs.008.001.08")
-    _sub(header, HEAD_NS, "BizSvc", "swift.cbprplus.02")
-    _sub(header, HEAD_NS, "CreDt", stamp)
-
-    document = _sub(envelope, PACS008_NS, "Document", nsmap={None: PACS008_NS})
-    transfer = _sub(document, PACS008_NS, "FIToFICstmrCdtTrf")
-    group = _sub(transfer, PACS008_NS, "GrpHdr")
-    _sub(group, PACS008_NS, "MsgId", msg_id)
-    _sub(group, PACS008_NS, "CreDtTm", stamp)
+    envelope, transfer, group = _pacs008_head(sender_bic, operator_bic, msg_id, stamp,
+                                              business_service="swift.cbprplus.02")
     _sub(group, PACS008_NS, "NbOfTxs", "1")
     _nested(group, PACS008_NS, ["SttlmInf", "SttlmMtd"], "INDA")
 
@@ -159,19 +167,7 @@ def bulk_credit_transfer(
     stamp = created.isoformat().replace("+00:00", "Z")
     texts = [str(Decimal(str(amount))) for amount in amounts]
 
-    envelope = etree.Element(f"{{{ENVELOPE_NS}}}Envelope", nsmap={None: ENVELOPE_NS})
-    header = _sub(envelope, HEAD_NS, "AppHdr", nsmap={None: HEAD_NS})
-    _nested(header, HEAD_NS, ["Fr", "FIId", "FinInstnId", "BICFI"], sender_bic)
-    _nested(header, HEAD_NS, ["To", "FIId", "FinInstnId", "BICFI"], operator_bic)
-    _sub(header, HEAD_NS, "BizMsgIdr", msg_id)
-    _sub(header, HEAD_NS, "MsgDefIdr", "pacs.008.001.08")
-    _sub(header, HEAD_NS, "CreDt", stamp)
-
-    document = _sub(envelope, PACS008_NS, "Document", nsmap={None: PACS008_NS})
-    transfer = _sub(document, PACS008_NS, "FIToFICstmrCdtTrf")
-    group = _sub(transfer, PACS008_NS, "GrpHdr")
-    _sub(group, PACS008_NS, "MsgId", msg_id)
-    _sub(group, PACS008_NS, "CreDtTm", stamp)
+    envelope, transfer, group = _pacs008_head(sender_bic, operator_bic, msg_id, stamp)
     _sub(group, PACS008_NS, "NbOfTxs", number_of_transactions or str(len(texts)))
     _sub(group, PACS008_NS, "TtlIntrBkSttlmAmt", total or str(sum(Decimal(t) for t in texts)), Ccy=currency)
     _sub(group, PACS008_NS, "IntrBkSttlmDt", created.date().isoformat())
