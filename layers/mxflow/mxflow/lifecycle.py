@@ -1074,7 +1074,7 @@ def inline_message(data: bytes) -> str | None:
 
 
 def _check(request: Any, schema: Mapping[str, Any]) -> None:
-    # jsonschema (about a quarter of a handler's cold import) is loaded by the API's decision routes
+    # jsonschema (about a fifth of a handler's cold import) is loaded by the API's decision routes
     # only: the functions that never check a body (validate, send, sampler, ...) do not pay for it
     import jsonschema
 
