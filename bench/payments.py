@@ -1,6 +1,6 @@
 """Bench section `payments`: real payments through the application's template.yaml on the embedded local
 runtime, behind the local HTTP API (keys: local, local_memory, cold_import_ms, layer, cost, capacity,
-cold_start_ms).
+cold_start_ms, cold_init_and_first_invoke).
 
 - local: STP payments (auto-decision policy on) submitted over HTTP from a few client threads, each polled
   with GET until ACSC; throughput and submit-to-ACSC latency (LOCAL_PAYMENTS from LOCAL_THREADS clients;
@@ -22,10 +22,16 @@ cold_start_ms).
   Usage is mapped to the price items of bench/prices.json and priced with bench.cost.
 - capacity: bench.cost.capacity with the rate-limited actions one payment needs.
 - local_memory: the process's RSS after the throughput run and after MEMORY_PAYMENTS payments in all.
-- cold_import_ms: per function, median of COLD_IMPORT_RUNS fresh interpreters importing the handler module.
+- cold_import_ms: per function, median of COLD_IMPORT_RUNS fresh interpreters importing the handler module,
+  as Lambda's init would (Lambda's variables, tracing on, only the layer's and the runtime's packages,
+  bytecode as the layer ships it: see LAMBDA_SITE_PRELUDE).
+- cold_init_and_first_invoke: per function, in the same kind of fresh interpreter, the init and the first
+  invoke timed apart, the AWS calls served over HTTP by a local runtime's AWS endpoint: what a late import
+  saves at init it adds to the first invoke, and init + first invoke shows it.
 - layer: the built layer's installed size.
 - cold_start_ms: per function, in a fresh interpreter, the first invoke on a started LocalRuntime
-  (imports the handler module and its dependencies, then runs it once).
+  (imports the handler module and its dependencies, then runs it once; boto3 and botocore are already
+  loaded by the runtime there, so cold_init_and_first_invoke is the figure of a Lambda cold start).
 """
 from __future__ import annotations
 
@@ -633,43 +639,207 @@ def _cold_starts() -> tuple[dict, dict]:
     return cold, detail
 
 
-# The handler module's import in a fresh interpreter, as Lambda's init does it: the function's code
-# directory and the layer on sys.path, Lambda's and the template's variables in the environment.
-COLD_IMPORT_SCRIPT = r"""
-import sys, time
+# A handler's cold start in a fresh interpreter, as Lambda runs it: the function's code directory and
+# the layer's directory on sys.path, Lambda's variables (LAMBDA_TASK_ROOT included: Powertools' Tracer and
+# the X-Ray SDK take another path outside Lambda) and the template's, tracing on as deployed, and only the packages a Lambda
+# execution environment has: the layer's (layers/mxflow/requirements.txt and what they require) and the
+# runtime's boto3 with its dependencies. What else the bench's venv holds (awscrt, pyOpenSSL,
+# jsonschema's optional format checkers, ...) cannot be imported there, so it cannot be here: the
+# child's LAMBDA_SITE_PRELUDE refuses those top-level names before the clock starts. Bytecode: the
+# layer ships .pyc files (layers/mxflow/Makefile), so the children read theirs from a bytecode cache
+# (PYTHONPYCACHEPREFIX) that one unmeasured run writes first.
+LAMBDA_SITE_PRELUDE = r"""
+import os, sys   # loaded at start-up anyway: the prelude imports nothing the handler might import itself
+_ABSENT = frozenset(os.environ.pop("MXFLOW_BENCH_ABSENT_MODULES", "").split(","))
+class _NotInLambda:   # a meta path finder (importlib.abc would load importlib.resources, inspect, ...)
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in _ABSENT:
+            raise ModuleNotFoundError(f"No module named {name!r} (not in the layer or the runtime)", name=name)
+        return None
+sys.meta_path.insert(0, _NotInLambda())
+"""
+
+COLD_IMPORT_SCRIPT = LAMBDA_SITE_PRELUDE + r"""
+import time
 began = time.perf_counter()
 import app
 print((time.perf_counter() - began) * 1000)
 """
 
+RUNTIME_PACKAGES = ["boto3"]   # the Lambda Python runtime's own (with botocore, s3transfer, jmespath, ...)
+
+
+def _absent_in_lambda() -> list[str]:
+    """Top-level module names of the venv's distributions that neither the layer (its requirements.txt,
+    recursively, extras included) nor the Lambda runtime (RUNTIME_PACKAGES) installs."""
+    import importlib.metadata as metadata
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    wanted: dict[str, metadata.Distribution] = {}
+
+    def need(text: str) -> None:
+        requirement = Requirement(text)
+        name = canonicalize_name(requirement.name)
+        if name in wanted:
+            return
+        try:
+            wanted[name] = distribution = metadata.distribution(requirement.name)
+        except metadata.PackageNotFoundError:
+            return
+        for sub in distribution.requires or []:
+            marker = Requirement(sub).marker
+            if marker is None or any(marker.evaluate({"extra": e}) for e in {"", *requirement.extras}):
+                need(sub)
+
+    layer_requirements = REPO / "layers" / "mxflow" / "requirements.txt"
+    for line in [*layer_requirements.read_text().splitlines(), *RUNTIME_PACKAGES]:
+        if line.split("#")[0].strip():
+            need(line.split("#")[0].strip())
+
+    def top_level(distribution) -> set[str]:
+        names = set((distribution.read_text("top_level.txt") or "").split())
+        for file in distribution.files or []:
+            first = file.parts[0]
+            if len(file.parts) > 1 and not first.endswith((".dist-info", ".data")) and first != "..":
+                names.add(first)
+            elif len(file.parts) == 1 and first.endswith((".py", ".so")):
+                names.add(first.split(".")[0])
+        return names
+
+    keep = set().union(*(top_level(d) for d in wanted.values())) | {"mxflow", "app"}
+    absent = set()
+    for distribution in metadata.distributions():
+        if canonicalize_name(distribution.metadata["Name"] or "") not in wanted:
+            absent |= top_level(distribution)
+    return sorted(absent - keep - set(sys.stdlib_module_names) - {"__pycache__", "_distutils_hack"})
+
+
+def _lambda_env(base: dict, code_dir: Path, layer_dirs: list[Path], pycache: Path, absent: list[str]) -> dict:
+    """A child's environment for COLD_IMPORT_SCRIPT / COLD_INVOKE_SCRIPT (see the notes above)."""
+    env = {**base, "PYTHONPATH": os.pathsep.join(map(str, [code_dir, *layer_dirs])), "LAMBDA_TASK_ROOT": str(code_dir),
+           "_HANDLER": "app.lambda_handler", "PYTHONPYCACHEPREFIX": str(pycache),
+           "MXFLOW_BENCH_ABSENT_MODULES": ",".join(absent)}
+    # Tracing as deployed (Tracing: Active, no POWERTOOLS_TRACE_DISABLED): Lambda's variables for the X-Ray
+    # SDK, a sampled trace (the segments go to a UDP port nobody reads)
+    env.update(_X_AMZN_TRACE_ID="Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+               AWS_XRAY_DAEMON_ADDRESS="127.0.0.1:2000", AWS_XRAY_CONTEXT_MISSING="LOG_ERROR",
+               AWS_EXECUTION_ENV="AWS_Lambda_python3.13")
+    for local_only in ("PYTHONSTARTUP", "PYTHONDONTWRITEBYTECODE", "POWERTOOLS_TRACE_DISABLED"):
+        env.pop(local_only, None)
+    return env
+
 
 def _cold_imports() -> dict:
     """Median over COLD_IMPORT_RUNS fresh interpreters of each handler's `import app` (the init phase's
     imports: the handler module and all it imports at module level), ms."""
+    import tempfile
+
     out: dict = {"runs": COLD_IMPORT_RUNS, "method": "median of fresh `python -c 'import app'` with the function's "
-                 "CodeUri and the layer's directory on sys.path, Lambda's variables set (python3.13 here, "
-                 "this machine's CPU; Lambda's init on arm64 differs)", "functions": {}}
+                 "CodeUri and the layer's directory on sys.path, Lambda's variables set, only the layer's and the "
+                 "runtime's packages importable, bytecode compiled beforehand as the layer ships it (python3.13 "
+                 "here, this machine's CPU; Lambda's init on arm64 differs)", "functions": {}}
     layer = REPO / "layers" / "mxflow"
-    for function in FUNCTIONS:
-        code_dir = REPO / "functions" / _CODE_DIRS[function]
-        env = dict(os.environ, **ENV, PYTHONPATH=os.pathsep.join([str(code_dir), str(layer)]),
-                   AWS_LAMBDA_FUNCTION_NAME=function, AWS_REGION="us-west-1", AWS_DEFAULT_REGION="us-west-1",
-                   POWERTOOLS_SERVICE_NAME="mxflow", POWERTOOLS_METRICS_NAMESPACE="mxflow", _HANDLER="app.lambda_handler")
-        env.pop("PYTHONSTARTUP", None)
-        times = []
-        for _ in range(COLD_IMPORT_RUNS):
-            done = subprocess.run([sys.executable, "-c", COLD_IMPORT_SCRIPT], cwd=str(code_dir), env=env,
-                                  capture_output=True, text=True, timeout=COLD_START_TIMEOUT_S)
-            if done.returncode != 0:
-                times = None
-                out["functions"][function] = {"error": (done.stderr.strip().splitlines() or ["?"])[-1][:300]}
-                break
-            times.append(float(done.stdout.strip().splitlines()[-1]))
-        if times:
-            out["functions"][function] = round(statistics.median(times), 1)
+    absent = _absent_in_lambda()
+    with tempfile.TemporaryDirectory(prefix="mxflow-bench-pyc-") as pycache:
+        for function in FUNCTIONS:
+            code_dir = REPO / "functions" / _CODE_DIRS[function]
+            env = _lambda_env(dict(os.environ, **ENV, AWS_LAMBDA_FUNCTION_NAME=function, AWS_REGION="us-west-1",
+                                   AWS_DEFAULT_REGION="us-west-1", POWERTOOLS_SERVICE_NAME="mxflow",
+                                   POWERTOOLS_METRICS_NAMESPACE="mxflow"),
+                              code_dir, [layer], Path(pycache), absent)
+            times: list[float] | None = []
+            for _ in range(COLD_IMPORT_RUNS + 1):   # the first writes the bytecode, unmeasured
+                done = subprocess.run([sys.executable, "-c", COLD_IMPORT_SCRIPT], cwd=str(code_dir), env=env,
+                                      capture_output=True, text=True, timeout=COLD_START_TIMEOUT_S)
+                if done.returncode != 0:
+                    times = None
+                    out["functions"][function] = {"error": (done.stderr.strip().splitlines() or ["?"])[-1][:300]}
+                    break
+                times.append(float(done.stdout.strip().splitlines()[-1]))
+            if times:
+                out["functions"][function] = round(statistics.median(times[1:]), 1)
     measured = [v for v in out["functions"].values() if isinstance(v, float)]
     out["slowest_ms"] = max(measured) if measured else None
     out["goal_ms"] = 150
+    return out
+
+
+# A Lambda cold start in a fresh interpreter: the init (`import app`) and the first invoke, timed apart,
+# the function's AWS calls going over HTTP to a started local runtime's AWS endpoint (AwsEndpoint), so
+# what a handler leaves to its first invoke (a late import, a client made on first use) is counted there.
+COLD_INVOKE_SCRIPT = LAMBDA_SITE_PRELUDE + r"""
+import json, sys, time, types
+began = time.perf_counter()
+import app
+init_ms = (time.perf_counter() - began) * 1000
+event, name, arn = json.loads(open(sys.argv[1]).read()), sys.argv[2], sys.argv[3]
+def context(n):
+    return types.SimpleNamespace(function_name=name, function_version="$LATEST", invoked_function_arn=arn,
+                                 memory_limit_in_mb=512, aws_request_id=f"cold-{n}", log_group_name="/aws/lambda/x",
+                                 log_stream_name="x", identity=None, client_context=None,
+                                 get_remaining_time_in_millis=lambda: 30000)
+times, errors = [], []
+for n in range(2):
+    began = time.perf_counter()
+    try:
+        app.lambda_handler(event, context(n))
+        errors.append(None)
+    except Exception as exc:   # the event may name a payment that does not exist: still the cold path
+        errors.append(type(exc).__name__)
+    times.append((time.perf_counter() - began) * 1000)
+print(json.dumps({"init_ms": init_ms, "first_invoke_ms": times[0], "warm_invoke_ms": times[1],
+                  "error": errors[0]}))
+"""
+
+
+def _cold_invokes(runs: int = COLD_IMPORT_RUNS) -> dict:
+    """Per function, medians over `runs` fresh interpreters of the init (`import app`), the first invoke
+    and the second (warm) one, with the function's template environment and its AWS calls served by a
+    local runtime's AWS endpoint (see COLD_INVOKE_SCRIPT). init + first invoke is the cold start a caller
+    waits for (without AWS's own latency): a late import moves time from one to the other."""
+    from mxflow_local.aws_endpoint import AwsEndpoint
+    from mxflow_local.runtime import LocalRuntime
+
+    out: dict = {"runs": runs, "method": "fresh `python -c` per run: `import app` (init), then two invokes of "
+                 "the event in cold_start.functions (the first is the cold invoke), AWS calls over HTTP to the "
+                 "local runtime's AWS endpoint; the same Lambda-like interpreter as cold_import_ms; medians", "functions": {}}
+    import tempfile
+
+    absent = _absent_in_lambda()
+    runtime = LocalRuntime(str(TEMPLATE), region="us-west-2", env_overrides=ENV, scheduler=False)
+    runtime.start()
+    try:
+        with AwsEndpoint.start(runtime) as endpoint, tempfile.TemporaryDirectory(prefix="mxflow-bench-pyc-") as pycache:
+            specs = {spec.logical_id: spec for spec in runtime.runner.functions.values()}
+            for function in FUNCTIONS:
+                spec = specs[function]
+                env = _lambda_env({**os.environ, **spec.environment, **endpoint.environment(),
+                                   "AWS_CONFIG_FILE": os.devnull}, spec.code_dir, spec.layer_dirs, Path(pycache), absent)
+                samples = []
+                for _ in range(runs + 1):   # the first writes the bytecode, unmeasured
+                    done = subprocess.run(
+                        [sys.executable, "-c", COLD_INVOKE_SCRIPT, str(REPO / "events" / COLD_EVENTS[function]),
+                         spec.name, spec.arn], cwd=str(spec.code_dir), env=env, capture_output=True, text=True,
+                        timeout=COLD_START_TIMEOUT_S)
+                    lines = done.stdout.strip().splitlines()
+                    if done.returncode != 0 or not lines:
+                        samples = [{"error": (done.stderr.strip().splitlines() or ["no output"])[-1][:300]}]
+                        break
+                    samples.append(json.loads(lines[-1]))
+                samples = samples[1:] if len(samples) > 1 else samples
+                if "init_ms" not in samples[0]:
+                    out["functions"][function] = samples[0]
+                    continue
+                medians = {key: round(statistics.median(s[key] for s in samples), 1)
+                           for key in ("init_ms", "first_invoke_ms", "warm_invoke_ms")}
+                medians["init_plus_first_invoke_ms"] = round(statistics.median(
+                    s["init_ms"] + s["first_invoke_ms"] for s in samples), 1)
+                medians["first_invoke_error"] = samples[0]["error"]
+                out["functions"][function] = medians
+    finally:
+        runtime.stop()
     return out
 
 
@@ -716,6 +886,7 @@ def run() -> dict:
     decision_rate, decision_binding, decision_actions = _capacity(decision, decision=True)
     cold, cold_detail = _cold_starts()
     cold_import = _cold_imports()
+    cold_invoke = _cold_invokes()
     return {
         "local": local,
         "local_memory": memory,
@@ -772,6 +943,7 @@ def run() -> dict:
                     "the locally measured handler seconds (an upper bound of what AWS would take)",
         },
         "cold_start_ms": cold,
+        "cold_init_and_first_invoke": cold_invoke,
         "cold_start": {
             "method": "fresh interpreter per function: LocalRuntime(template.yaml).start(), then the first "
                       "invoke timed (handler module import + dependencies + one call); warm_ms is the second "

@@ -34,6 +34,10 @@ REQUIRED_FILES = {
     "the built-in schema set's manifest": "mxflow-schemas/builtin.json",
     "the added schemas (mxflow schemas add)": "mxflow-schemas/added/index.json",
     "Powertools": "aws_lambda_powertools/__init__.py",
+    # bytecode compiled at build time (layers/mxflow/Makefile): /opt is read-only, so without it every cold
+    # start compiles each module it imports
+    "the mxflow package's CPython 3.13 bytecode": "mxflow/__pycache__/lifecycle.cpython-313.pyc",
+    "the wheels' CPython 3.13 bytecode": "botocore/__pycache__/client.cpython-313.pyc",
 }
 
 

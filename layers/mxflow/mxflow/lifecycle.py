@@ -30,8 +30,6 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
-import jsonschema
-
 from mxflow import iso20022
 from mxflow.clock import format_utc, parse_utc, seconds_between, utc_now
 from mxflow.errors import (
@@ -1076,6 +1074,10 @@ def inline_message(data: bytes) -> str | None:
 
 
 def _check(request: Any, schema: Mapping[str, Any]) -> None:
+    # jsonschema (about a fifth of a handler's cold import) is loaded by the API's decision routes
+    # only: the functions that never check a body (validate, send, sampler, ...) do not pay for it
+    import jsonschema
+
     try:
         jsonschema.validate(request, schema)
     except jsonschema.ValidationError as error:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from typing import Any
 
 import jsonschema
@@ -48,13 +49,23 @@ class InvalidTaskEvent(Exception):
     """A function was invoked with an event its task never sends (fails the execution clearly)."""
 
 
+@functools.cache
+def _validator(kind: str):
+    """The schema's validator, its schema checked once per process (jsonschema.validate checks the
+    schema again at every call)."""
+    schema = TASK_EVENT_SCHEMAS[kind]
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
 def task_event(kind: str, event: Any) -> dict:
-    """The event of a state-machine task, checked against its JSON Schema."""
-    try:
-        jsonschema.validate(event, TASK_EVENT_SCHEMAS[kind])
-    except jsonschema.ValidationError as error:
+    """The event of a state-machine task, checked against its JSON Schema (the error jsonschema.validate
+    would raise: the best match)."""
+    error = jsonschema.exceptions.best_match(_validator(kind).iter_errors(event))
+    if error is not None:
         where = "/".join(str(p) for p in error.absolute_path) or "event"
-        raise InvalidTaskEvent(f"{kind} event: {where}: {error.message}") from None
+        raise InvalidTaskEvent(f"{kind} event: {where}: {error.message}")
     return event
 
 
