@@ -179,8 +179,10 @@ class Drill:
                     amount=STP_AMOUNT if kind == "stp" else DECISION_AMOUNT)), kinds))
             ids = [r.json["paymentId"] for r in receipts if r.status == 202]
             waiting = [pid for pid, kind in zip(ids, kinds) if kind == "wait"]
-            self._wait("the waiting payments in PDNG", lambda: all(
-                (world.payment(a, pid) or {}).get("status") == "PDNG" for pid in waiting), interval=0.2)
+            if not self._wait("the waiting payments in PDNG", lambda: all(
+                    (world.payment(a, pid) or {}).get("status") == "PDNG" for pid in waiting), interval=0.2):
+                self.problems.append(_stuck(world, a, [pid for pid in waiting
+                                                       if (world.payment(a, pid) or {}).get("status") != "PDNG"]))
             decided = waiting[: len(waiting) // 3]
             during, after = waiting[len(waiting) // 3:][::2], waiting[len(waiting) // 3:][1::2]
             with ThreadPoolExecutor(max_workers=4) as pool:
@@ -248,6 +250,9 @@ class Drill:
             self.log(f"{a} back and caught up" if rejoined else f"{a} did not rejoin")
             terminal = self._wait("every payment terminal", lambda: all(
                 (world.payment(b, pid) or {}).get("status") in ("ACSC", "RJCT", "CANC") for pid in ids), interval=0.25)
+            if not terminal:
+                self.problems.append(_stuck(world, b, [pid for pid in ids if (world.payment(b, pid) or {}).get("status")
+                                                       not in ("ACSC", "RJCT", "CANC")]))
             time.sleep(max(0.5, 2 * self.args.lag_ms / 1000))   # anything still on its way to a queue
             # Replication settles: every write made until now applied to the other replica (or dropped as
             # older than what it holds); then the two replicas must hold the same items.
@@ -270,6 +275,9 @@ class Drill:
                                              if r.get("status") in ("RJCT", "CANC") and released.get(pid)),
                 "replicasDiffer": len(differ),
                 "takenOver": sum(1 for r in records.values() if r.get("ownerRegion") == b),
+                # the longest time between two probes' ends (lease renewals): the first Region until its stop,
+                # the second throughout (a gap past the lease, (N + 1/2) probe intervals, lapses it)
+                "probeGapMaxSeconds": {a: _round(world.probe_gap(a, until=stopped)), b: _round(world.probe_gap(b))},
                 "detectSeconds": round(detect_s, 2) if detect_s is not None else None,
                 "recoverSeconds": round(recover_s, 2) if recover_s is not None else None,
                 "lagMs": self.args.lag_ms, "probeSeconds": self.args.probe_seconds,
@@ -296,6 +304,28 @@ class Drill:
             reply = self._retrying(lambda: api.cancel(payment_id, "DUPL"), deadline)
         if reply.status not in (200, 409):
             self.problems.append(f"{action} {payment_id}: {reply.status}")
+
+
+def _stuck(world, region: str, payment_ids: list[str]) -> str:
+    """What the payments a wait ran out on show: their status, owner and epoch, and their anchors' state in
+    each Region (the anchor of a taken-over payment is named `<id>-e<epoch>`): a diagnosis, in `problems`."""
+    shown = []
+    for pid in payment_ids[:8]:
+        record = world.payment(region, pid) or {}
+        anchors = []
+        for name in (pid, f"{pid}-e{record.get('epoch', 1)}"):
+            for r, runtime in world.runtimes.items():
+                arn = f"{runtime.physical('PaymentStateMachine').replace(':stateMachine:', ':execution:')}:{name}"
+                with contextlib.suppress(Exception):
+                    described = runtime.client("stepfunctions").describe_execution(executionArn=arn)
+                    anchors.append(f"{r}:{name[-4:]}:{described['status']}{':' + described['error'] if described.get('error') else ''}")
+        shown.append(f"{pid[:8]} {record.get('status')} owner {record.get('ownerRegion')} e{record.get('epoch')} "
+                     f"anchors [{', '.join(anchors)}]")
+    return f"{len(payment_ids)} payments stuck: " + "; ".join(shown)
+
+
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 2)
 
 
 def _probe_written(keys: dict) -> bool:

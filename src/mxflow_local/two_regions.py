@@ -238,6 +238,7 @@ class TwoRegions:
         self._stop = threading.Event()
         self._probers: list[threading.Thread] = []
         self.probes: dict[str, int] = {region: 0 for region in self.regions}
+        self.probe_ends: dict[str, list[float]] = {region: [] for region in self.regions}   # monotonic
 
     # -- life cycle ------------------------------------------------------------------------------------
     def start(self) -> "TwoRegions":
@@ -307,7 +308,16 @@ class TwoRegions:
         if not runtime.available:
             return None   # a stopped Region probes nothing: its lease lapses
         self.probes[region] += 1
-        return runtime.invoke("HealthFunction", {"source": "mxflow.local", "detail-type": "Scheduled Event"})
+        try:
+            return runtime.invoke("HealthFunction", {"source": "mxflow.local", "detail-type": "Scheduled Event"})
+        finally:
+            self.probe_ends[region].append(time.monotonic())
+
+    def probe_gap(self, region: str, since: float = 0.0, until: float = float("inf")) -> float | None:
+        """The longest time between the ends of two consecutive probes of `region` (a lease is renewed at a
+        probe's end) that both ended within [since, until]; None with fewer than two."""
+        ends = [t for t in self.probe_ends[region] if since <= t <= until]
+        return max((b - a for a, b in zip(ends, ends[1:])), default=None)
 
     # -- the Region switch -------------------------------------------------------------------------------
     def stop(self, region: str) -> None:
