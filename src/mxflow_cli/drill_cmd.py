@@ -153,6 +153,7 @@ class Drill:
         from mxflow_local.client import ALL_SCOPES, PaymentsClient
         from mxflow_local.sample_messages import credit_transfer
         from mxflow_local.two_regions import TwoRegions
+        from mxflow.regions import recovery_run_name
 
         dirs, _registry, versions, _changes = demo_schemas(self.args.schema_dir)
         overrides = {"DecisionTimeoutSeconds": "3600", "AutoApproveMaxAmount": AUTO_APPROVE_MAX,
@@ -215,8 +216,9 @@ class Drill:
             detect_s = (detected - stopped) if detected else None
             self.seen.update(epochAtStop=epoch_at_stop, detectSeconds=round(detect_s, 2) if detect_s is not None else None)
             self.log(f"failover detected after {detect_s:.1f} s" if detect_s is not None else "no failover")
-            epoch = int(world.routing(b).get("epoch", 0))
-            run_arn = f"{world.runtimes[b].physical('RecoveryStateMachine').replace(':stateMachine:', ':execution:')}:takeover-{a}-e{epoch}"
+            claim = (world.routing(b).get("failedOver") or {}).get(a) or {"epoch": world.routing(b).get("epoch", 0)}
+            run_arn = (f"{world.runtimes[b].physical('RecoveryStateMachine').replace(':stateMachine:', ':execution:')}:"
+                       f"{recovery_run_name('takeover', a, claim)}")
             sfn = world.runtimes[b].client("stepfunctions")
             finished = self._wait("the recovery workflow", lambda: _status(sfn, run_arn) in ("SUCCEEDED", "FAILED", "ABORTED",
                                                                                             "TIMED_OUT") and time.monotonic(),
