@@ -280,6 +280,7 @@ class Drill:
                 # the longest time between two probes' ends (lease renewals): the first Region until its stop,
                 # the second throughout (a gap past the lease, (N + 1/2) probe intervals, lapses it)
                 "probeGapMaxSeconds": {a: _round(world.probe_gap(a, until=stopped)), b: _round(world.probe_gap(b))},
+                "slowestProbe": world.slowest_probe,
                 "detectSeconds": round(detect_s, 2) if detect_s is not None else None,
                 "recoverSeconds": round(recover_s, 2) if recover_s is not None else None,
                 "lagMs": self.args.lag_ms, "probeSeconds": self.args.probe_seconds,

@@ -28,7 +28,8 @@ from typing import Callable
 LOG = logging.getLogger("mxflow_local.two_regions")
 DEFAULT_REGIONS = ("us-east-1", "us-west-2")
 POLL_SECONDS = 0.02
-APPLY_BATCH = 50   # images applied per hold of the DynamoDB lock
+APPLY_BATCH = 20   # images applied per hold of the DynamoDB lock
+SHARD_CHECK_ROUNDS = 50   # rounds between two looks for a new stream shard
 
 
 def _fingerprint(keys: dict, image: dict | None) -> str:
@@ -64,6 +65,7 @@ class Replicator:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._last_read_at = 0.0   # when the last round began reading (monotonic)
+        self._rounds = 0
         self.replicated = 0
         self.superseded = 0
 
@@ -113,15 +115,25 @@ class Replicator:
                 LOG.exception("replication round failed")
 
     def round(self) -> None:
-        """Read both streams, apply what is due (a bounded batch per hold of the lock, so the Regions'
-        own writes wait at most one batch)."""
+        """Read both streams, then apply what is due: each batch (bounded, so the Regions' own writes wait at
+        most one batch) under the lock, after reading the streams again there (a write of the target's own
+        made since the last read is known before an older image could be put over it)."""
         from mxflow_local.dynamodb import LOCK
 
-        while True:
+        self._rounds += 1
+        if self._rounds % SHARD_CHECK_ROUNDS == 0:
+            for region in self.runtimes:
+                self._open_shards(region, "TRIM_HORIZON")   # a shard opened since (none in moto 5.2, kept for AWS)
+        self._read()
+        while self._is_due():
             with LOCK:
                 self._read()
                 if not self._apply(APPLY_BATCH):
                     return
+
+    def _is_due(self) -> bool:
+        with self._lock:
+            return bool(self._due) and self._due[0][0] <= time.monotonic()
 
     def _stamp(self, region: str, record: dict) -> tuple:
         """A write's place in last-writer-wins: its time, then the Region, then its order in the stream."""
@@ -134,8 +146,6 @@ class Replicator:
         now = time.monotonic()
         with self._lock:
             self._last_read_at = now
-        for region in self.runtimes:
-            self._open_shards(region, "TRIM_HORIZON")   # a shard opened since (none in moto 5.2, kept for AWS)
         for (region, shard), iterator in list(self._iterators.items()):
             if iterator is None:
                 continue
@@ -151,8 +161,8 @@ class Replicator:
                         continue   # the replicator's own write: held already, not sent back
                     stamp = self._stamp(region, record)
                     # A write of the Region's own: the replica holds it now (a local write is always taken, and
-                    # it is later than any image applied there before: one clock, the image's time is older).
-                    self._held[(region, key)] = stamp
+                    # it is later than any image applied there before it: one clock, an image's time is older).
+                    self._held[(region, key)] = max(stamp, self._held.get((region, key), stamp))
                     heapq.heappush(self._due, (now + self.lag, next(self._seq), now, target, stamp, record))
             self._iterators[(region, shard)] = answer.get("NextShardIterator")   # read: move on
 
@@ -239,6 +249,7 @@ class TwoRegions:
         self._probers: list[threading.Thread] = []
         self.probes: dict[str, int] = {region: 0 for region in self.regions}
         self.probe_ends: dict[str, list[float]] = {region: [] for region in self.regions}   # monotonic
+        self.slowest_probe: dict[str, dict] = {}   # by Region: the longest probe's seconds and dependencies (ms)
 
     # -- life cycle ------------------------------------------------------------------------------------
     def start(self) -> "TwoRegions":
@@ -308,10 +319,18 @@ class TwoRegions:
         if not runtime.available:
             return None   # a stopped Region probes nothing: its lease lapses
         self.probes[region] += 1
+        began = time.monotonic()
+        result = None
         try:
-            return runtime.invoke("HealthFunction", {"source": "mxflow.local", "detail-type": "Scheduled Event"})
+            result = runtime.invoke("HealthFunction", {"source": "mxflow.local", "detail-type": "Scheduled Event"})
+            return result
         finally:
-            self.probe_ends[region].append(time.monotonic())
+            ended = time.monotonic()
+            self.probe_ends[region].append(ended)
+            if ended - began > self.slowest_probe.get(region, {}).get("seconds", 0.0):
+                record = ((result.payload if result is not None else None) or {}).get("record") or {}
+                self.slowest_probe[region] = {"seconds": round(ended - began, 2), "dependencies": {
+                    name: round(float(d.get("ms", 0))) for name, d in (record.get("dependencies") or {}).items()}}
 
     def probe_gap(self, region: str, since: float = 0.0, until: float = float("inf")) -> float | None:
         """The longest time between the ends of two consecutive probes of `region` (a lease is renewed at a
