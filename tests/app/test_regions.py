@@ -307,6 +307,27 @@ def test_a_claim_at_an_epoch_used_before_starts_its_own_takeover(world, message)
     assert (world.ports.store.get(payment_id)["ownerRegion"], world.ports.store.get(payment_id)["epoch"]) == (B, 2)
 
 
+def test_a_takeover_claims_above_the_epoch_of_the_failed_regions_own_replica(ports, settings, message):
+    """MREC: the failed Region stamps its payments with the epoch of its own replica, which may be ahead of
+    the survivor's (a claim of its own not replicated yet). A takeover at an epoch not above a payment's
+    would skip it (taken over only from an older epoch): the claim goes above the epoch read there."""
+    import copy
+
+    items = {A: {}, B: {}}
+    world = World(ports, settings, region_items=dict(items))
+    world.probe(A, B)
+    for source, target in ((A, B), (B, A)):   # replicated once, then replication stalls
+        for key, value in items[source].items():
+            items[target].setdefault(key, copy.deepcopy(value))
+    items[A]["routing"]["epoch"] = 3          # in A's replica only
+    payment_id = pending_in(world[A], message, token="t")
+    assert world.ports.store.get(payment_id)["epoch"] == 3
+    outcome = world.fail_over_to(B)
+    assert outcome["failover"]["claimed"] and outcome["failover"]["epoch"] == 4
+    assert world.run_recovery(B, run_name(world, B, "takeover", A, 4)) == 1
+    assert (world.ports.store.get(payment_id)["ownerRegion"], world.ports.store.get(payment_id)["epoch"]) == (B, 4)
+
+
 def test_a_peer_whose_replica_cannot_be_read_is_failed_over_on_the_lapse_seen_here(world):
     from fakes import FakeRegionStore, Unavailable
 

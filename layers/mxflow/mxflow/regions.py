@@ -386,7 +386,7 @@ class RegionService:
         epoch = int(routing.get("epoch", 1))
         try:
             claimed = self.regions.claim_traffic(
-                to_region=self.here, expected_epoch=epoch, at=now,
+                to_region=self.here, expected_epoch=epoch, at=now, seen_epoch=self._epoch_at(failed),
                 failed_over={"region": failed, "leaseUntil": (failed_state or {}).get("leaseUntil")})
         except RegionConflict:
             return {"claimed": False, "reason": "the routing epoch moved meanwhile"}
@@ -395,6 +395,18 @@ class RegionService:
             {"from": failed, "to": self.here, "epoch": claimed["epoch"], "reconcile": False,
              "settleSeconds": int(round(self.settings.replication_settle_seconds)), "shards": SHARDS})
         return {"claimed": True, "epoch": claimed["epoch"], "from": failed, "executionArn": execution}
+
+    def _epoch_at(self, region: str) -> int:
+        """The routing epoch in `region`'s own replica (0 when it cannot be read). The failed Region stamps
+        its payments with the epoch its replica shows; with MREC that may be later than the one here (a
+        claim of its own not replicated yet), and a takeover at an epoch not above a payment's skips it:
+        the claim goes above both."""
+        if self.peer_regions is None or region != self.peer:
+            return 0
+        try:
+            return int((self.peer_regions.routing() or {}).get("epoch", 0))
+        except ServiceError:
+            return 0
 
     def _start_reconcile(self, routing: Mapping[str, Any], now: str) -> dict | None:
         """Back after a lapse, caught up, and failed over meanwhile: re-adopt this Region's own payments
