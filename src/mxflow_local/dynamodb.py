@@ -5,11 +5,8 @@ failed transaction by putting back the items as they were before it started. Two
 interleave: a failing transaction can restore an item over a concurrent winner's committed write, and
 two conditional writes can both pass their check. Handlers run on threads in the local runtime, so
 without this, two concurrent decisions on one payment could both "win" locally where AWS lets exactly
-one. One lock per Region around moto's DynamoDB item operations restores the service's behaviour; the
-conditions are still what decides who wins. Per Region (`lock_for`): an operation, a transaction
-included, names tables of one Region only, and two Regions in one process (mxflow_local.two_regions)
-then never wait for each other's item operations (one lock for both made every DynamoDB call of one
-Region queue behind the other's under load: half a second for a GetItem of the health probe).
+one. One process-wide lock around moto's DynamoDB item operations restores the service's behaviour;
+the conditions are still what decides who wins.
 
 The lock covers moto's response handlers too (`DynamoHandler`): a read returns the live item, which the
 handler serialises after the backend call; an update in another thread meanwhile made that fail with
@@ -54,20 +51,7 @@ HANDLER_OPERATIONS = ITEM_OPERATIONS + ("batch_get_item",)
 JSON_RESPONSE_OPERATIONS = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan",
                                       "BatchGetItem", "BatchWriteItem", "TransactWriteItems", "TransactGetItems"})
 
-LOCK = threading.RLock()   # the lock of operations whose Region is not known (none of moto's item operations)
-_REGION_LOCKS: dict[str, threading.RLock] = {}
-_REGION_LOCKS_GUARD = threading.Lock()
-
-
-def lock_for(region: str | None) -> threading.RLock:
-    """The lock of one Region's DynamoDB item operations (its moto backend and response handlers)."""
-    if not region:
-        return LOCK
-    lock = _REGION_LOCKS.get(region)
-    if lock is None:
-        with _REGION_LOCKS_GUARD:
-            lock = _REGION_LOCKS.setdefault(region, threading.RLock())
-    return lock
+LOCK = threading.RLock()
 _INSTALLED = False
 
 
@@ -139,7 +123,7 @@ def _restore(backups) -> None:
 
 def _transact_write_items(self, transact_items, *args, __original, **kwargs):
     """moto's transaction, with a backup of the items it names instead of a deep copy of each table.
-    Called under its Region's lock: nothing else reads or writes its items meanwhile."""
+    Called under LOCK: nothing else reads or writes items meanwhile."""
     backups = _touched_items(self, transact_items)
     _BACKUP.by_item = True
     try:
@@ -158,8 +142,7 @@ def _serialise(cls, names) -> None:
             continue
 
         def serialised(self, *args, __original=original, __name=name, **kwargs):
-            # the backend knows its Region (region_name), the response handler its request's (region)
-            with lock_for(getattr(self, "region_name", None) or getattr(self, "region", None)):
+            with LOCK:
                 if __name == "transact_write_items" and cls.__name__ == "DynamoDBBackend":
                     return _transact_write_items(self, *args, __original=__original, **kwargs)
                 return __original(self, *args, **kwargs)

@@ -200,7 +200,7 @@ class StreamEventSources:
 
     def _trim(self, stream_arn: str) -> None:
         """Drop the records every mapping of this stream has delivered from moto's shard."""
-        from mxflow_local.dynamodb import lock_for
+        from mxflow_local.dynamodb import LOCK
 
         if not self.trim:
             return
@@ -209,7 +209,7 @@ class StreamEventSources:
         if not positions:
             return
         upto = min(positions)
-        with lock_for(self.region):
+        with LOCK:
             shard = self._shard(stream_arn)
             if shard is None:
                 return

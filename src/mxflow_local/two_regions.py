@@ -47,8 +47,8 @@ class Replicator:
     the two, sorted, wins) and, within one Region, by the stream's order. So an image that arrives late
     never undoes a later write (a takeover, a decision), and both replicas end with the same item.
 
-    Checking what a replica holds and writing the image are one step, under the local DynamoDB's lock of
-    the target Region (mxflow_local.dynamodb.lock_for), one image at a time: the target's stream records not read yet are
+    Checking what a replica holds and writing the image are one step, under the local DynamoDB's lock
+    (mxflow_local.dynamodb.LOCK), one image at a time: the target's stream records not read yet are
     looked at there (moto's shard, in memory) for a later write of the same item, so no write of a
     Region's functions falls between the check and the put, and the lock is held for one put only."""
 
@@ -110,7 +110,7 @@ class Replicator:
                                                                   ShardIteratorType=iterator_type)["ShardIterator"]
 
     def _shard(self, region: str):
-        """moto's stream shard of the Region's replica (its records in memory; read under its lock)."""
+        """moto's stream shard of the Region's replica (its records in memory; read under LOCK)."""
         from moto.core import DEFAULT_ACCOUNT_ID
         from moto.dynamodb.models import dynamodb_backends
 
@@ -170,7 +170,7 @@ class Replicator:
             self._iterators[(region, shard)] = answer.get("NextShardIterator")   # read: move on
 
     def _unread_writes(self, region: str, keys: dict) -> None:
-        """Under the Region's lock: its own writes of this item that its stream has and `_read` has not read yet
+        """Under LOCK: the Region's own writes of this item that its stream has and `_read` has not read yet
         (made since): what the replica holds is at least as late as the latest of them."""
         shard = self._shard(region)
         if shard is None:
@@ -188,7 +188,7 @@ class Replicator:
     def _apply(self) -> int:
         """Apply the due images, each newer than what its target holds (older ones dropped), each under the
         lock with the check; returns how many were taken off the queue."""
-        from mxflow_local.dynamodb import lock_for
+        from mxflow_local.dynamodb import LOCK
 
         done = 0
         while True:
@@ -200,7 +200,7 @@ class Replicator:
             change = record["dynamodb"]
             key = _fingerprint(change["Keys"], None)
             dynamodb = self.runtimes[target].client("dynamodb")
-            with lock_for(target):
+            with LOCK:
                 self._unread_writes(target, change["Keys"])
                 with self._lock:
                     held = self._held.get((target, key))
@@ -222,11 +222,10 @@ class Replicator:
     def differing(self, skip: Callable[[dict], bool] = lambda keys: False) -> list[dict]:
         """The keys of the items the two replicas hold differently (one has it, the other not, or not the
         same attributes), read in one step (under the DynamoDB lock); `skip(keys)` leaves an item out."""
-        from mxflow_local.dynamodb import lock_for
+        from mxflow_local.dynamodb import LOCK
 
         images: list[dict[str, dict]] = []
-        first, second = self.runtimes
-        with lock_for(first), lock_for(second):   # always in this order (the only place holding both)
+        with LOCK:
             for runtime in self.runtimes.values():
                 items: dict[str, dict] = {}
                 paginator = runtime.client("dynamodb").get_paginator("scan")
