@@ -15,7 +15,6 @@ still replicates within the lag (its replica and its stream are not lost with it
 """
 from __future__ import annotations
 
-import datetime
 import hashlib
 import heapq
 import itertools
@@ -29,6 +28,7 @@ from typing import Callable
 LOG = logging.getLogger("mxflow_local.two_regions")
 DEFAULT_REGIONS = ("us-east-1", "us-west-2")
 POLL_SECONDS = 0.02
+APPLY_BATCH = 20   # images applied per hold of the DynamoDB lock
 SHARD_CHECK_ROUNDS = 50   # rounds between two looks for a new stream shard
 
 
@@ -47,26 +47,24 @@ class Replicator:
     the two, sorted, wins) and, within one Region, by the stream's order. So an image that arrives late
     never undoes a later write (a takeover, a decision), and both replicas end with the same item.
 
-    Checking what a replica holds and writing the image are one step, under the local DynamoDB's lock
-    (mxflow_local.dynamodb.LOCK), one image at a time: the target's stream records not read yet are
-    looked at there (moto's shard, in memory) for a later write of the same item, so no write of a
-    Region's functions falls between the check and the put, and the lock is held for one put only."""
+    Checking what a replica holds and writing the image are one step: a round (both streams read, the due
+    images applied) runs under the process-wide lock of the local DynamoDB (mxflow_local.dynamodb.LOCK),
+    so no write of a Region's functions falls between the check and the put."""
 
     def __init__(self, runtimes: dict, table_name: str, lag_ms: float):
         self.runtimes = runtimes
         self.table_name = table_name
         self.lag = lag_ms / 1000.0
         self._rank = {region: rank for rank, region in enumerate(sorted(runtimes, reverse=True))}
-        self._own: dict[str, set[int]] = {region: set() for region in runtimes}   # sequence numbers it wrote
-        self._last_seq: dict[str, int] = {region: -1 for region in runtimes}   # the last record read, by Region
+        self._written: dict[str, dict[str, tuple]] = {region: {} for region in runtimes}   # by the replicator
         self._held: dict[tuple[str, str], tuple] = {}   # (Region, item key) -> the write time of what it holds
-        self._due: list = []   # heap of (due time (monotonic), seq, read at, target Region, stamp, record)
+        self._due: list = []   # heap of (due time, seq, read at, target Region, stamp, record)
         self._seq = itertools.count()
         self._iterators: dict[tuple[str, str], str | None] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._last_read_at = 0.0   # when the last round began reading (time.time())
+        self._last_read_at = 0.0   # when the last round began reading (monotonic)
         self._rounds = 0
         self.replicated = 0
         self.superseded = 0
@@ -89,13 +87,13 @@ class Replicator:
             self._thread.join(timeout=5)
 
     def pending(self, written_before: float | None = None) -> int:
-        """Images not applied (nor dropped) yet; with `written_before` (time.time()), only those of writes
-        made before it (by their write time), plus one while no round has read the streams since."""
+        """Images not applied (nor dropped) yet; with `written_before` (time.monotonic()), only those of
+        writes made before it (plus one while no round has read the streams since)."""
         with self._lock:
             if written_before is None:
                 return len(self._due)
             unread = 1 if self._last_read_at <= written_before else 0
-            return unread + sum(1 for entry in self._due if entry[4][0] <= written_before * 1_000_000)
+            return unread + sum(1 for entry in self._due if entry[2] <= written_before)
 
     def _stream_arn(self, region: str) -> str:
         return self.runtimes[region].client("dynamodb").describe_table(TableName=self.table_name)["Table"]["LatestStreamArn"]
@@ -109,14 +107,6 @@ class Replicator:
                 self._iterators[key] = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
                                                                   ShardIteratorType=iterator_type)["ShardIterator"]
 
-    def _shard(self, region: str):
-        """moto's stream shard of the Region's replica (its records in memory; read under LOCK)."""
-        from moto.core import DEFAULT_ACCOUNT_ID
-        from moto.dynamodb.models import dynamodb_backends
-
-        account = getattr(self.runtimes[region], "account_id", DEFAULT_ACCOUNT_ID)
-        return dynamodb_backends[account][region].get_table(self.table_name).stream_shard
-
     def _loop(self) -> None:
         while not self._stop.wait(POLL_SECONDS):
             try:
@@ -125,28 +115,37 @@ class Replicator:
                 LOG.exception("replication round failed")
 
     def round(self) -> None:
-        """Read both streams, then apply what is due."""
+        """Read both streams, then apply what is due: each batch (bounded, so the Regions' own writes wait at
+        most one batch) under the lock, after reading the streams again there (a write of the target's own
+        made since the last read is known before an older image could be put over it)."""
+        from mxflow_local.dynamodb import LOCK
+
         self._rounds += 1
         if self._rounds % SHARD_CHECK_ROUNDS == 0:
             for region in self.runtimes:
                 self._open_shards(region, "TRIM_HORIZON")   # a shard opened since (none in moto 5.2, kept for AWS)
         self._read()
-        self._apply()
+        while self._is_due():
+            with LOCK:
+                self._read()
+                if not self._apply(APPLY_BATCH):
+                    return
 
-    def _stamp(self, region: str, change: dict) -> tuple:
-        """A write's place in last-writer-wins: its time (microseconds), then the Region, then its order in
-        the stream. The same from the stream's API (an aware datetime) as from moto's shard (naive UTC)."""
+    def _is_due(self) -> bool:
+        with self._lock:
+            return bool(self._due) and self._due[0][0] <= time.monotonic()
+
+    def _stamp(self, region: str, record: dict) -> tuple:
+        """A write's place in last-writer-wins: its time, then the Region, then its order in the stream."""
+        change = record["dynamodb"]
         written = change.get("ApproximateCreationDateTime")
-        if isinstance(written, datetime.datetime):
-            if written.tzinfo is None:
-                written = written.replace(tzinfo=datetime.timezone.utc)
-            written = written.timestamp()
-        return (int(round(float(written or 0) * 1_000_000)), self._rank[region], int(change.get("SequenceNumber", 0)))
+        seconds = written.timestamp() if hasattr(written, "timestamp") else float(written or 0)
+        return (seconds, self._rank[region], int(change.get("SequenceNumber", 0)))
 
     def _read(self) -> None:
         now = time.monotonic()
         with self._lock:
-            self._last_read_at = time.time()
+            self._last_read_at = now
         for (region, shard), iterator in list(self._iterators.items()):
             if iterator is None:
                 continue
@@ -155,69 +154,44 @@ class Replicator:
             target = next(r for r in self.runtimes if r != region)
             for record in answer.get("Records", []):
                 change = record["dynamodb"]
-                sequence = int(change["SequenceNumber"])
                 key = _fingerprint(change["Keys"], None)
+                print_ = _fingerprint(change["Keys"], change.get("NewImage"))
                 with self._lock:
-                    self._last_seq[region] = max(self._last_seq[region], sequence)
-                    if sequence in self._own[region]:
-                        self._own[region].discard(sequence)   # the replicator's own write: held already, not sent back
-                        continue
-                    stamp = self._stamp(region, change)
+                    if self._written[region].pop(print_, None) is not None:
+                        continue   # the replicator's own write: held already, not sent back
+                    stamp = self._stamp(region, record)
                     # A write of the Region's own: the replica holds it now (a local write is always taken, and
                     # it is later than any image applied there before it: one clock, an image's time is older).
                     self._held[(region, key)] = max(stamp, self._held.get((region, key), stamp))
                     heapq.heappush(self._due, (now + self.lag, next(self._seq), now, target, stamp, record))
             self._iterators[(region, shard)] = answer.get("NextShardIterator")   # read: move on
 
-    def _unread_writes(self, region: str, keys: dict) -> None:
-        """Under LOCK: the Region's own writes of this item that its stream has and `_read` has not read yet
-        (made since): what the replica holds is at least as late as the latest of them."""
-        shard = self._shard(region)
-        if shard is None:
-            return
-        first = self._last_seq[region] + 1 - shard.starting_sequence_number
-        key = _fingerprint(keys, None)
-        for item in shard.items[max(0, first):]:
-            change = item.record["dynamodb"]
-            if int(change["SequenceNumber"]) in self._own[region] or _fingerprint(change["Keys"], None) != key:
-                continue
-            stamp = self._stamp(region, change)
-            with self._lock:
-                self._held[(region, key)] = max(stamp, self._held.get((region, key), stamp))
-
-    def _apply(self) -> int:
-        """Apply the due images, each newer than what its target holds (older ones dropped), each under the
-        lock with the check; returns how many were taken off the queue."""
-        from mxflow_local.dynamodb import LOCK
-
+    def _apply(self, limit: int) -> int:
+        """Apply up to `limit` due images (newer than what the target holds; older ones dropped); returns
+        how many were taken off the queue (0: nothing was due)."""
+        now = time.monotonic()
         done = 0
-        while True:
+        while done < limit:
             with self._lock:
-                if not self._due or self._due[0][0] > time.monotonic():
+                if not self._due or self._due[0][0] > now:
                     return done
                 _, _, _, target, stamp, record = heapq.heappop(self._due)
-            done += 1
-            change = record["dynamodb"]
-            key = _fingerprint(change["Keys"], None)
+                done += 1
+                change = record["dynamodb"]
+                key = _fingerprint(change["Keys"], None)
+                held = self._held.get((target, key))
+                if held is not None and held >= stamp:
+                    self.superseded += 1   # the target holds a later write of this item: last writer wins
+                    continue
+                self._held[(target, key)] = stamp
+                self._written[target][_fingerprint(change["Keys"], change.get("NewImage"))] = stamp
             dynamodb = self.runtimes[target].client("dynamodb")
-            with LOCK:
-                self._unread_writes(target, change["Keys"])
-                with self._lock:
-                    held = self._held.get((target, key))
-                    if held is not None and held >= stamp:
-                        self.superseded += 1   # the target holds a later write of this item: last writer wins
-                        continue
-                    self._held[(target, key)] = stamp
-                shard = self._shard(target)
-                length = len(shard.items) if shard is not None else 0
-                if record["eventName"] == "REMOVE":
-                    dynamodb.delete_item(TableName=self.table_name, Key=change["Keys"])
-                else:
-                    dynamodb.put_item(TableName=self.table_name, Item=change["NewImage"])
-                if shard is not None and len(shard.items) > length:
-                    with self._lock:
-                        self._own[target].add(int(shard.items[-1].record["dynamodb"]["SequenceNumber"]))
+            if record["eventName"] == "REMOVE":
+                dynamodb.delete_item(TableName=self.table_name, Key=change["Keys"])
+            else:
+                dynamodb.put_item(TableName=self.table_name, Item=change["NewImage"])
             self.replicated += 1
+        return done
 
     def differing(self, skip: Callable[[dict], bool] = lambda keys: False) -> list[dict]:
         """The keys of the items the two replicas hold differently (one has it, the other not, or not the
