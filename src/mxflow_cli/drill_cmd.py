@@ -259,7 +259,7 @@ class Drill:
             time.sleep(max(0.5, 2 * self.args.lag_ms / 1000))   # anything still on its way to a queue
             # Replication settles: every write made until now applied to the other replica (or dropped as
             # older than what it holds); then the two replicas must hold the same items.
-            settled_from = time.monotonic()
+            settled_from = time.time()   # the replicator's clock: the writes' own times
             self._wait("the replication to drain", lambda: world.replicator.pending(written_before=settled_from) == 0,
                        interval=0.05)
             differ = world.replicator.differing(skip=_probe_written)

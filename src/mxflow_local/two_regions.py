@@ -64,7 +64,7 @@ class Replicator:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
-        self._last_read_at = 0.0   # when the last round began reading (monotonic)
+        self._last_read_at = 0.0   # when the last round began reading (time.time())
         self._rounds = 0
         self.replicated = 0
         self.superseded = 0
@@ -87,13 +87,14 @@ class Replicator:
             self._thread.join(timeout=5)
 
     def pending(self, written_before: float | None = None) -> int:
-        """Images not applied (nor dropped) yet; with `written_before` (time.monotonic()), only those of
-        writes made before it (plus one while no round has read the streams since)."""
+        """Images not applied (nor dropped) yet; with `written_before` (time.time()), only those of writes
+        made before it (by their own write time: one read after the mark counts too), plus one while no
+        round has read the streams since."""
         with self._lock:
             if written_before is None:
                 return len(self._due)
             unread = 1 if self._last_read_at <= written_before else 0
-            return unread + sum(1 for entry in self._due if entry[2] <= written_before)
+            return unread + sum(1 for entry in self._due if entry[4][0] <= written_before)
 
     def _stream_arn(self, region: str) -> str:
         return self.runtimes[region].client("dynamodb").describe_table(TableName=self.table_name)["Table"]["LatestStreamArn"]
@@ -145,7 +146,7 @@ class Replicator:
     def _read(self) -> None:
         now = time.monotonic()
         with self._lock:
-            self._last_read_at = now
+            self._last_read_at = time.time()
         for (region, shard), iterator in list(self._iterators.items()):
             if iterator is None:
                 continue

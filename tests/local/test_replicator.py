@@ -64,7 +64,7 @@ def _held(runtimes, region: str) -> dict:
 
 def _drain(replicator: Replicator) -> None:
     """Rounds until nothing written before now is pending (bounded)."""
-    mark = time.monotonic()
+    mark = time.time()
     for _ in range(100):
         replicator.round()
         if replicator.pending(written_before=mark) == 0:
@@ -124,3 +124,21 @@ def test_equal_write_times_are_decided_by_the_region_then_the_stream_order(regio
     later = replicator._stamp(B, {"dynamodb": {"ApproximateCreationDateTime": at + datetime.timedelta(microseconds=1),
                                                "SequenceNumber": "1"}})
     assert later > stamp(A, 5)
+
+
+def test_a_later_write_of_the_target_made_before_the_image_is_due_is_not_overwritten(regions):
+    """A write the target's functions made after the image was read, before it is due: each round reads the
+    streams again under the lock before it applies, so the older image is dropped, not put over it."""
+    replicator = Replicator(regions, TABLE, lag_ms=LAG_MS)
+    replicator.start_reading()
+    _put(regions, A, A, 1)
+    replicator.round()                # A's write read: due one lag later
+    time.sleep(0.01)
+    _put(regions, B, B, 2)            # B's later write, not read by the replicator yet
+    time.sleep(LAG_MS / 1000 + 0.05)
+    replicator.round()                # A's image is due now
+    assert _held(regions, B) == {"ownerRegion": B, "epoch": 2} and replicator.superseded == 1
+    time.sleep(LAG_MS / 1000 + 0.05)
+    _drain(replicator)
+    assert _held(regions, A) == _held(regions, B) == {"ownerRegion": B, "epoch": 2}
+    assert replicator.differing() == []
