@@ -361,6 +361,9 @@ def test_a_step_the_region_gate_refused_is_tried_again_and_the_payment_waits(flo
     flow.script.answers["Park"].extend([RegionUnavailable("lease")] * 2 + [{"action": "parked"}])
     assert flow.finished(flow.start_flow("pay-gate"))["status"] == "SUCCEEDED"
     anchor = flow.anchor("pay-gate")
+    deadline = time.monotonic() + 10   # the wait's third attempt parks it (the first two were refused)
+    while flow.script.names().count("Park") < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
     token = flow.parked_token()
     assert flow.script.names() == ["Validate"] * 3 + ["Park"] * 3
     assert flow.sfn.describe_execution(executionArn=anchor)["status"] == "RUNNING"   # waiting for the decision
