@@ -24,6 +24,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Callable
 
 from mxflow_cli.main import UsageError
 
@@ -153,6 +154,7 @@ class Drill:
         from mxflow_local.client import ALL_SCOPES, PaymentsClient
         from mxflow_local.sample_messages import credit_transfer
         from mxflow_local.two_regions import TwoRegions
+        from mxflow.regions import recovery_run_name
 
         dirs, _registry, versions, _changes = demo_schemas(self.args.schema_dir)
         overrides = {"DecisionTimeoutSeconds": "3600", "AutoApproveMaxAmount": AUTO_APPROVE_MAX,
@@ -179,8 +181,10 @@ class Drill:
                     amount=STP_AMOUNT if kind == "stp" else DECISION_AMOUNT)), kinds))
             ids = [r.json["paymentId"] for r in receipts if r.status == 202]
             waiting = [pid for pid, kind in zip(ids, kinds) if kind == "wait"]
-            self._wait("the waiting payments in PDNG", lambda: all(
-                (world.payment(a, pid) or {}).get("status") == "PDNG" for pid in waiting), interval=0.2)
+            if not self._wait("the waiting payments in PDNG", _each_reaches(world, a, waiting, {"PDNG"}.__contains__),
+                              interval=0.2):
+                self.problems.append(_stuck(world, a, [pid for pid in waiting
+                                                       if (world.payment(a, pid) or {}).get("status") != "PDNG"]))
             decided = waiting[: len(waiting) // 3]
             during, after = waiting[len(waiting) // 3:][::2], waiting[len(waiting) // 3:][1::2]
             with ThreadPoolExecutor(max_workers=4) as pool:
@@ -213,8 +217,9 @@ class Drill:
             detect_s = (detected - stopped) if detected else None
             self.seen.update(epochAtStop=epoch_at_stop, detectSeconds=round(detect_s, 2) if detect_s is not None else None)
             self.log(f"failover detected after {detect_s:.1f} s" if detect_s is not None else "no failover")
-            epoch = int(world.routing(b).get("epoch", 0))
-            run_arn = f"{world.runtimes[b].physical('RecoveryStateMachine').replace(':stateMachine:', ':execution:')}:takeover-{a}-e{epoch}"
+            claim = (world.routing(b).get("failedOver") or {}).get(a) or {"epoch": world.routing(b).get("epoch", 0)}
+            run_arn = (f"{world.runtimes[b].physical('RecoveryStateMachine').replace(':stateMachine:', ':execution:')}:"
+                       f"{recovery_run_name('takeover', a, claim)}")
             sfn = world.runtimes[b].client("stepfunctions")
             finished = self._wait("the recovery workflow", lambda: _status(sfn, run_arn) in ("SUCCEEDED", "FAILED", "ABORTED",
                                                                                             "TIMED_OUT") and time.monotonic(),
@@ -229,11 +234,11 @@ class Drill:
             if consumers.is_alive():
                 self.problems.append("the consumers deciding during the failover had not finished")
             # The rest of the waiting payments are decided now, through the second Region.
-            self._wait("the taken-over payments waiting again", lambda: all(
-                (world.payment(b, pid) or {}).get("status") != "RCVD" for pid in ids), interval=0.2)
-            self._wait("the remaining payments in PDNG", lambda: all(
-                (world.payment(b, pid) or {}).get("status") in ("PDNG", "ACSC", "RJCT", "CANC", "ACSP")
-                for pid in after + ids[-n_received:] if n_received), interval=0.2)
+            self._wait("the taken-over payments waiting again",
+                       _each_reaches(world, b, ids, lambda status: status not in (None, "RCVD")), interval=0.2)
+            self._wait("the remaining payments in PDNG", _each_reaches(
+                world, b, after + ids[-n_received:] if n_received else [],
+                {"PDNG", "ACSC", "RJCT", "CANC", "ACSP"}.__contains__), interval=0.2)
             pending_now = [pid for pid in ids if (world.payment(b, pid) or {}).get("status") == "PDNG"]
             self.phase = f"deciding {len(pending_now)} payments through {b}"
             after_deadline = self._deadline()
@@ -246,9 +251,18 @@ class Drill:
                 r["region"] == a and r["status"] == "healthy" and "leaseUntil" in r
                 for r in (api_b.request("GET", "/regions").json or {}).get("regions", [])), interval=0.2)
             self.log(f"{a} back and caught up" if rejoined else f"{a} did not rejoin")
-            terminal = self._wait("every payment terminal", lambda: all(
-                (world.payment(b, pid) or {}).get("status") in ("ACSC", "RJCT", "CANC") for pid in ids), interval=0.25)
+            terminal = self._wait("every payment terminal",
+                                  _each_reaches(world, b, ids, {"ACSC", "RJCT", "CANC"}.__contains__), interval=0.25)
+            if not terminal:
+                self.problems.append(_stuck(world, b, [pid for pid in ids if (world.payment(b, pid) or {}).get("status")
+                                                       not in ("ACSC", "RJCT", "CANC")]))
             time.sleep(max(0.5, 2 * self.args.lag_ms / 1000))   # anything still on its way to a queue
+            # Replication settles: every write made until now applied to the other replica (or dropped as
+            # older than what it holds); then the two replicas must hold the same items.
+            settled_from = time.time()   # the replicator's clock: the writes' own times
+            self._wait("the replication to drain", lambda: world.replicator.pending(written_before=settled_from) == 0,
+                       interval=0.05)
+            differ = world.replicator.differing(skip=_probe_written)
             records = {pid: world.payment(b, pid) or {} for pid in ids}
             released = world.released_messages()
             statuses = [r.get("status") for r in records.values()]
@@ -259,18 +273,28 @@ class Drill:
                 "releasedTwice": sum(1 for pid in ids if released.get(pid, 0) > 1),
                 "releasedWithoutMessage": sum(1 for pid, r in records.items()
                                               if r.get("status") == "ACSC" and not released.get(pid)),
+                # a release message of a payment that ended rejected or cancelled (one not terminal is `lost`)
                 "messagesForUnreleased": sum(1 for pid, r in records.items()
-                                             if r.get("status") != "ACSC" and released.get(pid)),
+                                             if r.get("status") in ("RJCT", "CANC") and released.get(pid)),
+                "replicasDiffer": len(differ),
                 "takenOver": sum(1 for r in records.values() if r.get("ownerRegion") == b),
+                # the longest time between two probes' ends (lease renewals): the first Region until its stop,
+                # the second throughout (a gap past the lease, (N + 1/2) probe intervals, lapses it)
+                "probeGapMaxSeconds": {a: _round(world.probe_gap(a, until=stopped)), b: _round(world.probe_gap(b))},
+                "slowestProbe": world.slowest_probe,
                 "detectSeconds": round(detect_s, 2) if detect_s is not None else None,
                 "recoverSeconds": round(recover_s, 2) if recover_s is not None else None,
                 "lagMs": self.args.lag_ms, "probeSeconds": self.args.probe_seconds,
                 "settleSeconds": world.settle_seconds, "atStop": stages, "epochAtStop": epoch_at_stop,
-                "replicatedWrites": world.replicator.replicated, "everyPaymentTerminal": bool(terminal),
+                "replicatedWrites": world.replicator.replicated, "supersededImages": world.replicator.superseded,
+                "everyPaymentTerminal": bool(terminal),
                 "problems": self.problems,
             }
             if figures["releasedWithoutMessage"] or figures["messagesForUnreleased"]:
                 self.problems.append("a release and its message disagree")
+            if differ:
+                self.problems.append(f"{len(differ)} items differ between the replicas after replication "
+                                     f"settled, e.g. {differ[:3]}")
             return figures
 
     def _decide(self, api, payment_id: str, i: int, deadline: float) -> None:
@@ -284,6 +308,49 @@ class Drill:
             reply = self._retrying(lambda: api.cancel(payment_id, "DUPL"), deadline)
         if reply.status not in (200, 409):
             self.problems.append(f"{action} {payment_id}: {reply.status}")
+
+
+def _each_reaches(world, region: str, payment_ids: list[str], reached: Callable[[str | None], bool]) -> Callable[[], bool]:
+    """A wait's predicate: has every payment's status in `region`'s replica `reached` (a status it keeps or
+    passes, never leaves for one not reached)? Each look reads the payments from the first not reached yet
+    and stops at the next one still short of it: a payment seen there is not read again (the drill's own
+    reads, 200 payments every 0.2 s, were load on the Region it measures)."""
+    remaining = list(payment_ids)
+
+    def every_one() -> bool:
+        while remaining and reached((world.payment(region, remaining[0]) or {}).get("status")):
+            remaining.pop(0)
+        return not remaining
+
+    return every_one
+
+
+def _stuck(world, region: str, payment_ids: list[str]) -> str:
+    """What the payments a wait ran out on show: their status, owner and epoch, and their anchors' state in
+    each Region (the anchor of a taken-over payment is named `<id>-e<epoch>`): a diagnosis, in `problems`."""
+    shown = []
+    for pid in payment_ids[:8]:
+        record = world.payment(region, pid) or {}
+        anchors = []
+        for name in (pid, f"{pid}-e{record.get('epoch', 1)}"):
+            for r, runtime in world.runtimes.items():
+                arn = f"{runtime.physical('PaymentStateMachine').replace(':stateMachine:', ':execution:')}:{name}"
+                with contextlib.suppress(Exception):
+                    described = runtime.client("stepfunctions").describe_execution(executionArn=arn)
+                    anchors.append(f"{r}:{name[-4:]}:{described['status']}{':' + described['error'] if described.get('error') else ''}")
+        shown.append(f"{pid[:8]} {record.get('status')} owner {record.get('ownerRegion')} e{record.get('epoch')} "
+                     f"anchors [{', '.join(anchors)}]")
+    return f"{len(payment_ids)} payments stuck: " + "; ".join(shown)
+
+
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 2)
+
+
+def _probe_written(keys: dict) -> bool:
+    """The items each Region's health check rewrites every probe (its health record and probe item): they
+    are in flight while the Regions run, so the replicas' comparison leaves them out."""
+    return keys["pk"]["S"].startswith(("region#", "probe#"))
 
 
 def _status(sfn, execution_arn: str) -> str | None:

@@ -4,8 +4,9 @@ between the two replicas with a configurable lag, each Region's health function 
 `probe_seconds`, one local API per Region, and the Region switch that kills one.
 
 Replication, as DynamoDB global tables (MREC) do it: every write in a replica is read from its stream
-(moto's DynamoDB Streams, NEW_IMAGE) and written, `lag_ms` later, to the other replica as it is (the
-last arrival wins). A write the replicator made is not replicated back (it remembers what it wrote).
+(moto's DynamoDB Streams, NEW_IMAGE) and written, `lag_ms` later, to the other replica as it is, unless
+that replica holds a later write of the item (last writer wins, by the time of the write in its Region:
+`Replicator`). A write the replicator made is not replicated back (it remembers what it wrote).
 A Region that is stopped takes no new requests and its functions fail, but what it committed before
 still replicates within the lag (its replica and its stream are not lost with its compute).
 
@@ -22,10 +23,13 @@ import logging
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 LOG = logging.getLogger("mxflow_local.two_regions")
 DEFAULT_REGIONS = ("us-east-1", "us-west-2")
 POLL_SECONDS = 0.02
+APPLY_BATCH = 20   # images applied per hold of the DynamoDB lock
+SHARD_CHECK_ROUNDS = 50   # rounds between two looks for a new stream shard
 
 
 def _fingerprint(keys: dict, image: dict | None) -> str:
@@ -34,24 +38,45 @@ def _fingerprint(keys: dict, image: dict | None) -> str:
 
 
 class Replicator:
-    """Both directions of the global table's replication, with a lag, on one thread."""
+    """Both directions of the global table's replication, with a lag, on one thread: last writer wins.
+
+    As DynamoDB global tables (MREC) resolve it: every write carries its time in the Region that took it
+    (the stream record's ApproximateCreationDateTime); an image is applied to the other replica only when
+    it is newer than what that replica holds for the item (its own latest write, or the latest image
+    applied there), else it is dropped (`superseded`). Equal times are decided by the Region (the first of
+    the two, sorted, wins) and, within one Region, by the stream's order. So an image that arrives late
+    never undoes a later write (a takeover, a decision), and both replicas end with the same item.
+
+    Checking what a replica holds and writing the image are one step: a round (both streams read, the due
+    images applied) runs under the process-wide lock of the local DynamoDB (mxflow_local.dynamodb.LOCK),
+    so no write of a Region's functions falls between the check and the put."""
 
     def __init__(self, runtimes: dict, table_name: str, lag_ms: float):
         self.runtimes = runtimes
         self.table_name = table_name
         self.lag = lag_ms / 1000.0
-        self._written: dict[str, set[str]] = {region: set() for region in runtimes}   # by the replicator
-        self._due: list = []   # heap of (due time, seq, target Region, record)
+        self._rank = {region: rank for rank, region in enumerate(sorted(runtimes, reverse=True))}
+        self._written: dict[str, dict[str, tuple]] = {region: {} for region in runtimes}   # by the replicator
+        self._held: dict[tuple[str, str], tuple] = {}   # (Region, item key) -> the write time of what it holds
+        self._due: list = []   # heap of (due time, seq, read at, target Region, stamp, record)
         self._seq = itertools.count()
         self._iterators: dict[tuple[str, str], str | None] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._last_read_at = 0.0   # when the last round began reading (time.time())
+        self._rounds = 0
         self.replicated = 0
+        self.superseded = 0
 
-    def start(self) -> "Replicator":
+    def start_reading(self) -> "Replicator":
+        """Open both streams from their start (rounds are then run by `round`, or by `start`'s thread)."""
         for region in self.runtimes:
             self._open_shards(region, "TRIM_HORIZON")
+        return self
+
+    def start(self) -> "Replicator":
+        self.start_reading()
         self._thread = threading.Thread(target=self._loop, name="mxflow-replicator", daemon=True)
         self._thread.start()
         return self
@@ -61,9 +86,15 @@ class Replicator:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def pending(self) -> int:
+    def pending(self, written_before: float | None = None) -> int:
+        """Images not applied (nor dropped) yet; with `written_before` (time.time()), only those of writes
+        made before it (by their own write time: one read after the mark counts too), plus one while no
+        round has read the streams since."""
         with self._lock:
-            return len(self._due)
+            if written_before is None:
+                return len(self._due)
+            unread = 1 if self._last_read_at <= written_before else 0
+            return unread + sum(1 for entry in self._due if entry[4][0] <= written_before)
 
     def _stream_arn(self, region: str) -> str:
         return self.runtimes[region].client("dynamodb").describe_table(TableName=self.table_name)["Table"]["LatestStreamArn"]
@@ -80,15 +111,42 @@ class Replicator:
     def _loop(self) -> None:
         while not self._stop.wait(POLL_SECONDS):
             try:
-                self._read()
-                self._apply()
+                self.round()
             except Exception:  # noqa: BLE001 - replication keeps going (a failed round is read again)
                 LOG.exception("replication round failed")
 
+    def round(self) -> None:
+        """Read both streams, then apply what is due: each batch (bounded, so the Regions' own writes wait at
+        most one batch) under the lock, after reading the streams again there (a write of the target's own
+        made since the last read is known before an older image could be put over it)."""
+        from mxflow_local.dynamodb import LOCK
+
+        self._rounds += 1
+        if self._rounds % SHARD_CHECK_ROUNDS == 0:
+            for region in self.runtimes:
+                self._open_shards(region, "TRIM_HORIZON")   # a shard opened since (none in moto 5.2, kept for AWS)
+        self._read()
+        while self._is_due():
+            with LOCK:
+                self._read()
+                if not self._apply(APPLY_BATCH):
+                    return
+
+    def _is_due(self) -> bool:
+        with self._lock:
+            return bool(self._due) and self._due[0][0] <= time.monotonic()
+
+    def _stamp(self, region: str, record: dict) -> tuple:
+        """A write's place in last-writer-wins: its time, then the Region, then its order in the stream."""
+        change = record["dynamodb"]
+        written = change.get("ApproximateCreationDateTime")
+        seconds = written.timestamp() if hasattr(written, "timestamp") else float(written or 0)
+        return (seconds, self._rank[region], int(change.get("SequenceNumber", 0)))
+
     def _read(self) -> None:
         now = time.monotonic()
-        for region in self.runtimes:
-            self._open_shards(region, "TRIM_HORIZON")   # a new shard (moto opens one per 1,000 records)
+        with self._lock:
+            self._last_read_at = time.time()
         for (region, shard), iterator in list(self._iterators.items()):
             if iterator is None:
                 continue
@@ -97,29 +155,65 @@ class Replicator:
             target = next(r for r in self.runtimes if r != region)
             for record in answer.get("Records", []):
                 change = record["dynamodb"]
+                key = _fingerprint(change["Keys"], None)
                 print_ = _fingerprint(change["Keys"], change.get("NewImage"))
                 with self._lock:
-                    if print_ in self._written[region]:
-                        self._written[region].discard(print_)   # the replicator's own write: not sent back
-                        continue
-                    heapq.heappush(self._due, (now + self.lag, next(self._seq), target, record))
+                    if self._written[region].pop(print_, None) is not None:
+                        continue   # the replicator's own write: held already, not sent back
+                    stamp = self._stamp(region, record)
+                    # A write of the Region's own: the replica holds it now (a local write is always taken, and
+                    # it is later than any image applied there before it: one clock, an image's time is older).
+                    self._held[(region, key)] = max(stamp, self._held.get((region, key), stamp))
+                    heapq.heappush(self._due, (now + self.lag, next(self._seq), now, target, stamp, record))
             self._iterators[(region, shard)] = answer.get("NextShardIterator")   # read: move on
 
-    def _apply(self) -> None:
+    def _apply(self, limit: int) -> int:
+        """Apply up to `limit` due images (newer than what the target holds; older ones dropped); returns
+        how many were taken off the queue (0: nothing was due)."""
         now = time.monotonic()
-        while True:
+        done = 0
+        while done < limit:
             with self._lock:
                 if not self._due or self._due[0][0] > now:
-                    return
-                _, _, target, record = heapq.heappop(self._due)
+                    return done
+                _, _, _, target, stamp, record = heapq.heappop(self._due)
+                done += 1
                 change = record["dynamodb"]
-                self._written[target].add(_fingerprint(change["Keys"], change.get("NewImage")))
+                key = _fingerprint(change["Keys"], None)
+                held = self._held.get((target, key))
+                if held is not None and held >= stamp:
+                    self.superseded += 1   # the target holds a later write of this item: last writer wins
+                    continue
+                self._held[(target, key)] = stamp
+                self._written[target][_fingerprint(change["Keys"], change.get("NewImage"))] = stamp
             dynamodb = self.runtimes[target].client("dynamodb")
             if record["eventName"] == "REMOVE":
                 dynamodb.delete_item(TableName=self.table_name, Key=change["Keys"])
             else:
                 dynamodb.put_item(TableName=self.table_name, Item=change["NewImage"])
             self.replicated += 1
+        return done
+
+    def differing(self, skip: Callable[[dict], bool] = lambda keys: False) -> list[dict]:
+        """The keys of the items the two replicas hold differently (one has it, the other not, or not the
+        same attributes), read in one step (under the DynamoDB lock); `skip(keys)` leaves an item out."""
+        from mxflow_local.dynamodb import LOCK
+
+        images: list[dict[str, dict]] = []
+        with LOCK:
+            for runtime in self.runtimes.values():
+                items: dict[str, dict] = {}
+                paginator = runtime.client("dynamodb").get_paginator("scan")
+                for page in paginator.paginate(TableName=self.table_name, ConsistentRead=True):
+                    for item in page.get("Items", []):
+                        keys = {"pk": item["pk"], "sk": item["sk"]}
+                        if not skip(keys):
+                            items[_fingerprint(keys, None)] = item
+                images.append(items)
+        first, second = images
+        return [{name: value["S"] for name, value in (first.get(k) or second.get(k)).items() if name in ("pk", "sk")}
+                for k in sorted(set(first) | set(second))
+                if _fingerprint({}, first.get(k)) != _fingerprint({}, second.get(k))]
 
 
 class TwoRegions:
@@ -155,6 +249,8 @@ class TwoRegions:
         self._stop = threading.Event()
         self._probers: list[threading.Thread] = []
         self.probes: dict[str, int] = {region: 0 for region in self.regions}
+        self.probe_ends: dict[str, list[float]] = {region: [] for region in self.regions}   # monotonic
+        self.slowest_probe: dict[str, dict] = {}   # by Region: the longest probe's seconds and dependencies (ms)
 
     # -- life cycle ------------------------------------------------------------------------------------
     def start(self) -> "TwoRegions":
@@ -224,7 +320,24 @@ class TwoRegions:
         if not runtime.available:
             return None   # a stopped Region probes nothing: its lease lapses
         self.probes[region] += 1
-        return runtime.invoke("HealthFunction", {"source": "mxflow.local", "detail-type": "Scheduled Event"})
+        began = time.monotonic()
+        result = None
+        try:
+            result = runtime.invoke("HealthFunction", {"source": "mxflow.local", "detail-type": "Scheduled Event"})
+            return result
+        finally:
+            ended = time.monotonic()
+            self.probe_ends[region].append(ended)
+            if ended - began > self.slowest_probe.get(region, {}).get("seconds", 0.0):
+                record = ((result.payload if result is not None else None) or {}).get("record") or {}
+                self.slowest_probe[region] = {"seconds": round(ended - began, 2), "dependencies": {
+                    name: round(float(d.get("ms", 0))) for name, d in (record.get("dependencies") or {}).items()}}
+
+    def probe_gap(self, region: str, since: float = 0.0, until: float = float("inf")) -> float | None:
+        """The longest time between the ends of two consecutive probes of `region` (a lease is renewed at a
+        probe's end) that both ended within [since, until]; None with fewer than two."""
+        ends = [t for t in self.probe_ends[region] if since <= t <= until]
+        return max((b - a for a, b in zip(ends, ends[1:])), default=None)
 
     # -- the Region switch -------------------------------------------------------------------------------
     def stop(self, region: str) -> None:

@@ -341,7 +341,7 @@ class FakeRegionStore:
             return copy.deepcopy(self.items["routing"])
 
     def claim_traffic(self, *, to_region: str, expected_epoch: int, at: str,
-                      failed_over: Mapping[str, Any] | None) -> dict:
+                      failed_over: Mapping[str, Any] | None, seen_epoch: int = 0) -> dict:
         from mxflow.errors import RegionConflict
 
         self.unavailable.check()
@@ -349,10 +349,11 @@ class FakeRegionStore:
             current = self.items.get("routing") or {"epoch": 1}
             if int(current.get("epoch", 1)) != expected_epoch:
                 raise RegionConflict(f"the routing epoch is {current.get('epoch')}, not {expected_epoch}")
-            claimed = {**copy.deepcopy(current), "trafficOwner": to_region, "epoch": expected_epoch + 1, "since": at}
+            epoch = max(expected_epoch, seen_epoch) + 1
+            claimed = {**copy.deepcopy(current), "trafficOwner": to_region, "epoch": epoch, "since": at}
             if failed_over:
                 claimed["failedOver"] = {**(current.get("failedOver") or {}), failed_over["region"]: {
-                    "epoch": expected_epoch + 1, "at": at, "by": to_region, "leaseUntil": failed_over.get("leaseUntil")}}
+                    "epoch": epoch, "at": at, "by": to_region, "leaseUntil": failed_over.get("leaseUntil")}}
             self.items["routing"] = claimed
             return copy.deepcopy(claimed)
 

@@ -15,7 +15,15 @@ from fakes import FakeProbes, FakeRecovery, FakeRegionStore, FakeReleaseQueue, F
 
 from mxflow.errors import NotOwner, RegionConflict, RegionUnavailable, UnknownRegion
 from mxflow.lifecycle import PaymentLifecycle
-from mxflow.regions import SHARDS, DependencyResult, RegionGate, RegionService, anchor_name, assess
+from mxflow.regions import (
+    SHARDS,
+    DependencyResult,
+    RegionGate,
+    RegionService,
+    anchor_name,
+    assess,
+    recovery_run_name,
+)
 
 A, B = "eu-west-1", "eu-central-1"
 CLIENT_ID = "bank-a-client"
@@ -102,6 +110,13 @@ class World:
                     break
         self.regions[region].service.finish(from_region=run["from"], epoch=run["epoch"], reconcile=run["reconcile"])
         return taken
+
+
+def run_name(world, replica: str, kind: str, region: str, epoch: int) -> str:
+    """The recovery run of the claim recorded for `region` in `replica`'s routing item (its epoch checked)."""
+    claim = world[replica].regions.items["routing"]["failedOver"][region]
+    assert int(claim["epoch"]) == epoch
+    return recovery_run_name(kind, region, claim)
 
 
 @pytest.fixture
@@ -203,8 +218,8 @@ def test_failover_takes_every_in_flight_payment_over_by_its_stage_and_releases_n
     outcome = world.fail_over_to(B)
     assert outcome["failover"]["claimed"] and outcome["failover"]["epoch"] == 2
     assert outcome["servesTraffic"] is True
-    assert list(b.recovery.runs) == [f"takeover-{A}-e2"]
-    assert world.run_recovery(B, f"takeover-{A}-e2") == 4
+    assert list(b.recovery.runs) == [run_name(world, B, "takeover", A, 2)]
+    assert world.run_recovery(B, run_name(world, B, "takeover", A, 2)) == 4
     # Each payment: B owns it at epoch 2, a new anchor named with the epoch resumes it by the policy.
     resumes = {pid: b.recovery.anchors[anchor_name(pid, 2)]["resume"] for pid in (rcvd, pdng, armed, unsent)}
     assert resumes == {rcvd: {"stage": "validate", "carried": {}}, pdng: None,
@@ -269,7 +284,48 @@ def test_a_lease_that_lapsed_only_in_the_survivors_replica_is_not_failed_over(po
 
     # A really stops: once its own replica shows the lapse, B fails over (replication still stalled).
     (outcome,) = [o for o in world.tick(5, B) if (o.get("failover") or {}).get("claimed")]
-    assert outcome["failover"]["epoch"] == 2 and list(b.recovery.runs) == [f"takeover-{A}-e2"]
+    assert outcome["failover"]["epoch"] == 2 and list(b.recovery.runs) == [run_name(world, B, "takeover", A, 2)]
+
+
+def test_a_claim_at_an_epoch_used_before_starts_its_own_takeover(world, message):
+    """MREC: two Regions claiming at once each write epoch + 1 in their own replica and the later write wins
+    in both, so the routing epoch can come back to one used before. A takeover claimed then is its own run
+    (named by the claim's time too), never taken for the earlier run of that epoch (ExecutionAlreadyExists:
+    skipped, the failed Region's payments left in it)."""
+    import copy
+
+    payment_id = pending_in(world[A], message, token="t")
+    before = copy.deepcopy(world[B].regions.items["routing"])
+    world.fail_over_to(B)
+    first = run_name(world, B, "takeover", A, 2)
+    assert first.startswith(f"takeover-{A}-e2-")
+    world[B].regions.items["routing"] = before   # an epoch-1 image of the routing item, written later, won
+    world.tick(1, B)                               # A's lease still lapsed, not failed over in this item
+    second = run_name(world, B, "takeover", A, 2)
+    assert second != first and set(world[B].recovery.runs) == {first, second}
+    assert world.run_recovery(B, second) == 1
+    assert (world.ports.store.get(payment_id)["ownerRegion"], world.ports.store.get(payment_id)["epoch"]) == (B, 2)
+
+
+def test_a_takeover_claims_above_the_epoch_of_the_failed_regions_own_replica(ports, settings, message):
+    """MREC: the failed Region stamps its payments with the epoch of its own replica, which may be ahead of
+    the survivor's (a claim of its own not replicated yet). A takeover at an epoch not above a payment's
+    would skip it (taken over only from an older epoch): the claim goes above the epoch read there."""
+    import copy
+
+    items = {A: {}, B: {}}
+    world = World(ports, settings, region_items=dict(items))
+    world.probe(A, B)
+    for source, target in ((A, B), (B, A)):   # replicated once, then replication stalls
+        for key, value in items[source].items():
+            items[target].setdefault(key, copy.deepcopy(value))
+    items[A]["routing"]["epoch"] = 3          # in A's replica only
+    payment_id = pending_in(world[A], message, token="t")
+    assert world.ports.store.get(payment_id)["epoch"] == 3
+    outcome = world.fail_over_to(B)
+    assert outcome["failover"]["claimed"] and outcome["failover"]["epoch"] == 4
+    assert world.run_recovery(B, run_name(world, B, "takeover", A, 4)) == 1
+    assert (world.ports.store.get(payment_id)["ownerRegion"], world.ports.store.get(payment_id)["epoch"]) == (B, 4)
 
 
 def test_a_peer_whose_replica_cannot_be_read_is_failed_over_on_the_lapse_seen_here(world):
@@ -294,7 +350,7 @@ def test_an_armed_release_with_every_attempt_refused_is_sent_by_the_new_owner(wo
     with pytest.raises(TransientError):
         a.lifecycle.send(payment_id)               # refused: nothing sent, a definitive failure recorded
     world.fail_over_to(B)
-    world.run_recovery(B, f"takeover-{A}-e2")
+    world.run_recovery(B, run_name(world, B, "takeover", A, 2))
     result = b.lifecycle.send(payment_id)
     assert "releasedElsewhere" not in result and sends(world, payment_id) == 1
     assert world.ports.store.get(payment_id)["release"]["region"] == B
@@ -359,7 +415,7 @@ def test_a_returning_region_waits_for_the_takeover_then_reconciles_what_only_it_
     store_a.copy_to(store_b)                      # replicated before A died ...
     only_a = received_in(world[A], message)       # ... this one not
     world.fail_over_to(B)
-    assert world.run_recovery(B, f"takeover-{A}-e2") == 1
+    assert world.run_recovery(B, run_name(world, B, "takeover", A, 2)) == 1
     store_b.copy_to(store_a, [replicated])        # B's takeover write replicates to A's replica
 
     # A comes back: M good probes before it counts, then its lease is renewed and it reconciles.
@@ -367,8 +423,8 @@ def test_a_returning_region_waits_for_the_takeover_then_reconciles_what_only_it_
     assert [o["record"]["status"] for o in outcomes] == ["unhealthy", "unhealthy", "healthy"]
     assert [o["servesTraffic"] for o in outcomes] == [False, False, False]   # B owns the traffic now
     assert outcomes[-1]["reconcile"]["epoch"] == 2
-    assert list(world[A].recovery.runs) == [f"reconcile-{A}-e2"]
-    assert world.run_recovery(A, f"reconcile-{A}-e2") == 1
+    assert list(world[A].recovery.runs) == [run_name(world, A, "reconcile", A, 2)]
+    assert world.run_recovery(A, run_name(world, A, "reconcile", A, 2)) == 1
     record = store_a.get(only_a)
     assert (record["ownerRegion"], record["epoch"]) == (A, 2)
     assert world[A].recovery.anchors[anchor_name(only_a, 2)]["resume"] == {"stage": "validate", "carried": {}}
@@ -401,14 +457,14 @@ def test_recover_is_refused_while_the_target_is_unhealthy_and_moves_the_traffic_
     world.tick(3, A, B)                           # A back, 3 good probes: but B's takeover of it is not done
     with pytest.raises(RegionConflict):
         world[B].service.recover(A)
-    world.run_recovery(B, f"takeover-{A}-e2")
+    world.run_recovery(B, run_name(world, B, "takeover", A, 2))
     world.tick(1, A, B)                           # caught up: its lease renewed
     result = world[B].service.recover(A)          # a manual failback, asked of either Region's API
     assert result == {"trafficOwner": A, "epoch": 3, "recovery": {"from": B}}
     assert world[A].service.view()["trafficOwner"] == A
     # B is healthy: it keeps and finishes its own payments (no takeover run; A's own reconciliation ran
     # when it rejoined).
-    assert list(world[A].recovery.runs) == [f"reconcile-{A}-e2"]
+    assert list(world[A].recovery.runs) == [run_name(world, A, "reconcile", A, 2)]
 
 
 def test_a_claim_that_lands_after_the_lease_is_not_followed_by_a_send_and_the_new_owner_sends_once(world, message,
@@ -431,7 +487,7 @@ def test_a_claim_that_lands_after_the_lease_is_not_followed_by_a_send_and_the_ne
     release = world.ports.store.get(payment_id)["release"]
     assert sends(world, payment_id) == 0 and (release["attempts"], release["definitiveFailures"]) == (1, 1)
     world.fail_over_to(B)
-    world.run_recovery(B, f"takeover-{A}-e2")
+    world.run_recovery(B, run_name(world, B, "takeover", A, 2))
     result = b.lifecycle.send(payment_id)
     assert "releasedElsewhere" not in result and sends(world, payment_id) == 1
 
@@ -460,7 +516,7 @@ def test_a_slow_step_never_sends_its_write_after_the_lease_so_it_cannot_undo_a_t
     assert (record["status"], record["version"], record["ownerRegion"]) == ("RCVD", 1, A)   # nothing written
     # the survivor takes the payment over at the new epoch and validates it there once
     world.fail_over_to(B)
-    world.run_recovery(B, f"takeover-{A}-e2")
+    world.run_recovery(B, run_name(world, B, "takeover", A, 2))
     taken = world.ports.store.get(payment_id)
     assert (taken["ownerRegion"], taken["epoch"]) == (B, 2)
     assert b.lifecycle.validate(payment_id)["outcome"] == "await"

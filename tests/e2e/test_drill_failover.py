@@ -26,6 +26,7 @@ def test_a_small_failover_drill_loses_nothing_and_releases_nothing_twice():
     assert figures["problems"] == [] and figures["everyPaymentTerminal"] is True
     assert figures["lost"] == 0 and figures["releasedTwice"] == 0
     assert figures["releasedWithoutMessage"] == 0 and figures["messagesForUnreleased"] == 0
+    assert figures["replicasDiffer"] == 0   # last writer wins: the two replicas end the same
     assert figures["submitted"] == 12
     assert figures["released"] + figures["rejected"] + figures["cancelled"] == 12
     assert figures["rejected"] >= 1 and figures["cancelled"] >= 1 and figures["released"] >= 1

@@ -77,6 +77,9 @@ def test_every_task_retries_named_errors_with_backoff_and_full_jitter(machine):
             assert retry.get("Comment"), name
         if task["Resource"] in ("${LambdaInvoke}", "${LambdaInvokeWaitForTaskToken}"):
             assert task["Retry"][0]["ErrorEquals"] == RETRIED and task["Retry"][0]["MaxAttempts"] == 3, name
+            # the Region gate's refusal (mxflow.errors.RegionUnavailable) is retried by its own name: a
+            # Lambda error is matched by its class name only, never by a base class (TransientError)
+            assert ["RegionUnavailable"] in [retry["ErrorEquals"] for retry in task["Retry"]], name
         for catch in task.get("Catch", []):
             assert catch.get("Comment") or catch["ErrorEquals"] != ["States.ALL"], name
 
@@ -183,6 +186,11 @@ def aws_client(service: str):
 
 class TransientError(Exception):
     """The functions' retryable error (the state machines retry it by this class name)."""
+
+
+class RegionUnavailable(Exception):
+    """The Region gate's refusal of a step (mxflow.errors.RegionUnavailable, a TransientError in Python; the
+    state machines know it by this class name)."""
 
 
 class ReleaseOutcomeUnknown(Exception):
@@ -344,6 +352,24 @@ def test_the_decision_path_passes_exactly_one_anchor_state(flow):
     assert flow.finished(anchor)["status"] == "SUCCEEDED"
     assert flow.states_entered(anchor) == ["AwaitOutcome"]  # one Standard transition
     assert flow.script.names() == ["Validate", "Park", "Validate", "Send", "Settle"]
+
+
+def test_a_step_the_region_gate_refused_is_tried_again_and_the_payment_waits(flow):
+    """RegionUnavailable (the lease the step saw ended before its write, on a slow host) is retried: the
+    anchor's wait parks the payment on a later attempt, it does not fail the anchor (a payment left in ACTC)."""
+    flow.script.answers["Validate"].extend([RegionUnavailable("lease")] * 2 + [outcome("await")])
+    flow.script.answers["Park"].extend([RegionUnavailable("lease")] * 2 + [{"action": "parked"}])
+    assert flow.finished(flow.start_flow("pay-gate"))["status"] == "SUCCEEDED"
+    anchor = flow.anchor("pay-gate")
+    deadline = time.monotonic() + 10   # the wait's third attempt parks it (the first two were refused)
+    while flow.script.names().count("Park") < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    token = flow.parked_token()
+    assert flow.script.names() == ["Validate"] * 3 + ["Park"] * 3
+    assert flow.sfn.describe_execution(executionArn=anchor)["status"] == "RUNNING"   # waiting for the decision
+    flow.sfn.send_task_success(taskToken=token, output=json.dumps({"paymentId": "pay-gate", "status": "RJCT"}))
+    assert flow.finished(anchor)["status"] == "SUCCEEDED"
+    assert flow.states_entered(anchor) == ["AwaitOutcome"]
 
 
 def test_a_reject_answers_the_wait_and_the_anchor_ends(flow):

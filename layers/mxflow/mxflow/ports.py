@@ -175,10 +175,11 @@ class RegionStore(Protocol):
         """Create the routing item unless one exists; returns the one that exists after the call."""
 
     def claim_traffic(self, *, to_region: str, expected_epoch: int, at: str,
-                      failed_over: Mapping[str, Any] | None) -> dict:
-        """Make `to_region` the traffic owner at epoch `expected_epoch` + 1, conditional on the epoch
-        (RegionConflict when it moved); `failed_over` ({"region", "leaseUntil"}) records the takeover
-        of that Region's payments at the new epoch. Returns the new routing item."""
+                      failed_over: Mapping[str, Any] | None, seen_epoch: int = 0) -> dict:
+        """Make `to_region` the traffic owner at epoch max(`expected_epoch`, `seen_epoch`) + 1, conditional
+        on the epoch being `expected_epoch` (RegionConflict when it moved); `seen_epoch`: a later epoch read
+        elsewhere (the failed Region's own replica). `failed_over` ({"region", "leaseUntil"}) records the
+        takeover of that Region's payments at the new epoch. Returns the new routing item."""
 
     def mark_recovered(self, region: str, epoch: int, at: str) -> None:
         """Record that the takeover of `region` at `epoch` finished (completedAt)."""

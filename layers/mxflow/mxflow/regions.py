@@ -170,6 +170,17 @@ def resume_stage(record: Mapping[str, Any]) -> dict | None:
     raise ValueError(f"status {status} is not in flight")
 
 
+def recovery_run_name(kind: str, region: str, claim: Mapping[str, Any]) -> str:
+    """The name of a recovery run (`takeover` of the failed `region`, or its own `reconcile`): the epoch and
+    the time of the traffic claim it serves (`claim`: the routing item's `failedOver[region]` record). An
+    epoch alone may come twice under MREC -- two Regions claiming at once each write epoch + 1 in their
+    own replica, and the later write wins in both, so the epoch can go back -- and a run started under a
+    name already used is taken for the one that exists (ExecutionAlreadyExists): that takeover would be
+    skipped. The claim's time makes each claim's name its own; started twice for one claim, it runs once."""
+    stamp = "".join(ch for ch in str(claim.get("at") or "") if ch.isdigit())
+    return f"{kind}-{region}-e{int(claim['epoch'])}" + (f"-{stamp}" if stamp else "")
+
+
 def anchor_name(payment_id: str, epoch: int) -> str:
     """The name of the anchor a takeover starts: the payment id and the epoch, so that it never meets
     an earlier anchor of the same payment (execution names are unique per state machine for 90 days)."""
@@ -375,15 +386,27 @@ class RegionService:
         epoch = int(routing.get("epoch", 1))
         try:
             claimed = self.regions.claim_traffic(
-                to_region=self.here, expected_epoch=epoch, at=now,
+                to_region=self.here, expected_epoch=epoch, at=now, seen_epoch=self._epoch_at(failed),
                 failed_over={"region": failed, "leaseUntil": (failed_state or {}).get("leaseUntil")})
         except RegionConflict:
             return {"claimed": False, "reason": "the routing epoch moved meanwhile"}
         execution = self.recovery.start_recovery(
-            f"takeover-{failed}-e{claimed['epoch']}",
+            recovery_run_name("takeover", failed, claimed["failedOver"][failed]),
             {"from": failed, "to": self.here, "epoch": claimed["epoch"], "reconcile": False,
              "settleSeconds": int(round(self.settings.replication_settle_seconds)), "shards": SHARDS})
         return {"claimed": True, "epoch": claimed["epoch"], "from": failed, "executionArn": execution}
+
+    def _epoch_at(self, region: str) -> int:
+        """The routing epoch in `region`'s own replica (0 when it cannot be read). The failed Region stamps
+        its payments with the epoch its replica shows; with MREC that may be later than the one here (a
+        claim of its own not replicated yet), and a takeover at an epoch not above a payment's skips it:
+        the claim goes above both."""
+        if self.peer_regions is None or region != self.peer:
+            return 0
+        try:
+            return int((self.peer_regions.routing() or {}).get("epoch", 0))
+        except ServiceError:
+            return 0
 
     def _start_reconcile(self, routing: Mapping[str, Any], now: str) -> dict | None:
         """Back after a lapse, caught up, and failed over meanwhile: re-adopt this Region's own payments
@@ -395,7 +418,7 @@ class RegionService:
             return None
         epoch = int(done["epoch"])
         execution = self.recovery.start_recovery(
-            f"reconcile-{self.here}-e{epoch}",
+            recovery_run_name("reconcile", self.here, done),
             {"from": self.here, "to": self.here, "epoch": epoch, "reconcile": True,
              "settleSeconds": 0, "shards": SHARDS})
         return {"epoch": epoch, "executionArn": execution}
@@ -555,7 +578,7 @@ class RegionService:
         execution = None
         if take_over:
             execution = target_recovery.start_recovery(
-                f"takeover-{source}-e{epoch}",
+                recovery_run_name("takeover", source, routing["failedOver"][source]),
                 {"from": source, "to": target, "epoch": epoch, "reconcile": False,
                  "settleSeconds": int(round(self.settings.replication_settle_seconds)), "shards": SHARDS})
         recovery = {"from": source}

@@ -10,13 +10,17 @@ timed (docs/regions.md, "Health"). A Lambda invoke that answers 200 says nothing
 - archive: a PutObject under `health/` of the archive bucket (same bucket, same key, same permissions
   path as a received message).
 
-A failing call is a failed dependency with its error code (never data); nothing raises.
+The four run at once (each on its own thread, in the invocation's context): a probe takes as long as its
+slowest dependency, not their sum, so a Region under load still renews its lease within the probe
+interval. A failing call is a failed dependency with its error code (never data); nothing raises.
 """
 from __future__ import annotations
 
+import contextvars
 import json
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Callable
 
@@ -44,8 +48,14 @@ class AwsHealthProbes:
         return max(5.0, 3 * self.settings.health_slow_ms / 1000)
 
     def probe(self) -> list[DependencyResult]:
-        return [self._timed("stateMachine", self._state_machine), self._timed("table", self._table),
-                self._timed("queue", self._queue), self._timed("archive", self._archive)]
+        checks = (("stateMachine", self._state_machine), ("table", self._table), ("queue", self._queue),
+                  ("archive", self._archive))
+        for service in ("stepfunctions", "dynamodb", "sqs", "s3"):
+            self._client(service)   # made here, once: creating boto3 clients is not thread-safe
+        with ThreadPoolExecutor(max_workers=len(checks), thread_name_prefix="health-probe") as pool:
+            # each check in a copy of the invocation's context (its environment, as Lambda gives it)
+            running = [pool.submit(contextvars.copy_context().run, self._timed, name, check) for name, check in checks]
+            return [future.result() for future in running]
 
     def _timed(self, name: str, check: Callable[[], str | None]) -> DependencyResult:
         began = time.perf_counter()

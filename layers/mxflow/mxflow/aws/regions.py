@@ -83,12 +83,12 @@ class DynamoDbRegionStore(AwsAdapter):
 
     @service_errors
     def claim_traffic(self, *, to_region: str, expected_epoch: int, at: str,
-                      failed_over: Mapping[str, Any] | None) -> dict:
+                      failed_over: Mapping[str, Any] | None, seen_epoch: int = 0) -> dict:
         current = self.routing()
         if current is not None and int(current.get("epoch", 1)) != expected_epoch:
             raise RegionConflict(f"the routing epoch is {current.get('epoch')}, not {expected_epoch}")
         base = current or {"epoch": 1}
-        epoch = expected_epoch + 1
+        epoch = max(expected_epoch, seen_epoch) + 1
         claimed = {**base, "trafficOwner": to_region, "epoch": epoch, "since": at}
         entry = {"at": at, "trafficOwner": to_region, "epoch": epoch}
         if failed_over:
