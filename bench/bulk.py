@@ -10,7 +10,8 @@ flows in flight and starts the next as the runtime carries them; the template's 
 each size stops waiting after BOUND_S and reports how many payments were PDNG by then; a child that does
 not end within its bound plus a margin is killed and its last progress line is reported.
 
-Memory: peak RSS (ru_maxrss), the RSS once the message is accepted and at the end, their difference per
+The PaymentFlow runs that ended, by status (a Validate call that queued past its Timeout for good shows as
+a FAILED run, handed over to the payment's anchor). Memory: peak RSS (ru_maxrss), the RSS once the message is accepted and at the end, their difference per
 parked payment, the process's threads at the end (moto's interpreter keeps three threads per running
 execution: every parked payment's anchor waits for its decision), and the records left in moto's stream
 shard (the journal's poller trims what it delivered).
@@ -25,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 
 from bench.payments import ENV, TEMPLATE, XSD_DIR
 
@@ -130,6 +132,7 @@ def measure(size: int, report=None) -> dict:
                   "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
                   "rss_accepted_mb": round(rss_accepted, 1), "rss_end_mb": round(rss_end, 1),
                   "rss_growth_kb_per_payment": round((rss_end - rss_accepted) * 1024 / max(1, parked), 1),
+                  "flows_ended": dict(sorted(Counter(r["status"] for r in runtime.express_records("PaymentFlow")).items())),
                   "threads_end": threading.active_count(), "stream_records_end": _stream_records(runtime),
                   "bulk_flows_in_flight": int(runtime.parameters["BulkFlowsInFlight"]),
                   "load_1m_end": round(os.getloadavg()[0], 2), "bound_s": BOUND_S.get(size, 600.0)}
