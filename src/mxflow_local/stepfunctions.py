@@ -38,6 +38,9 @@ Parallel, timeouts. What it lacks or gets wrong, fixed here without forking it:
                          PLY yacc table) and parsed its path again; a path's parsed expression is kept.
 - `patch_thread_list`    memory: the interpreter keeps every thread it ever started (TMP_THREADS, about
                          five per state entered, each holding its evaluation frame) for good.
+- `patch_program_thread` threads: every running execution had a thread that only waited for another
+                         (Program.eval's, there for an execution-level TimeoutSeconds); without one the
+                         states run on the waiting thread.
 - `quiet_logs`           the interpreter logs ERROR tracebacks for ordinary task failures.
 
 These rest on private moto internals, so moto is pinned (`requirements/dev.txt`) and
@@ -606,6 +609,31 @@ def patch_thread_list() -> None:
     original.clear()
 
 
+def patch_program_thread() -> None:
+    """Threads: Program.eval runs the execution's states on a thread of its own and joins it, so that an
+    execution-level TimeoutSeconds can end it; the execution worker's thread meanwhile only waits. With no
+    such timeout the join waits for good: the states run on the worker's thread instead (the same
+    evaluation, one thread fewer per running execution). Every payment waiting for a decision is a running
+    anchor execution (three threads each before, two now): a message of 10,000 transactions parks 10,000."""
+    from moto.stepfunctions.parser.asl.component.eval_component import EvalComponent
+    from moto.stepfunctions.parser.asl.component.program.program import Program
+
+    original = Program.eval
+
+    def eval(self, env) -> None:
+        if self.timeout_seconds is not None:
+            return original(self, env)
+        env.next_state_name = self.start_at.start_at_name
+        try:
+            EvalComponent.eval(self, env)
+        except Exception:  # noqa: BLE001 - on its own thread it ended that thread only, and the worker
+            # went on to report the execution's end: so here too (the states record their failure first)
+            logging.getLogger(__name__).exception("a state machine's evaluation raised")
+
+    eval._mxflow_original = original
+    Program.eval = eval
+
+
 def quiet_logs() -> None:
     """Gap: the interpreter logs ERROR tracebacks for task failures that ASL handles (Retry/Catch)."""
     logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
@@ -774,5 +802,6 @@ def install() -> None:
         patch_program_cache()
         patch_jsonpath_cache()
         patch_thread_list()
+        patch_program_thread()
         quiet_logs()
         _INSTALLED = True

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,6 +122,18 @@ class LoadedTemplate:
         return None
 
 
+# Where the local runtime's default differs from the template's because one machine is not AWS: a value
+# here is used for a parameter the template declares and no override gives (an override still wins).
+# - BulkFlowsInFlight: the split of a message keeps this many flows in flight (mxflow.bulk). The
+#   template's 0 (its start rate times 10 s: 1,000) fits AWS, where each Lambda call has an environment
+#   of its own; here every function's environments (mxflow_local.lambda_runner) share the machine's cores,
+#   and a thousand flows at once queue their Validate calls past their Timeout. A window of
+#   LOCAL_FLOWS_PER_CORE flows per core keeps the cores busy, so the split runs as fast as this machine
+#   carries the flows, and a flow's wait short (docs/flow.md, bench/bulk.py).
+LOCAL_FLOWS_PER_CORE = 8
+LOCAL_PARAMETER_DEFAULTS = {"BulkFlowsInFlight": str(LOCAL_FLOWS_PER_CORE * (os.cpu_count() or 1))}
+
+
 def _parameter_values(sam: dict, overrides: dict[str, str], pseudo: dict[str, str]) -> dict[str, Any]:
     declared = sam.get("Parameters") or {}
     unknown = sorted(set(overrides) - set(declared))
@@ -131,6 +144,8 @@ def _parameter_values(sam: dict, overrides: dict[str, str], pseudo: dict[str, st
         spec = spec or {}
         if name in overrides:
             value = str(overrides[name])
+        elif name in LOCAL_PARAMETER_DEFAULTS:
+            value = LOCAL_PARAMETER_DEFAULTS[name]
         elif "Default" in spec:
             value = spec["Default"]
             value = ",".join(map(str, value)) if isinstance(value, list) else str(value)

@@ -169,6 +169,15 @@ def test_internals_of_the_speed_patches():
         assert "parse(" in inspect.getsource(module)
     # patch_thread_list: TMP_THREADS is only appended to, never read back
     assert isinstance(utils.TMP_THREADS, stepfunctions._NotKept)
+    # patch_program_thread: Program.eval's own thread only runs EvalComponent.eval and is joined with the
+    # execution's timeout (is_alive after the join: timed out), and the worker calls it then ends the execution
+    from moto.stepfunctions.parser.asl.component.program.program import Program
+
+    original = inspect.getsource(Program.eval._mxflow_original)
+    assert "threading.Thread(target=super().eval" in original and "join(timeout=timeout)" in original
+    assert "env.set_timed_out()" in original
+    logic = inspect.getsource(ExecutionWorker._execution_logic)
+    assert logic.index("program.eval(self.env)") < logic.index("self._execution_communication.terminated()")
     # mxflow_local.dynamodb.patch_json_responses wraps this method
     assert "context" in inspect.signature(getattr(ActionResult.execute_result, "__wrapped__",
                                                   ActionResult.execute_result)).parameters

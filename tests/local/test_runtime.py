@@ -404,3 +404,17 @@ def test_execution_environments_per_function(tmp_path):
         open_pool = rt.runner.environments(rt.physical("Open"))
         assert (open_pool["created"], open_pool["busy"], open_pool["idle"]) == (2, 0, 2)
         assert rt.runner.environments(rt.physical("Capped"))["created"] == 1
+
+
+def test_local_parameter_defaults_apply_to_declared_parameters_and_an_override_wins():
+    """LOCAL_PARAMETER_DEFAULTS: the split's window is 8 flows per core locally unless overridden; a template
+    that does not declare the parameter is untouched (no unknown parameter)."""
+    import os
+
+    from mxflow_local.template import LOCAL_PARAMETER_DEFAULTS, _parameter_values
+
+    sam = {"Parameters": {"BulkFlowsInFlight": {"Type": "Number", "Default": 0}, "Other": {"Default": "x"}}}
+    assert LOCAL_PARAMETER_DEFAULTS["BulkFlowsInFlight"] == str(8 * (os.cpu_count() or 1))
+    assert _parameter_values(sam, {}, {})["BulkFlowsInFlight"] == LOCAL_PARAMETER_DEFAULTS["BulkFlowsInFlight"]
+    assert _parameter_values(sam, {"BulkFlowsInFlight": "3"}, {})["BulkFlowsInFlight"] == "3"
+    assert "BulkFlowsInFlight" not in _parameter_values({"Parameters": {"Other": {"Default": "x"}}}, {}, {})

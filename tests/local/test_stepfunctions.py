@@ -413,3 +413,19 @@ def test_aws_call_faults_before_and_after_the_call(runtime):
     sqs.send_message(QueueUrl=url, MessageBody="z")  # the faults are used up
     bodies = sorted(m["Body"] for m in sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"])
     assert bodies == ["y", "z"]  # "after": the message went in although the caller saw an error
+
+
+def test_an_execution_runs_on_one_thread_and_its_timeout_still_ends_it(runtime):
+    """patch_program_thread: a running execution without an execution-level TimeoutSeconds has no thread
+    that only waits for its states (moto's Program.eval thread); one with it is still TIMED_OUT."""
+    sfn = runtime.client("stepfunctions")
+    waits = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Comment": "a running execution", "Seconds": 2,
+                                              "End": True}}}
+    plain = sfn.start_execution(stateMachineArn=_machine(runtime, waits), input="{}")["executionArn"]
+    timed = sfn.start_execution(stateMachineArn=_machine(runtime, {**waits, "TimeoutSeconds": 1}),
+                                input="{}")["executionArn"]
+    time.sleep(0.5)
+    program_threads = [t for t in threading.enumerate() if t.name.endswith("(eval)")]
+    assert len(program_threads) == 1        # the timed one's: its join is what times it out
+    assert runtime.wait_execution(plain)["status"] == "SUCCEEDED"
+    assert runtime.wait_execution(timed)["status"] == "TIMED_OUT"

@@ -52,12 +52,14 @@ DUPLICATE_REASON = "AM05"
 SPLIT_BATCH = 100             # transactions per batch: one part, then their flows
 CREATE_WORKERS = 8            # conditional puts in flight at once within a batch
 SPLIT_MARGIN_SECONDS = 30.0   # the split returns with this much of its time left
-# Flows in flight: the split starts a flow only once the payment it started IN_FLIGHT_SECONDS x the pace
-# earlier has left RCVD/ACTC (validated, parked or decided), looked at every 1/IN_FLIGHT_CHECKS of that
-# window and for at most IN_FLIGHT_WAIT_SECONDS at a time. In AWS (100 a second: 1,000 in flight, a look every
-# 250 starts) a flow takes about a second and this never waits; where the flows run slower than the pace
-# (the local runtime, one environment per function) it holds the split back instead of queueing calls past
-# their Timeout.
+# Flows in flight (backpressure): the split keeps at most a window of flows in flight. It starts a flow only
+# once the payment it started a window of flows earlier has left RCVD/ACTC (validated, parked or decided),
+# looked at every 1/IN_FLIGHT_CHECKS of the window and for at most IN_FLIGHT_WAIT_SECONDS at a time (a
+# payment stuck longer is visibly stuck, alarmed as any other, and holds the split back no more). The
+# window is BulkFlowsInFlight, or 0 for the pace times IN_FLIGHT_SECONDS: in AWS (100 a second: 1,000 in
+# flight, a look every 250 starts) a flow takes about a second and this never waits. Where the flows run
+# slower than the pace (the local runtime: every function's environments share one machine's cores) it
+# holds the split back to what the flows take, so their calls never queue past their Timeout.
 IN_FLIGHT_SECONDS = 10.0
 IN_FLIGHT_CHECKS = 4
 IN_FLIGHT_WAIT_SECONDS = 60.0
@@ -65,6 +67,11 @@ _NOT_YET_THROUGH = ("RCVD", "ACTC")
 # The group's facts the message record keeps (what the group pacs.002 needs): camelCase Facts keys.
 _GROUP_FACTS = ("msgId", "creationDateTime", "headerFrom", "instructingAgentBic", "debtorAgentBic",
                 "businessService", "currency")
+
+
+def flows_in_flight(settings) -> int:
+    """The split's window: the most flows it keeps in flight (see IN_FLIGHT_SECONDS)."""
+    return max(1, int(settings.bulk_flows_in_flight or settings.bulk_start_rate * IN_FLIGHT_SECONDS))
 
 
 def is_bulk(parsed, profile: str) -> bool:
@@ -210,7 +217,7 @@ class BulkMessages:
         if len(layout) != count:
             raise InvalidState(f"message {message_id}: {len(layout)} transactions found, {count} recorded")
         pacer = _Pacer(self.settings.bulk_start_rate)
-        window = max(1, int(self.settings.bulk_start_rate * IN_FLIGHT_SECONDS))
+        window = flows_in_flight(self.settings)
         started: list[str] = []
         created = 0
         with ThreadPoolExecutor(CREATE_WORKERS) as pool:

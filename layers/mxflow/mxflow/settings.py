@@ -37,10 +37,12 @@ class Settings:
     events_topic_arn: str | None = None
     message_versions: MessageVersions = CBPR_PLUS_VERSIONS  # what the builders emit (MXFLOW_*_VERSION)
     # Messages with several transactions (mxflow.bulk): the split state machine, the most transactions
-    # a message may carry, and how many payments' flows the split starts per second.
+    # a message may carry, how many payments' flows the split starts per second, and how many it keeps
+    # in flight at most (0: the rate times mxflow.bulk.IN_FLIGHT_SECONDS).
     split_state_machine_arn: str | None = None
     max_bulk_transactions: int = 10000
     bulk_start_rate: float = 100.0
+    bulk_flows_in_flight: int = 0
     # Two Regions (docs/regions.md; template.yaml "two Regions" section). No peer Region: one Region,
     # and nothing below changes what a payment does.
     primary_region: str | None = None
@@ -107,6 +109,7 @@ class Settings:
             split_state_machine_arn=env.get("BULK_SPLIT_ARN") or None,
             max_bulk_transactions=int(env.get("MAX_BULK_TRANSACTIONS") or cls.max_bulk_transactions),
             bulk_start_rate=float(env.get("BULK_START_RATE") or cls.bulk_start_rate),
+            bulk_flows_in_flight=int(env.get("BULK_FLOWS_IN_FLIGHT") or cls.bulk_flows_in_flight),
             primary_region=env.get("PRIMARY_REGION") or None,
             peer_region=env.get("PEER_REGION") or None,
             region_mode=env.get("REGION_MODE") or cls.region_mode,
