@@ -5,7 +5,7 @@ decision: validated, parked), and the memory of the process that runs it all (AP
 Each size runs in a fresh interpreter (`python -m bench.bulk SIZE`), so its peak RSS is its own; the
 message is `bulk_credit_transfer(..., compact=True)` (the smallest valid transactions: 10,000 fit the
 4 MiB MaxMessageBytes), on the template's defaults except MaxMessageBytes=4194304, with the local
-runtime's BulkFlowsInFlight (mxflow_local.template.LOCAL_PARAMETER_DEFAULTS: the split keeps that many
+runtime's BulkFlowsInFlight (mxflow_local.runtime.LOCAL_PARAMETER_DEFAULTS: the split keeps that many
 flows in flight and starts the next as the runtime carries them; the template's start rate stays). Bounded:
 each size stops waiting after BOUND_S and reports how many payments were PDNG by then; a child that does
 not end within its bound plus a margin is killed and its last progress line is reported.

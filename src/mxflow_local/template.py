@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import copy
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,19 +121,11 @@ class LoadedTemplate:
         return None
 
 
-# Where the local runtime's default differs from the template's because one machine is not AWS: a value
-# here is used for a parameter the template declares and no override gives (an override still wins).
-# - BulkFlowsInFlight: the split of a message keeps this many flows in flight (mxflow.bulk). The
-#   template's 0 (its start rate times 10 s: 1,000) fits AWS, where each Lambda call has an environment
-#   of its own; here every function's environments (mxflow_local.lambda_runner) share the machine's cores,
-#   and a thousand flows at once queue their Validate calls past their Timeout. A window of
-#   LOCAL_FLOWS_PER_CORE flows per core keeps the cores busy, so the split runs as fast as this machine
-#   carries the flows, and a flow's wait short (docs/flow.md, bench/bulk.py).
-LOCAL_FLOWS_PER_CORE = 8
-LOCAL_PARAMETER_DEFAULTS = {"BulkFlowsInFlight": str(LOCAL_FLOWS_PER_CORE * (os.cpu_count() or 1))}
-
-
-def _parameter_values(sam: dict, overrides: dict[str, str], pseudo: dict[str, str]) -> dict[str, Any]:
+def _parameter_values(sam: dict, overrides: dict[str, str], pseudo: dict[str, str],
+                      defaults: dict[str, str] | None = None) -> dict[str, Any]:
+    """The parameters' values: an override, else a caller's default for a parameter the template declares
+    (`defaults`; ignored for one it does not), else the template's Default."""
+    defaults = defaults or {}
     declared = sam.get("Parameters") or {}
     unknown = sorted(set(overrides) - set(declared))
     if unknown:
@@ -144,8 +135,8 @@ def _parameter_values(sam: dict, overrides: dict[str, str], pseudo: dict[str, st
         spec = spec or {}
         if name in overrides:
             value = str(overrides[name])
-        elif name in LOCAL_PARAMETER_DEFAULTS:
-            value = LOCAL_PARAMETER_DEFAULTS[name]
+        elif name in defaults:
+            value = str(defaults[name])
         elif "Default" in spec:
             value = spec["Default"]
             value = ",".join(map(str, value)) if isinstance(value, list) else str(value)
@@ -171,8 +162,11 @@ def _parameter_values(sam: dict, overrides: dict[str, str], pseudo: dict[str, st
 
 
 def load_template(path: str | Path, *, parameter_overrides: dict[str, str] | None = None, region: str,
-                  account_id: str, stack_name: str) -> LoadedTemplate:
-    """Load and expand a SAM template; raises TemplateError with the translator's messages."""
+                  account_id: str, stack_name: str, parameter_defaults: dict[str, str] | None = None) -> LoadedTemplate:
+    """Load and expand a SAM template; raises TemplateError with the translator's messages.
+
+    parameter_defaults: values used in place of the template's Default for the parameters it declares
+    (an override still wins; a name the template does not declare is ignored)."""
     path = Path(path).resolve()
     sam = load_yaml(path)
     pseudo = {
@@ -181,7 +175,7 @@ def load_template(path: str | Path, *, parameter_overrides: dict[str, str] | Non
         "AWS::StackId": f"arn:{partition_of(region)}:cloudformation:{region}:{account_id}:stack/{stack_name}/00000000-0000-4000-8000-000000000000",
         "AWS::NotificationARNs": [],
     }
-    parameters = _parameter_values(sam, parameter_overrides or {}, pseudo)
+    parameters = _parameter_values(sam, parameter_overrides or {}, pseudo, parameter_defaults)
     to_translate = copy.deepcopy(sam)
     local_paths: dict[str, Path] = {}
     for logical_id, resource in (to_translate.get("Resources") or {}).items():

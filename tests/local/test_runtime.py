@@ -407,14 +407,33 @@ def test_execution_environments_per_function(tmp_path):
 
 
 def test_local_parameter_defaults_apply_to_declared_parameters_and_an_override_wins():
-    """LOCAL_PARAMETER_DEFAULTS: the split's window is 8 flows per core locally unless overridden; a template
-    that does not declare the parameter is untouched (no unknown parameter)."""
+    """LOCAL_PARAMETER_DEFAULTS (mxflow_local.runtime): the split's window is 8 flows per core in the local
+    runtime unless overridden; the template reader keeps the template's Default for every other reader (the
+    tests' resources, as deployed); a template that does not declare the parameter is untouched."""
     import os
 
-    from mxflow_local.template import LOCAL_PARAMETER_DEFAULTS, _parameter_values
+    from mxflow_local.runtime import LOCAL_PARAMETER_DEFAULTS
+    from mxflow_local.template import _parameter_values
 
     sam = {"Parameters": {"BulkFlowsInFlight": {"Type": "Number", "Default": 0}, "Other": {"Default": "x"}}}
     assert LOCAL_PARAMETER_DEFAULTS["BulkFlowsInFlight"] == str(8 * (os.cpu_count() or 1))
-    assert _parameter_values(sam, {}, {})["BulkFlowsInFlight"] == LOCAL_PARAMETER_DEFAULTS["BulkFlowsInFlight"]
-    assert _parameter_values(sam, {"BulkFlowsInFlight": "3"}, {})["BulkFlowsInFlight"] == "3"
-    assert "BulkFlowsInFlight" not in _parameter_values({"Parameters": {"Other": {"Default": "x"}}}, {}, {})
+    assert _parameter_values(sam, {}, {})["BulkFlowsInFlight"] == "0"
+    local = _parameter_values(sam, {}, {}, LOCAL_PARAMETER_DEFAULTS)
+    assert (local["BulkFlowsInFlight"], local["Other"]) == (LOCAL_PARAMETER_DEFAULTS["BulkFlowsInFlight"], "x")
+    assert _parameter_values(sam, {"BulkFlowsInFlight": "3"}, {}, LOCAL_PARAMETER_DEFAULTS)["BulkFlowsInFlight"] == "3"
+    assert "BulkFlowsInFlight" not in _parameter_values({"Parameters": {"Other": {"Default": "x"}}}, {}, {},
+                                                        LOCAL_PARAMETER_DEFAULTS)
+
+
+def test_the_local_runtime_gives_its_defaults_to_the_template(tmp_path):
+    """LocalRuntime.start reads the template with LOCAL_PARAMETER_DEFAULTS: a declared parameter takes the
+    local value, an override wins over it."""
+    from mxflow_local.runtime import LOCAL_PARAMETER_DEFAULTS
+
+    template = tmp_path / "template.yaml"
+    template.write_text("Parameters:\n  BulkFlowsInFlight:\n    Type: Number\n    Default: 0\n"
+                        "Resources:\n  Topic:\n    Type: AWS::SNS::Topic\n")
+    with LocalRuntime(template, scheduler=False) as rt:
+        assert rt.template.parameters["BulkFlowsInFlight"] == LOCAL_PARAMETER_DEFAULTS["BulkFlowsInFlight"]
+    with LocalRuntime(template, parameter_overrides={"BulkFlowsInFlight": "5"}, scheduler=False) as rt:
+        assert rt.template.parameters["BulkFlowsInFlight"] == "5"
