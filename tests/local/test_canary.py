@@ -178,6 +178,12 @@ def test_internals_of_the_speed_patches():
     assert "env.set_timed_out()" in original
     logic = inspect.getsource(ExecutionWorker._execution_logic)
     assert logic.index("program.eval(self.env)") < logic.index("self._execution_communication.terminated()")
+    # patch_execution_names: moto's check walks the executions, and the first of the name decides
+    from moto.stepfunctions.models import StateMachine
+
+    walk = inspect.getsource(StateMachine._handle_name_input_idempotency._mxflow_original)
+    assert "for execution in self.executions:" in walk and "if execution.name == name:" in walk
+    assert 'execution.status == "RUNNING"' in walk and "raise ExecutionAlreadyExists(" in walk
     # mxflow_local.dynamodb.patch_json_responses wraps this method
     assert "context" in inspect.signature(getattr(ActionResult.execute_result, "__wrapped__",
                                                   ActionResult.execute_result)).parameters
