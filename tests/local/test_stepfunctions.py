@@ -174,6 +174,7 @@ def test_execution_names_idempotent_without_walking_every_execution(runtime):
     assert reads == ["p-6"], reads
     for execution in list(state_machine.executions):
         sfn.stop_execution(executionArn=execution.exec_arn)
+        runtime.wait_execution(execution.exec_arn)   # the stop ends the execution on its own thread
     with pytest.raises(sfn.exceptions.ExecutionAlreadyExists):
         sfn.start_execution(stateMachineArn=machine, name="p-2", input="{}")   # finished: not again
 
