@@ -32,12 +32,21 @@ produces for them (tests/local/test_canary.py compares the two). Their requests 
 parser walked every attribute value of the request to decode base64 blobs; they are `json.loads` of the
 body with the blobs (AttributeValue B and BS, wherever the input shape can hold them) decoded by a walker
 made once per operation from the same shape (`patch_json_requests`; the canary compares the two).
+
+One cost of moto's projections is removed (speed, not semantics: `patch_projection`). `Item.project` (a
+ProjectionExpression, and every index's KEYS_ONLY or INCLUDE projection of a Query) converted the whole
+item to plain JSON once per projected path: a payment's item (history, messages, facts) four times for
+each item a Query on the InFlight index returns, seven times for each item the sampler reads
+(functions/sampler: 16 such Queries and a BatchGetItem of up to 1,600 items a minute, about 11 s of the
+runtime's CPU a minute once 1,600 payments are in flight, measured with bench/bulk.py). A path reads one
+top-level attribute, so only that one is converted, afresh for each path as before.
 """
 from __future__ import annotations
 
 import base64
 import copy
 import json
+import re
 import threading
 
 # Every backend operation that reads or writes items (reads too: a rolled-back transaction must not be seen).
@@ -52,6 +61,7 @@ JSON_RESPONSE_OPERATIONS = frozenset({"GetItem", "PutItem", "UpdateItem", "Delet
                                       "BatchGetItem", "BatchWriteItem", "TransactWriteItems", "TransactGetItems"})
 
 LOCK = threading.RLock()
+_LIST_ITEM = re.compile(r"(.+)\[(\d+)\]$")   # moto's find_nested_key: a path's `name[index]`
 _INSTALLED = False
 
 
@@ -300,6 +310,35 @@ def patch_json_requests() -> None:
     DynamoHandler.parse_parameters = parse_parameters
 
 
+def _project(self, projection_expressions):
+    """moto's Item.project (moto/dynamodb/models/dynamo_type.py) converting, for each path, only the
+    top-level attribute the path starts with (`find_nested_key` reads nothing else: `name` or
+    `name[index]`), instead of the whole item each time."""
+    from moto.dynamodb.models import dynamo_type
+
+    result: dict = {}
+    for expression in projection_expressions:
+        listed = _LIST_ITEM.match(expression[0])
+        name = listed.group(1) if listed else expression[0]
+        attribute = self.attrs.get(name)
+        regular = {} if attribute is None else {name: dynamo_type.deserializer.deserialize(attribute.to_regular_json())}
+        dynamo_type.merge_dicts(result, dynamo_type.find_nested_key(expression, regular))
+    return dynamo_type.Item(hash_key=self.hash_key, range_key=self.range_key,
+                            attrs=dynamo_type.serializer.serialize(result)["M"])
+
+
+def patch_projection() -> None:
+    """Project an item converting only the attributes its paths name (see the module's docstring)."""
+    from moto.dynamodb.models.dynamo_type import Item
+
+    if getattr(Item.project, "_mxflow_projection", False):
+        return
+    original = Item.project
+    _project._mxflow_projection = True
+    _project.__wrapped__ = original
+    Item.project = _project
+
+
 def install() -> threading.RLock:
     """Serialise moto's DynamoDB item operations and their responses (once per process); returns the lock."""
     global _INSTALLED
@@ -316,5 +355,6 @@ def install() -> threading.RLock:
             Table.__deepcopy__ = _table_deepcopy
             patch_json_responses()
             patch_json_requests()
+            patch_projection()
             _INSTALLED = True
     return LOCK

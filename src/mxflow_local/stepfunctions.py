@@ -36,6 +36,9 @@ Parallel, timeouts. What it lacks or gets wrong, fixed here without forking it:
                          program is kept and shared (its components hold no execution state).
 - `patch_jsonpath_cache` speed, not semantics: every JSONPath evaluation built a new jsonpath-ng parser (a
                          PLY yacc table) and parsed its path again; a path's parsed expression is kept.
+- `patch_execution_names` speed, not semantics: StartExecution looked for an execution of the same name
+                         by walking every execution the state machine ever had (every parked payment's
+                         anchor, RUNNING for days): the names are indexed as executions are added.
 - `patch_thread_list`    memory: the interpreter keeps every thread it ever started (TMP_THREADS, about
                          five per state entered, each holding its evaluation frame) for good.
 - `patch_program_thread` threads: every running execution had a thread that only waited for another
@@ -55,6 +58,7 @@ import logging
 import sys
 import threading
 import uuid
+import weakref
 from typing import Any
 
 PINNED_MOTO = "5.2.5"
@@ -585,6 +589,42 @@ def patch_jsonpath_cache() -> None:
             module.parse = functools.lru_cache(maxsize=4096)(parse)
 
 
+_NAMES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # state machine -> [executions, indexed, names]
+_NAMES_LOCK = threading.Lock()
+
+
+def patch_execution_names() -> None:
+    """Speed: StateMachine._handle_name_input_idempotency (moto/stepfunctions/models.py, called by every
+    StartExecution) walks the state machine's executions for one of the same name: the first found is
+    returned when its input is the same and it is RUNNING, else ExecutionAlreadyExists. Every payment
+    waiting for a decision has a RUNNING anchor, so a start cost time in proportion to the payments
+    parked (bench/bulk.py, 10,000 transactions). Here the names are indexed per state machine (the
+    first execution of each name, as the walk finds it), the executions appended since the last start
+    added on the next; a list replaced or shortened (patch_express's purge) is indexed again."""
+    from moto.stepfunctions.exceptions import ExecutionAlreadyExists
+    from moto.stepfunctions.models import StateMachine
+
+    def _handle_name_input_idempotency(self, name, execution_input):
+        executions = self.executions
+        with _NAMES_LOCK:
+            index = _NAMES.get(self)
+            if index is None or index[0] is not executions or index[1] > len(executions):
+                index = _NAMES[self] = [executions, 0, {}]
+            count = len(executions)
+            for execution in executions[index[1]:count]:
+                index[2].setdefault(execution.name, execution)
+            index[1] = count
+            execution = index[2].get(name)
+        if execution is None:
+            return None
+        if execution_input == execution.execution_input and execution.status == "RUNNING":
+            return execution
+        raise ExecutionAlreadyExists("Execution Already Exists: '" + execution.execution_arn + "'")
+
+    _handle_name_input_idempotency._mxflow_original = StateMachine._handle_name_input_idempotency
+    StateMachine._handle_name_input_idempotency = _handle_name_input_idempotency
+
+
 class _NotKept(list):
     """A thread list that keeps nothing (moto's TMP_THREADS is only ever appended to)."""
 
@@ -801,6 +841,7 @@ def install() -> None:
         patch_client_cache()
         patch_program_cache()
         patch_jsonpath_cache()
+        patch_execution_names()
         patch_thread_list()
         patch_program_thread()
         quiet_logs()

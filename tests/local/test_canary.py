@@ -178,6 +178,12 @@ def test_internals_of_the_speed_patches():
     assert "env.set_timed_out()" in original
     logic = inspect.getsource(ExecutionWorker._execution_logic)
     assert logic.index("program.eval(self.env)") < logic.index("self._execution_communication.terminated()")
+    # patch_execution_names: moto's check walks the executions, and the first of the name decides
+    from moto.stepfunctions.models import StateMachine
+
+    walk = inspect.getsource(StateMachine._handle_name_input_idempotency._mxflow_original)
+    assert "for execution in self.executions:" in walk and "if execution.name == name:" in walk
+    assert 'execution.status == "RUNNING"' in walk and "raise ExecutionAlreadyExists(" in walk
     # mxflow_local.dynamodb.patch_json_responses wraps this method
     assert "context" in inspect.signature(getattr(ActionResult.execute_result, "__wrapped__",
                                                   ActionResult.execute_result)).parameters
@@ -250,6 +256,39 @@ def test_dynamodb_json_responses_and_requests_equal_motos_own():
     operations = {operation for operation, _ in requests}
     assert {"PutItem", "GetItem", "UpdateItem", "Query", "BatchWriteItem", "TransactWriteItems"} <= operations
     assert all(same for _, same in requests), requests
+
+
+def test_dynamodb_projection_equals_motos_own():
+    """patch_projection converts only the attribute a path starts with: every projection (top-level names,
+    nested maps, list items, paths that overlap, that miss, NULL values) gives the item moto's own gives."""
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    from mxflow_local import dynamodb
+
+    dynamodb.install()
+    assert Item.project is dynamodb._project
+    original = Item.project.__wrapped__
+    attrs = {"pk": {"S": "p1"}, "sk": {"S": "PAYMENT"}, "status": {"S": "PDNG"}, "n": {"N": "12.50"},
+             "b": {"B": "AP96"}, "none": {"NULL": True}, "ss": {"SS": ["a", "b"]},
+             "history": {"L": [{"M": {"status": {"S": "RCVD"}, "time": {"S": "t0"}, "x": {"NULL": True}}},
+                               {"M": {"status": {"S": "PDNG"}, "time": {"S": "t1"}}}]},
+             "release": {"M": {"sentAt": {"S": "t2"}, "deep": {"M": {"a": {"N": "1"}, "z": {"NULL": True}}}}}}
+    item = Item(hash_key=DynamoType({"S": "p1"}), range_key=DynamoType({"S": "PAYMENT"}), attrs=attrs)
+    for paths in (["pk", "sk", "status"], ["history"], ["release.sentAt"], ["history[1].status", "history[0]"],
+                  ["release.deep.a", "release.sentAt", "release"], ["release", "release.deep.z"], ["missing", "x.y"],
+                  ["history[5]", "n", "b", "none", "ss"], ["release.missing.a", "status"],
+                  ["pk", "status", "history", "clientId", "suspendedIn", "release.sentAt"]):
+        expressions = [path.split(".") for path in paths]
+        assert dynamodb._project(item, expressions).to_json() == original(item, expressions).to_json(), paths
+    assert item.to_json()["Attributes"] == attrs   # the item itself is left as it was
+
+    class Unread(DynamoType):   # an attribute no path names is not converted
+        def to_regular_json(self):
+            raise AssertionError("an attribute no path names was converted")
+
+    item.attrs["history"] = Unread(attrs["history"])
+    assert dynamodb._project(item, [["pk"], ["sk"], ["release", "sentAt"]]).to_json()["Attributes"] == {
+        "pk": {"S": "p1"}, "sk": {"S": "PAYMENT"}, "release": {"M": {"sentAt": {"S": "t2"}}}}
 
 
 def test_powertools_internals_kept_per_environment():

@@ -149,6 +149,36 @@ def test_unnamed_executions_get_distinct_arns(runtime):
         assert runtime.wait_execution(started["executionArn"])["status"] == "SUCCEEDED"
 
 
+def test_execution_names_idempotent_without_walking_every_execution(runtime):
+    """StartExecution by name: the same name and input while RUNNING is the same execution, another input
+    (or a finished one) ExecutionAlreadyExists; and a start does not read the names of the executions it
+    has already indexed (patch_execution_names: a walk of every parked anchor before)."""
+    sfn = runtime.client("stepfunctions")
+    machine = _machine(runtime, {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60, "End": True}}})
+    first = sfn.start_execution(stateMachineArn=machine, name="p-1", input='{"a": 1}')
+    again = sfn.start_execution(stateMachineArn=machine, name="p-1", input='{"a": 1}')
+    assert again["executionArn"] == first["executionArn"]
+    with pytest.raises(sfn.exceptions.ExecutionAlreadyExists):
+        sfn.start_execution(stateMachineArn=machine, name="p-1", input='{"a": 2}')
+    for number in range(2, 6):
+        sfn.start_execution(stateMachineArn=machine, name=f"p-{number}", input="{}")
+    sfn.start_execution(stateMachineArn=machine, name="p-6", input="{}")   # indexes p-2 .. p-5 (p-6 on the next)
+    state_machine = next(sm for sm in _backends(runtime) if sm.arn == machine)
+    reads: list[str] = []
+    for execution in state_machine.executions:   # each name read from now on is recorded
+        execution.__class__ = type("Watched", (type(execution),), {"name": property(
+            lambda self, __name=execution.name: reads.append(__name) or __name)})
+    assert sfn.start_execution(stateMachineArn=machine, name="p-3", input="{}")["executionArn"].endswith(":p-3")
+    assert reads == ["p-6"], reads   # only the execution added since the last start
+    sfn.start_execution(stateMachineArn=machine, name="p-7", input="{}")
+    assert reads == ["p-6"], reads
+    for execution in list(state_machine.executions):
+        sfn.stop_execution(executionArn=execution.exec_arn)
+        runtime.wait_execution(execution.exec_arn)   # the stop ends the execution on its own thread
+    with pytest.raises(sfn.exceptions.ExecutionAlreadyExists):
+        sfn.start_execution(stateMachineArn=machine, name="p-2", input="{}")   # finished: not again
+
+
 def test_jsonata_with_assigned_variables(runtime):
     sfn = runtime.client("stepfunctions")
     started = sfn.start_execution(stateMachineArn=runtime.physical("JsonataStateMachine"),
