@@ -361,7 +361,13 @@ def _stuck(world, region: str, payment_ids: list[str]) -> str:
         shown.append(f"{pid[:8]} {record.get('status')} owner {record.get('ownerRegion')} e{record.get('epoch')} "
                      f"(in {world.peer_of(region)}: {other.get('status')} owner {other.get('ownerRegion')} "
                      f"e{other.get('epoch')}) anchors [{', '.join(anchors)}] events [{'; '.join(events)}]")
-    return f"{len(payment_ids)} payments stuck: " + "; ".join(shown)
+    runs = []   # the recovery runs of both Regions (takeovers, reconciliations): did one miss these payments?
+    for r, runtime in world.runtimes.items():
+        with contextlib.suppress(Exception):
+            sfn = runtime.client("stepfunctions")
+            runs += [f"{r}:{e['name']}:{e['status']}" for e in sfn.list_executions(
+                stateMachineArn=runtime.physical("RecoveryStateMachine"))["executions"]]
+    return f"{len(payment_ids)} payments stuck: " + "; ".join(shown) + f"; recovery runs [{', '.join(runs)}]"
 
 
 def _round(seconds: float | None) -> float | None:
