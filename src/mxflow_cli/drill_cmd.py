@@ -31,6 +31,7 @@ from mxflow_cli.main import UsageError
 MAX_PAYMENTS = 2000
 STP_AMOUNT, DECISION_AMOUNT, AUTO_APPROVE_MAX = "100.00", "25000.00", "1000"
 RETRY_STATUSES = (429, 500, 502, 503)
+ACCEPTED = (200, 202)   # a submission's answer: accepted (202), or a copy of one accepted already (200)
 PHASES_BUDGET = 3          # the whole drill: at most this many --timeout (each phase: at most one)
 WATCHDOG_GRACE_S = 120     # past the drill's deadline: start-up, the stop of both Regions, the counting
 
@@ -138,6 +139,11 @@ class Drill:
                 return reply
             time.sleep(0.2)
 
+    def _submit(self, api, message: bytes, deadline: float):
+        """A submission, sent again while the answer says retry (the same message: its id makes it one
+        payment: a copy of one accepted already answers 200 with its receipt)."""
+        return self._retrying(lambda: api.submit(message), deadline)
+
     def give_up(self, out) -> None:
         """The watchdog: the drill did not end by its deadline and the grace; the figures seen so far, the
         phase it was in, exit 1 (the process may hold threads that would never end)."""
@@ -176,22 +182,30 @@ class Drill:
             # Payments at every stage: STP (released or releasing), waiting, decided, and just received.
             n_received = max(1, n // 8) if n >= 4 else 0
             kinds = ["stp" if i % 4 == 0 else "wait" for i in range(n - n_received)]
+            # A submission or decision answered 503 (the Region's gate, on a slow host, a probe late) is sent
+            # again, as a client does; one still refused at the deadline is a problem below.
+            before_stop = self._deadline()
             with ThreadPoolExecutor(max_workers=4) as pool:
-                receipts = list(pool.map(lambda kind: api_a.submit(credit_transfer(
-                    amount=STP_AMOUNT if kind == "stp" else DECISION_AMOUNT)), kinds))
-            ids = [r.json["paymentId"] for r in receipts if r.status == 202]
-            waiting = [pid for pid, kind in zip(ids, kinds) if kind == "wait"]
+                receipts = list(pool.map(lambda kind: self._submit(api_a, credit_transfer(
+                    amount=STP_AMOUNT if kind == "stp" else DECISION_AMOUNT), before_stop), kinds))
+            ids = [r.json["paymentId"] for r in receipts if r.status in ACCEPTED]
+            # each accepted payment with its own kind (a refused one leaves no gap between the two lists)
+            waiting = [r.json["paymentId"] for r, kind in zip(receipts, kinds) if r.status in ACCEPTED and kind == "wait"]
             if not self._wait("the waiting payments in PDNG", _each_reaches(world, a, waiting, {"PDNG"}.__contains__),
                               interval=0.2):
                 self.problems.append(_stuck(world, a, [pid for pid in waiting
                                                        if (world.payment(a, pid) or {}).get("status") != "PDNG"]))
             decided = waiting[: len(waiting) // 3]
             during, after = waiting[len(waiting) // 3:][::2], waiting[len(waiting) // 3:][1::2]
+            before_stop = self._deadline()
             with ThreadPoolExecutor(max_workers=4) as pool:
-                list(pool.map(api_a.approve, decided))
-                received = list(pool.map(lambda _: api_a.submit(credit_transfer(amount=DECISION_AMOUNT)),
-                                         range(n_received)))
-            ids += [r.json["paymentId"] for r in received if r.status == 202]
+                approved = list(pool.map(lambda pid: self._retrying(lambda: api_a.approve(pid), before_stop), decided))
+                received = list(pool.map(lambda _: self._submit(api_a, credit_transfer(amount=DECISION_AMOUNT),
+                                                                before_stop), range(n_received)))
+            for pid, reply in zip(decided, approved):
+                if reply.status != 200:
+                    self.problems.append(f"approve {pid} before the stop: {reply.status}")
+            ids += [r.json["paymentId"] for r in received if r.status in ACCEPTED]
             stages = {s: 0 for s in ("RCVD", "ACTC", "PDNG", "ACSP", "ACSC", "RJCT", "CANC")}
             for pid in ids:
                 stages[(world.payment(a, pid) or {}).get("status", "RCVD")] += 1
@@ -199,7 +213,7 @@ class Drill:
             self.seen.update(submitted=len(ids), atStop=stages, lagMs=self.args.lag_ms,
                              probeSeconds=self.args.probe_seconds)
 
-            refused = [r.status for r in (*receipts, *received) if r.status != 202]
+            refused = [r.status for r in (*receipts, *received) if r.status not in ACCEPTED]
             if refused:
                 self.problems.append(f"{len(refused)} submissions refused before the stop: {sorted(set(refused))}")
             epoch_at_stop = int(world.routing(a).get("epoch", 0))
@@ -234,8 +248,10 @@ class Drill:
             if consumers.is_alive():
                 self.problems.append("the consumers deciding during the failover had not finished")
             # The rest of the waiting payments are decided now, through the second Region.
-            self._wait("the taken-over payments waiting again",
-                       _each_reaches(world, b, ids, lambda status: status not in (None, "RCVD")), interval=0.2)
+            if not self._wait("the taken-over payments waiting again",
+                              _each_reaches(world, b, ids, lambda status: status not in (None, "RCVD")), interval=0.2):
+                self.problems.append(_stuck(world, b, [pid for pid in ids if (world.payment(b, pid) or {}).get("status")
+                                                       in (None, "RCVD")]))
             self._wait("the remaining payments in PDNG", _each_reaches(
                 world, b, after + ids[-n_received:] if n_received else [],
                 {"PDNG", "ACSC", "RJCT", "CANC", "ACSP"}.__contains__), interval=0.2)
@@ -332,15 +348,26 @@ def _stuck(world, region: str, payment_ids: list[str]) -> str:
     for pid in payment_ids[:8]:
         record = world.payment(region, pid) or {}
         anchors = []
-        for name in (pid, f"{pid}-e{record.get('epoch', 1)}"):
+        for name in dict.fromkeys((pid, *(f"{pid}-e{e}" for e in range(2, int(record.get("epoch", 1)) + 1)))):
             for r, runtime in world.runtimes.items():
                 arn = f"{runtime.physical('PaymentStateMachine').replace(':stateMachine:', ':execution:')}:{name}"
                 with contextlib.suppress(Exception):
                     described = runtime.client("stepfunctions").describe_execution(executionArn=arn)
                     anchors.append(f"{r}:{name[-4:]}:{described['status']}{':' + described['error'] if described.get('error') else ''}")
+        # the other replica's view and the last events (status, actor, note: no payment data) show how it got here
+        other = world.payment(world.peer_of(region), pid) or {}
+        events = [f"{e.get('time', '')[11:23]} {e.get('status')} {e.get('actor')}" + (f" ({e['note'][:60]})" if e.get("note") else "")
+                  for e in (record.get("history") or [])[-4:]]
         shown.append(f"{pid[:8]} {record.get('status')} owner {record.get('ownerRegion')} e{record.get('epoch')} "
-                     f"anchors [{', '.join(anchors)}]")
-    return f"{len(payment_ids)} payments stuck: " + "; ".join(shown)
+                     f"(in {world.peer_of(region)}: {other.get('status')} owner {other.get('ownerRegion')} "
+                     f"e{other.get('epoch')}) anchors [{', '.join(anchors)}] events [{'; '.join(events)}]")
+    runs = []   # the recovery runs of both Regions (takeovers, reconciliations): did one miss these payments?
+    for r, runtime in world.runtimes.items():
+        with contextlib.suppress(Exception):
+            sfn = runtime.client("stepfunctions")
+            runs += [f"{r}:{e['name']}:{e['status']}" for e in sfn.list_executions(
+                stateMachineArn=runtime.physical("RecoveryStateMachine"))["executions"]]
+    return f"{len(payment_ids)} payments stuck: " + "; ".join(shown) + f"; recovery runs [{', '.join(runs)}]"
 
 
 def _round(seconds: float | None) -> float | None:

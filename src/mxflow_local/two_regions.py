@@ -29,6 +29,7 @@ LOG = logging.getLogger("mxflow_local.two_regions")
 DEFAULT_REGIONS = ("us-east-1", "us-west-2")
 POLL_SECONDS = 0.02
 APPLY_BATCH = 20   # images applied per hold of the DynamoDB lock
+PROBES_IN_FLIGHT = 3   # a Region's probes running at once (the schedule does not wait for a slow one)
 SHARD_CHECK_ROUNDS = 50   # rounds between two looks for a new stream shard
 
 
@@ -248,8 +249,9 @@ class TwoRegions:
         self.replicator: Replicator | None = None
         self._stop = threading.Event()
         self._probers: list[threading.Thread] = []
+        self._probe_runs: dict[str, list[threading.Thread]] = {region: [] for region in self.regions}   # they overlap
         self.probes: dict[str, int] = {region: 0 for region in self.regions}
-        self.probe_ends: dict[str, list[float]] = {region: [] for region in self.regions}   # monotonic
+        self.probe_ends: dict[str, list[float]] = {region: [] for region in self.regions}   # renewals, monotonic
         self.slowest_probe: dict[str, dict] = {}   # by Region: the longest probe's seconds and dependencies (ms)
 
     # -- life cycle ------------------------------------------------------------------------------------
@@ -279,6 +281,8 @@ class TwoRegions:
         self._stop.set()
         for prober in self._probers:
             prober.join(timeout=10)
+        for run in [run for runs in self._probe_runs.values() for run in runs]:
+            run.join(timeout=10)
         for api in self.apis.values():
             api.close()
         if self.replicator is not None:
@@ -308,12 +312,30 @@ class TwoRegions:
 
     # -- health probes (the health function's schedule, every probe_seconds) --------------------------------
     def _probe_loop(self, region: str) -> None:
+        """The health function's schedule, as EventBridge runs it: an invocation every `probe_seconds`,
+        whether the last one has ended or not (a probe slowed by the load does not delay the next one's
+        lease renewal; their records never go back: RegionStore.put_region_state), at most
+        PROBES_IN_FLIGHT at once per Region (a tick beyond that is skipped, as a throttled one); a tick
+        missed by more than an interval is not made up."""
+        in_flight = threading.BoundedSemaphore(PROBES_IN_FLIGHT)
         next_at = time.monotonic()
         while True:
-            next_at += self.probe_seconds
+            next_at = max(next_at + self.probe_seconds, time.monotonic() - self.probe_seconds)
             if self._stop.wait(max(0.0, next_at - time.monotonic())):
                 return
-            self.probe(region)
+            if not in_flight.acquire(blocking=False):
+                continue
+
+            def probe_once() -> None:
+                try:
+                    self.probe(region)
+                finally:
+                    in_flight.release()
+
+            prober = threading.Thread(target=probe_once, name=f"mxflow-probe-{region}-run", daemon=True)
+            runs = self._probe_runs[region] = [run for run in self._probe_runs[region] if run.is_alive()]
+            runs.append(prober)
+            prober.start()
 
     def probe(self, region: str):
         runtime = self.runtimes[region]
@@ -327,15 +349,18 @@ class TwoRegions:
             return result
         finally:
             ended = time.monotonic()
-            self.probe_ends[region].append(ended)
+            outcome = (result.payload if result is not None else None) or {}
+            written = (outcome.get("record") or {}) if not outcome.get("superseded") else {}
+            if written.get("leaseRenewedAt") and written.get("leaseRenewedAt") == written.get("lastProbeAt"):
+                self.probe_ends[region].append(ended)   # a renewal (an overtaken probe renews nothing)
             if ended - began > self.slowest_probe.get(region, {}).get("seconds", 0.0):
                 record = ((result.payload if result is not None else None) or {}).get("record") or {}
                 self.slowest_probe[region] = {"seconds": round(ended - began, 2), "dependencies": {
                     name: round(float(d.get("ms", 0))) for name, d in (record.get("dependencies") or {}).items()}}
 
     def probe_gap(self, region: str, since: float = 0.0, until: float = float("inf")) -> float | None:
-        """The longest time between the ends of two consecutive probes of `region` (a lease is renewed at a
-        probe's end) that both ended within [since, until]; None with fewer than two."""
+        """The longest time between two consecutive lease renewals of `region` (the ends of the probes that
+        renewed it) within [since, until]; None with fewer than two."""
         ends = [t for t in self.probe_ends[region] if since <= t <= until]
         return max((b - a for a, b in zip(ends, ends[1:])), default=None)
 

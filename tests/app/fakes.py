@@ -326,9 +326,17 @@ class FakeRegionStore:
         self.unavailable.check()
         return copy.deepcopy(self.items.get(f"region#{region}"))
 
-    def put_region_state(self, region: str, state: Mapping[str, Any]) -> None:
+    def put_region_state(self, region: str, state: Mapping[str, Any]) -> bool:
         self.unavailable.check()
-        self.items[f"region#{region}"] = copy.deepcopy(dict(state))
+        with self._lock:   # the adapter's condition (mxflow.aws.regions.superseded_condition)
+            there = self.items.get(f"region#{region}")
+            if there and there.get("lastProbeAt") and (
+                    there["lastProbeAt"] >= state["lastProbeAt"]
+                    or (there.get("leaseUntil") and (not state.get("leaseUntil")
+                                                     or there["leaseUntil"] > state["leaseUntil"]))):
+                return False
+            self.items[f"region#{region}"] = copy.deepcopy(dict(state))
+            return True
 
     def routing(self) -> dict | None:
         self.unavailable.check()

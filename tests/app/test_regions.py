@@ -194,6 +194,33 @@ def test_a_slow_dependency_is_degraded_not_dead_and_keeps_the_lease(settings):
     assert record["leaseRenewedAt"] == record["lastProbeAt"]   # still serving: its lease renewed
 
 
+def test_a_slow_probe_overtaken_by_the_next_one_writes_nothing_and_renews_nothing(world, monkeypatch):
+    """The schedule does not wait for a slow probe: the next one may start, end and write first. The slow
+    one's record (an earlier probe time, its lease renewed from then) is not written over the later one's,
+    and it acts on nothing (docs/regions.md, "Health")."""
+    region = world[B]
+    read = region.regions.region_state
+    overtaken = []
+
+    def read_then_overtaken(name):
+        record = read(name)
+        if not overtaken:
+            overtaken.append(True)
+            world.clock.advance(1)
+            overtaken.append(region.service.probe())   # the next probe, a second later, writes first
+        return record
+
+    monkeypatch.setattr(region.regions, "region_state", read_then_overtaken)
+    slow = region.service.probe()
+    monkeypatch.undo()
+    later = overtaken[1]
+    assert later["superseded"] is False and slow["superseded"] is True
+    stored = region.regions.region_state(B)
+    assert stored["lastProbeAt"] == later["record"]["lastProbeAt"] > slow["record"]["lastProbeAt"]
+    assert stored["leaseUntil"] == later["record"]["leaseUntil"] > slow["record"]["leaseUntil"]
+    assert "failover" not in slow and "reconcile" not in slow
+
+
 def test_a_region_whose_lease_lapsed_accepts_nothing_until_it_probes_well_again(world, message):
     world.clock.advance(5)   # A missed its probes: its lease (3 x 1 s) lapsed
     with pytest.raises(RegionUnavailable):

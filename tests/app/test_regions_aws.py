@@ -36,8 +36,27 @@ def test_the_routing_item_moves_only_from_the_epoch_read(aws):
                                              "leaseUntil": "2026-12-01T09:59:58.000Z",
                                              "completedAt": "2026-12-01T10:00:05.000Z"}
     assert [h["trafficOwner"] for h in routing["history"]] == [PEER]
-    regions.put_region_state(REGION, {"status": "healthy", "consecutiveFailures": 0})
-    assert regions.region_state(REGION) == {"region": REGION, "status": "healthy", "consecutiveFailures": 0}
+    probed = {"status": "healthy", "consecutiveFailures": 0, "lastProbeAt": "2026-12-01T10:00:06.000Z"}
+    assert regions.put_region_state(REGION, probed) is True
+    assert regions.region_state(REGION) == {"region": REGION, **probed}
+
+
+def test_a_health_record_never_goes_back_to_an_earlier_probe_nor_its_lease_to_an_earlier_end(aws):
+    """Scheduled probes overlap when one is slow (the schedule does not wait for it), and their writes may
+    land out of order: an earlier probe's record is not written over a later one's, and no write shortens
+    the lease (RegionGate keeps a lease end on the assumption that leases only grow)."""
+    regions = DynamoDbRegionStore(aws.table_name, region=REGION)
+    later = {"status": "healthy", "lastProbeAt": "2026-12-01T10:00:02.000Z", "leaseUntil": "2026-12-01T10:00:05.500Z"}
+    assert regions.put_region_state(REGION, later) is True
+    earlier = {"status": "healthy", "lastProbeAt": "2026-12-01T10:00:01.000Z", "leaseUntil": "2026-12-01T10:00:04.500Z"}
+    assert regions.put_region_state(REGION, earlier) is False
+    # a later probe that read the record before `later` was written (a failure: the lease it carries is older)
+    stale = {"status": "degraded", "lastProbeAt": "2026-12-01T10:00:03.000Z", "leaseUntil": "2026-12-01T10:00:04.500Z"}
+    assert regions.put_region_state(REGION, stale) is False
+    assert regions.region_state(REGION)["leaseUntil"] == later["leaseUntil"]
+    renewed = {"status": "healthy", "lastProbeAt": "2026-12-01T10:00:03.000Z", "leaseUntil": "2026-12-01T10:00:06.500Z"}
+    assert regions.put_region_state(REGION, renewed) is True
+    assert regions.region_state(REGION) == {"region": REGION, **renewed}
 
 
 def test_the_takeover_is_one_conditional_write_on_owner_and_epoch_and_moves_the_index_key(aws, message):

@@ -164,8 +164,11 @@ class RegionStore(Protocol):
     def region_state(self, region: str) -> dict | None:
         """The health record of `region` as this replica has it, or None."""
 
-    def put_region_state(self, region: str, state: Mapping[str, Any]) -> None:
-        """Write this Region's own health record."""
+    def put_region_state(self, region: str, state: Mapping[str, Any]) -> bool:
+        """Write this Region's own health record, unless the record there is of a later probe, or holds a
+        later lease (`superseded`: False, nothing written). Scheduled probes may overlap (a slow probe
+        is not waited for by the next), and their writes may land out of order: the record never goes
+        back, and a lease never shrinks (RegionGate keeps a lease end on that assumption)."""
 
     def routing(self) -> dict | None:
         """The routing item: {"trafficOwner", "epoch", "mode", "consistency", "since", "failedOver"?,

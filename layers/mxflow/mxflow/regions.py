@@ -305,7 +305,7 @@ class RegionService:
         record = assess(previous, results, self.settings, now, rejoin_ready=self._rejoin_ready)
         outcome: dict[str, Any] = {"region": self.here, "record": record}
         try:
-            self.regions.put_region_state(self.here, record)
+            written = self.regions.put_region_state(self.here, record)
         except ServiceError as error:
             # The lease is not renewed: after N intervals the peer takes this Region's payments over.
             outcome["recordError"] = error.detail
@@ -315,7 +315,10 @@ class RegionService:
         if routing is None and self.here == (self.settings.primary_region or self.here):
             routing = self.regions.init_routing(self._initial_routing())
         routing = routing or self._initial_routing()
-        renewed = record.get("leaseRenewedAt") == now
+        # Not written: a later probe (the schedule's next one, overlapping this slow one) wrote first, and
+        # decides; this one renews nothing and acts on nothing.
+        outcome["superseded"] = not written
+        renewed = written and record.get("leaseRenewedAt") == now
         if renewed and previous and not lease_valid(previous, now) and self.settings.two_regions:
             outcome["reconcile"] = self._start_reconcile(routing, now)
         if renewed and self.peer:

@@ -30,6 +30,18 @@ def region_key(region: str) -> dict:
     return {"pk": f"region#{region}", "sk": REGION_SK}
 
 
+def superseded_condition(state: Mapping[str, Any]) -> tuple[str, dict]:
+    """The condition of a health record's write (RegionStore.put_region_state): the record there is of an
+    earlier probe, and its lease ends no later than this one's (none there, or none in either)."""
+    values = {":at": state["lastProbeAt"]}
+    if state.get("leaseUntil"):
+        values[":lease"] = state["leaseUntil"]
+        lease = "(attribute_not_exists(leaseUntil) OR leaseUntil <= :lease)"
+    else:
+        lease = "attribute_not_exists(leaseUntil)"
+    return f"attribute_not_exists(lastProbeAt) OR (lastProbeAt < :at AND {lease})", values
+
+
 def _plain(item: Mapping[str, Any] | None) -> dict | None:
     if not item:
         return None
@@ -48,9 +60,13 @@ class DynamoDbRegionStore(AwsAdapter):
         return _plain(response.get("Item"))
 
     @service_errors
-    def put_region_state(self, region: str, state: Mapping[str, Any]) -> None:
-        self.client.put_item(TableName=self.table_name, Item=_to_item({**region_key(region), "region": region,
-                                                                       **dict(state)}))
+    def put_region_state(self, region: str, state: Mapping[str, Any]) -> bool:
+        # ISO 8601 UTC times of one format (mxflow.clock.format_utc) compare as strings
+        condition, values = superseded_condition(state)
+        return put_unless_condition_fails(
+            self.client, TableName=self.table_name,
+            Item=_to_item({**region_key(region), "region": region, **dict(state)}),
+            ConditionExpression=condition, ExpressionAttributeValues=_to_item(values))
 
     @service_errors
     def routing(self) -> dict | None:
