@@ -22,7 +22,7 @@ metrics = Metrics()
 @metrics.log_metrics
 def lambda_handler(event, context):
     event = task_event("decision_timeout", event)
-    result = default_lifecycle().decision_timeout(event["paymentId"])
+    result = default_lifecycle().decision_timeout(event["paymentId"], anchor=event.get("anchor"))
     logger.info("decision timeout handled", extra={"paymentId": event["paymentId"], "status": result["status"],
                                                    "action": result["action"]})
     if result["action"] == "done" and result["status"] == "RJCT":

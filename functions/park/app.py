@@ -21,7 +21,8 @@ metrics = Metrics()
 @metrics.log_metrics
 def lambda_handler(event, context):
     event = task_event("park", event)
-    result = default_lifecycle().park(event["paymentId"], event["taskToken"], event.get("resume"))
+    result = default_lifecycle().park(event["paymentId"], event["taskToken"], event.get("resume"),
+                                     anchor=event.get("anchor"))
     logger.info("anchor wait", extra={"paymentId": event["paymentId"], "status": result["status"],
                                       "action": result["action"], "stage": result.get("stage")})
     return result

@@ -460,6 +460,45 @@ def test_a_returning_region_waits_for_the_takeover_then_reconciles_what_only_it_
     assert store_a.get(replicated)["ownerRegion"] == B
 
 
+
+def test_the_old_anchor_of_a_payment_reconciled_into_a_new_one_in_its_own_region_does_nothing(
+        ports, settings, message):
+    """A payment waiting in A that B never saw is reconciled into a new anchor in A itself (same Region):
+    the old anchor is still A's and still waiting. Its decision timeout or a redriven Park (owner check
+    passes: A owns it) must do nothing; the new anchor's wait and timeout act (lifecycle.is_current_anchor)."""
+    from fakes import FakePaymentStore
+
+    store_a, store_b = ports.store, FakePaymentStore(ports.clock, region=B)
+    world = World(ports, settings, stores={A: store_a, B: store_b})
+    world.probe(A, B)
+    waiting = pending_in(world[A], message, token="old-token")   # its anchor is named by its payment id
+    world.fail_over_to(B)
+    assert world.run_recovery(B, run_name(world, B, "takeover", A, 2)) == 0   # B never saw it
+    for _ in range(3):   # A comes back: M good probes, then it reconciles what only it had
+        world.probe(A)
+    assert world.run_recovery(A, run_name(world, A, "reconcile", A, 2)) == 1
+    new_anchor = anchor_name(waiting, 2)
+    before = store_a.get(waiting)
+    assert (before["ownerRegion"], before["anchorName"], before["status"]) == (A, new_anchor, "PDNG")
+    lifecycle, workflow = world[A].lifecycle, world[A].workflow
+
+    # the old anchor's wait times out, then an operator redrives it: neither writes nor sends anything
+    assert lifecycle.decision_timeout(waiting, anchor=waiting) == {"action": "done", "resume": None, "status": "PDNG"}
+    assert lifecycle.park(waiting, "redriven-old-token", anchor=waiting)["action"] == "relinquished"
+    assert workflow.successes[-1][0] == "redriven-old-token"          # its wait is answered, and ends
+    after = store_a.get(waiting)
+    assert (after["version"], after["status"], after["history"]) == (before["version"], "PDNG", before["history"])
+    assert not world[A].queue.of(waiting) and not world[B].queue.of(waiting)
+
+    # the new anchor parks it with its token, and its timeout rejects it (AB06)
+    assert lifecycle.park(waiting, "new-token", anchor=new_anchor)["action"] == "parked"
+    assert store_a.get(waiting)["taskToken"] == "new-token"
+    timed_out = lifecycle.decision_timeout(waiting, anchor=new_anchor)
+    assert (timed_out["action"], timed_out["status"]) == ("done", "RJCT")
+    decided = store_a.get(waiting)
+    assert decided["decision"]["action"] == "timeout" and decided["decision"]["reasonCode"] == "AB06"
+
+
 # -- the Recovering API --------------------------------------------------------------------------------
 
 def test_get_regions_shows_health_owner_and_epoch(world):

@@ -138,7 +138,8 @@ def test_the_anchor_passes_one_state_on_the_happy_path(asl):
     wait = states["AwaitOutcome"]
     assert wait["Resource"] == "${LambdaInvokeWaitForTaskToken}" and wait["End"] is True
     assert wait["Parameters"] == {"FunctionName": "${ParkFunctionArn}", "Payload": {
-        "paymentId.$": "$.paymentId", "taskToken.$": "$$.Task.Token", "resume.$": "$.resume"}}
+        "paymentId.$": "$.paymentId", "taskToken.$": "$$.Task.Token", "resume.$": "$.resume",
+        "anchor.$": "$$.Execution.Name"}}   # the anchor's name: an anchor the payment has left does nothing
     assert wait["TimeoutSecondsPath"] == "$.decisionTimeoutSeconds" and "TimeoutSeconds" not in wait
     assert [(c["ErrorEquals"], c["Next"]) for c in wait["Catch"]] == [
         (["States.Timeout"], "DecisionTimedOut"), (["StageFailed"], "Resume")]
@@ -340,7 +341,8 @@ def test_the_decision_path_passes_exactly_one_anchor_state(flow):
     flow.script.answers["Validate"].extend([outcome("await"), outcome("await")])
     assert flow.finished(flow.start_flow("pay-decide"))["status"] == "SUCCEEDED"
     token = flow.parked_token()
-    assert flow.script.events("Park") == [{"paymentId": "pay-decide", "taskToken": token, "resume": None}]
+    assert flow.script.events("Park") == [{"paymentId": "pay-decide", "taskToken": token, "resume": None,
+                                           "anchor": "pay-decide"}]   # the anchor is named by its payment id
     anchor = flow.anchor("pay-decide")
     assert flow.sfn.describe_execution(executionArn=anchor)["status"] == "RUNNING"
     # a duplicate run (Express starts are at least once) finds the anchor there: no error

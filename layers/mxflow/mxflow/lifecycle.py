@@ -162,6 +162,14 @@ def flow_input(payment_id: str, stage: str, *, message: str | None = None, **ext
             **{k: v for k, v in extra.items() if v is not None}}
 
 
+def is_current_anchor(record: Mapping[str, Any], anchor: str | None) -> bool:
+    """Whether the anchor execution named `anchor` is the payment's: the one named by its payment id, or
+    the one a takeover started (`anchorName`, mxflow.regions.anchor_name). An older anchor of a payment
+    taken over into a new one, in this Region too (a reconciliation), must do nothing (docs/regions.md).
+    None (a caller that does not say) is taken as current."""
+    return anchor is None or anchor == (record.get("anchorName") or record["paymentId"])
+
+
 class PaymentLifecycle:
     """The domain service every function calls."""
 
@@ -407,19 +415,23 @@ class PaymentLifecycle:
 
     # -- the anchor: AwaitOutcome (Park) ----------------------------------------------------------
 
-    def park(self, payment_id: str, task_token: str, resume: Mapping[str, Any] | None = None) -> dict:
+    def park(self, payment_id: str, task_token: str, resume: Mapping[str, Any] | None = None,
+             anchor: str | None = None) -> dict:
         """What the anchor's wait does with its task token, by what the payment needs:
         - `resume` (a failed stage handed over): start PaymentFlow at that stage with the token;
         - RCVD: start PaymentFlow at validate with the token;
         - ACTC, or PDNG (a retried wait): ACTC -> PDNG keeping the token (refreshed), event;
         - ACSP (approved, not settled): start PaymentFlow at send (settle once sent) with the token;
         - terminal: answer the token at once.
-        - owned by another Region (taken over after a failover): answer the token at once, nothing else.
+        - owned by another Region (taken over after a failover), or `anchor` (the calling execution's name)
+          no longer the payment's (taken over into a new anchor, this Region's own at a reconciliation):
+          answer the token at once, nothing else.
         Returns {"paymentId", "status", "action": "resumed"|"parked"|"answered"|"relinquished", "stage"?}."""
         for _ in range(3):  # a decision may land between the read and the write: look again
             record = self.store.get(payment_id)
             status = record["status"]
-            if record.get("ownerRegion", self.settings.region) != self.settings.region:
+            if (record.get("ownerRegion", self.settings.region) != self.settings.region
+                    or not is_current_anchor(record, anchor)):
                 self.workflow.send_task_success(task_token, {"paymentId": payment_id, "status": status})
                 return {"paymentId": payment_id, "status": status, "action": "relinquished"}
             if resume:
@@ -554,16 +566,18 @@ class PaymentLifecycle:
 
     # -- the anchor: DecisionTimedOut -------------------------------------------------------------
 
-    def decision_timeout(self, payment_id: str) -> dict:
+    def decision_timeout(self, payment_id: str, anchor: str | None = None) -> dict:
         """The anchor's wait timed out. ACTC/PDNG with no decision: -> RJCT AB06 with its pacs.002 (one
         conditional write, which a consumer's decision claimed first wins). An approval claimed and
-        not settled, or a payment never validated: resume that stage. Returns {"action":
-        "resume"|"done", "resume": {"stage"} or None, "status"}."""
+        not settled, or a payment never validated: resume that stage. An anchor the payment has left
+        (`anchor`, the calling execution's name, is not the payment's: see park) does nothing. Returns
+        {"action": "resume"|"done", "resume": {"stage"} or None, "status"}."""
         for _ in range(3):
             record = self.store.get(payment_id)
             status = record["status"]
-            if record.get("ownerRegion", self.settings.region) != self.settings.region:
-                return {"action": "done", "resume": None, "status": status}   # taken over: another Region's now
+            if (record.get("ownerRegion", self.settings.region) != self.settings.region
+                    or not is_current_anchor(record, anchor)):
+                return {"action": "done", "resume": None, "status": status}   # taken over: another anchor's now
             if status == "RCVD":
                 return {"action": "resume", "resume": {"stage": "validate", "carried": {}}, "status": status}
             if status == "ACTC" and is_recall(record):

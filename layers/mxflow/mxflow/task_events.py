@@ -17,11 +17,12 @@ TASK_EVENT_SCHEMAS: dict[str, dict] = {
     "validate": {"type": "object", "required": ["paymentId"],
                  "properties": {"paymentId": _ID, "message": _MESSAGE}},
     "park": {"type": "object", "required": ["paymentId", "taskToken"],
-             "properties": {"paymentId": _ID, "taskToken": {"type": "string", "minLength": 1},
+             "properties": {"paymentId": _ID, "taskToken": {"type": "string", "minLength": 1}, "anchor": _ID,
                             "resume": {"oneOf": [{"type": "null"}, {
                                 "type": "object", "required": ["stage"],
                                 "properties": {"stage": _STAGE, "carried": {"type": "object"}}}]}}},
-    "decision_timeout": {"type": "object", "required": ["paymentId"], "properties": {"paymentId": _ID}},
+    # anchor: the anchor execution's name ($$.Execution.Name), checked against the payment's (lifecycle.park)
+    "decision_timeout": {"type": "object", "required": ["paymentId"], "properties": {"paymentId": _ID, "anchor": _ID}},
     "send": {"type": "object", "required": ["paymentId"],
              "properties": {"paymentId": _ID, "message": _MESSAGE}},
     "split": {"type": "object", "required": ["messageId", "next"],
