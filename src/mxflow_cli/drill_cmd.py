@@ -343,12 +343,14 @@ def _each_reaches(world, region: str, payment_ids: list[str], reached: Callable[
 
 def _stuck(world, region: str, payment_ids: list[str]) -> str:
     """What the payments a wait ran out on show: their status, owner and epoch, and their anchors' state in
-    each Region (the anchor of a taken-over payment is named `<id>-e<epoch>`): a diagnosis, in `problems`."""
+    each Region (the anchor of a taken-over payment: mxflow.regions.anchor_name): a diagnosis, in `problems`."""
+    from mxflow.regions import anchor_name
+
     shown = []
     for pid in payment_ids[:8]:
         record = world.payment(region, pid) or {}
         anchors = []
-        for name in dict.fromkeys((pid, *(f"{pid}-e{e}" for e in range(2, int(record.get("epoch", 1)) + 1)))):
+        for name in dict.fromkeys((pid, *(anchor_name(pid, e) for e in range(2, int(record.get("epoch", 1)) + 1)))):
             for r, runtime in world.runtimes.items():
                 arn = f"{runtime.physical('PaymentStateMachine').replace(':stateMachine:', ':execution:')}:{name}"
                 with contextlib.suppress(Exception):

@@ -354,7 +354,7 @@ class TwoRegions:
             if written.get("leaseRenewedAt") and written.get("leaseRenewedAt") == written.get("lastProbeAt"):
                 self.probe_ends[region].append(ended)   # a renewal (an overtaken probe renews nothing)
             if ended - began > self.slowest_probe.get(region, {}).get("seconds", 0.0):
-                record = ((result.payload if result is not None else None) or {}).get("record") or {}
+                record = outcome.get("record") or {}
                 self.slowest_probe[region] = {"seconds": round(ended - began, 2), "dependencies": {
                     name: round(float(d.get("ms", 0))) for name, d in (record.get("dependencies") or {}).items()}}
 

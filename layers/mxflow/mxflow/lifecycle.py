@@ -164,9 +164,8 @@ def flow_input(payment_id: str, stage: str, *, message: str | None = None, **ext
 
 def is_current_anchor(record: Mapping[str, Any], anchor: str | None) -> bool:
     """Whether the anchor execution named `anchor` is the payment's: the one named by its payment id, or
-    the one a takeover started (`anchorName`, mxflow.regions.anchor_name). An older anchor of a payment
-    taken over into a new one, in this Region too (a reconciliation), must do nothing (docs/regions.md).
-    None (a caller that does not say) is taken as current."""
+    the one a takeover started (`anchorName`, mxflow.regions.anchor_name). None (a caller that does not
+    say) is taken as current."""
     return anchor is None or anchor == (record.get("anchorName") or record["paymentId"])
 
 
@@ -430,8 +429,7 @@ class PaymentLifecycle:
         for _ in range(3):  # a decision may land between the read and the write: look again
             record = self.store.get(payment_id)
             status = record["status"]
-            if (record.get("ownerRegion", self.settings.region) != self.settings.region
-                    or not is_current_anchor(record, anchor)):
+            if self._left_by(record, anchor):
                 self.workflow.send_task_success(task_token, {"paymentId": payment_id, "status": status})
                 return {"paymentId": payment_id, "status": status, "action": "relinquished"}
             if resume:
@@ -575,8 +573,7 @@ class PaymentLifecycle:
         for _ in range(3):
             record = self.store.get(payment_id)
             status = record["status"]
-            if (record.get("ownerRegion", self.settings.region) != self.settings.region
-                    or not is_current_anchor(record, anchor)):
+            if self._left_by(record, anchor):
                 return {"action": "done", "resume": None, "status": status}   # taken over: another anchor's now
             if status == "RCVD":
                 return {"action": "resume", "resume": {"stage": "validate", "carried": {}}, "status": status}
@@ -976,6 +973,13 @@ class PaymentLifecycle:
         self._check_owner(record)
         until = self.gate.check() if self.gate is not None else None
         return Fence(self.settings.region, int(record.get("epoch", 1)), until=until)
+
+    def _left_by(self, record: Mapping[str, Any], anchor: str | None) -> bool:
+        """Whether the payment has left the anchor execution `anchor` of this Region: owned by another
+        Region (taken over after a failover), or taken over into a new anchor, in this Region too (a
+        reconciliation). Such an anchor must do nothing (docs/regions.md)."""
+        return (record.get("ownerRegion", self.settings.region) != self.settings.region
+                or not is_current_anchor(record, anchor))
 
     def _check_owner(self, record: Mapping[str, Any]) -> None:
         if record.get("ownerRegion") != self.settings.region:
