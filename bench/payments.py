@@ -640,8 +640,8 @@ def _cold_starts() -> tuple[dict, dict]:
 
 
 # A handler's cold start in a fresh interpreter, as Lambda runs it: the function's code directory and
-# the layer's directory on sys.path, Lambda's variables (LAMBDA_TASK_ROOT included: Powertools' Tracer and
-# the X-Ray SDK take another path outside Lambda) and the template's, tracing on as deployed, and only the packages a Lambda
+# the layer's directory on sys.path, Lambda's variables (LAMBDA_TASK_ROOT included: Powertools takes another
+# path outside Lambda) and the template's, tracing on as deployed, and only the packages a Lambda
 # execution environment has: the layer's (layers/mxflow/requirements.txt and what they require) and the
 # runtime's boto3 with its dependencies. What else the bench's venv holds (awscrt, pyOpenSSL,
 # jsonschema's optional format checkers, ...) cannot be imported there, so it cannot be here: the
@@ -721,8 +721,8 @@ def _lambda_env(base: dict, code_dir: Path, layer_dirs: list[Path], pycache: Pat
     env = {**base, "PYTHONPATH": os.pathsep.join(map(str, [code_dir, *layer_dirs])), "LAMBDA_TASK_ROOT": str(code_dir),
            "_HANDLER": "app.lambda_handler", "PYTHONPYCACHEPREFIX": str(pycache),
            "MXFLOW_BENCH_ABSENT_MODULES": ",".join(absent)}
-    # Tracing as deployed (Tracing: Active, no POWERTOOLS_TRACE_DISABLED): Lambda's variables for the X-Ray
-    # SDK, a sampled trace (the segments go to a UDP port nobody reads)
+    # Tracing as deployed (Tracing: Active): the variables Lambda sets for a sampled trace (no function
+    # imports an X-Ray SDK, README "Cold starts and tracing"; one that did would send to a port nobody reads)
     env.update(_X_AMZN_TRACE_ID="Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
                AWS_XRAY_DAEMON_ADDRESS="127.0.0.1:2000", AWS_XRAY_CONTEXT_MISSING="LOG_ERROR",
                AWS_EXECUTION_ENV="AWS_Lambda_python3.13")

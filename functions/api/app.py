@@ -12,7 +12,7 @@ import json
 import os
 from http import HTTPStatus
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -37,7 +37,6 @@ from mxflow.people import ACTING_CLIENT_CLAIM  # a person's token: the API clien
 from mxflow.service import default_lifecycle, default_queries, default_region_service
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayRestResolver()
 
@@ -171,7 +170,6 @@ def xml_body() -> bytes:
 
 
 @app.post("/payments")
-@tracer.capture_method
 def submit():
     client_id = client_with("payments/submit")
     data = xml_body()
@@ -191,7 +189,6 @@ def submit():
 
 
 @app.get("/payments")
-@tracer.capture_method
 def list_payments():
     """The caller's payments, newest first, filtered, with a cursor; its counters (mxflow.queries)."""
     query = app.current_event.multi_value_query_string_parameters or {}
@@ -199,14 +196,12 @@ def list_payments():
 
 
 @app.get("/payments/<payment_id>/execution")
-@tracer.capture_method
 def get_execution(payment_id: str):
     """The states the payment entered in PaymentFlow (from its history) and its anchor (Step Functions)."""
     return json_response(200, default_queries().execution(client_with("payments/read"), payment_id))
 
 
 @app.get("/reason-codes")
-@tracer.capture_method
 def reason_codes():
     """The ISO code sets a reject or cancel takes its reason from, read from the installed code sets."""
     client_with("payments/read")
@@ -216,13 +211,11 @@ def reason_codes():
 
 
 @app.get("/payments/<payment_id>")
-@tracer.capture_method
 def get_payment(payment_id: str):
     return json_response(200, default_lifecycle().get_payment(client_with("payments/read"), payment_id))
 
 
 @app.get("/payments/<payment_id>/messages/<name>")
-@tracer.capture_method
 def get_message(payment_id: str, name: str):
     data = default_lifecycle().get_message(client_with("payments/read"), payment_id, name)
     # bytes: base64 with isBase64Encoded, which API Gateway turns back into the exact bytes
@@ -230,7 +223,6 @@ def get_message(payment_id: str, name: str):
 
 
 @app.post("/payments/<payment_id>/<action>")
-@tracer.capture_method
 def decide_or_redrive(payment_id: str, action: str):
     """approve, reject and cancel (scope payments/decide); redrive (scope payments/operate)."""
     if action == "redrive":
@@ -246,7 +238,6 @@ def decide_or_redrive(payment_id: str, action: str):
 
 
 @app.post("/payments/<payment_id>/release/confirm")
-@tracer.capture_method
 def confirm_release(payment_id: str):
     """An operator's answer for a suspended payment: was the earlier release sent (scope payments/operate)."""
     result = default_lifecycle().confirm_release(client_with("payments/operate"), payment_id, json_body(),
@@ -256,21 +247,18 @@ def confirm_release(payment_id: str):
 
 
 @app.get("/messages/<message_id>")
-@tracer.capture_method
 def get_bulk_message(message_id: str):
     """A message with several transactions: its payments, counts by status, group status and pacs.002."""
     return json_response(200, default_lifecycle().bulk.view(client_with("payments/read"), message_id))
 
 
 @app.get("/messages/<message_id>/messages/<name>")
-@tracer.capture_method
 def get_bulk_message_file(message_id: str, name: str):
     data = default_lifecycle().bulk.message_file(client_with("payments/read"), message_id, name)
     return Response(status_code=200, content_type="application/xml", body=data)
 
 
 @app.get("/regions")
-@tracer.capture_method
 def regions():
     """The Regions, their health, the traffic owner and the epoch (scope payments/operate)."""
     client_with("payments/operate")
@@ -278,7 +266,6 @@ def regions():
 
 
 @app.post("/regions/<region>/recover")
-@tracer.capture_method
 def recover_region(region: str):
     """A manual failover or failback to `region` (scope payments/operate); 409 while it is unhealthy."""
     client_id = client_with("payments/operate")
@@ -286,7 +273,6 @@ def recover_region(region: str):
     logger.info("region recovery", extra={"region": region, "epoch": result["epoch"], "clientId": client_id})
     return json_response(202, result)
 @app.post("/engine/messages")
-@tracer.capture_method
 def engine_message():
     """The payment engine's pacs.002, camt.029 or pacs.004 (scope payments/engine): applied to its payment
     (200), or kept in the suspense list (422 with the ISO reason and the suspense id)."""
@@ -305,7 +291,6 @@ def engine_message():
 
 
 @app.get("/engine/suspense")
-@tracer.capture_method
 def engine_suspense():
     """The engine answers kept in suspense, newest first (scope payments/operate)."""
     client_with("payments/operate")
@@ -314,7 +299,6 @@ def engine_suspense():
 
 
 @app.get("/health")
-@tracer.capture_method
 def health():
     result = default_lifecycle().health()
     return json_response(200 if result["status"] == "ok" else 503, result)
@@ -345,7 +329,6 @@ def unexpected(error: Exception):
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event, context):
     return app.resolve(event, context)

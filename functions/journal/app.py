@@ -7,19 +7,17 @@ on-failure queue (alarmed). Logs carry counts and the object key only.
 """
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from mxflow.journal import Journal
 from mxflow.service import default_lifecycle
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics
 def lambda_handler(event, context):
     result = Journal(default_lifecycle().archive).write(event.get("Records") or [])

@@ -8,7 +8,7 @@ to the state machine. Logs carry the payment id only.
 """
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from mxflow.errors import ReleaseOutcomeUnknown
@@ -16,12 +16,10 @@ from mxflow.service import default_lifecycle
 from mxflow.task_events import carried_message, task_event
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event, context):
     event = task_event("send", event)

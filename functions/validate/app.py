@@ -6,19 +6,17 @@ to the state machine. Logs carry the payment id and status only.
 """
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from mxflow.service import default_lifecycle
 from mxflow.task_events import carried_message, task_event
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 
 
 @logger.inject_lambda_context
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def lambda_handler(event, context):
     event = task_event("validate", event)

@@ -238,8 +238,6 @@ class LocalRuntime:
             "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST", "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{name}",
             "AWS_EXECUTION_ENV": f"AWS_Lambda_{props.get('Runtime', 'python3.13')}",
             "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand", "LAMBDA_TASK_ROOT": props["CodeDir"], "TZ": ":UTC",
-            # no X-Ray daemon locally (as under `sam local`): Powertools' Tracer stays off unless overridden
-            "POWERTOOLS_TRACE_DISABLED": "true",
         }
         variables.update({k: str(v) for k, v in ((props.get("Environment") or {}).get("Variables") or {}).items()})
         for key, value in self.env_overrides.items():
