@@ -213,7 +213,8 @@ def test_dynamodb_json_responses_and_requests_equal_motos_own():
     def capture(self, context):
         answer = patched(self, context)
         if dynamodb.json_response(context, self.result) is not None:
-            captured.append(json.loads(answer[2]) == json.loads(patched.__wrapped__(self, context)[2]))
+            captured.append((context.operation_model.name,
+                             json.loads(answer[2]) == json.loads(patched.__wrapped__(self, context)[2])))
         return answer
 
     def capture_parse(self, request):
@@ -249,12 +250,32 @@ def test_dynamodb_json_responses_and_requests_equal_motos_own():
                 {"Update": {"TableName": "t", "Key": {"pk": {"S": "p1"}}, "UpdateExpression": "SET b = :b",
                             "ExpressionAttributeValues": {":b": {"B": b"\x07"}}}}])
             read = client.get_item(TableName="t", Key={"pk": {"S": "p2"}})["Item"]
+            # GetRecords: the stream's records of a put, an update and a delete (keys, images, binary, timestamps)
+            arn = client.create_table(
+                TableName="s", BillingMode="PAY_PER_REQUEST", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+            )["TableDescription"]["LatestStreamArn"]
+            client.put_item(TableName="s", Item={**item, "m": nested["m"]})
+            client.update_item(TableName="s", Key={"pk": {"S": "p1"}}, UpdateExpression="SET n = :n",
+                               ExpressionAttributeValues={":n": {"N": "4"}})
+            client.delete_item(TableName="s", Key={"pk": {"S": "p1"}})
+            streams = boto3.client("dynamodbstreams", region_name="us-east-1")
+            shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+            iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard,
+                                                  ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+            records = streams.get_records(ShardIterator=iterator, Limit=2)
+            records = records["Records"] + streams.get_records(ShardIterator=records["NextShardIterator"])["Records"]
     finally:
         ActionResult.execute_result = patched
         DynamoHandler.parse_parameters = patched_parse
     assert got["Item"]["b"]["B"] == b"\x00\xffz" and got["Item"]["h"]["L"][0]["M"]["s"]["S"] == "RCVD"
     assert read["m"]["M"]["l"]["L"][1]["M"]["x"]["B"] == b"\x05" and read["m"]["M"]["B"]["B"] == b"\x01"
-    assert len(captured) >= 3 and all(captured), captured
+    assert [r["eventName"] for r in records] == ["INSERT", "MODIFY", "REMOVE"]
+    assert records[0]["dynamodb"]["NewImage"]["m"]["M"]["l"]["L"][1]["M"]["x"]["B"] == b"\x05"
+    assert records[0]["dynamodb"]["ApproximateCreationDateTime"].year >= 2024
+    assert {"GetItem", "Query", "GetRecords"} <= {name for name, _ in captured} and all(
+        same for _, same in captured), captured
     operations = {operation for operation, _ in requests}
     assert {"PutItem", "GetItem", "UpdateItem", "Query", "BatchWriteItem", "TransactWriteItems"} <= operations
     assert all(same for _, same in requests), requests
@@ -344,7 +365,7 @@ def test_dynamodb_index_query_equals_motos_own():
     def answers(client):
         pages = []
         for query in queries:
-            kwargs = {"TableName": "t", **query}
+            kwargs = {"TableName": "canary-index", **query}
             for _ in range(100):
                 page = client.query(**kwargs)
                 page.pop("ResponseMetadata")
@@ -355,9 +376,9 @@ def test_dynamodb_index_query_equals_motos_own():
         return pages
 
     with mock_aws():
-        client = boto3.client("dynamodb", region_name="us-east-1")
+        client = boto3.client("dynamodb", region_name="eu-west-3")
         client.create_table(
-            TableName="t", BillingMode="PAY_PER_REQUEST",
+            TableName="canary-index", BillingMode="PAY_PER_REQUEST",
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
             AttributeDefinitions=[key("pk"), key("sk"), key("g"), key("r"), key("n", "N")],
             GlobalSecondaryIndexes=[index("Keys", "g", "r"),
@@ -376,7 +397,7 @@ def test_dynamodb_index_query_equals_motos_own():
                 item["n"] = {"N": numbers[i % len(numbers)]}
             if i % 5 == 1:
                 item["big"] = {"S": "z" * 300_000}   # a few of these fill a 1 MB page
-            client.put_item(TableName="t", Item=item)
+            client.put_item(TableName="canary-index", Item=item)
         all_items, reads = Table.all_items, []
 
         def counted(self):   # moto's query reads the items through all_items, in the patch's query
