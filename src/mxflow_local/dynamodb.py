@@ -478,6 +478,106 @@ def patch_index_query() -> None:
     DynamoType.size = _size
 
 
+_PLAIN_NODES: dict[type, bool] = {}   # Node classes that copy.deepcopy copies by their __dict__ (`_plain_node`)
+
+
+def _plain_node(cls) -> bool:
+    """A class copy.deepcopy copies as a plain object: a new instance from cls.__new__ whose __dict__ is the
+    deep copy of the original's (object's own __reduce_ex__ and __getstate__, no __deepcopy__, no slots)."""
+    plain = _PLAIN_NODES.get(cls)
+    if plain is None:
+        plain = _PLAIN_NODES[cls] = (cls.__reduce_ex__ is object.__reduce_ex__ and cls.__getstate__ is object.__getstate__
+                                     and getattr(cls, "__deepcopy__", None) is None
+                                     and not any("__slots__" in vars(base) for base in cls.__mro__))
+    return plain
+
+
+def _copy_tree(value, memo: dict, node):
+    """copy.deepcopy of a parsed expression's tree (moto/dynamodb/parsing/ast_nodes.py: `node` classes with
+    `type`, `children` and `parent`; leaves are strings, ints and booleans), done as deepcopy does it for
+    plain objects (the new node is in `memo` before its attributes are copied, so `parent` maps to the new
+    parent) without its generic __reduce_ex__ path; anything else goes to copy.deepcopy with the same memo."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is list:
+        copied = memo.get(id(value))
+        if copied is None:
+            copied = memo[id(value)] = []
+            copied.extend(_copy_tree(item, memo, node) for item in value)
+        return copied
+    if not isinstance(value, node) or not _plain_node(kind):
+        return copy.deepcopy(value, memo)
+    copied = memo.get(id(value))
+    if copied is None:
+        copied = memo[id(value)] = kind.__new__(kind)
+        copied.__dict__.update({name: _copy_tree(attr, memo, node) for name, attr in value.__dict__.items()})
+    return copied
+
+
+def _deepcopy(value, memo=None):
+    """moto.dynamodb.parsing.validators' deepcopy (the Validator's copy of the expression it validates, and
+    list_append's copy of a list value): `_copy_tree`."""
+    from moto.dynamodb.parsing.ast_nodes import Node
+
+    return _copy_tree(value, {} if memo is None else memo, Node)
+
+
+def _traversal_map(traverser) -> tuple:
+    """A DepthFirstTraverser's `_processing_map()` (moto/dynamodb/parsing/ast_nodes.py), made once per
+    traverser: each returns a dict literal of node classes to its own bound methods."""
+    made = traverser.__dict__.get("_mxflow_processing_map")
+    if made is None:
+        processing_map = traverser._processing_map()
+        made = traverser.__dict__["_mxflow_processing_map"] = (processing_map, tuple(processing_map))
+    return made
+
+
+def _nodes_to_be_processed(self):
+    """DepthFirstTraverser.nodes_to_be_processed: the classes of `_processing_map`, in its order."""
+    return _traversal_map(self)[1]
+
+
+def _process(self, node):
+    """DepthFirstTraverser.process: the first class of `_processing_map` the node is an instance of."""
+    for class_key, processor in _traversal_map(self)[0].items():
+        if isinstance(node, class_key):
+            return processor(node)
+    return None
+
+
+def patch_update_expressions() -> None:
+    """Three costs of an UpdateItem's expression are removed (speed, not semantics; tests/local/test_canary.py
+    compares with moto's own). moto parsed each UpdateExpression twice per call (the handler, for the names
+    and values it uses, then the backend), and each parse gives a new tree that nothing changes: the handler
+    reads it (`find_clauses`), the backend hands it to UpdateExpressionValidator, which validates a
+    deepcopy of it; here a parse is kept per expression string (mxflow writes a few shapes of expression,
+    with placeholders). That deepcopy went through copy's generic __reduce_ex__ path for every node
+    (`_copy_tree`: the same copy). And each of the validator's ten traversals called its `_processing_map()`
+    (a new dict) twice for every node it visited; here once per traversal."""
+    import functools
+
+    from moto.dynamodb.parsing import ast_nodes, expressions, validators
+
+    parser = expressions.UpdateExpressionParser
+    if getattr(parser.make, "_mxflow_cached", False):
+        return
+    parse = functools.lru_cache(maxsize=256)(parser.make.__func__)
+
+    def make(cls, expression_str):
+        return parse(cls, expression_str)
+
+    make._mxflow_cached = True
+    make.__wrapped__ = parser.make.__func__
+    parser.make = classmethod(make)
+    validators.deepcopy = _deepcopy
+    traverser = ast_nodes.DepthFirstTraverser
+    _nodes_to_be_processed.__wrapped__ = traverser.nodes_to_be_processed
+    _process.__wrapped__ = traverser.process
+    traverser.nodes_to_be_processed = _nodes_to_be_processed
+    traverser.process = _process
+
+
 def install() -> threading.RLock:
     """Serialise moto's DynamoDB item operations and their responses (once per process); returns the lock."""
     global _INSTALLED
@@ -496,5 +596,6 @@ def install() -> threading.RLock:
             patch_json_requests()
             patch_projection()
             patch_index_query()
+            patch_update_expressions()
             _INSTALLED = True
     return LOCK

@@ -456,6 +456,174 @@ def test_dynamodb_sizes_and_mixed_key_types_equal_motos_own():
             query(table, None, None, [], None, None, True, None, "G", hash_key_conditions=conditions)
 
 
+def _moto_own_update_expressions():
+    """A context in which moto parses, copies and traverses UpdateExpressions its own way (the originals of
+    mxflow_local.dynamodb.patch_update_expressions)."""
+    import contextlib
+    import copy
+
+    from moto.dynamodb.parsing import ast_nodes, expressions, validators
+
+    parser, traverser = expressions.UpdateExpressionParser, ast_nodes.DepthFirstTraverser
+    patched = (parser.make, validators.deepcopy, traverser.nodes_to_be_processed, traverser.process)
+
+    @contextlib.contextmanager
+    def own():
+        parser.make = classmethod(parser.make.__wrapped__)
+        validators.deepcopy = copy.deepcopy
+        traverser.nodes_to_be_processed = traverser.nodes_to_be_processed.__wrapped__
+        traverser.process = traverser.process.__wrapped__
+        try:
+            yield
+        finally:
+            parser.make, validators.deepcopy = classmethod(patched[0].__func__), patched[1]
+            traverser.nodes_to_be_processed, traverser.process = patched[2], patched[3]
+
+    return own()
+
+
+def test_dynamodb_update_expressions_equal_motos_own():
+    """patch_update_expressions keeps one parse per UpdateExpression, copies its tree as deepcopy does and
+    builds each traversal's processing map once: every UpdateItem (SET, nested paths, list_append,
+    if_not_exists, arithmetic, REMOVE, ADD, DELETE, every ReturnValues, a failed condition, the errors of
+    an invalid expression, of overlapping paths, of a key, of a missing value or path, of types) and a
+    TransactWriteItems answer what moto's own answer, leave the same items and the same stream; and the
+    moto code it relies on still has the shape it had."""
+    import ast
+    import copy
+    import textwrap
+
+    import boto3
+    from botocore.exceptions import ClientError
+    from moto import mock_aws
+    from moto.dynamodb import responses
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.parsing import ast_nodes, expressions, validators
+
+    from mxflow_local import dynamodb
+
+    dynamodb.install()
+    parser = expressions.UpdateExpressionParser
+    assert parser.make._mxflow_cached and validators.deepcopy is dynamodb._deepcopy
+    # the parsed tree is never changed: the handler reads it, the validator validates a deepcopy of it
+    assert "self.node_to_validate = deepcopy(expression)" in inspect.getsource(validators.Validator.__init__)
+    handler = inspect.getsource(responses.DynamoHandler)
+    uses = [line.strip() for line in handler.splitlines() if "update_expression_ast" in line or "Parser.make(" in line]
+    assert len(uses) == 5 and all(use in ("update_expression_ast = UpdateExpressionParser.make(update_expression)",
+                                          "attr_name_clauses = update_expression_ast.find_clauses(",
+                                          "attr_value_clauses = update_expression_ast.find_clauses(") for use in uses)
+    backend = inspect.getsource(DynamoDBBackend.update_item)
+    assert backend.count("update_expression_ast") == 3 and backend.count("UpdateExpressionValidator(\n") == 2
+    assert all(line.strip() == "update_expression_ast," for line in backend.splitlines()
+               if "update_expression_ast" in line and "make(" not in line)
+    # each traverser's map is a dict literal of its own methods (the same on every call)
+    def subclasses(cls):
+        return [c for sub in cls.__subclasses__() for c in [sub] + subclasses(sub)]
+
+    traversers = subclasses(ast_nodes.DepthFirstTraverser)
+    assert len(traversers) >= 10 and all("_processing_map" in vars(c) for c in traversers)
+    for cls in traversers:
+        body = ast.parse(textwrap.dedent(inspect.getsource(cls._processing_map))).body[0].body
+        assert len(body) == 1 and isinstance(body[0], ast.Return) and isinstance(body[0].value, ast.Dict), cls
+        assert all(isinstance(v, ast.Attribute) and v.value.id == "self" for v in body[0].value.values), cls
+
+    def shape(node, parent=None):   # a tree's classes, leaves and parent links
+        assert node.parent is parent
+        return (type(node).__name__, node.type, [shape(c, node) if isinstance(c, ast_nodes.Node) else c
+                                                 for c in node.children or []])
+
+    for text in ("SET #a = :v, #b.#c[2] = list_append(if_not_exists(#l, :e), :l) REMOVE #r[1], #s ADD #n :one DELETE #t :set",
+                 "SET a = b + :n, c = :v - d", "REMOVE x.y[0].z"):
+        tree = parser.make.__wrapped__(parser, text)
+        mine, theirs = dynamodb._deepcopy(tree), copy.deepcopy(tree)
+        assert shape(mine) == shape(theirs) == shape(tree) and mine is not tree
+    assert parser.make(text) is parser.make(text)   # one parse per expression
+
+    history = {"L": [{"M": {"status": {"S": "RCVD"}, "time": {"S": "t0"}}}]}
+    item = {"pk": {"S": "p1"}, "sk": {"S": "PAYMENT"}, "status": {"S": "RCVD"}, "version": {"N": "1"},
+            "history": history, "tags": {"SS": ["a", "b"]}, "n": {"N": "5"},
+            "messages": {"M": {"inbound": {"M": {"z": {"B": b"\x00\xffraw"}}}}}}
+    names = {"#s": "status", "#v": "version", "#h": "history", "#m": "messages", "#o": "outbound", "#p": "pacs.002"}
+    event = {"L": [{"M": {"status": {"S": "ACSP"}, "time": {"S": "t1"}}}]}
+    payment_update = dict(
+        UpdateExpression="SET #s = :s, #v = :v, #h = list_append(#h, :e), #m.#o = :b, #m.#p = :b REMOVE #x",
+        ConditionExpression="(#s IN (:was)) AND (#v = :one)", ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        ExpressionAttributeNames={**names, "#x": "tags"},
+        ExpressionAttributeValues={":s": {"S": "ACSP"}, ":v": {"N": "2"}, ":e": event, ":b": {"M": {"z": {"B": b"\x01"}}},
+                                   ":was": {"S": "RCVD"}, ":one": {"N": "1"}})
+    updates = [
+        payment_update, payment_update,   # the second fails its condition: ALL_OLD
+        dict(UpdateExpression="SET #n = #n + :one, #new = if_not_exists(#new, :zero) ADD tags :set, cnt :one",
+             ExpressionAttributeNames={"#n": "n", "#new": "fresh"}, ReturnValues="UPDATED_NEW",
+             ExpressionAttributeValues={":one": {"N": "1"}, ":zero": {"N": "0"}, ":set": {"SS": ["c"]}}),
+        dict(UpdateExpression="DELETE tags :set SET #h[0].#s = :s REMOVE #h[1]", ReturnValues="ALL_OLD",
+             ExpressionAttributeNames={"#h": "history", "#s": "status"},
+             ExpressionAttributeValues={":set": {"SS": ["a"]}, ":s": {"S": "X"}}),
+        dict(UpdateExpression="SET l3 = list_append(:e, l3)", ExpressionAttributeValues={":e": event}),   # moto asserts
+        dict(UpdateExpression="SET l2 = list_append(if_not_exists(l2, :empty), :e), messages.k = :s", ReturnValues="UPDATED_OLD",
+             ExpressionAttributeValues={":empty": {"L": []}, ":e": event, ":s": {"S": "v"}}),
+        dict(UpdateExpression="SET l2 = list_append(:e, l2)", ReturnValues="ALL_NEW", ExpressionAttributeValues={":e": event}),
+        dict(UpdateExpression="SET a = :v, a.b = :v", ExpressionAttributeValues={":v": {"S": "x"}}),   # overlapping
+        dict(UpdateExpression="SET sk = :v", ExpressionAttributeValues={":v": {"S": "x"}}),           # a key
+        dict(UpdateExpression="SET a = :missing", ExpressionAttributeValues={":v": {"S": "x"}}),
+        dict(UpdateExpression="SET a = list_append(nothing, :e)", ExpressionAttributeValues={":e": event}),
+        dict(UpdateExpression="SET n = n + :s", ExpressionAttributeValues={":s": {"S": "x"}}),      # types
+        dict(UpdateExpression="SET = :v", ExpressionAttributeValues={":v": {"S": "x"}}),            # syntax
+        dict(UpdateExpression="SET nope.deeper = :v", ExpressionAttributeValues={":v": {"S": "x"}}),
+        dict(UpdateExpression="SET #s = :s", ExpressionAttributeNames={"#s": "status"},
+             ExpressionAttributeValues={":s": {"S": "ACSC"}}, ReturnValues="ALL_NEW"),
+    ]
+    key = {"pk": {"S": "p1"}, "sk": {"S": "PAYMENT"}}
+
+    def outcomes(region):
+        client = boto3.client("dynamodb", region_name=region)
+        client.create_table(
+            TableName="canary-update", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+        client.put_item(TableName="canary-update", Item=item)
+        answers = []
+        for update in updates + [{**payment_update, "ConditionExpression": "attribute_not_exists(#s)"}]:
+            try:
+                answer = client.update_item(TableName="canary-update", Key=key, **update)
+                answer.pop("ResponseMetadata")
+            except ClientError as error:
+                answer = (error.response["Error"], error.response.get("Item"))
+            except AssertionError as error:   # moto's own, on a list_append of a missing path
+                answer = (type(error).__name__, str(error))
+            answers.append(answer)
+        try:
+            client.transact_write_items(TransactItems=[
+                {"Update": {"TableName": "canary-update", "Key": key, **{k: v for k, v in payment_update.items()
+                                                                         if k != "ReturnValuesOnConditionCheckFailure"},
+                            "ConditionExpression": "#v = :v"}},
+                {"Update": {"TableName": "canary-update", "Key": {**key, "sk": {"S": "OTHER"}},
+                            "UpdateExpression": "SET #h = list_append(if_not_exists(#h, :e), :e)",
+                            "ExpressionAttributeNames": {"#h": "history"}, "ExpressionAttributeValues": {":e": event}}}])
+        except ClientError as error:
+            answers.append(error.response["Error"])
+        items = client.scan(TableName="canary-update")["Items"]
+        stream = boto3.client("dynamodbstreams", region_name=region)
+        arn = client.describe_table(TableName="canary-update")["Table"]["LatestStreamArn"]
+        shard = stream.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        iterator = stream.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+        records = [(r["eventName"], r["dynamodb"].get("OldImage"), r["dynamodb"].get("NewImage"))
+                   for r in stream.get_records(ShardIterator=iterator["ShardIterator"])["Records"]]
+        return answers, items, records
+
+    with mock_aws():
+        parse = parser.make.__wrapped__
+        mine = outcomes("eu-south-1")
+        with _moto_own_update_expressions():
+            assert parser.make.__func__ is parse and validators.deepcopy is copy.deepcopy
+            theirs = outcomes("eu-south-2")
+    assert mine == theirs
+    answers, items, records = mine
+    assert sum(isinstance(a, tuple) for a in answers) >= 8 and len(items) == 2 and len(records) >= 6
+    assert answers[1][1] is not None and answers[1][0]["Code"] == "ConditionalCheckFailedException"
+
+
 def test_powertools_internals_kept_per_environment():
     from aws_lambda_powertools.event_handler import api_gateway
     from aws_lambda_powertools.logging import logger as powertools_logger
