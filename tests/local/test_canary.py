@@ -624,6 +624,56 @@ def test_dynamodb_update_expressions_equal_motos_own():
     assert answers[1][1] is not None and answers[1][0]["Code"] == "ConditionalCheckFailedException"
 
 
+def test_call_plumbing_equals_botocore_and_motos_own():
+    """mxflow_local.calls: the `in` test of moto's method names answers what the list of inspect.getmembers
+    answers, for every response class of moto and every name it has (and a few it has not); the user agent
+    a client writes is the one botocore writes without the kept sanitiser."""
+    import boto3
+    from botocore import useragent
+    from moto.core import responses, utils
+    from moto.core.responses import BaseResponse
+
+    from mxflow_local import calls
+
+    calls.install()
+    assert responses.method_names_from_class is calls._method_names
+    assert calls._method_names.__wrapped__ is utils.method_names_from_class
+    source = inspect.getsource(BaseResponse.call_action)
+    uses = [line.strip() for line in source.splitlines() if "method_names" in line]
+    assert uses == ["method_names = method_names_from_class(self.__class__)", "if action in method_names:"]
+    assert "inspect.getmembers(clazz, predicate=predicate)" in inspect.getsource(utils.method_names_from_class)
+
+    def subclasses(cls):
+        return [c for sub in cls.__subclasses__() for c in [sub] + subclasses(sub)]
+
+    import importlib
+
+    for service in ("dynamodb", "dynamodbstreams", "s3", "sqs", "sns", "stepfunctions", "awslambda", "kms", "events"):
+        importlib.import_module(f"moto.{service}.responses")
+    classes = subclasses(BaseResponse)
+    assert len(classes) >= 9
+    for cls in classes:
+        theirs = utils.method_names_from_class(cls)
+        mine = calls._method_names(cls)
+        for name in set(dir(cls)) | {"not_an_action", "mro", "__class__", "", "get_item", "publish"}:
+            assert (name in mine) == (name in theirs), (cls, name)
+        assert 0 not in mine and None not in mine
+
+    sanitise = useragent.sanitize_user_agent_string_component
+    original = sanitise.__wrapped__
+    for raw in ("Botocore", "md/pyimpl#CPython", "a b/c#d", "é€", "", "cfg/retry-mode#legacy"):
+        for allow_hash in (True, False):
+            assert sanitise(raw, allow_hash) == sanitise(raw, allow_hash) == original(raw, allow_hash)
+    client = boto3.client("dynamodb", region_name="eu-west-1")
+    mine = client._user_agent_creator.to_string()
+    useragent.sanitize_user_agent_string_component = original
+    try:
+        theirs = client._user_agent_creator.to_string()
+    finally:
+        useragent.sanitize_user_agent_string_component = sanitise
+    assert mine == theirs and "Botocore/" in mine
+
+
 def test_powertools_internals_kept_per_environment():
     from aws_lambda_powertools.event_handler import api_gateway
     from aws_lambda_powertools.logging import logger as powertools_logger
