@@ -1,4 +1,4 @@
-"""Costs every in-process AWS call of the local runtime paid, cut without changing what botocore or moto do.
+"""Costs every in-process AWS call of the local runtime paid, cut without changing what the calls do.
 
 Every call of a handler, of the state machines and of the runtime goes through a botocore client and moto's
 in-process stub (mxflow_local/runtime.py: decorator mode). About twenty calls make an STP payment, so what
@@ -11,8 +11,13 @@ each call pays in that plumbing is paid twenty times (`bench/payments.py` `_loca
 - botocore's user agent (botocore/useragent.py) is written twice per request from about 36 components,
   each sanitised character by character (`sanitize_user_agent_string_component`, a pure function of its
   string and flag); here it is kept per (string, flag).
+- botocore signs SigV4 with awscrt's signer when awscrt is importable (botocore/auth.py, AUTH_TYPE_MAPS),
+  as it is in the development venv (requirements/dev.txt) but not in Lambda's Python runtime (the layer
+  does not ship it either: bench/payments.py measures cold starts without it). Here the four SigV4 names
+  map to botocore's own signers, as they do without awscrt (`PYTHON_SIGNERS`): what the functions do in
+  Lambda, and about 0.2 ms less per call (crt's signer copies each request into a CRT request first).
 
-tests/local/test_canary.py compares both with botocore's and moto's own.
+tests/local/test_canary.py compares each with botocore's and moto's own.
 """
 from __future__ import annotations
 
@@ -56,16 +61,21 @@ def _sanitiser(original):
     return sanitize_user_agent_string_component
 
 
+# botocore/auth.py's AUTH_TYPE_MAPS entries when awscrt is absent (its `else` branch)
+PYTHON_SIGNERS = {"v4": "SigV4Auth", "v4-query": "SigV4QueryAuth", "s3v4": "S3SigV4Auth", "s3v4-query": "S3SigV4QueryAuth"}
+
+
 def install() -> None:
-    """Patch both (once per process; see the module's docstring)."""
+    """Patch the three (once per process; see the module's docstring)."""
     global _INSTALLED
     with _INSTALL_LOCK:
         if _INSTALLED:
             return
-        from botocore import useragent
+        from botocore import auth, useragent
         from moto.core import responses
 
         _method_names.__wrapped__ = responses.method_names_from_class
         responses.method_names_from_class = _method_names
         useragent.sanitize_user_agent_string_component = _sanitiser(useragent.sanitize_user_agent_string_component)
+        auth.AUTH_TYPE_MAPS.update({name: getattr(auth, signer) for name, signer in PYTHON_SIGNERS.items()})
         _INSTALLED = True

@@ -673,6 +673,21 @@ def test_call_plumbing_equals_botocore_and_motos_own():
         useragent.sanitize_user_agent_string_component = sanitise
     assert mine == theirs and "Botocore/" in mine
 
+    # SigV4 by botocore's own signers, the ones botocore maps without awscrt (as in Lambda's runtime)
+    from botocore import auth
+
+    branch = inspect.getsource(auth).split("if HAS_CRT:", 1)[1].split("AUTH_TYPE_TO_SIGNATURE_VERSION", 1)[0]
+    for name, signer in calls.PYTHON_SIGNERS.items():
+        assert f"'{name}': {signer}," in branch
+        assert auth.AUTH_TYPE_MAPS[name] is getattr(auth, signer) and not getattr(auth, signer).__module__.startswith("botocore.crt")
+    from moto import mock_aws
+
+    with mock_aws():
+        signed, client = [], boto3.client("dynamodb", region_name="eu-west-1")
+        client.meta.events.register("before-send", lambda request, **_: signed.append(request.headers["Authorization"]))
+        client.list_tables()
+    assert signed[0].startswith(b"AWS4-HMAC-SHA256 Credential=") and b"/eu-west-1/dynamodb/aws4_request" in signed[0]
+
 
 def test_powertools_internals_kept_per_environment():
     from aws_lambda_powertools.event_handler import api_gateway
