@@ -546,15 +546,51 @@ def _process(self, node):
     return None
 
 
+def _count_actions(self, node):
+    """ActionCountValidator.traverse (moto/dynamodb/parsing/validators.py) in one pass: moto's traversal
+    visits the tree's nodes depth first and, for each UpdateExpression node after its children, counts the
+    ADD, REMOVE and SET clauses `find_clauses` finds below it (a walk of its subtree, three times: a tree
+    of n nodes was walked about n times), raising TooManyClauses for the first kind found more than once.
+    Here each node's three counts are summed from its children's, by find_clauses' own rule (a child of the
+    kind counts one; a child that is an Expression or an UpdateExpressionFunction adds its own counts), and
+    checked in the same order at the same nodes; the tree is returned unchanged, as moto's returns it."""
+    from moto.dynamodb.exceptions import TooManyClauses
+    from moto.dynamodb.parsing import ast_nodes
+
+    kinds = ((ast_nodes.UpdateExpressionAddClause, "ADD"), (ast_nodes.UpdateExpressionRemoveClause, "REMOVE"),
+             (ast_nodes.UpdateExpressionSetClause, "SET"))
+    nested = (ast_nodes.Expression, ast_nodes.UpdateExpressionFunction)
+
+    def visit(current) -> list[int]:
+        counts = [0, 0, 0]
+        for child in current.children or []:
+            below = visit(child) if isinstance(child, ast_nodes.Node) else None
+            for k, (kind, _) in enumerate(kinds):
+                if type(child) is kind:
+                    counts[k] += 1
+                elif below is not None and isinstance(child, nested):
+                    counts[k] += below[k]
+        if isinstance(current, ast_nodes.UpdateExpression):
+            for count, (_, name) in zip(counts, kinds):
+                if count > 1:
+                    raise TooManyClauses(name)
+        return counts
+
+    if isinstance(node, ast_nodes.Node):
+        visit(node)
+    return node
+
+
 def patch_update_expressions() -> None:
-    """Three costs of an UpdateItem's expression are removed (speed, not semantics; tests/local/test_canary.py
+    """Four costs of an UpdateItem's expression are removed (speed, not semantics; tests/local/test_canary.py
     compares with moto's own). moto parsed each UpdateExpression twice per call (the handler, for the names
     and values it uses, then the backend), and each parse gives a new tree that nothing changes: the handler
     reads it (`find_clauses`), the backend hands it to UpdateExpressionValidator, which validates a
     deepcopy of it; here a parse is kept per expression string (mxflow writes a few shapes of expression,
     with placeholders). That deepcopy went through copy's generic __reduce_ex__ path for every node
     (`_copy_tree`: the same copy). And each of the validator's ten traversals called its `_processing_map()`
-    (a new dict) twice for every node it visited; here once per traversal."""
+    (a new dict) twice for every node it visited; here once per traversal. The first of them, the clause
+    count, walked each node's subtree again (`_count_actions`: one walk)."""
     import functools
 
     from moto.dynamodb.parsing import ast_nodes, expressions, validators
@@ -576,6 +612,8 @@ def patch_update_expressions() -> None:
     _process.__wrapped__ = traverser.process
     traverser.nodes_to_be_processed = _nodes_to_be_processed
     traverser.process = _process
+    _count_actions.__wrapped__ = validators.ActionCountValidator.traverse
+    validators.ActionCountValidator.traverse = _count_actions
 
 
 def install() -> threading.RLock:

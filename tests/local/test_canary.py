@@ -464,8 +464,8 @@ def _moto_own_update_expressions():
 
     from moto.dynamodb.parsing import ast_nodes, expressions, validators
 
-    parser, traverser = expressions.UpdateExpressionParser, ast_nodes.DepthFirstTraverser
-    patched = (parser.make, validators.deepcopy, traverser.nodes_to_be_processed, traverser.process)
+    parser, traverser, counter = expressions.UpdateExpressionParser, ast_nodes.DepthFirstTraverser, validators.ActionCountValidator
+    patched = (parser.make, validators.deepcopy, traverser.nodes_to_be_processed, traverser.process, counter.traverse)
 
     @contextlib.contextmanager
     def own():
@@ -473,24 +473,27 @@ def _moto_own_update_expressions():
         validators.deepcopy = copy.deepcopy
         traverser.nodes_to_be_processed = traverser.nodes_to_be_processed.__wrapped__
         traverser.process = traverser.process.__wrapped__
+        counter.traverse = counter.traverse.__wrapped__
         try:
             yield
         finally:
             parser.make, validators.deepcopy = classmethod(patched[0].__func__), patched[1]
-            traverser.nodes_to_be_processed, traverser.process = patched[2], patched[3]
+            traverser.nodes_to_be_processed, traverser.process, counter.traverse = patched[2:]
 
     return own()
 
 
 def test_dynamodb_update_expressions_equal_motos_own():
-    """patch_update_expressions keeps one parse per UpdateExpression, copies its tree as deepcopy does and
-    builds each traversal's processing map once: every UpdateItem (SET, nested paths, list_append,
-    if_not_exists, arithmetic, REMOVE, ADD, DELETE, every ReturnValues, a failed condition, the errors of
-    an invalid expression, of overlapping paths, of a key, of a missing value or path, of types) and a
+    """patch_update_expressions keeps one parse per UpdateExpression, copies its tree as deepcopy does,
+    builds each traversal's processing map once and counts clauses in one walk: every UpdateItem (SET,
+    nested paths, list_append, if_not_exists, arithmetic, REMOVE, ADD, DELETE, every ReturnValues, a failed
+    condition, the errors of an invalid expression, of a repeated clause, of overlapping paths, of a key, of
+    a missing value or path, of types) and a
     TransactWriteItems answer what moto's own answer, leave the same items and the same stream; and the
     moto code it relies on still has the shape it had."""
     import ast
     import copy
+    import re
     import textwrap
 
     import boto3
@@ -538,6 +541,25 @@ def test_dynamodb_update_expressions_equal_motos_own():
         mine, theirs = dynamodb._deepcopy(tree), copy.deepcopy(tree)
         assert shape(mine) == shape(theirs) == shape(tree) and mine is not tree
     assert parser.make(text) is parser.make(text)   # one parse per expression
+    # the clause count: the same outcome as moto's traversal (which kind is named when several repeat)
+    counter = validators.ActionCountValidator
+    assert counter.traverse is dynamodb._count_actions and counter.traverse.__wrapped__ is ast_nodes.DepthFirstTraverser.traverse
+    assert "def find_clauses" not in inspect.getsource(validators) and ast_nodes.Node.find_clauses.__qualname__ == "Node.find_clauses"
+    outcomes = []
+    for text in ("SET a = :v", "SET a = :v REMOVE b SET c = :v", "REMOVE a ADD n :one REMOVE b ADD m :one",
+                 "SET a = :v, b = list_append(if_not_exists(b, :e), :e) REMOVE c ADD d :n DELETE e :s",
+                 "ADD a :v SET b = :v ADD c :v", "REMOVE a, b REMOVE c SET d = :v SET e = :v",
+                 "DELETE a :s DELETE b :s", "SET a = b + :v - c, d[1].e = :v REMOVE f[2] ADD g :v"):
+        for count in (dynamodb._count_actions, counter.traverse.__wrapped__):
+            tree = parser.make.__wrapped__(parser, text)
+            try:
+                outcome = count(counter(), tree) is tree
+            except Exception as error:   # noqa: BLE001 - moto's own error is the outcome compared
+                outcome = (type(error).__name__, str(error))
+            outcomes.append(outcome)
+    assert outcomes[0::2] == outcomes[1::2] and outcomes.count(True) == 2 * 4
+    named = {re.search(r"The \W*([A-Z]+)\W* section", o[1]).group(1) for o in outcomes if o is not True}
+    assert named == {"SET", "ADD"}   # moto names the kind of the deepest repeat (DELETE is not counted)
 
     history = {"L": [{"M": {"status": {"S": "RCVD"}, "time": {"S": "t0"}}}]}
     item = {"pk": {"S": "p1"}, "sk": {"S": "PAYMENT"}, "status": {"S": "RCVD"}, "version": {"N": "1"},
@@ -570,6 +592,8 @@ def test_dynamodb_update_expressions_equal_motos_own():
         dict(UpdateExpression="SET n = n + :s", ExpressionAttributeValues={":s": {"S": "x"}}),      # types
         dict(UpdateExpression="SET = :v", ExpressionAttributeValues={":v": {"S": "x"}}),            # syntax
         dict(UpdateExpression="SET nope.deeper = :v", ExpressionAttributeValues={":v": {"S": "x"}}),
+        dict(UpdateExpression="SET a = :v REMOVE b SET c = :v", ExpressionAttributeValues={":v": {"S": "x"}}),
+        dict(UpdateExpression="REMOVE a ADD n :one REMOVE b", ExpressionAttributeValues={":one": {"N": "1"}}),
         dict(UpdateExpression="SET #s = :s", ExpressionAttributeNames={"#s": "status"},
              ExpressionAttributeValues={":s": {"S": "ACSC"}}, ReturnValues="ALL_NEW"),
     ]
