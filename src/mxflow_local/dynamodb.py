@@ -28,7 +28,11 @@ serialises every response by walking the operation's output shape with attribute
 half of the CPU of a GetItem of a payment's item, whose history and messages are nested maps and
 lists). The item operations' results are already in the wire form (the AttributeValue JSON that
 DynamoDB returns): their answer is `json.dumps` of the result, the body moto's own serialiser
-produces for them (tests/local/test_canary.py compares the two). Their requests likewise: moto's shape
+produces for them (tests/local/test_canary.py compares the two). So is DynamoDB Streams' GetRecords,
+the journal's poller's call (mxflow_local/stream_events.py), whose records are the items' AttributeValue
+JSON and one timestamp each, written as moto's serialiser writes it (one GetRecords of 1,000 records of
+payment-like items, NEW_AND_OLD_IMAGES, in one process: 2.79 s of CPU through moto's serialiser, 0.21 s
+so). Their requests likewise: moto's shape
 parser walked every attribute value of the request to decode base64 blobs; they are `json.loads` of the
 body with the blobs (AttributeValue B and BS, wherever the input shape can hold them) decoded by a walker
 made once per operation from the same shape (`patch_json_requests`; the canary compares the two).
@@ -40,11 +44,24 @@ each item a Query on the InFlight index returns, seven times for each item the s
 (functions/sampler: 16 such Queries and a BatchGetItem of up to 1,600 items a minute, about 11 s of the
 runtime's CPU a minute once 1,600 payments are in flight, measured with bench/bulk.py). A path reads one
 top-level attribute, so only that one is converted, afresh for each path as before.
+
+Two costs of moto's Query on an index are removed (speed, not semantics: `patch_index_query`). moto's
+`Table.query` reads `all_items()`, every item of the table sorted by its keys (DynamoType comparisons,
+`cast_value` on both sides of each), keeps those whose index key matches, then sorts those by the index's
+keys: each of the sampler's 16 InFlight Queries walked and sorted every payment the table holds, under
+LOCK (1.36 s of CPU for 16 such Queries on a table of 10,000 payment-like items, 0.67 s at 2,000, timed
+in one process with moto's own query). Here moto's
+own query runs on the items whose index hash key matches (compared as DynamoType.__eq__ does), and sorts
+them by their keys' `cast_value`s when each key has one type among them (DynamoType's comparisons are
+then those of the cast values); else moto's own sort, on those items in `all_items` order. And
+`DynamoType.size` (every item a Query reads, for its 1 MB page, twice) wrapped each map value in a new
+DynamoType, a copy of everything below it, at every level (`_size`: the same sum without the copies).
 """
 from __future__ import annotations
 
 import base64
 import copy
+import datetime
 import json
 import re
 import threading
@@ -59,6 +76,9 @@ HANDLER_OPERATIONS = ITEM_OPERATIONS + ("batch_get_item",)
 # Item operations whose results are in the wire form already (AttributeValue JSON, numbers, strings).
 JSON_RESPONSE_OPERATIONS = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "Scan",
                                       "BatchGetItem", "BatchWriteItem", "TransactWriteItems", "TransactGetItems"})
+# The stream's records likewise (moto/dynamodb/models/table.py StreamRecord: the items' AttributeValue JSON),
+# with one timestamp each (ApproximateCreationDateTime, a datetime: `_blob_or_time`).
+JSON_STREAM_OPERATIONS = frozenset({"GetRecords"})
 
 LOCK = threading.RLock()
 _LIST_ITEM = re.compile(r"(.+)\[(\d+)\]$")   # moto's find_nested_key: a path's `name[index]`
@@ -169,17 +189,33 @@ def _blob(value):
     raise TypeError(type(value).__name__)
 
 
+def _blob_or_time(value):
+    """_blob, and a datetime as moto's serialiser writes a timestamp of the JSON protocol (its own
+    TimestampSerializer: seconds since the epoch, milliseconds as a fraction)."""
+    if isinstance(value, datetime.datetime):
+        from moto.core.serialize import TimestampSerializer
+
+        unix = TimestampSerializer.TIMESTAMP_FORMAT_UNIX
+        return TimestampSerializer(unix)._convert_timestamp_to_str(value, unix)
+    return _blob(value)
+
+
 def json_response(context, result):
-    """(status, headers, body) of an item operation's result, or None when moto must serialise it (a
-    result that is not plain JSON, or keys that are not the output shape's members)."""
+    """(status, headers, body) of an item operation's (or GetRecords') result, or None when moto must
+    serialise it (a result that is not plain JSON, or keys that are not the output shape's members)."""
     operation = context.operation_model
-    if context.service_model.service_name != "dynamodb" or operation.name not in JSON_RESPONSE_OPERATIONS:
+    service = context.service_model.service_name
+    if service == "dynamodb" and operation.name in JSON_RESPONSE_OPERATIONS:
+        default = _blob
+    elif service == "dynamodbstreams" and operation.name in JSON_STREAM_OPERATIONS:
+        default = _blob_or_time
+    else:
         return None
     shape = operation.output_shape
     if type(result) is not dict or shape is None or not set(result) <= set(shape.members):
         return None
     try:
-        body = json.dumps(result, default=_blob, allow_nan=False)
+        body = json.dumps(result, default=default, allow_nan=False)
     except (TypeError, ValueError):
         return None
     version = context.service_model.metadata.get("jsonVersion", "1.0")
@@ -339,6 +375,247 @@ def patch_projection() -> None:
     Item.project = _project
 
 
+def _matches(value, expected) -> bool:
+    """DynamoType.__eq__ (moto/dynamodb/models/dynamo_type.py): same type and cast value; a string's cast
+    value is itself."""
+    if value is None or value.type != expected.type:
+        return False
+    if value.type == "S":
+        return value.value == expected.value
+    return value.cast_value == expected.cast_value
+
+
+_QUERY = threading.local()   # .table, .matching: the index query this thread is in (`_index_query`)
+
+
+def _all_items(self, *, __original):
+    """Table.all_items: in an index query of this thread, the items whose index hash key matches."""
+    if getattr(_QUERY, "table", None) is self:
+        return _QUERY.matching
+    return __original(self)
+
+
+def _sorted_items(self, hash_key_attrs, range_key_attrs, items, *, __original):
+    """Table.sorted_items: in an index query of this thread, by the keys' cast values when each key has one
+    type (S or N) among the items, the order moto's DynamoType comparisons give (equal: same cast value;
+    less: cast value less); else moto's own sort of the items in `all_items` order (`_all_items` gives
+    them unsorted)."""
+    if getattr(_QUERY, "table", None) is not self:
+        return __original(self, hash_key_attrs, range_key_attrs, items)
+    attrs = self._generate_attr_to_sort_by(hash_key_attrs, range_key_attrs)
+    try:
+        uniform = all({item.attrs[attr].type for item in items} in ({"S"}, {"N"}, set()) for attr in attrs)
+    except KeyError:
+        uniform = False   # moto's sort raises its own KeyError
+    if not uniform:
+        items.sort(key=lambda x: (x.hash_key, x.range_key) if x.range_key else x.hash_key)   # all_items' order
+        return __original(self, hash_key_attrs, range_key_attrs, items)
+    items.sort(key=lambda x: tuple(x.attrs[attr].value if x.attrs[attr].type == "S" else x.attrs[attr].cast_value
+                                   for attr in attrs))
+    return items
+
+
+def _index_query(self, hash_key, range_comparison, range_objs, limit, exclusive_start_key, scan_index_forward,
+                 projection_expressions, index_name=None, consistent_read=False, filter_expression=None,
+                 hash_key_conditions=None, range_key_conditions=None, *, __original, **filter_kwargs):
+    """moto's Table.query, on an index with hash key conditions: run on the items whose index hash keys
+    match instead of every item of the table (see the module's docstring)."""
+    args = (self, hash_key, range_comparison, range_objs, limit, exclusive_start_key, scan_index_forward,
+            projection_expressions, index_name, consistent_read, filter_expression)
+    kwargs = dict(hash_key_conditions=hash_key_conditions, range_key_conditions=range_key_conditions, **filter_kwargs)
+    if not index_name or not hash_key_conditions or getattr(_QUERY, "table", None) is not None:
+        return __original(*args, **kwargs)
+    conditions = dict(hash_key_conditions).items()   # as moto's: the last condition on a name counts
+    rows = self.items.values()
+    if self.range_key_attr:
+        rows = [item for hash_set in rows for item in hash_set.values()]
+    _QUERY.matching = [item for item in rows
+                       if all(_matches(item.attrs.get(name), value) for name, value in conditions)]
+    _QUERY.table = self
+    try:
+        return __original(*args, **kwargs)
+    finally:
+        _QUERY.table = _QUERY.matching = None
+
+
+def _size(self) -> int:
+    """DynamoType.size (moto/dynamodb/models/dynamo_type.py) without wrapping each map value in a new
+    DynamoType (a copy of all below it) first: the same sum."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.utilities import bytesize
+
+    kind, value = self.type, self.value
+    if kind == "S" and type(value) is str:
+        return bytesize(value)
+    if kind == "N":
+        return len(str(value))
+    if kind == "L":
+        return sum(_size(v) if type(v) is DynamoType else v.size() for v in value)
+    if kind == "M":
+        return sum(bytesize(k) + (_size(v) if type(v) is DynamoType else DynamoType(v).size())
+                   for k, v in value.items())
+    return _size.__wrapped__(self)   # sets, binary, booleans, NULL: moto's own
+
+
+def patch_index_query() -> None:
+    """Query an index over the items its hash key matches, and size items without copies (see the
+    module's docstring)."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    if getattr(Table.query, "_mxflow_index", False):
+        return
+    for name, replacement in (("query", _index_query), ("all_items", _all_items), ("sorted_items", _sorted_items)):
+        original = getattr(Table, name)
+
+        def patched(self, *args, __replacement=replacement, __original=original, **kwargs):
+            return __replacement(self, *args, __original=__original, **kwargs)
+
+        patched._mxflow_index = True
+        patched.__wrapped__ = original
+        setattr(Table, name, patched)
+    _size.__wrapped__ = DynamoType.size
+    DynamoType.size = _size
+
+
+_PLAIN_NODES: dict[type, bool] = {}   # Node classes that copy.deepcopy copies by their __dict__ (`_plain_node`)
+
+
+def _plain_node(cls) -> bool:
+    """A class copy.deepcopy copies as a plain object: a new instance from cls.__new__ whose __dict__ is the
+    deep copy of the original's (object's own __reduce_ex__ and __getstate__, no __deepcopy__, no slots)."""
+    plain = _PLAIN_NODES.get(cls)
+    if plain is None:
+        plain = _PLAIN_NODES[cls] = (cls.__reduce_ex__ is object.__reduce_ex__ and cls.__getstate__ is object.__getstate__
+                                     and getattr(cls, "__deepcopy__", None) is None
+                                     and not any("__slots__" in vars(base) for base in cls.__mro__))
+    return plain
+
+
+def _copy_tree(value, memo: dict, node):
+    """copy.deepcopy of a parsed expression's tree (moto/dynamodb/parsing/ast_nodes.py: `node` classes with
+    `type`, `children` and `parent`; leaves are strings, ints and booleans), done as deepcopy does it for
+    plain objects (the new node is in `memo` before its attributes are copied, so `parent` maps to the new
+    parent) without its generic __reduce_ex__ path; anything else goes to copy.deepcopy with the same memo."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is list:
+        copied = memo.get(id(value))
+        if copied is None:
+            copied = memo[id(value)] = []
+            copied.extend(_copy_tree(item, memo, node) for item in value)
+        return copied
+    if not isinstance(value, node) or not _plain_node(kind):
+        return copy.deepcopy(value, memo)
+    copied = memo.get(id(value))
+    if copied is None:
+        copied = memo[id(value)] = kind.__new__(kind)
+        copied.__dict__.update({name: _copy_tree(attr, memo, node) for name, attr in value.__dict__.items()})
+    return copied
+
+
+def _deepcopy(value, memo=None):
+    """moto.dynamodb.parsing.validators' deepcopy (the Validator's copy of the expression it validates, and
+    list_append's copy of a list value): `_copy_tree`."""
+    from moto.dynamodb.parsing.ast_nodes import Node
+
+    return _copy_tree(value, {} if memo is None else memo, Node)
+
+
+def _traversal_map(traverser) -> tuple:
+    """A DepthFirstTraverser's `_processing_map()` (moto/dynamodb/parsing/ast_nodes.py), made once per
+    traverser: each returns a dict literal of node classes to its own bound methods."""
+    made = traverser.__dict__.get("_mxflow_processing_map")
+    if made is None:
+        processing_map = traverser._processing_map()
+        made = traverser.__dict__["_mxflow_processing_map"] = (processing_map, tuple(processing_map))
+    return made
+
+
+def _nodes_to_be_processed(self):
+    """DepthFirstTraverser.nodes_to_be_processed: the classes of `_processing_map`, in its order."""
+    return _traversal_map(self)[1]
+
+
+def _process(self, node):
+    """DepthFirstTraverser.process: the first class of `_processing_map` the node is an instance of."""
+    for class_key, processor in _traversal_map(self)[0].items():
+        if isinstance(node, class_key):
+            return processor(node)
+    return None
+
+
+def _count_actions(self, node):
+    """ActionCountValidator.traverse (moto/dynamodb/parsing/validators.py) in one pass: moto's traversal
+    visits the tree's nodes depth first and, for each UpdateExpression node after its children, counts the
+    ADD, REMOVE and SET clauses `find_clauses` finds below it (a walk of its subtree, three times: a tree
+    of n nodes was walked about n times), raising TooManyClauses for the first kind found more than once.
+    Here each node's three counts are summed from its children's, by find_clauses' own rule (a child of the
+    kind counts one; a child that is an Expression or an UpdateExpressionFunction adds its own counts), and
+    checked in the same order at the same nodes; the tree is returned unchanged, as moto's returns it."""
+    from moto.dynamodb.exceptions import TooManyClauses
+    from moto.dynamodb.parsing import ast_nodes
+
+    kinds = ((ast_nodes.UpdateExpressionAddClause, "ADD"), (ast_nodes.UpdateExpressionRemoveClause, "REMOVE"),
+             (ast_nodes.UpdateExpressionSetClause, "SET"))
+    nested = (ast_nodes.Expression, ast_nodes.UpdateExpressionFunction)
+
+    def visit(current) -> list[int]:
+        counts = [0, 0, 0]
+        for child in current.children or []:
+            below = visit(child) if isinstance(child, ast_nodes.Node) else None
+            for k, (kind, _) in enumerate(kinds):
+                if type(child) is kind:
+                    counts[k] += 1
+                elif below is not None and isinstance(child, nested):
+                    counts[k] += below[k]
+        if isinstance(current, ast_nodes.UpdateExpression):
+            for count, (_, name) in zip(counts, kinds):
+                if count > 1:
+                    raise TooManyClauses(name)
+        return counts
+
+    if isinstance(node, ast_nodes.Node):
+        visit(node)
+    return node
+
+
+def patch_update_expressions() -> None:
+    """Four costs of an UpdateItem's expression are removed (speed, not semantics; tests/local/test_canary.py
+    compares with moto's own). moto parsed each UpdateExpression twice per call (the handler, for the names
+    and values it uses, then the backend), and each parse gives a new tree that nothing changes: the handler
+    reads it (`find_clauses`), the backend hands it to UpdateExpressionValidator, which validates a
+    deepcopy of it; here a parse is kept per expression string (mxflow writes a few shapes of expression,
+    with placeholders). That deepcopy went through copy's generic __reduce_ex__ path for every node
+    (`_copy_tree`: the same copy). And each of the validator's ten traversals called its `_processing_map()`
+    (a new dict) twice for every node it visited; here once per traversal. The first of them, the clause
+    count, walked each node's subtree again (`_count_actions`: one walk)."""
+    import functools
+
+    from moto.dynamodb.parsing import ast_nodes, expressions, validators
+
+    parser = expressions.UpdateExpressionParser
+    if getattr(parser.make, "_mxflow_cached", False):
+        return
+    parse = functools.lru_cache(maxsize=256)(parser.make.__func__)
+
+    def make(cls, expression_str):
+        return parse(cls, expression_str)
+
+    make._mxflow_cached = True
+    make.__wrapped__ = parser.make.__func__
+    parser.make = classmethod(make)
+    validators.deepcopy = _deepcopy
+    traverser = ast_nodes.DepthFirstTraverser
+    _nodes_to_be_processed.__wrapped__ = traverser.nodes_to_be_processed
+    _process.__wrapped__ = traverser.process
+    traverser.nodes_to_be_processed = _nodes_to_be_processed
+    traverser.process = _process
+    _count_actions.__wrapped__ = validators.ActionCountValidator.traverse
+    validators.ActionCountValidator.traverse = _count_actions
+
+
 def install() -> threading.RLock:
     """Serialise moto's DynamoDB item operations and their responses (once per process); returns the lock."""
     global _INSTALLED
@@ -356,5 +633,7 @@ def install() -> threading.RLock:
             patch_json_responses()
             patch_json_requests()
             patch_projection()
+            patch_index_query()
+            patch_update_expressions()
             _INSTALLED = True
     return LOCK

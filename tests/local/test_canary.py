@@ -7,6 +7,8 @@ from __future__ import annotations
 import inspect
 from importlib.metadata import version
 
+import pytest
+
 from mxflow_local.stepfunctions import PINNED_MOTO
 
 
@@ -211,7 +213,8 @@ def test_dynamodb_json_responses_and_requests_equal_motos_own():
     def capture(self, context):
         answer = patched(self, context)
         if dynamodb.json_response(context, self.result) is not None:
-            captured.append(json.loads(answer[2]) == json.loads(patched.__wrapped__(self, context)[2]))
+            captured.append((context.operation_model.name,
+                             json.loads(answer[2]) == json.loads(patched.__wrapped__(self, context)[2])))
         return answer
 
     def capture_parse(self, request):
@@ -247,12 +250,32 @@ def test_dynamodb_json_responses_and_requests_equal_motos_own():
                 {"Update": {"TableName": "t", "Key": {"pk": {"S": "p1"}}, "UpdateExpression": "SET b = :b",
                             "ExpressionAttributeValues": {":b": {"B": b"\x07"}}}}])
             read = client.get_item(TableName="t", Key={"pk": {"S": "p2"}})["Item"]
+            # GetRecords: the stream's records of a put, an update and a delete (keys, images, binary, timestamps)
+            arn = client.create_table(
+                TableName="s", BillingMode="PAY_PER_REQUEST", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+                StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+            )["TableDescription"]["LatestStreamArn"]
+            client.put_item(TableName="s", Item={**item, "m": nested["m"]})
+            client.update_item(TableName="s", Key={"pk": {"S": "p1"}}, UpdateExpression="SET n = :n",
+                               ExpressionAttributeValues={":n": {"N": "4"}})
+            client.delete_item(TableName="s", Key={"pk": {"S": "p1"}})
+            streams = boto3.client("dynamodbstreams", region_name="us-east-1")
+            shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+            iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard,
+                                                  ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+            records = streams.get_records(ShardIterator=iterator, Limit=2)
+            records = records["Records"] + streams.get_records(ShardIterator=records["NextShardIterator"])["Records"]
     finally:
         ActionResult.execute_result = patched
         DynamoHandler.parse_parameters = patched_parse
     assert got["Item"]["b"]["B"] == b"\x00\xffz" and got["Item"]["h"]["L"][0]["M"]["s"]["S"] == "RCVD"
     assert read["m"]["M"]["l"]["L"][1]["M"]["x"]["B"] == b"\x05" and read["m"]["M"]["B"]["B"] == b"\x01"
-    assert len(captured) >= 3 and all(captured), captured
+    assert [r["eventName"] for r in records] == ["INSERT", "MODIFY", "REMOVE"]
+    assert records[0]["dynamodb"]["NewImage"]["m"]["M"]["l"]["L"][1]["M"]["x"]["B"] == b"\x05"
+    assert records[0]["dynamodb"]["ApproximateCreationDateTime"].year >= 2024
+    assert {"GetItem", "Query", "GetRecords"} <= {name for name, _ in captured} and all(
+        same for _, same in captured), captured
     operations = {operation for operation, _ in requests}
     assert {"PutItem", "GetItem", "UpdateItem", "Query", "BatchWriteItem", "TransactWriteItems"} <= operations
     assert all(same for _, same in requests), requests
@@ -289,6 +312,405 @@ def test_dynamodb_projection_equals_motos_own():
     item.attrs["history"] = Unread(attrs["history"])
     assert dynamodb._project(item, [["pk"], ["sk"], ["release", "sentAt"]]).to_json()["Attributes"] == {
         "pk": {"S": "p1"}, "sk": {"S": "PAYMENT"}, "release": {"M": {"sentAt": {"S": "t2"}}}}
+
+
+def test_dynamodb_index_query_equals_motos_own():
+    """patch_index_query runs moto's Query on the items whose index hash key matches and sorts them by cast
+    keys: every Query of an index (KEYS_ONLY, INCLUDE, ALL, no range key, a local index; string and number
+    keys, ties on the index's range key, sparse items; forward and back, Limit, every page by
+    ExclusiveStartKey, the 1 MB page, range conditions, filters, projections, COUNT, consumed capacity)
+    answers what moto's own answers; and moto still reads the items through the methods it replaces."""
+    import boto3
+    from moto import mock_aws
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.table import Table
+
+    from mxflow_local import dynamodb
+
+    dynamodb.install()
+    patched, patched_size = Table.query, DynamoType.size
+    assert patched._mxflow_index and Table.all_items._mxflow_index and Table.sorted_items._mxflow_index
+    assert patched_size is dynamodb._size
+    source = inspect.getsource(patched.__wrapped__)
+    assert "for item in self.all_items():" in source and "self.sorted_items(" in source
+    assert "result.size()" in source
+
+    def key(name, kind="S"):
+        return {"AttributeName": name, "AttributeType": kind}
+
+    def index(name, hash_name, range_name=None, projection=None):
+        schema = [{"AttributeName": hash_name, "KeyType": "HASH"}]
+        schema += [{"AttributeName": range_name, "KeyType": "RANGE"}] if range_name else []
+        return {"IndexName": name, "KeySchema": schema, "Projection": projection or {"ProjectionType": "KEYS_ONLY"}}
+
+    queries = []
+    for name, condition, values in (
+            ("Keys", "g = :g", {":g": {"S": "a"}}), ("Keys", "g = :g AND r BETWEEN :lo AND :hi",
+                                                    {":g": {"S": "b"}, ":lo": {"S": "r1"}, ":hi": {"S": "r3"}}),
+            ("Keys", "g = :g AND begins_with(r, :p)", {":g": {"S": "a"}, ":p": {"S": "r2"}}),
+            ("Numbers", "g = :g", {":g": {"S": "a"}}), ("Numbers", "g = :g AND n > :n", {":g": {"S": "b"}, ":n": {"N": "2"}}),
+            ("HashOnly", "g = :g", {":g": {"S": "b"}}), ("Local", "pk = :p", {":p": {"S": "p1"}}),
+            ("Keys", "g = :g", {":g": {"S": "none"}})):
+        for forward in (True, False):
+            for limit in (None, 1, 3, 7):
+                queries.append(dict(IndexName=name, KeyConditionExpression=condition, ExpressionAttributeValues=values,
+                                    ScanIndexForward=forward, **({"Limit": limit} if limit else {})))
+    base = dict(IndexName="Keys", KeyConditionExpression="g = :g", ExpressionAttributeValues={":g": {"S": "a"}})
+    queries += [{**base, "Select": "COUNT"}, {**base, "ReturnConsumedCapacity": "INDEXES", "Limit": 4},
+                {**base, "IndexName": "Numbers", "ProjectionExpression": "pk, n, x"},
+                {**base, "IndexName": "HashOnly", "FilterExpression": "x = :x",
+                 "ExpressionAttributeValues": {":g": {"S": "a"}, ":x": {"S": "x1"}}, "Limit": 5},
+                {**base, "IndexName": "HashOnly", "ProjectionExpression": "pk, h[1].s, big"}]
+
+    def answers(client):
+        pages = []
+        for query in queries:
+            kwargs = {"TableName": "canary-index", **query}
+            for _ in range(100):
+                page = client.query(**kwargs)
+                page.pop("ResponseMetadata")
+                pages.append((query.get("Limit"), page))
+                if "LastEvaluatedKey" not in page:
+                    break
+                kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return pages
+
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="eu-west-3")
+        client.create_table(
+            TableName="canary-index", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[key("pk"), key("sk"), key("g"), key("r"), key("n", "N")],
+            GlobalSecondaryIndexes=[index("Keys", "g", "r"),
+                                    index("Numbers", "g", "n", {"ProjectionType": "INCLUDE", "NonKeyAttributes": ["x"]}),
+                                    index("HashOnly", "g", projection={"ProjectionType": "ALL"})],
+            LocalSecondaryIndexes=[index("Local", "pk", "r")])
+        numbers = ["10", "9", "-1", "1.5", "2", "2.50", "100", "0"]
+        for i in range(48):
+            item = {"pk": {"S": f"p{i % 5}"}, "sk": {"S": f"s{47 - i:02d}"}, "x": {"S": f"x{i % 3}"},
+                    "h": {"L": [{"M": {"s": {"S": "RCVD"}, "n": {"N": str(i)}}}, {"M": {"s": {"S": "PDNG"}}}]}}
+            if i % 7:   # sparse: some items are in no index
+                item["g"] = {"S": "ab"[i % 2]}
+            if i % 4:
+                item["r"] = {"S": f"r{i % 4}"}   # ties: ordered by the table's keys
+            if i % 3:
+                item["n"] = {"N": numbers[i % len(numbers)]}
+            if i % 5 == 1:
+                item["big"] = {"S": "z" * 300_000}   # a few of these fill a 1 MB page
+            client.put_item(TableName="canary-index", Item=item)
+        all_items, reads = Table.all_items, []
+
+        def counted(self):   # moto's query reads the items through all_items, in the patch's query
+            reads.append(dynamodb._QUERY.table is self)
+            return all_items(self)
+
+        Table.all_items = counted
+        try:
+            mine = answers(client)
+        finally:
+            Table.all_items = all_items
+        assert reads and all(reads)
+        Table.query, DynamoType.size = patched.__wrapped__, patched_size.__wrapped__
+        try:
+            theirs = answers(client)
+        finally:
+            Table.query, DynamoType.size = patched, patched_size
+    assert len(mine) > len(queries) and any("LastEvaluatedKey" in page for limit, page in mine if limit is None)
+    assert mine == theirs
+
+
+def test_dynamodb_sizes_and_mixed_key_types_equal_motos_own():
+    """_size sums what moto's DynamoType.size sums; and an index whose key has two types among the items
+    (not something the API lets in: written behind its back) is sorted by moto's own comparisons."""
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+    from moto.dynamodb.models.table import Table
+
+    from mxflow_local import dynamodb
+
+    dynamodb.install()
+    for value in ({"S": "é€x"}, {"N": "-12.50"}, {"B": b"\x00\xff"}, {"B": "AP8="}, {"BOOL": False}, {"NULL": True},
+                  {"SS": ["a", "bé"]}, {"NS": ["1", "2.5"]}, {"BS": [b"\x01"]}, {"L": []}, {"M": {}},
+                  {"M": {"ké": {"L": [{"M": {"a": {"N": "1"}, "b": {"SS": ["x"]}}}, {"NULL": True}, {"S": ""}]}}}):
+        assert dynamodb._size(DynamoType(value)) == DynamoType.size.__wrapped__(DynamoType(value)), value
+
+    def item(pk, r):
+        return Item(hash_key=DynamoType({"S": pk}), range_key=None, attrs={"pk": {"S": pk}, "g": {"S": "a"}, "r": r})
+
+    table = Table("t", account_id="123456789012", region="us-east-1",
+                  schema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                  attr=[{"AttributeName": "pk", "AttributeType": "S"}],
+                  global_indexes=[{"IndexName": "G", "Projection": {"ProjectionType": "ALL"},
+                                   "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"},
+                                                 {"AttributeName": "r", "KeyType": "RANGE"}]}])
+    for pk, r in (("p3", {"S": "1"}), ("p1", {"B": "1"}), ("p2", {"S": "0"}), ("p0", {"B": "0"})):
+        table.items[DynamoType({"S": pk})] = item(pk, r)
+    conditions = [("g", DynamoType({"S": "a"}))]
+    for forward in (True, False):
+        args = (None, None, [], None, None, forward, None, "G")
+        mine = [i.to_json() for i in Table.query(table, *args, hash_key_conditions=conditions)[0]]
+        theirs = [i.to_json() for i in Table.query.__wrapped__(table, *args, hash_key_conditions=conditions)[0]]
+        assert mine == theirs and len(mine) == 4
+    table.items[DynamoType({"S": "p4"})] = item("p4", {"N": "1"})   # a number among strings: moto's TypeError
+    for query in (Table.query, Table.query.__wrapped__):
+        with pytest.raises(TypeError):
+            query(table, None, None, [], None, None, True, None, "G", hash_key_conditions=conditions)
+
+
+def _moto_own_update_expressions():
+    """A context in which moto parses, copies and traverses UpdateExpressions its own way (the originals of
+    mxflow_local.dynamodb.patch_update_expressions)."""
+    import contextlib
+    import copy
+
+    from moto.dynamodb.parsing import ast_nodes, expressions, validators
+
+    parser, traverser, counter = expressions.UpdateExpressionParser, ast_nodes.DepthFirstTraverser, validators.ActionCountValidator
+    patched = (parser.make, validators.deepcopy, traverser.nodes_to_be_processed, traverser.process, counter.traverse)
+
+    @contextlib.contextmanager
+    def own():
+        parser.make = classmethod(parser.make.__wrapped__)
+        validators.deepcopy = copy.deepcopy
+        traverser.nodes_to_be_processed = traverser.nodes_to_be_processed.__wrapped__
+        traverser.process = traverser.process.__wrapped__
+        counter.traverse = counter.traverse.__wrapped__
+        try:
+            yield
+        finally:
+            parser.make, validators.deepcopy = classmethod(patched[0].__func__), patched[1]
+            traverser.nodes_to_be_processed, traverser.process, counter.traverse = patched[2:]
+
+    return own()
+
+
+def test_dynamodb_update_expressions_equal_motos_own():
+    """patch_update_expressions keeps one parse per UpdateExpression, copies its tree as deepcopy does,
+    builds each traversal's processing map once and counts clauses in one walk: every UpdateItem (SET,
+    nested paths, list_append, if_not_exists, arithmetic, REMOVE, ADD, DELETE, every ReturnValues, a failed
+    condition, the errors of an invalid expression, of a repeated clause, of overlapping paths, of a key, of
+    a missing value or path, of types) and a
+    TransactWriteItems answer what moto's own answer, leave the same items and the same stream; and the
+    moto code it relies on still has the shape it had."""
+    import ast
+    import copy
+    import re
+    import textwrap
+
+    import boto3
+    from botocore.exceptions import ClientError
+    from moto import mock_aws
+    from moto.dynamodb import responses
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.parsing import ast_nodes, expressions, validators
+
+    from mxflow_local import dynamodb
+
+    dynamodb.install()
+    parser = expressions.UpdateExpressionParser
+    assert parser.make._mxflow_cached and validators.deepcopy is dynamodb._deepcopy
+    # the parsed tree is never changed: the handler reads it, the validator validates a deepcopy of it
+    assert "self.node_to_validate = deepcopy(expression)" in inspect.getsource(validators.Validator.__init__)
+    handler = inspect.getsource(responses.DynamoHandler)
+    uses = [line.strip() for line in handler.splitlines() if "update_expression_ast" in line or "Parser.make(" in line]
+    assert len(uses) == 5 and all(use in ("update_expression_ast = UpdateExpressionParser.make(update_expression)",
+                                          "attr_name_clauses = update_expression_ast.find_clauses(",
+                                          "attr_value_clauses = update_expression_ast.find_clauses(") for use in uses)
+    backend = inspect.getsource(DynamoDBBackend.update_item)
+    assert backend.count("update_expression_ast") == 3 and backend.count("UpdateExpressionValidator(\n") == 2
+    assert all(line.strip() == "update_expression_ast," for line in backend.splitlines()
+               if "update_expression_ast" in line and "make(" not in line)
+    # each traverser's map is a dict literal of its own methods (the same on every call)
+    def subclasses(cls):
+        return [c for sub in cls.__subclasses__() for c in [sub] + subclasses(sub)]
+
+    traversers = subclasses(ast_nodes.DepthFirstTraverser)
+    assert len(traversers) >= 10 and all("_processing_map" in vars(c) for c in traversers)
+    for cls in traversers:
+        body = ast.parse(textwrap.dedent(inspect.getsource(cls._processing_map))).body[0].body
+        assert len(body) == 1 and isinstance(body[0], ast.Return) and isinstance(body[0].value, ast.Dict), cls
+        assert all(isinstance(v, ast.Attribute) and v.value.id == "self" for v in body[0].value.values), cls
+
+    def shape(node, parent=None):   # a tree's classes, leaves and parent links
+        assert node.parent is parent
+        return (type(node).__name__, node.type, [shape(c, node) if isinstance(c, ast_nodes.Node) else c
+                                                 for c in node.children or []])
+
+    for text in ("SET #a = :v, #b.#c[2] = list_append(if_not_exists(#l, :e), :l) REMOVE #r[1], #s ADD #n :one DELETE #t :set",
+                 "SET a = b + :n, c = :v - d", "REMOVE x.y[0].z"):
+        tree = parser.make.__wrapped__(parser, text)
+        mine, theirs = dynamodb._deepcopy(tree), copy.deepcopy(tree)
+        assert shape(mine) == shape(theirs) == shape(tree) and mine is not tree
+    assert parser.make(text) is parser.make(text)   # one parse per expression
+    # the clause count: the same outcome as moto's traversal (which kind is named when several repeat)
+    counter = validators.ActionCountValidator
+    assert counter.traverse is dynamodb._count_actions and counter.traverse.__wrapped__ is ast_nodes.DepthFirstTraverser.traverse
+    assert "def find_clauses" not in inspect.getsource(validators) and ast_nodes.Node.find_clauses.__qualname__ == "Node.find_clauses"
+    outcomes = []
+    for text in ("SET a = :v", "SET a = :v REMOVE b SET c = :v", "REMOVE a ADD n :one REMOVE b ADD m :one",
+                 "SET a = :v, b = list_append(if_not_exists(b, :e), :e) REMOVE c ADD d :n DELETE e :s",
+                 "ADD a :v SET b = :v ADD c :v", "REMOVE a, b REMOVE c SET d = :v SET e = :v",
+                 "DELETE a :s DELETE b :s", "SET a = b + :v - c, d[1].e = :v REMOVE f[2] ADD g :v"):
+        for count in (dynamodb._count_actions, counter.traverse.__wrapped__):
+            tree = parser.make.__wrapped__(parser, text)
+            try:
+                outcome = count(counter(), tree) is tree
+            except Exception as error:   # noqa: BLE001 - moto's own error is the outcome compared
+                outcome = (type(error).__name__, str(error))
+            outcomes.append(outcome)
+    assert outcomes[0::2] == outcomes[1::2] and outcomes.count(True) == 2 * 4
+    named = {re.search(r"The \W*([A-Z]+)\W* section", o[1]).group(1) for o in outcomes if o is not True}
+    assert named == {"SET", "ADD"}   # moto names the kind of the deepest repeat (DELETE is not counted)
+
+    history = {"L": [{"M": {"status": {"S": "RCVD"}, "time": {"S": "t0"}}}]}
+    item = {"pk": {"S": "p1"}, "sk": {"S": "PAYMENT"}, "status": {"S": "RCVD"}, "version": {"N": "1"},
+            "history": history, "tags": {"SS": ["a", "b"]}, "n": {"N": "5"},
+            "messages": {"M": {"inbound": {"M": {"z": {"B": b"\x00\xffraw"}}}}}}
+    names = {"#s": "status", "#v": "version", "#h": "history", "#m": "messages", "#o": "outbound", "#p": "pacs.002"}
+    event = {"L": [{"M": {"status": {"S": "ACSP"}, "time": {"S": "t1"}}}]}
+    payment_update = dict(
+        UpdateExpression="SET #s = :s, #v = :v, #h = list_append(#h, :e), #m.#o = :b, #m.#p = :b REMOVE #x",
+        ConditionExpression="(#s IN (:was)) AND (#v = :one)", ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        ExpressionAttributeNames={**names, "#x": "tags"},
+        ExpressionAttributeValues={":s": {"S": "ACSP"}, ":v": {"N": "2"}, ":e": event, ":b": {"M": {"z": {"B": b"\x01"}}},
+                                   ":was": {"S": "RCVD"}, ":one": {"N": "1"}})
+    updates = [
+        payment_update, payment_update,   # the second fails its condition: ALL_OLD
+        dict(UpdateExpression="SET #n = #n + :one, #new = if_not_exists(#new, :zero) ADD tags :set, cnt :one",
+             ExpressionAttributeNames={"#n": "n", "#new": "fresh"}, ReturnValues="UPDATED_NEW",
+             ExpressionAttributeValues={":one": {"N": "1"}, ":zero": {"N": "0"}, ":set": {"SS": ["c"]}}),
+        dict(UpdateExpression="DELETE tags :set SET #h[0].#s = :s REMOVE #h[1]", ReturnValues="ALL_OLD",
+             ExpressionAttributeNames={"#h": "history", "#s": "status"},
+             ExpressionAttributeValues={":set": {"SS": ["a"]}, ":s": {"S": "X"}}),
+        dict(UpdateExpression="SET l3 = list_append(:e, l3)", ExpressionAttributeValues={":e": event}),   # moto asserts
+        dict(UpdateExpression="SET l2 = list_append(if_not_exists(l2, :empty), :e), messages.k = :s", ReturnValues="UPDATED_OLD",
+             ExpressionAttributeValues={":empty": {"L": []}, ":e": event, ":s": {"S": "v"}}),
+        dict(UpdateExpression="SET l2 = list_append(:e, l2)", ReturnValues="ALL_NEW", ExpressionAttributeValues={":e": event}),
+        dict(UpdateExpression="SET a = :v, a.b = :v", ExpressionAttributeValues={":v": {"S": "x"}}),   # overlapping
+        dict(UpdateExpression="SET sk = :v", ExpressionAttributeValues={":v": {"S": "x"}}),           # a key
+        dict(UpdateExpression="SET a = :missing", ExpressionAttributeValues={":v": {"S": "x"}}),
+        dict(UpdateExpression="SET a = list_append(nothing, :e)", ExpressionAttributeValues={":e": event}),
+        dict(UpdateExpression="SET n = n + :s", ExpressionAttributeValues={":s": {"S": "x"}}),      # types
+        dict(UpdateExpression="SET = :v", ExpressionAttributeValues={":v": {"S": "x"}}),            # syntax
+        dict(UpdateExpression="SET nope.deeper = :v", ExpressionAttributeValues={":v": {"S": "x"}}),
+        dict(UpdateExpression="SET a = :v REMOVE b SET c = :v", ExpressionAttributeValues={":v": {"S": "x"}}),
+        dict(UpdateExpression="REMOVE a ADD n :one REMOVE b", ExpressionAttributeValues={":one": {"N": "1"}}),
+        dict(UpdateExpression="SET #s = :s", ExpressionAttributeNames={"#s": "status"},
+             ExpressionAttributeValues={":s": {"S": "ACSC"}}, ReturnValues="ALL_NEW"),
+    ]
+    key = {"pk": {"S": "p1"}, "sk": {"S": "PAYMENT"}}
+
+    def outcomes(region):
+        client = boto3.client("dynamodb", region_name=region)
+        client.create_table(
+            TableName="canary-update", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}],
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+        client.put_item(TableName="canary-update", Item=item)
+        answers = []
+        for update in updates + [{**payment_update, "ConditionExpression": "attribute_not_exists(#s)"}]:
+            try:
+                answer = client.update_item(TableName="canary-update", Key=key, **update)
+                answer.pop("ResponseMetadata")
+            except ClientError as error:
+                answer = (error.response["Error"], error.response.get("Item"))
+            except AssertionError as error:   # moto's own, on a list_append of a missing path
+                answer = (type(error).__name__, str(error))
+            answers.append(answer)
+        try:
+            client.transact_write_items(TransactItems=[
+                {"Update": {"TableName": "canary-update", "Key": key, **{k: v for k, v in payment_update.items()
+                                                                         if k != "ReturnValuesOnConditionCheckFailure"},
+                            "ConditionExpression": "#v = :v"}},
+                {"Update": {"TableName": "canary-update", "Key": {**key, "sk": {"S": "OTHER"}},
+                            "UpdateExpression": "SET #h = list_append(if_not_exists(#h, :e), :e)",
+                            "ExpressionAttributeNames": {"#h": "history"}, "ExpressionAttributeValues": {":e": event}}}])
+        except ClientError as error:
+            answers.append(error.response["Error"])
+        items = client.scan(TableName="canary-update")["Items"]
+        stream = boto3.client("dynamodbstreams", region_name=region)
+        arn = client.describe_table(TableName="canary-update")["Table"]["LatestStreamArn"]
+        shard = stream.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        iterator = stream.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+        records = [(r["eventName"], r["dynamodb"].get("OldImage"), r["dynamodb"].get("NewImage"))
+                   for r in stream.get_records(ShardIterator=iterator["ShardIterator"])["Records"]]
+        return answers, items, records
+
+    with mock_aws():
+        parse = parser.make.__wrapped__
+        mine = outcomes("eu-south-1")
+        with _moto_own_update_expressions():
+            assert parser.make.__func__ is parse and validators.deepcopy is copy.deepcopy
+            theirs = outcomes("eu-south-2")
+    assert mine == theirs
+    answers, items, records = mine
+    assert sum(isinstance(a, tuple) for a in answers) >= 8 and len(items) == 2 and len(records) >= 6
+    assert answers[1][1] is not None and answers[1][0]["Code"] == "ConditionalCheckFailedException"
+
+
+def test_call_plumbing_equals_botocore_and_motos_own():
+    """mxflow_local.calls: the `in` test of moto's method names answers what the list of inspect.getmembers
+    answers, for every response class of moto and every name it has (and a few it has not); the user agent
+    a client writes is the one botocore writes without the kept sanitiser."""
+    import boto3
+    from botocore import useragent
+    from moto.core import responses, utils
+    from moto.core.responses import BaseResponse
+
+    from mxflow_local import calls
+
+    calls.install()
+    assert responses.method_names_from_class is calls._method_names
+    assert calls._method_names.__wrapped__ is utils.method_names_from_class
+    source = inspect.getsource(BaseResponse.call_action)
+    uses = [line.strip() for line in source.splitlines() if "method_names" in line]
+    assert uses == ["method_names = method_names_from_class(self.__class__)", "if action in method_names:"]
+    assert "inspect.getmembers(clazz, predicate=predicate)" in inspect.getsource(utils.method_names_from_class)
+
+    def subclasses(cls):
+        return [c for sub in cls.__subclasses__() for c in [sub] + subclasses(sub)]
+
+    import importlib
+
+    for service in ("dynamodb", "dynamodbstreams", "s3", "sqs", "sns", "stepfunctions", "awslambda", "kms", "events"):
+        importlib.import_module(f"moto.{service}.responses")
+    classes = subclasses(BaseResponse)
+    assert len(classes) >= 9
+    for cls in classes:
+        theirs = utils.method_names_from_class(cls)
+        mine = calls._method_names(cls)
+        for name in set(dir(cls)) | {"not_an_action", "mro", "__class__", "", "get_item", "publish"}:
+            assert (name in mine) == (name in theirs), (cls, name)
+        assert 0 not in mine and None not in mine
+
+    sanitise = useragent.sanitize_user_agent_string_component
+    original = sanitise.__wrapped__
+    for raw in ("Botocore", "md/pyimpl#CPython", "a b/c#d", "é€", "", "cfg/retry-mode#legacy"):
+        for allow_hash in (True, False):
+            assert sanitise(raw, allow_hash) == sanitise(raw, allow_hash) == original(raw, allow_hash)
+    client = boto3.client("dynamodb", region_name="eu-west-1")
+    mine = client._user_agent_creator.to_string()
+    useragent.sanitize_user_agent_string_component = original
+    try:
+        theirs = client._user_agent_creator.to_string()
+    finally:
+        useragent.sanitize_user_agent_string_component = sanitise
+    assert mine == theirs and "Botocore/" in mine
+
+    # SigV4 by botocore's own signers, the ones botocore maps without awscrt (as in Lambda's runtime)
+    from botocore import auth
+
+    branch = inspect.getsource(auth).split("if HAS_CRT:", 1)[1].split("AUTH_TYPE_TO_SIGNATURE_VERSION", 1)[0]
+    for name, signer in calls.PYTHON_SIGNERS.items():
+        assert f"'{name}': {signer}," in branch
+        assert auth.AUTH_TYPE_MAPS[name] is getattr(auth, signer) and not getattr(auth, signer).__module__.startswith("botocore.crt")
+    from moto import mock_aws
+
+    with mock_aws():
+        signed, client = [], boto3.client("dynamodb", region_name="eu-west-1")
+        client.meta.events.register("before-send", lambda request, **_: signed.append(request.headers["Authorization"]))
+        client.list_tables()
+    assert signed[0].startswith(b"AWS4-HMAC-SHA256 Credential=") and b"/eu-west-1/dynamodb/aws4_request" in signed[0]
 
 
 def test_powertools_internals_kept_per_environment():
