@@ -51,7 +51,7 @@ Two costs of moto's Query on an index are removed (speed, not semantics: `patch_
 keys: each of the sampler's 16 InFlight Queries walked and sorted every payment the table holds, under
 LOCK (1.36 s of CPU for 16 such Queries on a table of 10,000 payment-like items, 0.67 s at 2,000, timed
 in one process with moto's own query). Here moto's
-own query runs on the items whose index hash key matches (compared as DynamoType.__eq__ does), and sorts
+own query runs on the items whose index hash key matches (DynamoType.__eq__, as moto compares), and sorts
 them by their keys' `cast_value`s when each key has one type among them (DynamoType's comparisons are
 then those of the cast values); else moto's own sort, on those items in `all_items` order. And
 `DynamoType.size` (every item a Query reads, for its 1 MB page, twice) wrapped each map value in a new
@@ -375,16 +375,6 @@ def patch_projection() -> None:
     Item.project = _project
 
 
-def _matches(value, expected) -> bool:
-    """DynamoType.__eq__ (moto/dynamodb/models/dynamo_type.py): same type and cast value; a string's cast
-    value is itself."""
-    if value is None or value.type != expected.type:
-        return False
-    if value.type == "S":
-        return value.value == expected.value
-    return value.cast_value == expected.cast_value
-
-
 _QUERY = threading.local()   # .table, .matching: the index query this thread is in (`_index_query`)
 
 
@@ -429,8 +419,9 @@ def _index_query(self, hash_key, range_comparison, range_objs, limit, exclusive_
     rows = self.items.values()
     if self.range_key_attr:
         rows = [item for hash_set in rows for item in hash_set.values()]
-    _QUERY.matching = [item for item in rows
-                       if all(_matches(item.attrs.get(name), value) for name, value in conditions)]
+    _QUERY.matching = [item for item in rows   # moto's own DynamoType.__eq__, as its query compares them
+                       if all((found := item.attrs.get(name)) is not None and found == value
+                              for name, value in conditions)]
     _QUERY.table = self
     try:
         return __original(*args, **kwargs)
