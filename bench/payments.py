@@ -4,7 +4,9 @@ cold_start_ms, cold_init_and_first_invoke).
 
 - local: STP payments (auto-decision policy on) submitted over HTTP from a few client threads, each polled
   with GET until ACSC; throughput and submit-to-ACSC latency (LOCAL_PAYMENTS from LOCAL_THREADS clients;
-  `one_client`: one payment at a time, the latency without queueing).
+  `one_client`: one payment at a time, the latency without queueing); the process's CPU time per payment
+  (everything runs in this process, under one interpreter lock: 1000 / it bounds the rate on one core) and
+  the part of it the cyclic garbage collector took.
 - cost: the AWS usage of one payment, counted from what ran (UsageMeter). While COST_PAYMENTS
   straight-through payments, then COST_PAYMENTS payments that wait for a decision (submit, PDNG, approve),
   run one after another:
@@ -398,13 +400,20 @@ def _local(api, payments: int = LOCAL_PAYMENTS, seconds: float = LOCAL_SECONDS, 
                 observed.append((time.perf_counter() - began) * 1000)
                 latencies.append((_epoch(settled) - submitted_at) * 1000)
 
-    began = time.perf_counter()
-    with ThreadPoolExecutor(threads) as pool:
+    began, cpu_began = time.perf_counter(), time.process_time()
+    with _collector_time() as collected, ThreadPoolExecutor(threads) as pool:
         for future in [pool.submit(worker) for _ in range(threads)]:
             future.result()
-    wall = time.perf_counter() - began
+    wall, cpu = time.perf_counter() - began, time.process_time() - cpu_began
+    settled = len(latencies)
     return {
-        "payments_per_s": round(len(latencies) / wall, 2) if wall else 0.0,
+        "payments_per_s": round(settled / wall, 2) if wall else 0.0,
+        "cpu_ms_per_payment": round(cpu * 1000 / settled, 1) if settled else None,
+        "gc_ms_per_payment": round(collected["seconds"] * 1000 / settled, 2) if settled else None,
+        "cpu_method": "cpu_ms_per_payment: this process's CPU time (runtime, functions, local API and the clients, "
+                      "all in this process, bound by one interpreter lock) over the run per payment settled; "
+                      "1000 / it is the payments a second one core can carry. gc_ms_per_payment: the time "
+                      "inside the cyclic garbage collector (gc.callbacks), part of the CPU time",
         "latency_ms": _percentiles(latencies),
         "observed_latency_ms": _percentiles(observed),
         "latency_method": "latency_ms: from the client's submit to the time of the ACSC event on the payment's "
@@ -415,6 +424,28 @@ def _local(api, payments: int = LOCAL_PAYMENTS, seconds: float = LOCAL_SECONDS, 
         "bound_s": seconds, "path": "STP (AutoApproveMaxAmount=1000000): POST /payments, GET until ACSC",
         "region": STP_REGION,
     }
+
+
+@contextlib.contextmanager
+def _collector_time():
+    """{"seconds": the wall time spent in the cyclic garbage collector while inside} (gc.callbacks; the
+    collector holds the interpreter lock, so that time is the process's)."""
+    import gc
+
+    spent = {"seconds": 0.0}
+    started = [0.0]
+
+    def callback(phase: str, _info: dict) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            spent["seconds"] += time.perf_counter() - started[0]
+
+    gc.callbacks.append(callback)
+    try:
+        yield spent
+    finally:
+        gc.callbacks.remove(callback)
 
 
 def _percentiles(values: list[float]) -> dict:
