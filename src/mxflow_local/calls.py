@@ -16,6 +16,18 @@ each call pays in that plumbing is paid twenty times (`bench/payments.py` `_loca
   does not ship it either: bench/payments.py measures cold starts without it). Here the four SigV4 names
   map to botocore's own signers, as they do without awscrt (`PYTHON_SIGNERS`): what the functions do in
   Lambda, and about 0.2 ms less per call (crt's signer copies each request into a CRT request first).
+- moto's stub (`BotocoreStubber.process_request`, moto/core/botocore_stubber.py) finds a call's handler by
+  matching its URL against every service's pattern, then builds the service backend's `urls` (a property:
+  its urls module's paths formatted with each url base, and for S3 a `reload` of moto/s3/urls.py, about
+  0.1 ms a call) and compiles them again. `_process_request` is that method with the two lookups kept: the
+  services whose patterns match a URL, per URL (`_services`), and a backend's `urls` compiled, per backend
+  class and the two settings the property reads (`_routes`: ISO regions; S3's custom endpoints).
+- the same method turns the botocore request into moto's werkzeug request with
+  `Request.from_primitives` (moto/core/request.py), which has werkzeug's `EnvironBuilder` write the WSGI
+  environ (werkzeug/test.py `__init__` and `get_environ`: a Headers copy, its content length and type
+  properties, a header list copied twice). `_request` writes the same environ, key by key in the same
+  order, and hands it to the same `Request`; requests it does not cover (a body that is a stream, an
+  empty form post, a header with a newline) go to moto's own.
 
 tests/local/test_canary.py compares each with botocore's and moto's own.
 """
@@ -23,7 +35,11 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
+import sys
 import threading
+from io import BytesIO
+from urllib.parse import unquote, urlparse, urlsplit
 
 _INSTALL_LOCK = threading.Lock()
 _INSTALLED = False
@@ -65,17 +81,197 @@ def _sanitiser(original):
 PYTHON_SIGNERS = {"v4": "SigV4Auth", "v4-query": "SigV4QueryAuth", "s3v4": "S3SigV4Auth", "s3v4-query": "S3SigV4QueryAuth"}
 
 
+@functools.lru_cache(maxsize=4096)
+def _services(clean_url: str) -> tuple:
+    """The services of moto's URL patterns (moto/backend_index.py) that match a URL, in their order."""
+    from moto import backend_index
+
+    return tuple(service for service, pattern in backend_index.backend_url_patterns if pattern.match(clean_url))
+
+
+_ROUTES: dict = {}
+
+
+def _routes(backend) -> tuple:
+    """`backend.urls` (moto/core/base_backend.py) as (compiled pattern, handler) pairs, in its order. The
+    property reads the backend's class (its urls module), `enable_iso_regions()` and, for S3 (whose
+    `_url_module` reloads moto/s3/urls.py), `get_s3_custom_endpoints()`: those make the key."""
+    from moto import settings
+
+    key = (type(backend), settings.enable_iso_regions(), tuple(settings.get_s3_custom_endpoints()))
+    routes = _ROUTES.get(key)
+    if routes is None:
+        routes = _ROUTES[key] = tuple((re.compile(url), handler) for url, handler in backend.urls.items())
+    return routes
+
+
+@functools.lru_cache(maxsize=256)
+def _base_url(base_url: str) -> tuple:
+    """What EnvironBuilder's base_url setter and server_port read of a base url (werkzeug/test.py)."""
+    from werkzeug.urls import iri_to_uri
+
+    scheme, host, script_root, query, anchor = urlsplit(iri_to_uri(base_url))
+    if query or anchor:
+        raise ValueError("base url must not contain a query string or fragment")
+    name, sep, port = host.partition(":")
+    try:
+        number = int(port) if sep else None
+    except ValueError:
+        number = None
+    return scheme, host, script_root.rstrip("/"), name, str(number or (443 if scheme == "https" else 80))
+
+
+@functools.lru_cache(maxsize=4096)
+def _path_info(path: str) -> str:
+    from werkzeug._internal import _wsgi_encoding_dance
+    from werkzeug.urls import iri_to_uri
+
+    return _wsgi_encoding_dance(unquote(iri_to_uri(urlsplit(path).path)))
+
+
+_FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+def _request(request):
+    """moto's `normalize_request` of a botocore request (`Request.from_primitives`, which has werkzeug's
+    `EnvironBuilder(method, base_url, path, query_string, data, headers).get_request(Request)` write the
+    environ): the same environ, in the same key order, written here."""
+    from botocore.httpchecksum import AwsChunkedWrapper
+    from moto.core.request import (
+        PRESERVED_HEADER_NAMES_ENVIRON_KEY,
+        Request,
+        environ_key_for_header,
+        normalize_request,
+        should_preserve_original_header_name,
+    )
+    from werkzeug._internal import _wsgi_encoding_dance
+    from werkzeug.test import EnvironBuilder
+
+    body = request.body
+    if not (body is None or isinstance(body, (bytes, str, AwsChunkedWrapper))):
+        return normalize_request(request)
+    items = []
+    content_type = None
+    for key, value in request.headers.items():
+        if key.lower() == "transfer-encoding":
+            continue
+        if isinstance(value, bytes):
+            value = value.decode("utf-8")
+        elif not isinstance(value, str):
+            value = str(value)
+        if "\n" in value or "\r" in value:
+            return normalize_request(request)   # werkzeug's Headers refuses it: moto's own raises
+        lowered = key.lower()
+        if lowered == "content-type":
+            if content_type is None:
+                content_type = value
+        elif lowered != "content-length":
+            items.append((key, value))
+    if not body and content_type and content_type.partition(";")[0].strip() in _FORM_TYPES:
+        return normalize_request(request)
+    if isinstance(body, AwsChunkedWrapper):
+        body = body.read()
+    elif isinstance(body, str):
+        body = body.encode()
+    parsed = urlparse(request.url)
+    scheme, host, script_root, server_name, server_port = _base_url(f"{parsed.scheme}://{parsed.netloc}")
+    raw_uri = _wsgi_encoding_dance(parsed.path)
+    environ = {
+        "REQUEST_METHOD": request.method,
+        "SCRIPT_NAME": _wsgi_encoding_dance(unquote(script_root)),
+        "PATH_INFO": _path_info(parsed.path),
+        "QUERY_STRING": _wsgi_encoding_dance(parsed.query),
+        "REQUEST_URI": raw_uri,
+        "RAW_URI": raw_uri,
+        "SERVER_NAME": server_name,
+        "SERVER_PORT": server_port,
+        "HTTP_HOST": host,
+        "SERVER_PROTOCOL": EnvironBuilder.server_protocol,
+        "wsgi.version": EnvironBuilder.wsgi_version,
+        "wsgi.url_scheme": scheme,
+        "wsgi.input": BytesIO(body or b""),
+        "wsgi.errors": sys.stderr,
+        "wsgi.multithread": False,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+    }
+    if content_type is not None:
+        environ["CONTENT_TYPE"] = content_type
+    if body:
+        environ["CONTENT_LENGTH"] = str(len(body))
+    combined: dict = {}   # a header given twice is one entry, its values joined; a Host header replaces HTTP_HOST
+    for key, value in items:
+        name = f"HTTP_{key.upper().replace('-', '_')}"
+        combined[name] = f"{combined[name]}, {value}" if name in combined else value
+    environ.update(combined)
+    normalized = Request(environ)
+    environ[PRESERVED_HEADER_NAMES_ENVIRON_KEY] = {
+        environ_key_for_header(key): key for key, _ in items if should_preserve_original_header_name(key)}
+    environ.setdefault("CONTENT_LENGTH", "0")
+    return normalized
+
+
+def _process_request(self, request):
+    """moto's BotocoreStubber.process_request (moto/core/botocore_stubber.py) with `_services`, `_routes`
+    and `_request` in place of its loop, its `backend.urls` and its `normalize_request`."""
+    from moto.core import DEFAULT_ACCOUNT_ID, botocore_stubber as stub
+    from moto.core.base_backend import BackendDict
+    from moto.core.exceptions import HTTPException
+
+    parsed_url, _ = stub.get_equivalent_url_in_aws_domain(request.url)
+    clean_url = f"{parsed_url.scheme}://{parsed_url.netloc}{parsed_url.path}"
+    if stub.passthrough_url(clean_url):
+        return None
+    for service in _services(clean_url):
+        if stub.passthrough_service(service):
+            return None
+        if not stub.service_whitelisted(service):
+            raise stub.ServiceNotWhitelisted(service)
+        import moto.backends as backends
+
+        backend_dict = backends.get_backend(service)
+        if isinstance(backend_dict, BackendDict):
+            if "us-east-1" in backend_dict[DEFAULT_ACCOUNT_ID]:
+                backend = backend_dict[DEFAULT_ACCOUNT_ID]["us-east-1"]
+            else:
+                backend = backend_dict[DEFAULT_ACCOUNT_ID]["aws"]
+        else:
+            backend = backend_dict["global"]
+        for pattern, method_to_execute in _routes(backend):
+            if pattern.match(clean_url):
+                from moto.moto_api import recorder
+
+                normalized_request = _request(request)
+                try:
+                    recorder._record_request(normalized_request)
+                    status, headers, body = method_to_execute(
+                        normalized_request, normalized_request.raw_url, normalized_request.headers)
+                except HTTPException as e:
+                    status = e.code
+                    headers = e.get_headers()
+                    body = e.get_body()
+                return status, headers, body
+    if _AMAZONAWS.match(clean_url):
+        return 404, {}, "Not yet implemented"
+    return None
+
+
+_AMAZONAWS = re.compile(r"https?://.+\.amazonaws.com/.*")
+
+
 def install() -> None:
-    """Patch the three (once per process; see the module's docstring)."""
+    """Patch the five (once per process; see the module's docstring)."""
     global _INSTALLED
     with _INSTALL_LOCK:
         if _INSTALLED:
             return
         from botocore import auth, useragent
-        from moto.core import responses
+        from moto.core import botocore_stubber, responses
 
         _method_names.__wrapped__ = responses.method_names_from_class
         responses.method_names_from_class = _method_names
         useragent.sanitize_user_agent_string_component = _sanitiser(useragent.sanitize_user_agent_string_component)
         auth.AUTH_TYPE_MAPS.update({name: getattr(auth, signer) for name, signer in PYTHON_SIGNERS.items()})
+        _process_request.__wrapped__ = botocore_stubber.BotocoreStubber.process_request
+        botocore_stubber.BotocoreStubber.process_request = _process_request
         _INSTALLED = True

@@ -725,3 +725,163 @@ def test_powertools_internals_kept_per_environment():
     source = inspect.getsource(api_gateway.ApiGatewayResolver.resolve)
     for name in lambda_runner.ROUTER_FIELDS:
         assert f"BaseRouter.{name} = " in source, name
+
+
+def _stub_workload(region: str) -> list:
+    """Calls of the services mxflow uses, through moto's stub: answers and errors, by operation."""
+    import io
+
+    import boto3
+    from botocore.exceptions import ClientError
+
+    ddb, s3, sqs = (boto3.client(s, region_name=region) for s in ("dynamodb", "s3", "sqs"))
+    sns, sfn, sts = (boto3.client(s, region_name=region) for s in ("sns", "stepfunctions", "sts"))
+    calls = [
+        lambda: ddb.create_table(TableName="t", BillingMode="PAY_PER_REQUEST",
+                                 KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                                 AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}]),
+        lambda: ddb.put_item(TableName="t", Item={"pk": {"S": "p1"}, "s": {"S": "RCVD"}}),
+        lambda: ddb.get_item(TableName="t", Key={"pk": {"S": "p1"}}),
+        lambda: ddb.update_item(TableName="t", Key={"pk": {"S": "p1"}}, UpdateExpression="SET s = :s",
+                                ConditionExpression="s = :was", ExpressionAttributeValues={":s": {"S": "A"}, ":was": {"S": "X"}}),
+        lambda: ddb.query(TableName="t", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "p1"}}),
+        lambda: s3.create_bucket(Bucket="canary-stub", CreateBucketConfiguration={"LocationConstraint": region}),
+        lambda: s3.put_object(Bucket="canary-stub", Key="a/b.xml", Body=b"<x/>", Metadata={"my_key": "v", "Other-Key": "w"}),
+        lambda: s3.put_object(Bucket="canary-stub", Key="sp ace/ü€+%2F.txt", Body=b"\x00\xff", ContentType="text/plain"),
+        lambda: s3.put_object(Bucket="canary-stub", Key="/lead//double", Body=b""),
+        lambda: s3.put_object(Bucket="canary-stub", Key="q?x=1&y", Body=io.BytesIO(b"streamed")),   # a stream body
+        lambda: s3.get_object(Bucket="canary-stub", Key="a/b.xml"),
+        lambda: s3.get_object(Bucket="canary-stub", Key="sp ace/ü€+%2F.txt"),
+        lambda: s3.head_object(Bucket="canary-stub", Key="missing"),
+        lambda: s3.list_objects_v2(Bucket="canary-stub", Prefix="sp ace/", MaxKeys=5),
+        lambda: s3.copy_object(Bucket="canary-stub", Key="c.xml", CopySource={"Bucket": "canary-stub", "Key": "a/b.xml"}),
+        lambda: s3.delete_object(Bucket="canary-stub", Key="c.xml"),
+        lambda: sqs.create_queue(QueueName="canary-stub"),
+        lambda: sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName="canary-stub")["QueueUrl"], MessageBody="hé",
+                                 MessageAttributes={"k": {"DataType": "String", "StringValue": "v"}}),
+        lambda: sqs.receive_message(QueueUrl=sqs.get_queue_url(QueueName="canary-stub")["QueueUrl"],
+                                    MessageAttributeNames=["All"]),
+        lambda: sqs.get_queue_url(QueueName="nope"),
+        lambda: sns.publish(TopicArn=sns.create_topic(Name="canary-stub")["TopicArn"], Message="m",
+                            MessageAttributes={"a": {"DataType": "String", "StringValue": "b"}}),
+        lambda: sts.get_caller_identity(),
+        lambda: sfn.start_execution(stateMachineArn=sfn.create_state_machine(
+            name="canary-stub", roleArn="arn:aws:iam::123456789012:role/r",
+            definition='{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}')["stateMachineArn"],
+            name="e1", input='{"a": 1}'),
+        lambda: sfn.describe_state_machine(stateMachineArn="arn:aws:states:nowhere"),
+    ]
+    answers = []
+    for call in calls:
+        try:
+            answer = call()
+            answer = {k: (v.read() if hasattr(v, "read") else v) for k, v in answer.items()}
+        except ClientError as error:
+            answer = error.response
+        answers.append(answer)
+    return answers
+
+
+def test_stub_plumbing_equals_motos_own():
+    """mxflow_local.calls._process_request: moto's BotocoreStubber.process_request, its URL lookups kept and
+    its werkzeug request written directly. The method it replaces is still the one it mirrors, the kept
+    lookups answer what moto's own loop and `backend.urls` answer, every request's environ is the one
+    werkzeug's EnvironBuilder writes (same keys, same order, same values), and the calls answer the same."""
+    import datetime
+    import re
+
+    from moto import backend_index, mock_aws
+    from moto.backends import get_backend
+    from moto.core import DEFAULT_ACCOUNT_ID, base_backend, botocore_stubber, request as moto_request
+    from moto.moto_api._internal import mock_random
+    from werkzeug import test as werkzeug_test
+
+    from mxflow_local import calls
+
+    calls.install()
+    stubber = botocore_stubber.BotocoreStubber
+    assert stubber.process_request is calls._process_request
+    source = inspect.getsource(calls._process_request.__wrapped__)
+    for line in ("for service, pattern in backend_index.backend_url_patterns:", "if pattern.match(clean_url):",
+                 "if passthrough_service(service):", "if not service_whitelisted(service):",
+                 "backend_dict = backends.get_backend(service)", 'if "us-east-1" in backend_dict[DEFAULT_ACCOUNT_ID]:',
+                 "for url, method_to_execute in backend.urls.items():", "if re.compile(url).match(clean_url):",
+                 "normalized_request = normalize_request(request)", "recorder._record_request(normalized_request)",
+                 'return 404, {}, "Not yet implemented"'):
+        assert line in source, line
+    # _routes' key: what BaseBackend.urls reads; only S3 has its own url module (reloaded: custom endpoints)
+    urls = inspect.getsource(base_backend.BaseBackend.urls.fget)
+    assert "self.url_bases" in urls and "self._url_module.url_paths" in urls and "enable_iso_regions()" in urls
+    import moto.s3.urls
+
+    s3_urls = inspect.getsource(moto.s3.urls)
+    assert re.findall(r"settings\.\w+", s3_urls) == ["settings.get_s3_custom_endpoints"]
+
+    def subclasses(cls):
+        return [c for sub in cls.__subclasses__() for c in [sub] + subclasses(sub)]
+
+    # _request: EnvironBuilder and Request as _request writes their environ
+    build = inspect.getsource(werkzeug_test.EnvironBuilder.get_environ)
+    for line in ('"SERVER_PROTOCOL": self.server_protocol,', '"wsgi.errors": self.errors_stream,',
+                 'headers.remove("Content-Type")', 'headers.remove("Content-Length")',
+                 "combined_headers[f\"HTTP_{key.upper().replace('-', '_')}\"].append(value)",
+                 'result[key] = ", ".join(values)'):
+        assert line in build, line
+    primitives = inspect.getsource(moto_request.Request.from_primitives)
+    assert 'if key.lower() not in ["transfer-encoding"]' in primitives and "cls.from_values(" in primitives
+    assert 'request.environ.setdefault("CONTENT_LENGTH", "0")' in primitives
+
+    checked: list = []
+
+    def rewind(body):
+        if hasattr(body, "seek"):
+            body.seek(0)
+
+    def compare(self, request):   # both requests of each call, then the call through the patched method
+        mine = calls._request(request)
+        rewind(request.body)
+        theirs = moto_request.normalize_request(request)
+        rewind(request.body)
+        a, b = dict(mine.environ), dict(theirs.environ)
+        assert list(a) == list(b), (request.url, list(a), list(b))
+        assert a.pop("wsgi.input").getvalue() == b.pop("wsgi.input").getvalue()
+        assert a.pop("werkzeug.request") is mine and b.pop("werkzeug.request") is theirs
+        assert a == b, request.url
+        assert list(mine.headers) == list(theirs.headers) and mine.get_data() == theirs.get_data()
+        assert (mine.raw_url, mine.path, mine.url, mine.args, mine.form) == (theirs.raw_url, theirs.path, theirs.url, theirs.args, theirs.form)
+        assert mine.max_form_memory_size == theirs.max_form_memory_size
+        for service in calls._services.__wrapped__(request.url.split("?")[0]):
+            backend = get_backend(service)[DEFAULT_ACCOUNT_ID]
+            backend = backend["us-east-1"] if "us-east-1" in backend else backend["aws"]
+            assert [(p.pattern, h) for p, h in calls._routes(backend)] == list(backend.urls.items())
+        checked.append(request.url)
+        return calls._process_request(self, request)
+
+    def outcomes(process):
+        stubber.process_request = process
+        try:
+            mock_random.seed(21)
+            with mock_aws():
+                return _stub_workload("eu-south-1")
+        finally:
+            stubber.process_request = calls._process_request
+
+    def plain(value):   # times, and headers made of them (a checksum of a body with a time), are the clock's
+        if isinstance(value, dict):
+            return {k: plain(v) for k, v in value.items() if k not in ("date", "last-modified", "x-amz-crc32")}
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        return type(value).__name__ if isinstance(value, datetime.datetime) else value
+
+    mine = outcomes(compare)
+    theirs = outcomes(calls._process_request.__wrapped__)
+    assert plain(mine) == plain(theirs)
+    assert len(checked) >= 25 and any("%20" in url for url in checked)
+    errors = [a["Error"]["Code"] for a in mine if "Error" in a]
+    assert errors == ["ConditionalCheckFailedException", "404", "AWS.SimpleQueueService.NonExistentQueue",
+                      "InvalidArn"], errors
+    # _services: moto's loop's matches, in its order
+    for url in set(checked) | {"https://s3.amazonaws.com/b", "https://streams.dynamodb.eu-west-1.amazonaws.com/",
+                               "https://x.ddb.eu-west-1.amazonaws.com/", "https://example.com/", "http://localhost:5000/"}:
+        clean = url.split("?")[0]
+        assert calls._services(clean) == tuple(s for s, p in backend_index.backend_url_patterns if p.match(clean))
