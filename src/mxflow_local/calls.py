@@ -11,6 +11,10 @@ each call pays in that plumbing is paid twenty times (`bench/payments.py` `_loca
 - botocore's user agent (botocore/useragent.py) is written twice per request from about 36 components,
   each sanitised character by character (`sanitize_user_agent_string_component`, a pure function of its
   string and flag); here it is kept per (string, flag).
+- botocore writes the whole user agent string twice per request (`UserAgentString.to_string`: about 15
+  components built and joined, 25 us a time): `_user_agent` keeps the string per everything it is made of
+  (the instance's fields, the client config's user agent settings, the request context's features in the
+  order botocore joins them, and the module's `modify_components` and sanitiser).
 - botocore signs SigV4 with awscrt's signer when awscrt is importable (botocore/auth.py, AUTH_TYPE_MAPS),
   as it is in the development venv (requirements/dev.txt) but not in Lambda's Python runtime (the layer
   does not ship it either: bench/payments.py measures cold starts without it). Here the four SigV4 names
@@ -75,6 +79,46 @@ def _sanitiser(original):
         return original(raw_str, allow_hash)
 
     return sanitize_user_agent_string_component
+
+
+# what UserAgentString.to_string reads (botocore/useragent.py; tests/local/test_canary.py checks the list)
+USER_AGENT_FIELDS = ("_platform_name", "_platform_version", "_platform_machine", "_python_version",
+                     "_python_implementation", "_execution_env", "_crt_version", "_session_user_agent_name",
+                     "_session_user_agent_version", "_session_user_agent_extra")
+USER_AGENT_CONFIG = ("user_agent", "endpoint_discovery_enabled", "user_agent_appid", "user_agent_extra")
+_NO_VALUE = object()
+
+
+def _user_agent(original):
+    from botocore import useragent
+
+    kept: dict = {}
+
+    @functools.wraps(original)
+    def to_string(self):
+        try:
+            config = self._client_config
+            if config:
+                retries = config.retries
+                settings = (getattr(config, "_supplied_user_agent", _NO_VALUE), bool(retries),
+                            retries.get("mode") if retries else None,
+                            *(getattr(config, name) for name in USER_AGENT_CONFIG))
+            else:
+                settings = (config,)
+            context = useragent.get_context()
+            features = (self._client_features or set()).union(set() if context is None else context.features)
+            key = (*(getattr(self, name) for name in USER_AGENT_FIELDS), settings, tuple(features),
+                   useragent.modify_components, useragent.sanitize_user_agent_string_component)
+            answer = kept.get(key)
+        except Exception:   # noqa: BLE001 - an unhashable setting: botocore's own answers (or raises)
+            return original(self)
+        if answer is None:
+            if len(kept) > 1024:
+                kept.clear()
+            answer = kept[key] = original(self)
+        return answer
+
+    return to_string
 
 
 # botocore/auth.py's AUTH_TYPE_MAPS entries when awscrt is absent (its `else` branch)
@@ -260,7 +304,7 @@ _AMAZONAWS = re.compile(r"https?://.+\.amazonaws.com/.*")
 
 
 def install() -> None:
-    """Patch the five (once per process; see the module's docstring)."""
+    """Patch the six (once per process; see the module's docstring)."""
     global _INSTALLED
     with _INSTALL_LOCK:
         if _INSTALLED:
@@ -271,6 +315,7 @@ def install() -> None:
         _method_names.__wrapped__ = responses.method_names_from_class
         responses.method_names_from_class = _method_names
         useragent.sanitize_user_agent_string_component = _sanitiser(useragent.sanitize_user_agent_string_component)
+        useragent.UserAgentString.to_string = _user_agent(useragent.UserAgentString.to_string)
         auth.AUTH_TYPE_MAPS.update({name: getattr(auth, signer) for name, signer in PYTHON_SIGNERS.items()})
         _process_request.__wrapped__ = botocore_stubber.BotocoreStubber.process_request
         botocore_stubber.BotocoreStubber.process_request = _process_request

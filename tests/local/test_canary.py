@@ -697,6 +697,36 @@ def test_call_plumbing_equals_botocore_and_motos_own():
         useragent.sanitize_user_agent_string_component = sanitise
     assert mine == theirs and "Botocore/" in mine
 
+    # the user agent kept per what UserAgentString.to_string reads: its fields, the config's settings, the
+    # context's features, the module's hooks; and the same string as botocore's
+    import re
+
+    from botocore import context as botocore_context
+    from botocore.config import Config
+
+    ua_class = useragent.UserAgentString
+    kept, original = ua_class.to_string, ua_class.to_string.__wrapped__
+    methods = [original] + [getattr(ua_class, name) for name in dir(ua_class) if name.startswith("_build_")]
+    source = "\n".join(inspect.getsource(method) for method in methods)
+    config_names = set(re.findall(r"self\._client_config\.(\w+)", source))
+    assert config_names == set(calls.USER_AGENT_CONFIG) | {"retries", "_supplied_user_agent"}, config_names
+    fields = set(re.findall(r"self\.(_\w+)\b(?!\()", source)) - {"_client_config", "_client_features"}
+    assert fields == set(calls.USER_AGENT_FIELDS), fields
+    assert "get_context()" in source and "modify_components(components)" in source
+    assert "sanitize_user_agent_string_component(" in inspect.getsource(useragent.UserAgentComponent.to_string)
+    configs = [None, Config(retries={"mode": "standard"}), Config(user_agent_extra="x/1", user_agent_appid="app"),
+               Config(user_agent="legacy/1.0"), Config(retries={"max_attempts": 2}), Config(retries={})]
+    for config in configs:
+        for session_extra in (None, "extra/2"):
+            client = boto3.session.Session(region_name="eu-west-1").client("sqs", config=config)
+            agent = client._user_agent_creator
+            agent._session_user_agent_extra = session_extra
+            for features in ((), ("RETRY_MODE_STANDARD",), ("RETRY_MODE_STANDARD", "S3_TRANSFER", "WAITER")):
+                with botocore_context.start_as_current_context():
+                    useragent.register_feature_ids(features)
+                    assert kept(agent) == kept(agent) == original(agent)
+    assert len({kept(agent)} | {original(agent)}) == 1
+
     # SigV4 by botocore's own signers, the ones botocore maps without awscrt (as in Lambda's runtime)
     from botocore import auth
 
