@@ -757,8 +757,9 @@ def test_powertools_internals_kept_per_environment():
         assert f"BaseRouter.{name} = " in source, name
 
 
-def _stub_workload(region: str) -> list:
-    """Calls of the services mxflow uses, through moto's stub: answers and errors, by operation."""
+def _stub_workload(region: str, tag: str) -> list:
+    """Calls of the services mxflow uses, through moto's stub: answers and errors, by operation (the names
+    end with `tag`: moto's data may be shared with a runtime of another test)."""
     import io
 
     import boto3
@@ -767,36 +768,36 @@ def _stub_workload(region: str) -> list:
     ddb, s3, sqs = (boto3.client(s, region_name=region) for s in ("dynamodb", "s3", "sqs"))
     sns, sfn, sts = (boto3.client(s, region_name=region) for s in ("sns", "stepfunctions", "sts"))
     calls = [
-        lambda: ddb.create_table(TableName="t", BillingMode="PAY_PER_REQUEST",
+        lambda: ddb.create_table(TableName=f"t-{tag}", BillingMode="PAY_PER_REQUEST",
                                  KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
                                  AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}]),
-        lambda: ddb.put_item(TableName="t", Item={"pk": {"S": "p1"}, "s": {"S": "RCVD"}}),
-        lambda: ddb.get_item(TableName="t", Key={"pk": {"S": "p1"}}),
-        lambda: ddb.update_item(TableName="t", Key={"pk": {"S": "p1"}}, UpdateExpression="SET s = :s",
+        lambda: ddb.put_item(TableName=f"t-{tag}", Item={"pk": {"S": "p1"}, "s": {"S": "RCVD"}}),
+        lambda: ddb.get_item(TableName=f"t-{tag}", Key={"pk": {"S": "p1"}}),
+        lambda: ddb.update_item(TableName=f"t-{tag}", Key={"pk": {"S": "p1"}}, UpdateExpression="SET s = :s",
                                 ConditionExpression="s = :was", ExpressionAttributeValues={":s": {"S": "A"}, ":was": {"S": "X"}}),
-        lambda: ddb.query(TableName="t", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "p1"}}),
-        lambda: s3.create_bucket(Bucket="canary-stub", CreateBucketConfiguration={"LocationConstraint": region}),
-        lambda: s3.put_object(Bucket="canary-stub", Key="a/b.xml", Body=b"<x/>", Metadata={"my_key": "v", "Other-Key": "w"}),
-        lambda: s3.put_object(Bucket="canary-stub", Key="sp ace/ü€+%2F.txt", Body=b"\x00\xff", ContentType="text/plain"),
-        lambda: s3.put_object(Bucket="canary-stub", Key="/lead//double", Body=b""),
-        lambda: s3.put_object(Bucket="canary-stub", Key="q?x=1&y", Body=io.BytesIO(b"streamed")),   # a stream body
-        lambda: s3.get_object(Bucket="canary-stub", Key="a/b.xml"),
-        lambda: s3.get_object(Bucket="canary-stub", Key="sp ace/ü€+%2F.txt"),
-        lambda: s3.head_object(Bucket="canary-stub", Key="missing"),
-        lambda: s3.list_objects_v2(Bucket="canary-stub", Prefix="sp ace/", MaxKeys=5),
-        lambda: s3.copy_object(Bucket="canary-stub", Key="c.xml", CopySource={"Bucket": "canary-stub", "Key": "a/b.xml"}),
-        lambda: s3.delete_object(Bucket="canary-stub", Key="c.xml"),
-        lambda: sqs.create_queue(QueueName="canary-stub"),
-        lambda: sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName="canary-stub")["QueueUrl"], MessageBody="hé",
+        lambda: ddb.query(TableName=f"t-{tag}", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "p1"}}),
+        lambda: s3.create_bucket(Bucket=f"canary-stub-{tag}", CreateBucketConfiguration={"LocationConstraint": region}),
+        lambda: s3.put_object(Bucket=f"canary-stub-{tag}", Key="a/b.xml", Body=b"<x/>", Metadata={"my_key": "v", "Other-Key": "w"}),
+        lambda: s3.put_object(Bucket=f"canary-stub-{tag}", Key="sp ace/ü€+%2F.txt", Body=b"\x00\xff", ContentType="text/plain"),
+        lambda: s3.put_object(Bucket=f"canary-stub-{tag}", Key="/lead//double", Body=b""),
+        lambda: s3.put_object(Bucket=f"canary-stub-{tag}", Key="q?x=1&y", Body=io.BytesIO(b"streamed")),   # a stream body
+        lambda: s3.get_object(Bucket=f"canary-stub-{tag}", Key="a/b.xml"),
+        lambda: s3.get_object(Bucket=f"canary-stub-{tag}", Key="sp ace/ü€+%2F.txt"),
+        lambda: s3.head_object(Bucket=f"canary-stub-{tag}", Key="missing"),
+        lambda: s3.list_objects_v2(Bucket=f"canary-stub-{tag}", Prefix="sp ace/", MaxKeys=5),
+        lambda: s3.copy_object(Bucket=f"canary-stub-{tag}", Key="c.xml", CopySource={"Bucket": f"canary-stub-{tag}", "Key": "a/b.xml"}),
+        lambda: s3.delete_object(Bucket=f"canary-stub-{tag}", Key="c.xml"),
+        lambda: sqs.create_queue(QueueName=f"canary-stub-{tag}"),
+        lambda: sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName=f"canary-stub-{tag}")["QueueUrl"], MessageBody="hé",
                                  MessageAttributes={"k": {"DataType": "String", "StringValue": "v"}}),
-        lambda: sqs.receive_message(QueueUrl=sqs.get_queue_url(QueueName="canary-stub")["QueueUrl"],
+        lambda: sqs.receive_message(QueueUrl=sqs.get_queue_url(QueueName=f"canary-stub-{tag}")["QueueUrl"],
                                     MessageAttributeNames=["All"]),
         lambda: sqs.get_queue_url(QueueName="nope"),
-        lambda: sns.publish(TopicArn=sns.create_topic(Name="canary-stub")["TopicArn"], Message="m",
+        lambda: sns.publish(TopicArn=sns.create_topic(Name=f"canary-stub-{tag}")["TopicArn"], Message="m",
                             MessageAttributes={"a": {"DataType": "String", "StringValue": "b"}}),
         lambda: sts.get_caller_identity(),
         lambda: sfn.start_execution(stateMachineArn=sfn.create_state_machine(
-            name="canary-stub", roleArn="arn:aws:iam::123456789012:role/r",
+            name=f"canary-stub-{tag}", roleArn="arn:aws:iam::123456789012:role/r",
             definition='{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}')["stateMachineArn"],
             name="e1", input='{"a": 1}'),
         lambda: sfn.describe_state_machine(stateMachineArn="arn:aws:states:nowhere"),
@@ -887,25 +888,31 @@ def test_stub_plumbing_equals_motos_own():
         checked.append(request.url)
         return calls._process_request(self, request)
 
-    def outcomes(process):
+    def outcomes(process, tag):
         stubber.process_request = process
         try:
-            mock_random.seed(21)
             with mock_aws():
-                return _stub_workload("eu-south-1")
+                return _stub_workload("eu-south-1", tag)
         finally:
             stubber.process_request = calls._process_request
 
-    def plain(value):   # times, and headers made of them (a checksum of a body with a time), are the clock's
+    # times, headers made of them (a checksum of a body with a time) and random ids differ run to run
+    varying = {"date", "last-modified", "x-amz-crc32", "RequestId", "x-amzn-requestid", "x-amz-request-id",
+               "x-amz-id-2", "HostId", "MessageId", "ReceiptHandle"}
+
+    def plain(value, tag):
         if isinstance(value, dict):
-            return {k: plain(v) for k, v in value.items() if k not in ("date", "last-modified", "x-amz-crc32")}
+            return {k.replace(tag, "TAG"): plain(v, tag) for k, v in value.items() if k not in varying}
         if isinstance(value, list):
-            return [plain(v) for v in value]
+            return [plain(v, tag) for v in value]
+        if isinstance(value, (str, bytes)):
+            return value.replace(tag, "TAG") if isinstance(value, str) else value.replace(tag.encode(), b"TAG")
         return type(value).__name__ if isinstance(value, datetime.datetime) else value
 
-    mine = outcomes(compare)
-    theirs = outcomes(calls._process_request.__wrapped__)
-    assert plain(mine) == plain(theirs)
+    tags = [f"{name}{mock_random.get_random_hex(6)}" for name in ("mine", "moto")]
+    mine = outcomes(compare, tags[0])
+    theirs = outcomes(calls._process_request.__wrapped__, tags[1])
+    assert plain(mine, tags[0]) == plain(theirs, tags[1])
     assert len(checked) >= 25 and any("%20" in url for url in checked)
     errors = [a["Error"]["Code"] for a in mine if "Error" in a]
     assert errors == ["ConditionalCheckFailedException", "404", "AWS.SimpleQueueService.NonExistentQueue",
