@@ -31,7 +31,7 @@ each call pays in that plumbing is paid twenty times (`bench/payments.py` `_loca
   environ (werkzeug/test.py `__init__` and `get_environ`: a Headers copy, its content length and type
   properties, a header list copied twice). `_request` writes the same environ, key by key in the same
   order, and hands it to the same `Request`; requests it does not cover (a body that is a stream, an
-  empty form post, a header with a newline) go to moto's own.
+  empty form post, a header with a newline) go to moto's own, their body read as it reads it.
 
 tests/local/test_canary.py compares each with botocore's and moto's own.
 """
@@ -180,6 +180,7 @@ def _request(request):
     """moto's `normalize_request` of a botocore request (`Request.from_primitives`, which has werkzeug's
     `EnvironBuilder(method, base_url, path, query_string, data, headers).get_request(Request)` write the
     environ): the same environ, in the same key order, written here."""
+    from botocore.awsrequest import AWSPreparedRequest
     from botocore.httpchecksum import AwsChunkedWrapper
     from moto.core.request import (
         PRESERVED_HEADER_NAMES_ENVIRON_KEY,
@@ -191,9 +192,13 @@ def _request(request):
     from werkzeug._internal import _wsgi_encoding_dance
     from werkzeug.test import EnvironBuilder
 
-    body = request.body
-    if not (body is None or isinstance(body, (bytes, str, AwsChunkedWrapper))):
+    if not isinstance(request, AWSPreparedRequest):
         return normalize_request(request)
+    body = request.body
+    if isinstance(body, AwsChunkedWrapper):   # read first, as from_primitives does
+        body = body.read()
+    if not (body is None or isinstance(body, (bytes, str))):
+        return Request.from_primitives(request.method, request.url, request.headers, body)
     items = []
     content_type = None
     for key, value in request.headers.items():
@@ -203,8 +208,8 @@ def _request(request):
             value = value.decode("utf-8")
         elif not isinstance(value, str):
             value = str(value)
-        if "\n" in value or "\r" in value:
-            return normalize_request(request)   # werkzeug's Headers refuses it: moto's own raises
+        if "\n" in value or "\r" in value:   # werkzeug's Headers refuses it: moto's own raises
+            return Request.from_primitives(request.method, request.url, request.headers, body)
         lowered = key.lower()
         if lowered == "content-type":
             if content_type is None:
@@ -212,10 +217,8 @@ def _request(request):
         elif lowered != "content-length":
             items.append((key, value))
     if not body and content_type and content_type.partition(";")[0].strip() in _FORM_TYPES:
-        return normalize_request(request)
-    if isinstance(body, AwsChunkedWrapper):
-        body = body.read()
-    elif isinstance(body, str):
+        return Request.from_primitives(request.method, request.url, request.headers, body)
+    if isinstance(body, str):
         body = body.encode()
     parsed = urlparse(request.url)
     scheme, host, script_root, server_name, server_port = _base_url(f"{parsed.scheme}://{parsed.netloc}")
