@@ -26,12 +26,6 @@ each call pays in that plumbing is paid twenty times (`bench/payments.py` `_loca
   0.1 ms a call) and compiles them again. `_process_request` is that method with the two lookups kept: the
   services whose patterns match a URL, per URL (`_services`), and a backend's `urls` compiled, per backend
   class and the two settings the property reads (`_routes`: ISO regions; S3's custom endpoints).
-- the same method turns the botocore request into moto's werkzeug request with
-  `Request.from_primitives` (moto/core/request.py), which has werkzeug's `EnvironBuilder` write the WSGI
-  environ (werkzeug/test.py `__init__` and `get_environ`: a Headers copy, its content length and type
-  properties, a header list copied twice). `_request` writes the same environ, key by key in the same
-  order, and hands it to the same `Request`; requests it does not cover (a body that is a stream, an
-  empty form post, a header with a newline) go to moto's own, their body read as it reads it.
 
 tests/local/test_canary.py compares each with botocore's and moto's own.
 """
@@ -40,10 +34,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-import sys
 import threading
-from io import BytesIO
-from urllib.parse import unquote, urlparse, urlsplit
 
 _INSTALL_LOCK = threading.Lock()
 _INSTALLED = False
@@ -149,121 +140,13 @@ def _routes(backend) -> tuple:
     return routes
 
 
-@functools.lru_cache(maxsize=256)
-def _base_url(base_url: str) -> tuple:
-    """What EnvironBuilder's base_url setter and server_port read of a base url (werkzeug/test.py)."""
-    from werkzeug.urls import iri_to_uri
-
-    scheme, host, script_root, query, anchor = urlsplit(iri_to_uri(base_url))
-    if query or anchor:
-        raise ValueError("base url must not contain a query string or fragment")
-    name, sep, port = host.partition(":")
-    try:
-        number = int(port) if sep else None
-    except ValueError:
-        number = None
-    return scheme, host, script_root.rstrip("/"), name, str(number or (443 if scheme == "https" else 80))
-
-
-@functools.lru_cache(maxsize=4096)
-def _path_info(path: str) -> str:
-    from werkzeug._internal import _wsgi_encoding_dance
-    from werkzeug.urls import iri_to_uri
-
-    return _wsgi_encoding_dance(unquote(iri_to_uri(urlsplit(path).path)))
-
-
-_FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
-
-
-def _request(request):
-    """moto's `normalize_request` of a botocore request (`Request.from_primitives`, which has werkzeug's
-    `EnvironBuilder(method, base_url, path, query_string, data, headers).get_request(Request)` write the
-    environ): the same environ, in the same key order, written here."""
-    from botocore.awsrequest import AWSPreparedRequest
-    from botocore.httpchecksum import AwsChunkedWrapper
-    from moto.core.request import (
-        PRESERVED_HEADER_NAMES_ENVIRON_KEY,
-        Request,
-        environ_key_for_header,
-        normalize_request,
-        should_preserve_original_header_name,
-    )
-    from werkzeug._internal import _wsgi_encoding_dance
-    from werkzeug.test import EnvironBuilder
-
-    if not isinstance(request, AWSPreparedRequest):
-        return normalize_request(request)
-    body = request.body
-    if isinstance(body, AwsChunkedWrapper):   # read first, as from_primitives does
-        body = body.read()
-    if not (body is None or isinstance(body, (bytes, str))):
-        return Request.from_primitives(request.method, request.url, request.headers, body)
-    items = []
-    content_type = None
-    for key, value in request.headers.items():
-        if key.lower() == "transfer-encoding":
-            continue
-        if isinstance(value, bytes):
-            value = value.decode("utf-8")
-        elif not isinstance(value, str):
-            value = str(value)
-        if "\n" in value or "\r" in value:   # werkzeug's Headers refuses it: moto's own raises
-            return Request.from_primitives(request.method, request.url, request.headers, body)
-        lowered = key.lower()
-        if lowered == "content-type":
-            if content_type is None:
-                content_type = value
-        elif lowered != "content-length":
-            items.append((key, value))
-    if not body and content_type and content_type.partition(";")[0].strip() in _FORM_TYPES:
-        return Request.from_primitives(request.method, request.url, request.headers, body)
-    if isinstance(body, str):
-        body = body.encode()
-    parsed = urlparse(request.url)
-    scheme, host, script_root, server_name, server_port = _base_url(f"{parsed.scheme}://{parsed.netloc}")
-    raw_uri = _wsgi_encoding_dance(parsed.path)
-    environ = {
-        "REQUEST_METHOD": request.method,
-        "SCRIPT_NAME": _wsgi_encoding_dance(unquote(script_root)),
-        "PATH_INFO": _path_info(parsed.path),
-        "QUERY_STRING": _wsgi_encoding_dance(parsed.query),
-        "REQUEST_URI": raw_uri,
-        "RAW_URI": raw_uri,
-        "SERVER_NAME": server_name,
-        "SERVER_PORT": server_port,
-        "HTTP_HOST": host,
-        "SERVER_PROTOCOL": EnvironBuilder.server_protocol,
-        "wsgi.version": EnvironBuilder.wsgi_version,
-        "wsgi.url_scheme": scheme,
-        "wsgi.input": BytesIO(body or b""),
-        "wsgi.errors": sys.stderr,
-        "wsgi.multithread": False,
-        "wsgi.multiprocess": False,
-        "wsgi.run_once": False,
-    }
-    if content_type is not None:
-        environ["CONTENT_TYPE"] = content_type
-    if body:
-        environ["CONTENT_LENGTH"] = str(len(body))
-    combined: dict = {}   # a header given twice is one entry, its values joined; a Host header replaces HTTP_HOST
-    for key, value in items:
-        name = f"HTTP_{key.upper().replace('-', '_')}"
-        combined[name] = f"{combined[name]}, {value}" if name in combined else value
-    environ.update(combined)
-    normalized = Request(environ)
-    environ[PRESERVED_HEADER_NAMES_ENVIRON_KEY] = {
-        environ_key_for_header(key): key for key, _ in items if should_preserve_original_header_name(key)}
-    environ.setdefault("CONTENT_LENGTH", "0")
-    return normalized
-
-
 def _process_request(self, request):
-    """moto's BotocoreStubber.process_request (moto/core/botocore_stubber.py) with `_services`, `_routes`
-    and `_request` in place of its loop, its `backend.urls` and its `normalize_request`."""
+    """moto's BotocoreStubber.process_request (moto/core/botocore_stubber.py) with `_services` and `_routes`
+    in place of its loop and its `backend.urls`."""
     from moto.core import DEFAULT_ACCOUNT_ID, botocore_stubber as stub
     from moto.core.base_backend import BackendDict
     from moto.core.exceptions import HTTPException
+    from moto.core.request import normalize_request
 
     parsed_url, _ = stub.get_equivalent_url_in_aws_domain(request.url)
     clean_url = f"{parsed_url.scheme}://{parsed_url.netloc}{parsed_url.path}"
@@ -288,7 +171,7 @@ def _process_request(self, request):
             if pattern.match(clean_url):
                 from moto.moto_api import recorder
 
-                normalized_request = _request(request)
+                normalized_request = normalize_request(request)
                 try:
                     recorder._record_request(normalized_request)
                     status, headers, body = method_to_execute(
