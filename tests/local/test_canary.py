@@ -697,6 +697,36 @@ def test_call_plumbing_equals_botocore_and_motos_own():
         useragent.sanitize_user_agent_string_component = sanitise
     assert mine == theirs and "Botocore/" in mine
 
+    # the user agent kept per what UserAgentString.to_string reads: its fields, the config's settings, the
+    # context's features, the module's hooks; and the same string as botocore's
+    import re
+
+    from botocore import context as botocore_context
+    from botocore.config import Config
+
+    ua_class = useragent.UserAgentString
+    kept, original = ua_class.to_string, ua_class.to_string.__wrapped__
+    methods = [original] + [getattr(ua_class, name) for name in dir(ua_class) if name.startswith("_build_")]
+    source = "\n".join(inspect.getsource(method) for method in methods)
+    config_names = set(re.findall(r"self\._client_config\.(\w+)", source))
+    assert config_names == set(calls.USER_AGENT_CONFIG) | {"retries", "_supplied_user_agent"}, config_names
+    fields = set(re.findall(r"self\.(_\w+)\b(?!\()", source)) - {"_client_config", "_client_features"}
+    assert fields == set(calls.USER_AGENT_FIELDS), fields
+    assert "get_context()" in source and "modify_components(components)" in source
+    assert "sanitize_user_agent_string_component(" in inspect.getsource(useragent.UserAgentComponent.to_string)
+    configs = [None, Config(retries={"mode": "standard"}), Config(user_agent_extra="x/1", user_agent_appid="app"),
+               Config(user_agent="legacy/1.0"), Config(retries={"max_attempts": 2}), Config(retries={})]
+    for config in configs:
+        for session_extra in (None, "extra/2"):
+            client = boto3.session.Session(region_name="eu-west-1").client("sqs", config=config)
+            agent = client._user_agent_creator
+            agent._session_user_agent_extra = session_extra
+            for features in ((), ("RETRY_MODE_STANDARD",), ("RETRY_MODE_STANDARD", "S3_TRANSFER", "WAITER")):
+                with botocore_context.start_as_current_context():
+                    useragent.register_feature_ids(features)
+                    assert kept(agent) == kept(agent) == original(agent)
+    assert len({kept(agent)} | {original(agent)}) == 1
+
     # SigV4 by botocore's own signers, the ones botocore maps without awscrt (as in Lambda's runtime)
     from botocore import auth
 
@@ -725,3 +755,138 @@ def test_powertools_internals_kept_per_environment():
     source = inspect.getsource(api_gateway.ApiGatewayResolver.resolve)
     for name in lambda_runner.ROUTER_FIELDS:
         assert f"BaseRouter.{name} = " in source, name
+
+
+def _stub_workload(region: str, tag: str) -> list:
+    """Calls of the services mxflow uses, through moto's stub: answers and errors, by operation (the names
+    end with `tag`: moto's data may be shared with a runtime of another test)."""
+    import io
+
+    import boto3
+    from botocore.exceptions import ClientError
+
+    ddb, s3, sqs = (boto3.client(s, region_name=region) for s in ("dynamodb", "s3", "sqs"))
+    sns, sfn, sts = (boto3.client(s, region_name=region) for s in ("sns", "stepfunctions", "sts"))
+    calls = [
+        lambda: ddb.create_table(TableName=f"t-{tag}", BillingMode="PAY_PER_REQUEST",
+                                 KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+                                 AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}]),
+        lambda: ddb.put_item(TableName=f"t-{tag}", Item={"pk": {"S": "p1"}, "s": {"S": "RCVD"}}),
+        lambda: ddb.get_item(TableName=f"t-{tag}", Key={"pk": {"S": "p1"}}),
+        lambda: ddb.update_item(TableName=f"t-{tag}", Key={"pk": {"S": "p1"}}, UpdateExpression="SET s = :s",
+                                ConditionExpression="s = :was", ExpressionAttributeValues={":s": {"S": "A"}, ":was": {"S": "X"}}),
+        lambda: ddb.query(TableName=f"t-{tag}", KeyConditionExpression="pk = :p", ExpressionAttributeValues={":p": {"S": "p1"}}),
+        lambda: s3.create_bucket(Bucket=f"canary-stub-{tag}", CreateBucketConfiguration={"LocationConstraint": region}),
+        lambda: s3.put_object(Bucket=f"canary-stub-{tag}", Key="a/b.xml", Body=b"<x/>", Metadata={"my_key": "v", "Other-Key": "w"}),
+        lambda: s3.put_object(Bucket=f"canary-stub-{tag}", Key="sp ace/ü€+%2F.txt", Body=b"\x00\xff", ContentType="text/plain"),
+        lambda: s3.put_object(Bucket=f"canary-stub-{tag}", Key="/lead//double", Body=b""),
+        lambda: s3.put_object(Bucket=f"canary-stub-{tag}", Key="q?x=1&y", Body=io.BytesIO(b"streamed")),   # a stream body
+        lambda: s3.get_object(Bucket=f"canary-stub-{tag}", Key="a/b.xml"),
+        lambda: s3.get_object(Bucket=f"canary-stub-{tag}", Key="sp ace/ü€+%2F.txt"),
+        lambda: s3.head_object(Bucket=f"canary-stub-{tag}", Key="missing"),
+        lambda: s3.list_objects_v2(Bucket=f"canary-stub-{tag}", Prefix="sp ace/", MaxKeys=5),
+        lambda: s3.copy_object(Bucket=f"canary-stub-{tag}", Key="c.xml", CopySource={"Bucket": f"canary-stub-{tag}", "Key": "a/b.xml"}),
+        lambda: s3.delete_object(Bucket=f"canary-stub-{tag}", Key="c.xml"),
+        lambda: sqs.create_queue(QueueName=f"canary-stub-{tag}"),
+        lambda: sqs.send_message(QueueUrl=sqs.get_queue_url(QueueName=f"canary-stub-{tag}")["QueueUrl"], MessageBody="hé",
+                                 MessageAttributes={"k": {"DataType": "String", "StringValue": "v"}}),
+        lambda: sqs.receive_message(QueueUrl=sqs.get_queue_url(QueueName=f"canary-stub-{tag}")["QueueUrl"],
+                                    MessageAttributeNames=["All"]),
+        lambda: sqs.get_queue_url(QueueName="nope"),
+        lambda: sns.publish(TopicArn=sns.create_topic(Name=f"canary-stub-{tag}")["TopicArn"], Message="m",
+                            MessageAttributes={"a": {"DataType": "String", "StringValue": "b"}}),
+        lambda: sts.get_caller_identity(),
+        lambda: sfn.start_execution(stateMachineArn=sfn.create_state_machine(
+            name=f"canary-stub-{tag}", roleArn="arn:aws:iam::123456789012:role/r",
+            definition='{"StartAt": "P", "States": {"P": {"Type": "Pass", "End": true}}}')["stateMachineArn"],
+            name="e1", input='{"a": 1}'),
+        lambda: sfn.describe_state_machine(stateMachineArn="arn:aws:states:nowhere"),
+    ]
+    answers = []
+    for call in calls:
+        try:
+            answer = call()
+            answer = {k: (v.read() if hasattr(v, "read") else v) for k, v in answer.items()}
+        except ClientError as error:
+            answer = error.response
+        answers.append(answer)
+    return answers
+
+
+def test_stub_plumbing_equals_motos_own():
+    """mxflow_local.calls._process_request: moto's BotocoreStubber.process_request with its URL lookups kept.
+    The method it replaces is still the one it mirrors, the kept lookups answer what moto's own loop and
+    `backend.urls` answer for every request, and the calls answer the same."""
+    import datetime
+    import re
+
+    from moto import backend_index, mock_aws
+    from moto.backends import get_backend
+    from moto.core import DEFAULT_ACCOUNT_ID, base_backend, botocore_stubber
+    from moto.moto_api._internal import mock_random
+
+    from mxflow_local import calls
+
+    calls.install()
+    stubber = botocore_stubber.BotocoreStubber
+    assert stubber.process_request is calls._process_request
+    source = inspect.getsource(calls._process_request.__wrapped__)
+    for line in ("for service, pattern in backend_index.backend_url_patterns:", "if pattern.match(clean_url):",
+                 "if passthrough_service(service):", "if not service_whitelisted(service):",
+                 "backend_dict = backends.get_backend(service)", 'if "us-east-1" in backend_dict[DEFAULT_ACCOUNT_ID]:',
+                 "for url, method_to_execute in backend.urls.items():", "if re.compile(url).match(clean_url):",
+                 "normalized_request = normalize_request(request)", "recorder._record_request(normalized_request)",
+                 'return 404, {}, "Not yet implemented"'):
+        assert line in source, line
+    # _routes' key: what BaseBackend.urls reads; only S3 has its own url module (reloaded: custom endpoints)
+    urls = inspect.getsource(base_backend.BaseBackend.urls.fget)
+    assert "self.url_bases" in urls and "self._url_module.url_paths" in urls and "enable_iso_regions()" in urls
+    import moto.s3.urls
+
+    s3_urls = inspect.getsource(moto.s3.urls)
+    assert re.findall(r"settings\.\w+", s3_urls) == ["settings.get_s3_custom_endpoints"]
+
+    checked: list = []
+
+    def compare(self, request):   # the kept lookups of each call, then the call through the patched method
+        for service in calls._services.__wrapped__(request.url.split("?")[0]):
+            backend = get_backend(service)[DEFAULT_ACCOUNT_ID]
+            backend = backend["us-east-1"] if "us-east-1" in backend else backend["aws"]
+            assert [(p.pattern, h) for p, h in calls._routes(backend)] == list(backend.urls.items())
+        checked.append(request.url)
+        return calls._process_request(self, request)
+
+    def outcomes(process, tag):
+        stubber.process_request = process
+        try:
+            with mock_aws():
+                return _stub_workload("eu-south-1", tag)
+        finally:
+            stubber.process_request = calls._process_request
+
+    # times, headers made of them (a checksum of a body with a time) and random ids differ run to run
+    varying = {"date", "last-modified", "x-amz-crc32", "RequestId", "x-amzn-requestid", "x-amz-request-id",
+               "x-amz-id-2", "HostId", "MessageId", "ReceiptHandle"}
+
+    def plain(value, tag):
+        if isinstance(value, dict):
+            return {k.replace(tag, "TAG"): plain(v, tag) for k, v in value.items() if k not in varying}
+        if isinstance(value, list):
+            return [plain(v, tag) for v in value]
+        if isinstance(value, (str, bytes)):
+            return value.replace(tag, "TAG") if isinstance(value, str) else value.replace(tag.encode(), b"TAG")
+        return type(value).__name__ if isinstance(value, datetime.datetime) else value
+
+    tags = [f"{name}{mock_random.get_random_hex(6)}" for name in ("mine", "moto")]
+    mine = outcomes(compare, tags[0])
+    theirs = outcomes(calls._process_request.__wrapped__, tags[1])
+    assert plain(mine, tags[0]) == plain(theirs, tags[1])
+    assert len(checked) >= 25 and any("%20" in url for url in checked)
+    errors = [a["Error"]["Code"] for a in mine if "Error" in a]
+    assert errors == ["ConditionalCheckFailedException", "404", "AWS.SimpleQueueService.NonExistentQueue",
+                      "InvalidArn"], errors
+    # _services: moto's loop's matches, in its order
+    for url in set(checked) | {"https://s3.amazonaws.com/b", "https://streams.dynamodb.eu-west-1.amazonaws.com/",
+                               "https://x.ddb.eu-west-1.amazonaws.com/", "https://example.com/", "http://localhost:5000/"}:
+        clean = url.split("?")[0]
+        assert calls._services(clean) == tuple(s for s, p in backend_index.backend_url_patterns if p.match(clean))
