@@ -8,9 +8,6 @@ each call pays in that plumbing is paid twenty times (`bench/payments.py` `_loca
   with `inspect.getmembers` (about 200 names, a getattr each) to test whether the action is one of them
   (`method_names_from_class`). `_FunctionNames` answers that `in` test for the one name asked: a name is
   among getmembers' functions exactly when getattr of it on the class is a function.
-- botocore's user agent (botocore/useragent.py) is written twice per request from about 36 components,
-  each sanitised character by character (`sanitize_user_agent_string_component`, a pure function of its
-  string and flag); here it is kept per (string, flag).
 - botocore writes the whole user agent string twice per request (`UserAgentString.to_string`: about 15
   components built and joined, 25 us a time): `_user_agent` keeps the string per everything it is made of
   (the instance's fields, the client config's user agent settings, the request context's features in the
@@ -58,18 +55,6 @@ class _FunctionNames:
 
 def _method_names(cls) -> _FunctionNames:
     return _FunctionNames(cls)
-
-
-def _sanitiser(original):
-    kept = functools.lru_cache(maxsize=1024)(original)
-
-    @functools.wraps(original)
-    def sanitize_user_agent_string_component(raw_str, allow_hash):
-        if type(raw_str) is str and type(allow_hash) is bool:
-            return kept(raw_str, allow_hash)
-        return original(raw_str, allow_hash)
-
-    return sanitize_user_agent_string_component
 
 
 # what UserAgentString.to_string reads (botocore/useragent.py; tests/local/test_canary.py checks the list)
@@ -190,7 +175,7 @@ _AMAZONAWS = re.compile(r"https?://.+\.amazonaws.com/.*")
 
 
 def install() -> None:
-    """Patch the six (once per process; see the module's docstring)."""
+    """Patch them (once per process; see the module's docstring)."""
     global _INSTALLED
     with _INSTALL_LOCK:
         if _INSTALLED:
@@ -200,7 +185,6 @@ def install() -> None:
 
         _method_names.__wrapped__ = responses.method_names_from_class
         responses.method_names_from_class = _method_names
-        useragent.sanitize_user_agent_string_component = _sanitiser(useragent.sanitize_user_agent_string_component)
         useragent.UserAgentString.to_string = _user_agent(useragent.UserAgentString.to_string)
         auth.AUTH_TYPE_MAPS.update({name: getattr(auth, signer) for name, signer in PYTHON_SIGNERS.items()})
         _process_request.__wrapped__ = botocore_stubber.BotocoreStubber.process_request

@@ -23,12 +23,13 @@ payment, mxflow/recalls.py: `self.recalls`) and the payment engine's answers (mx
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import zlib
 from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from mxflow import iso20022
 from mxflow.clock import format_utc, parse_utc, seconds_between, utc_now
@@ -70,6 +71,9 @@ from mxflow.queries import amount_and_currency
 from mxflow.recalls import is_recall
 from mxflow.settings import Settings
 
+if TYPE_CHECKING:
+    from mxflow.json_schema import SchemaCheck
+
 SUPPORTED_MESSAGES = ("pacs.008", "pacs.009", "camt.056")
 DECISION_STATUS = {"approve": "ACSP", "reject": "RJCT", "cancel": "CANC"}
 TIMEOUT_REASON = "AB06"  # ExternalStatusReason1Code AB06: time-out at the instructed agent
@@ -103,6 +107,7 @@ RELEASED_ELSEWHERE = "released-by:"
 # document (mxflow/openapi.json), whose additionalInfo maxLength is MAX_ADDITIONAL_INFO.
 DECISION_REQUEST_SCHEMAS: dict[str, dict] = decision_request_schemas()
 CONFIRM_RELEASE_SCHEMA: dict = confirm_release_schema()
+CONFIRM_RELEASE = "confirmRelease"  # the release confirmation's body, beside the decisions' (_body_check)
 
 
 def received_key(payment_id: str, content_sha256: str) -> str:
@@ -480,7 +485,7 @@ class PaymentLifecycle:
         if action not in DECISION_STATUS:
             raise InvalidRequest(f"unknown action {action}")
         request = {} if request is None else request
-        _check(request, DECISION_REQUEST_SCHEMAS[action])
+        _check(request, action)
         code = request.get("reasonCode")
         if action == "reject" and not iso_codes.is_status_reason(code):
             raise UnknownReasonCode(f"{code!r} is not an ISO ExternalStatusReason1Code")
@@ -823,7 +828,7 @@ class PaymentLifecycle:
         {"sent": true} records the earlier send (a redrive then settles it without sending);
         {"sent": false} records that no earlier attempt reached the queue (a redrive then sends in a
         new window). Conflict when the payment is not suspended."""
-        _check(request if request is not None else {}, CONFIRM_RELEASE_SCHEMA)
+        _check(request if request is not None else {}, CONFIRM_RELEASE)
         record = self._owned(client_id, payment_id)
         owner = self._owner_elsewhere(record)
         if owner is not None:
@@ -1091,13 +1096,16 @@ def inline_message(data: bytes) -> str | None:
     return base64.b64encode(data).decode("ascii") if len(data) <= INLINE_MESSAGE_BYTES else None
 
 
-def _check(request: Any, schema: Mapping[str, Any]) -> None:
-    # jsonschema (about a fifth of a handler's cold import) is loaded by the API's decision routes
-    # only: the functions that never check a body (validate, send, sampler, ...) do not pay for it
-    import jsonschema
+@functools.cache
+def _body_check(body: str) -> SchemaCheck:
+    """The JSON Schema of a request body (a decision's action, or CONFIRM_RELEASE), compiled once per
+    environment. mxflow.json_schema is imported here: only the routes that take a body load it."""
+    from mxflow.json_schema import SchemaCheck
 
-    try:
-        jsonschema.validate(request, schema)
-    except jsonschema.ValidationError as error:
-        where = "/".join(str(p) for p in error.absolute_path) or "body"
-        raise InvalidRequest(f"{where}: {error.message}") from None
+    return SchemaCheck(CONFIRM_RELEASE_SCHEMA if body == CONFIRM_RELEASE else DECISION_REQUEST_SCHEMAS[body])
+
+
+def _check(request: Any, body: str) -> None:
+    problem = _body_check(body).problem(request, "body")
+    if problem is not None:
+        raise InvalidRequest(problem)

@@ -35,7 +35,7 @@ def openapi_document() -> dict:
 
 def decision_request_schemas() -> dict[str, dict]:
     """{action: JSON Schema of its request body}, from components.schemas. These schemas are
-    self-contained (no $ref), so jsonschema validates a body against one directly."""
+    self-contained (no $ref), so a body is checked against one directly (mxflow/json_schema.py)."""
     schemas = _document()["components"]["schemas"]
     return {action: copy.deepcopy(schemas[name]) for action, name in DECISION_REQUEST_SCHEMA_NAMES.items()}
 

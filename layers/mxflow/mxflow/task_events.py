@@ -7,7 +7,7 @@ import binascii
 import functools
 from typing import Any
 
-import jsonschema
+from mxflow.json_schema import SchemaCheck
 
 _ID = {"type": "string", "minLength": 1, "maxLength": 80}
 # The received bytes, base64, when the flow carries them (small messages); null otherwise.
@@ -51,22 +51,16 @@ class InvalidTaskEvent(Exception):
 
 
 @functools.cache
-def _validator(kind: str):
-    """The schema's validator, its schema checked once per process (jsonschema.validate checks the
-    schema again at every call)."""
-    schema = TASK_EVENT_SCHEMAS[kind]
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema)
+def _check(kind: str) -> SchemaCheck:
+    """The kind's schema, checked and compiled once per process."""
+    return SchemaCheck(TASK_EVENT_SCHEMAS[kind])
 
 
 def task_event(kind: str, event: Any) -> dict:
-    """The event of a state-machine task, checked against its JSON Schema (the error jsonschema.validate
-    would raise: the best match)."""
-    error = jsonschema.exceptions.best_match(_validator(kind).iter_errors(event))
-    if error is not None:
-        where = "/".join(str(p) for p in error.absolute_path) or "event"
-        raise InvalidTaskEvent(f"{kind} event: {where}: {error.message}")
+    """The event of a state-machine task, checked against its JSON Schema."""
+    problem = _check(kind).problem(event, "event")
+    if problem is not None:
+        raise InvalidTaskEvent(f"{kind} event: {problem}")
     return event
 
 
