@@ -30,6 +30,8 @@ cold_start_ms, cold_init_and_first_invoke).
 - cold_init_and_first_invoke: per function, in the same kind of fresh interpreter, the init and the first
   invoke timed apart, the AWS calls served over HTTP by a local runtime's AWS endpoint: what a late import
   saves at init it adds to the first invoke, and init + first invoke shows it.
+  Both cold figures read the schemas as deployed without SchemaLayerArn (COLD_ENV: the layer's built-in
+  set, not ../shared's XSDs).
 - layer: the built layer's installed size.
 - cold_start_ms: per function, in a fresh interpreter, the first invoke on a started LocalRuntime
   (imports the handler module and its dependencies, then runs it once; boto3 and botocore are already
@@ -58,6 +60,9 @@ TEMPLATE = REPO / "template.yaml"
 SHARED = Path(os.environ.get("MXFLOW_SHARED", REPO.parent / "shared"))
 XSD_DIR = SHARED / "iso20022" / "xsd"
 ENV = {"MXFLOW_SCHEMA_DIR": str(XSD_DIR), "LOG_LEVEL": "WARNING", "POWERTOOLS_METRICS_DISABLED": "true"}
+# The cold starts' functions read their schemas as deployed without SchemaLayerArn: no schema directory
+# (template.yaml's /opt/schemas is then empty), the layer's built-in set (mxflow-schemas/builtin.json)
+COLD_ENV = {**ENV, "MXFLOW_SCHEMA_DIR": ""}
 STP_OVERRIDES = {"AutoApproveMaxAmount": "1000000"}
 STP_REGION = "ap-southeast-2"       # Regions of their own: never shared with other suites' runtimes
 DECISION_REGION = "eu-central-1"
@@ -649,7 +654,7 @@ def _cold_one(function: str) -> dict:
         p for p in [str(REPO), os.environ.get("PYTHONPATH", "")] if p))
     try:
         done = subprocess.run(
-            [sys.executable, "-c", COLD_SCRIPT, str(TEMPLATE), function, str(event), json.dumps(ENV), "us-west-1"],
+            [sys.executable, "-c", COLD_SCRIPT, str(TEMPLATE), function, str(event), json.dumps(COLD_ENV), "us-west-1"],
             cwd=str(REPO), capture_output=True, text=True, timeout=COLD_START_TIMEOUT_S, env=env)
     except subprocess.TimeoutExpired:
         return {"ms": None, "error": f"timed out after {COLD_START_TIMEOUT_S:.0f}s"}
@@ -839,7 +844,7 @@ def _cold_invokes(runs: int = COLD_IMPORT_RUNS) -> dict:
     import tempfile
 
     absent = _absent_in_lambda()
-    runtime = LocalRuntime(str(TEMPLATE), region="us-west-2", env_overrides=ENV, scheduler=False)
+    runtime = LocalRuntime(str(TEMPLATE), region="us-west-2", env_overrides=COLD_ENV, scheduler=False)
     runtime.start()
     try:
         with AwsEndpoint.start(runtime) as endpoint, tempfile.TemporaryDirectory(prefix="mxflow-bench-pyc-") as pycache:
