@@ -108,6 +108,7 @@ RELEASED_ELSEWHERE = "released-by:"
 DECISION_REQUEST_SCHEMAS: dict[str, dict] = decision_request_schemas()
 CONFIRM_RELEASE_SCHEMA: dict = confirm_release_schema()
 CONFIRM_RELEASE = "confirmRelease"  # the release confirmation's body, beside the decisions' (_body_check)
+_BODY_SCHEMAS: dict[str, dict] = {**DECISION_REQUEST_SCHEMAS, CONFIRM_RELEASE: CONFIRM_RELEASE_SCHEMA}
 
 
 def received_key(payment_id: str, content_sha256: str) -> str:
@@ -1102,7 +1103,7 @@ def _body_check(body: str) -> SchemaCheck:
     environment. mxflow.json_schema is imported here: only the routes that take a body load it."""
     from mxflow.json_schema import SchemaCheck
 
-    return SchemaCheck(CONFIRM_RELEASE_SCHEMA if body == CONFIRM_RELEASE else DECISION_REQUEST_SCHEMAS[body])
+    return SchemaCheck(_BODY_SCHEMAS[body])
 
 
 def _check(request: Any, body: str) -> None:

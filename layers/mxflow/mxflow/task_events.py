@@ -51,14 +51,14 @@ class InvalidTaskEvent(Exception):
 
 
 @functools.cache
-def _check(kind: str) -> SchemaCheck:
+def _event_check(kind: str) -> SchemaCheck:
     """The kind's schema, checked and compiled once per process."""
     return SchemaCheck(TASK_EVENT_SCHEMAS[kind])
 
 
 def task_event(kind: str, event: Any) -> dict:
     """The event of a state-machine task, checked against its JSON Schema."""
-    problem = _check(kind).problem(event, "event")
+    problem = _event_check(kind).problem(event, "event")
     if problem is not None:
         raise InvalidTaskEvent(f"{kind} event: {problem}")
     return event
