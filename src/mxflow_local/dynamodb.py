@@ -200,6 +200,14 @@ def _blob_or_time(value):
     return _blob(value)
 
 
+def stream_records(records: list) -> list[dict]:
+    """Records of moto's stream shard (moto/dynamodb/models/table.py StreamRecord) as DynamoDB Streams'
+    GetRecords answers them: a copy in its JSON (binary values base64, ApproximateCreationDateTime in epoch
+    seconds), written as `json_response` writes GetRecords' body (the local journal's poller,
+    mxflow_local/stream_events.py, reads these without a client)."""
+    return json.loads(json.dumps(records, default=_blob_or_time, allow_nan=False))
+
+
 def json_response(context, result):
     """(status, headers, body) of an item operation's (or GetRecords') result, or None when moto must
     serialise it (a result that is not plain JSON, or keys that are not the output shape's members)."""

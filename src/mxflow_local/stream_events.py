@@ -5,8 +5,13 @@ it for the template's `AWS::Lambda::EventSourceMapping`s (the runtime records th
 event_source_mappings`). `StreamEventSources` polls every mapping whose source is a DynamoDB stream and
 invokes its function as Lambda does:
 
-- reads the stream through the DynamoDB Streams API (the runtime's client, answered by moto) from
-  `StartingPosition` (TRIM_HORIZON or LATEST), one shard iterator per mapping (moto has one shard);
+- reads the stream from `StartingPosition` (TRIM_HORIZON or LATEST), one shard iterator per mapping
+  (moto has one shard), with the calls moto's DynamoDB Streams API makes on its backend (GetShardIterator,
+  GetRecords), without the round trip through botocore: the records are GetRecords' JSON
+  (`mxflow_local.dynamodb.stream_records`), which is Lambda's event form already (binary values base64).
+  Through a boto3 client, botocore's parse of the records' images (every nested attribute value of a
+  payment's item, old and new) took about a quarter of the runtime's CPU under load (`make bench`'s
+  local run, sampled with py-spy);
 - batches up to `BatchSize` records, waiting at most `MaximumBatchingWindowInSeconds` for a batch to fill
   (capped by `window_cap` for tests and the demo; 0: deliver what there is);
 - keeps the records `FilterCriteria` lets through (equality patterns on the record's fields: what the
@@ -33,7 +38,6 @@ the demo, the restore path) without waiting for a batching window.
 """
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import threading
@@ -56,33 +60,13 @@ def is_stream_arn(arn: Any) -> bool:
     return isinstance(arn, str) and ":dynamodb:" in arn and "/stream/" in arn
 
 
-def _b64(value: bytes) -> str:
-    return base64.b64encode(value).decode("ascii")
-
-
-def _lambda_value(value: dict) -> dict:
-    """An attribute value as boto3 returns it (binary as bytes) -> as Lambda's event carries it (base64)."""
-    (kind, inner), = value.items()
-    if kind == "B":
-        return {"B": _b64(bytes(inner))}
-    if kind == "BS":
-        return {"BS": [_b64(bytes(v)) for v in inner]}
-    if kind == "M":
-        return {"M": {k: _lambda_value(v) for k, v in inner.items()}}
-    if kind == "L":
-        return {"L": [_lambda_value(v) for v in inner]}
-    return {kind: inner}
-
-
 def lambda_record(record: dict, *, region: str, stream_arn: str) -> dict:
-    """A GetRecords record (boto3's shapes) as Lambda hands it to the function."""
+    """A GetRecords record (its JSON: binary values base64, the creation time in epoch seconds with a
+    fraction) as Lambda hands it to the function (the creation time in whole seconds)."""
     change = dict(record["dynamodb"])
     created = change.get("ApproximateCreationDateTime")
-    if isinstance(created, datetime):
-        change["ApproximateCreationDateTime"] = int(created.astimezone(timezone.utc).timestamp())
-    for image in ("Keys", "NewImage", "OldImage"):
-        if image in change:
-            change[image] = {k: _lambda_value(v) for k, v in change[image].items()}
+    if created is not None:
+        change["ApproximateCreationDateTime"] = int(created)
     return {"eventID": record.get("eventID") or uuid.uuid4().hex, "eventName": record["eventName"],
             "eventVersion": "1.1", "eventSource": "aws:dynamodb", "awsRegion": region, "dynamodb": change,
             "eventSourceARN": stream_arn}
@@ -218,10 +202,10 @@ class StreamEventSources:
                 del shard.items[:drop]
                 shard.starting_sequence_number += drop
 
-    def _forget_iterator(self, iterator: str) -> None:
+    def _streams_backend(self):
         from moto.dynamodbstreams.models import dynamodbstreams_backends
 
-        dynamodbstreams_backends[self.account_id][self.region].shard_iterators.pop(iterator, None)
+        return dynamodbstreams_backends[self.account_id][self.region]
 
 
 class _Poller:
@@ -229,7 +213,6 @@ class _Poller:
 
     def __init__(self, sources: StreamEventSources, mapping: _Mapping):
         self.sources, self.mapping = sources, mapping
-        self.streams = sources.client("dynamodbstreams")
         self.flush_requested = threading.Event()
         self.position = 0           # the sequence number after the last record delivered (or skipped)
         self._iterator: str | None = None
@@ -253,24 +236,36 @@ class _Poller:
             if not got:
                 stop.wait(POLL_INTERVAL_S)
 
-    def _shard_iterator(self) -> str:
+    def _shard_iterator(self, backend) -> str:
         if self._iterator is None:
-            stream = self.streams.describe_stream(StreamArn=self.mapping.stream_arn)["StreamDescription"]
-            shard_id = stream["Shards"][0]["ShardId"]
+            arn = self.mapping.stream_arn
+            shard_id = backend.describe_stream(arn)["Shards"][0]["ShardId"]
             if self.position:
-                self._iterator = self.streams.get_shard_iterator(
-                    StreamArn=self.mapping.stream_arn, ShardId=shard_id, ShardIteratorType="AT_SEQUENCE_NUMBER",
-                    SequenceNumber=str(self.position))["ShardIterator"]
+                self._iterator = backend.get_shard_iterator(arn, shard_id, "AT_SEQUENCE_NUMBER",
+                                                            str(self.position)).arn
             else:
-                self._iterator = self.streams.get_shard_iterator(
-                    StreamArn=self.mapping.stream_arn, ShardId=shard_id,
-                    ShardIteratorType=self.mapping.starting_position)["ShardIterator"]
+                self._iterator = backend.get_shard_iterator(arn, shard_id, self.mapping.starting_position).arn
                 if self.mapping.starting_position == "LATEST":
                     self.position = self.stream_end()
                 else:
-                    shard = self.sources._shard(self.mapping.stream_arn)
+                    shard = self.sources._shard(arn)
                     self.position = shard.starting_sequence_number if shard is not None else 0
         return self._iterator
+
+    def _get_records(self, limit: int) -> list[dict]:
+        """GetRecords from the mapping's iterator (moto's backend, under the runtime's DynamoDB lock: no
+        record of a transaction being cancelled is read) as its JSON (see the module docstring); the
+        iterator moves on and the one used is forgotten (moto keeps every iterator it hands out)."""
+        from mxflow_local.dynamodb import LOCK, stream_records
+
+        backend = self.sources._streams_backend()
+        with LOCK:
+            used = self._shard_iterator(backend)
+            answer = backend.get_records(used, limit)
+        self._iterator = answer["NextShardIterator"]
+        if self._iterator != used:
+            backend.shard_iterators.pop(used, None)
+        return stream_records(answer["Records"])
 
     def _poll(self) -> bool:
         """One round: read what is new, deliver a batch when full, its window is over or a flush asks.
@@ -279,13 +274,8 @@ class _Poller:
             return False
         if self._iterator is not None and self.stream_end() <= self.position + len(self._pending):
             return self._nothing_new()      # idle: a look at the shard's length, no GetRecords call
-        used = self._shard_iterator()
         room = max(1, min(MAX_GET_RECORDS, self.mapping.batch_size - len(self._pending)))
-        response = self.streams.get_records(ShardIterator=used, Limit=room)
-        self._iterator = response.get("NextShardIterator")
-        if self._iterator != used:
-            self.sources._forget_iterator(used)
-        records = response.get("Records") or []
+        records = self._get_records(room)
         if records and self._pending_since is None:
             self._pending_since = time.monotonic()
         self._pending += records
@@ -376,7 +366,8 @@ class _Poller:
         if not destination:
             return
         first, last = batch[0]["dynamodb"], batch[-1]["dynamodb"]
-        shard = self.streams.describe_stream(StreamArn=self.mapping.stream_arn)["StreamDescription"]["Shards"][0]
+        shard = self.sources.client("dynamodbstreams").describe_stream(
+            StreamArn=self.mapping.stream_arn)["StreamDescription"]["Shards"][0]
         now = datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         error = outcome.error or {}
         failure = {
