@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mxflow_local import calls, clock, dynamodb, lambda_runner, stepfunctions
+from mxflow_local import calls, clock, dynamodb, lambda_runner, sqs, stepfunctions
 from mxflow_local.faults import FaultInjector, RegionSwitch
 from mxflow_local.lambda_runner import FunctionSpec, InvocationOutcome, LambdaRunner, LambdaServiceError
 from mxflow_local.resources import StackBuilder, StackRecord, create_resources
@@ -65,6 +65,7 @@ class _MotoSession:
                 stepfunctions.install()
                 dynamodb.install()
                 clock.install()
+                sqs.install()
                 calls.install()
             cls._users += 1
 

@@ -876,3 +876,79 @@ def test_stub_plumbing_equals_motos_own():
                                "https://x.ddb.eu-west-1.amazonaws.com/", "https://example.com/", "http://localhost:5000/"}:
         clean = url.split("?")[0]
         assert calls._services(clean) == tuple(s for s, p in backend_index.backend_url_patterns if p.match(clean))
+
+
+def test_sqs_sends_with_the_attributes_view_equal_motos_own():
+    """mxflow_local.sqs: inside a send, `Queue.attributes` is a view that reads ContentBasedDeduplication
+    alone. Sends to a standard queue, a FIFO queue and a FIFO queue with content-based deduplication
+    (duplicates within the window dropped, a FIFO send without its group or deduplication id refused)
+    leave the queues as moto's own sends do; the view equals moto's dict key by key; a send no longer
+    counts the queue's messages (the canary fails if the view is not what a send reads)."""
+    import boto3
+    from botocore.exceptions import ClientError
+    from moto import mock_aws
+    from moto.sqs.models import Queue, SQSBackend, sqs_backends
+
+    from mxflow_local import sqs
+
+    sqs.install()
+
+    def outcomes(region: str) -> list:
+        client = boto3.client("sqs", region_name=region, aws_access_key_id="t", aws_secret_access_key="t")
+        queues = {"standard": client.create_queue(QueueName="canary")["QueueUrl"],
+                  "fifo": client.create_queue(QueueName="canary.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"],
+                  "content": client.create_queue(QueueName="canary-content.fifo", Attributes={
+                      "FifoQueue": "true", "ContentBasedDeduplication": "true"})["QueueUrl"]}
+        sends = [{"MessageBody": "a"}, {"MessageBody": "a", "MessageGroupId": "g"},
+                 {"MessageBody": "b", "MessageGroupId": "g", "MessageDeduplicationId": "d1"},
+                 {"MessageBody": "c", "MessageGroupId": "g", "MessageDeduplicationId": "d1"},
+                 {"MessageBody": "a", "MessageGroupId": "h"}, {"MessageBody": "e", "DelaySeconds": 1}]
+        answers, counts = [], []
+        for kind, url in queues.items():
+            counted.clear()
+            for send in sends:
+                try:
+                    client.send_message(QueueUrl=url, **send)
+                    answers.append((kind, send["MessageBody"], "sent"))
+                except ClientError as error:
+                    answers.append((kind, send["MessageBody"], error.response["Error"]["Code"]))
+            client.send_message_batch(QueueUrl=url, Entries=[
+                {"Id": "1", "MessageBody": "batch", "MessageGroupId": "g", "MessageDeduplicationId": "d9"}])
+            counts.append(len(counted))   # the queue's messages counted by the sends
+            attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+            answers.append((kind, {k: v for k, v in attributes.items() if "Timestamp" not in k and k != "QueueArn"}))
+            received = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+            answers.append((kind, sorted(m["Body"] for m in received.get("Messages", []))))
+            for queue in sqs_backends["123456789012"][region].queues.values():
+                view = sqs._AttributesView(queue)
+                assert view.get(sqs.CONTENT_BASED_DEDUPLICATION) == queue.attributes.get(sqs.CONTENT_BASED_DEDUPLICATION)
+                assert dict(view) == queue.attributes
+        return answers, counts
+
+    counted = []
+    counting = Queue.__dict__["approximate_number_of_messages"]
+
+    def approximate_number_of_messages(self):
+        counted.append(self.name)
+        return counting.fget(self)
+
+    patched = {"attributes": Queue.__dict__["attributes"], **{name: getattr(SQSBackend, name) for name in sqs.SENDS}}
+    with mock_aws():
+        Queue.approximate_number_of_messages = property(approximate_number_of_messages)
+        try:
+            mine, counts_mine = outcomes("eu-west-1")
+            Queue.attributes = sqs._ORIGINAL_ATTRIBUTES
+            for name in sqs.SENDS:
+                setattr(SQSBackend, name, patched[name].__wrapped__)
+            try:
+                theirs, counts_theirs = outcomes("eu-west-2")
+            finally:
+                Queue.attributes = patched["attributes"]
+                for name in sqs.SENDS:
+                    setattr(SQSBackend, name, patched[name])
+        finally:
+            Queue.approximate_number_of_messages = counting
+    assert mine == theirs
+    assert ("fifo", "a", "MissingParameter") in mine and ("content", "a", "sent") in mine
+    assert [a for a in mine if a[0] == "content" and isinstance(a[1], list)] == [("content", ["a", "b", "batch"])]
+    assert counts_mine == [0, 0, 0] and all(count > 0 for count in counts_theirs), (counts_mine, counts_theirs)
