@@ -238,19 +238,17 @@ class _Poller:
                 stop.wait(POLL_INTERVAL_S)
 
     def _shard_iterator(self, backend) -> str:
+        """The mapping's iterator: from the position delivered so far, else from StartingPosition (the
+        position is then where moto's iterator starts: the shard's first record, or its end for LATEST)."""
         if self._iterator is None:
-            arn = self.mapping.stream_arn
-            shard_id = backend.describe_stream(arn)["Shards"][0]["ShardId"]
+            arn, shard = self.mapping.stream_arn, self.sources._shard(self.mapping.stream_arn)
             if self.position:
-                self._iterator = backend.get_shard_iterator(arn, shard_id, "AT_SEQUENCE_NUMBER",
-                                                            str(self.position)).arn
+                # a number, as moto's GetShardIterator hands its backend the SequenceNumber string
+                iterator = backend.get_shard_iterator(arn, shard.id, "AT_SEQUENCE_NUMBER", self.position)
             else:
-                self._iterator = backend.get_shard_iterator(arn, shard_id, self.mapping.starting_position).arn
-                if self.mapping.starting_position == "LATEST":
-                    self.position = self.stream_end()
-                else:
-                    shard = self.sources._shard(arn)
-                    self.position = shard.starting_sequence_number if shard is not None else 0
+                iterator = backend.get_shard_iterator(arn, shard.id, self.mapping.starting_position)
+                self.position = iterator.sequence_number
+            self._iterator = iterator.arn
         return self._iterator
 
     def _get_records(self, limit: int) -> list[dict]:

@@ -79,14 +79,20 @@ def _expected(record: dict, stream_arn: str) -> dict:
             "eventSource": "aws:dynamodb", "awsRegion": REGION, "dynamodb": change, "eventSourceARN": stream_arn}
 
 
-def test_stream_mapping_delivers_what_get_records_answers_in_lambdas_form(aws):
-    client = boto3.client("dynamodb", region_name=REGION)
+def _stream_table(client) -> tuple[str, str]:
+    """A new table with a NEW_AND_OLD_IMAGES stream: (its name, its stream's ARN)."""
     table = f"stream-{uuid.uuid4().hex[:8]}"
     arn = client.create_table(
         TableName=table, BillingMode="PAY_PER_REQUEST", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )["TableDescription"]["LatestStreamArn"]
+    return table, arn
+
+
+def test_stream_mapping_delivers_what_get_records_answers_in_lambdas_form(aws):
+    client = boto3.client("dynamodb", region_name=REGION)
+    table, arn = _stream_table(client)
     nested = {"M": {"b": {"B": b"\x00\xff"}, "bs": {"BS": [b"\x01", b"\x02"]},
                     "l": {"L": [{"S": "RCVD"}, {"M": {"x": {"B": b"\x03"}}}, {"N": "1.50"}]}}}
     client.put_item(TableName=table, Item={"pk": {"S": "p1"}, "m": nested, "flag": {"BOOL": True}})
@@ -160,3 +166,33 @@ def test_sqs_mapping_receives_when_the_queue_cannot_be_looked_at(aws):
     with pytest.raises(Exception) as raised:
         poller.poll_once()
     assert "NonExistentQueue" in str(raised.value) or "QueueDoesNotExist" in str(raised.value)
+
+
+def test_stream_mapping_reads_again_from_its_position_after_a_failed_round(aws):
+    """A round that fails (here the invoke itself raises) leaves the mapping without an iterator: the next
+    one starts at the position delivered so far (AT_SEQUENCE_NUMBER), so nothing is lost and what was not
+    delivered comes again, at least once, as Lambda's mappings deliver."""
+    client = boto3.client("dynamodb", region_name=REGION)
+    table, arn = _stream_table(client)
+    function = _Function()
+    calls = []
+
+    def invoke(name: str, event: dict) -> _Outcome:
+        calls.append(len(event["Records"]))
+        if len(calls) == 2:
+            raise RuntimeError("the invoke failed")   # the poller's round fails after its first batch
+        return function(name, event)
+
+    sources = StreamEventSources(
+        [{"LogicalId": "Journal", "EventSourceArn": arn, "FunctionName": "journal", "BatchSize": 2,
+          "StartingPosition": "TRIM_HORIZON"}],
+        invoke=invoke, client=lambda service: boto3.client(service, region_name=REGION), region=REGION,
+        account_id=ACCOUNT, window_cap=0.0).start()
+    try:
+        for index in range(5):
+            client.put_item(TableName=table, Item={"pk": {"S": f"p{index}"}})
+        assert sources.flush(timeout=20), "the mapping did not deliver the stream in 20 s"
+    finally:
+        sources.stop()
+    keys = [r["dynamodb"]["Keys"]["pk"]["S"] for event in function.events for r in event["Records"]]
+    assert sorted(set(keys)) == [f"p{index}" for index in range(5)] and len(calls) >= 4
