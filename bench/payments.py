@@ -5,8 +5,9 @@ cold_start_ms, cold_init_and_first_invoke).
 - local: STP payments (auto-decision policy on) submitted over HTTP from a few client threads, each polled
   with GET until ACSC; throughput and submit-to-ACSC latency (LOCAL_PAYMENTS from LOCAL_THREADS clients;
   `one_client`: one payment at a time, the latency without queueing); the process's CPU time per payment
-  (everything runs in this process, under one interpreter lock: 1000 / it bounds the rate on one core) and
-  the part of it the cyclic garbage collector took.
+  (everything runs in this process, under one interpreter lock: 1000 / it bounds the rate on one core), the
+  part of it the cyclic garbage collector took, and the part inside AWS API calls (botocore and moto), by
+  operation (`aws_calls`).
 - cost: the AWS usage of one payment, counted from what ran (UsageMeter). While COST_PAYMENTS
   straight-through payments, then COST_PAYMENTS payments that wait for a decision (submit, PDNG, approve),
   run one after another:
@@ -406,7 +407,7 @@ def _local(api, payments: int = LOCAL_PAYMENTS, seconds: float = LOCAL_SECONDS, 
                 latencies.append((_epoch(settled) - submitted_at) * 1000)
 
     began, cpu_began = time.perf_counter(), time.process_time()
-    with _collector_time() as collected, ThreadPoolExecutor(threads) as pool:
+    with _collector_time() as collected, _call_time() as calls, ThreadPoolExecutor(threads) as pool:
         for future in [pool.submit(worker) for _ in range(threads)]:
             future.result()
     wall, cpu = time.perf_counter() - began, time.process_time() - cpu_began
@@ -415,10 +416,12 @@ def _local(api, payments: int = LOCAL_PAYMENTS, seconds: float = LOCAL_SECONDS, 
         "payments_per_s": round(settled / wall, 2) if wall else 0.0,
         "cpu_ms_per_payment": round(cpu * 1000 / settled, 1) if settled else None,
         "gc_ms_per_payment": round(collected["seconds"] * 1000 / settled, 2) if settled else None,
+        "aws_calls": _calls_per_payment(calls, settled),
         "cpu_method": "cpu_ms_per_payment: this process's CPU time (runtime, functions, local API and the clients, "
                       "all in this process, bound by one interpreter lock) over the run per payment settled; "
                       "1000 / it is the payments a second one core can carry. gc_ms_per_payment: the time "
-                      "inside the cyclic garbage collector (gc.callbacks), part of the CPU time",
+                      "inside the cyclic garbage collector (gc.callbacks), part of the CPU time. aws_calls: the "
+                      "part of it inside AWS API calls (see _call_time)",
         "latency_ms": _percentiles(latencies),
         "observed_latency_ms": _percentiles(observed),
         "latency_method": "latency_ms: from the client's submit to the time of the ACSC event on the payment's "
@@ -451,6 +454,54 @@ def _collector_time():
         yield spent
     finally:
         gc.callbacks.remove(callback)
+
+
+@contextlib.contextmanager
+def _call_time():
+    """{(service, operation): [calls, seconds]} of the AWS API calls made while inside, each call's seconds
+    the CPU time of the thread that made it, from botocore's BaseClient._make_api_call entered to returned
+    (botocore's request and response handling and moto's backend, both in this thread: the local runtime's
+    AWS). A call made inside another on the same thread counts in the outer one only; a Lambda function a
+    call invokes runs on its own thread, so its work is not in the Invoke's time (its own calls are counted
+    as calls)."""
+    from botocore.client import BaseClient
+
+    spent: dict = defaultdict(lambda: [0, 0.0])
+    lock, inside = threading.Lock(), threading.local()
+    api_call = BaseClient._make_api_call
+
+    def make_api_call(client, operation_name, api_params):
+        if getattr(inside, "call", False):
+            return api_call(client, operation_name, api_params)
+        inside.call, began = True, time.thread_time()
+        try:
+            return api_call(client, operation_name, api_params)
+        finally:
+            seconds = time.thread_time() - began
+            inside.call = False
+            with lock:
+                entry = spent[(client.meta.service_model.service_name, operation_name)]
+                entry[0] += 1
+                entry[1] += seconds
+
+    BaseClient._make_api_call = make_api_call
+    try:
+        yield spent
+    finally:
+        BaseClient._make_api_call = api_call
+
+
+def _calls_per_payment(spent: dict, payments: int) -> dict | None:
+    """What _call_time counted, per payment settled: the CPU ms inside AWS calls, and by operation (busiest
+    first) the calls per payment and the CPU ms per call. Includes the clients' status reads (GetItem by
+    ApiFunction) and any call the runtime makes through a client of its own."""
+    if not payments:
+        return None
+    by_operation = {f"{service} {operation}": {"calls_per_payment": round(calls / payments, 2),
+                                               "cpu_ms_per_call": round(seconds * 1000 / calls, 2)}
+                    for (service, operation), (calls, seconds) in sorted(spent.items(), key=lambda kv: -kv[1][1])}
+    return {"cpu_ms_per_payment": round(sum(seconds for _, seconds in spent.values()) * 1000 / payments, 1),
+            "by_operation": by_operation}
 
 
 def _percentiles(values: list[float]) -> dict:
