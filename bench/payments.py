@@ -463,11 +463,12 @@ def _call_time():
     (botocore's request and response handling and moto's backend, both in this thread: the local runtime's
     AWS). A call made inside another on the same thread counts in the outer one only; a Lambda function a
     call invokes runs on its own thread, so its work is not in the Invoke's time (its own calls are counted
-    as calls)."""
+    as calls). A call still running on another thread at the exit is not counted: what was yielded does not
+    change after it."""
     from botocore.client import BaseClient
 
     spent: dict = defaultdict(lambda: [0, 0.0])
-    lock, inside = threading.Lock(), threading.local()
+    lock, inside, counting = threading.Lock(), threading.local(), [True]
     api_call = BaseClient._make_api_call
 
     def make_api_call(client, operation_name, api_params):
@@ -480,15 +481,18 @@ def _call_time():
             seconds = time.thread_time() - began
             inside.call = False
             with lock:
-                entry = spent[(client.meta.service_model.service_name, operation_name)]
-                entry[0] += 1
-                entry[1] += seconds
+                if counting[0]:
+                    entry = spent[(client.meta.service_model.service_name, operation_name)]
+                    entry[0] += 1
+                    entry[1] += seconds
 
     BaseClient._make_api_call = make_api_call
     try:
         yield spent
     finally:
         BaseClient._make_api_call = api_call
+        with lock:
+            counting[0] = False
 
 
 def _calls_per_payment(spent: dict, payments: int) -> dict | None:
