@@ -468,7 +468,7 @@ def _call_time():
     from botocore.client import BaseClient
 
     spent: dict = defaultdict(lambda: [0, 0.0])
-    lock, inside, counting = threading.Lock(), threading.local(), [True]
+    lock, inside, counting = threading.Lock(), threading.local(), True
     api_call = BaseClient._make_api_call
 
     def make_api_call(client, operation_name, api_params):
@@ -481,7 +481,7 @@ def _call_time():
             seconds = time.thread_time() - began
             inside.call = False
             with lock:
-                if counting[0]:
+                if counting:
                     entry = spent[(client.meta.service_model.service_name, operation_name)]
                     entry[0] += 1
                     entry[1] += seconds
@@ -492,7 +492,7 @@ def _call_time():
     finally:
         BaseClient._make_api_call = api_call
         with lock:
-            counting[0] = False
+            counting = False
 
 
 def _calls_per_payment(spent: dict, payments: int) -> dict | None:

@@ -241,7 +241,8 @@ class _Poller:
         """The mapping's iterator: from the position delivered so far, else from StartingPosition (the
         position is then where moto's iterator starts: the shard's first record, or its end for LATEST)."""
         if self._iterator is None:
-            arn, shard = self.mapping.stream_arn, self.sources._shard(self.mapping.stream_arn)
+            arn = self.mapping.stream_arn
+            shard = self.sources._shard(arn)
             if self.position:
                 # a number, as moto's GetShardIterator hands its backend the SequenceNumber string
                 iterator = backend.get_shard_iterator(arn, shard.id, "AT_SEQUENCE_NUMBER", self.position)
